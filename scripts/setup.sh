@@ -1,0 +1,19 @@
+#!/bin/bash
+# setup.sh - install every Debian 12 package Sluice needs to build, run and test.
+# Idempotent; run as root. Installs nothing from outside Debian's archive.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+# Keep package postinst scripts from starting daemons that would grab test ports.
+[ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libc-ares-dev libldap-dev libcmocka-dev"
+TEST="dnsmasq-base bind9-dnsutils python3-pytest python3-aiosmtpd python3-dnspython swaks"
+missing=""
+for p in $BUILD $TEST; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  [ "${1:-}" = "--run-only" ] && { echo "setup: missing packages:$missing" >&2; exit 1; }
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing
+fi
+echo "setup: all packages present"

@@ -1,0 +1,132 @@
+/*
+ * conf.h - the whole configuration as one immutable struct, parsed from the files in one
+ * directory (DESIGN.md §2): option.dat, dispatcher.cnf, sluice.cnf, directory.ldif.
+ * conf_load builds a new struct (or collects every "file:line: message" error); the daemon swaps
+ * the pointer on SIGHUP. Nothing here touches sockets or the event loop; any thread may read a
+ * loaded conf, nobody writes it after conf_load returns.
+ */
+#ifndef SLUICE_CONF_H
+#define SLUICE_CONF_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/util.h"
+
+struct sl_directory; /* dir/dir.h */
+
+/* An IPv4 or IPv6 network, for internal_networks. */
+typedef struct {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix;
+} sl_cidr;
+
+/* What to do with a bare CR or LF in a command or in DATA. */
+enum bare_eol_policy { BARE_EOL_REJECT = 0, BARE_EOL_NORMALISE = 1 };
+
+/* option.dat (all keys documented in doc/configuration.md). */
+typedef struct {
+    char *hostname;            /* host_name: our name in greetings and Received: (default: gethostname) */
+    char *queue_dir;           /* queue_dir (default /var/spool/sluice) */
+    char *maildir_root;        /* maildir_root (default /var/mail/sluice) */
+    strvec dns_servers;        /* dns_servers: "host:port" list; empty = /etc/resolv.conf */
+    uint64_t max_message_size; /* max_message_size (default 10M) */
+    unsigned max_recipients;   /* max_recipients per transaction (default 100) */
+    int log_level;             /* log_level (default info) */
+    sl_cidr *internal_networks;/* internal_networks: clients that may relay (default 127.0.0.0/8 ::1) */
+    size_t n_internal_networks;
+    enum bare_eol_policy bare_eol; /* bare_lf: reject|normalise (default reject) */
+    unsigned max_errors;       /* max_errors before 421 (default 10) */
+    unsigned idle_timeout;     /* idle_timeout seconds (default 300) */
+    unsigned retry_interval;   /* retry_interval seconds: first retry (default 300) */
+    unsigned retry_max;        /* retry_max seconds: backoff cap (default 3600) */
+    unsigned message_lifetime; /* message_lifetime seconds (default 5 days) */
+    unsigned connect_timeout;  /* connect_timeout seconds (default 30) */
+    unsigned command_timeout;  /* command_timeout seconds for the SMTP client (default 300) */
+    unsigned commit_workers;   /* reserved */
+} sl_options;
+
+enum channel_type {
+    CHAN_LOCAL,     /* "l": Maildir delivery */
+    CHAN_SMTP,      /* tcp_*: SMTP client */
+    CHAN_LMTP,      /* lmtp*: LMTP client (later issue) */
+    CHAN_PROCESS,   /* process*: re-run rewriting (later issue) */
+    CHAN_BITBUCKET, /* bitbucket: discard */
+    CHAN_HOLD,      /* hold: keep until released */
+    CHAN_OTHER      /* defaults and channels that only route */
+};
+
+typedef struct {
+    char *name;
+    enum channel_type type;
+    strvec hosts;       /* official host name first, then alias host names */
+    bool smtp, mx;      /* "smtp"; "mx" (default for tcp_*) / "nomx" */
+    char *daemon;       /* "daemon HOST": smart host, NULL for MX routing */
+    unsigned port;      /* "port N" (default 25) */
+    unsigned subdirs;   /* "subdirs N" (default 1) */
+    unsigned maxjobs;   /* "maxjobs N" (default 10) */
+    int line;           /* line of the channel in sluice.cnf */
+} sl_channel;
+
+typedef struct {
+    char *pattern;  /* host pattern: "example.com", ".example.com", "." ... (lower case) */
+    char *tmpl;     /* template text as written */
+    int line;
+} sl_rule;
+
+typedef struct {
+    char *name;
+    strvec ports;      /* PORT=, as text */
+    strvec addresses;  /* INTERFACE_ADDRESS= (default 127.0.0.1... see doc) */
+    char *channel;     /* PARAMETER=CHANNEL= (default tcp_local) */
+    int line;
+} sl_service;
+
+typedef struct sl_conf {
+    char *dir;
+    sl_options opt;
+    sl_rule *rules;
+    size_t n_rules;
+    sl_channel *channels; /* channels[0] is "defaults" when given */
+    size_t n_channels;
+    sl_service *services;
+    size_t n_services;
+    struct sl_directory *directory;
+} sl_conf;
+
+/* Collected "file:line: message" errors. */
+typedef struct {
+    strvec msgs;
+} conf_errors;
+
+/* conf_error - record an error for file:line (line 0 = whole file). */
+void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* conf_load - parse every file in dir; NULL and errs filled if any error. Caller frees with conf_free. */
+sl_conf *conf_load(const char *dir, conf_errors *errs);
+/* conf_free - release a conf from conf_load. */
+void conf_free(sl_conf *c);
+
+/* conf_parse_options - parse option.dat text into opt (defaults first). Returns error count added. */
+int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs);
+/* conf_options_defaults - fill opt with the documented defaults. */
+void conf_options_defaults(sl_options *opt);
+/* conf_options_free - release what conf_parse_options allocated. */
+void conf_options_free(sl_options *opt);
+/* conf_parse_dispatcher - parse dispatcher.cnf text into c->services. Returns error count added. */
+int conf_parse_dispatcher(const char *file, const char *text, sl_conf *c, conf_errors *errs);
+/* conf_parse_sluice_cnf - parse rewrite rules and channel blocks into c. Returns error count added. */
+int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_errors *errs);
+
+/* conf_channel_by_name - channel named name (case-insensitive), or NULL. */
+const sl_channel *conf_channel_by_name(const sl_conf *c, const char *name);
+/* conf_channel_by_host - channel whose official or alias host name is host, or NULL. */
+const sl_channel *conf_channel_by_host(const sl_conf *c, const char *host);
+/* conf_cidr_parse - parse "10.0.0.0/8", "::1", "127.0.0.1" into out; -1 on error. */
+int conf_cidr_parse(const char *s, sl_cidr *out);
+/* conf_cidr_match - whether the socket address lies in one of the networks. */
+bool conf_cidr_match(const sl_cidr *nets, size_t n, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * smtp_out.h - the SMTP client channel program (tcp_* channels): one outbound session ("job")
+ * to one destination. Runs on the event loop (libevent bufferevents, c-ares via dns.h); only the
+ * loop thread calls it.
+ *
+ * Destination: the channel's "daemon HOST" smart host if set, else the MX hosts of the routing
+ * host (preference order, equal preferences shuffled; no MX -> the domain's A/AAAA; null MX ->
+ * permanent 5.1.10; NXDOMAIN -> permanent 5.1.2; DNS failure -> temporary 4.4.3). Port: the
+ * channel's "port N" (default 25). Connection refused/timed out, a 4xx/5xx greeting, a 4xx
+ * reply to EHLO/MAIL -> the next host. Per-recipient RCPT results: 5xx fails that recipient
+ * only, 4xx retries it. PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID)
+ * passed on when the next hop offers DSN; otherwise recipients with NOTIFY=SUCCESS are marked
+ * relayed. SIZE, 8BITMIME and SMTPUTF8 honoured. After a transaction the connection stays open
+ * for the next item to the same destination until smtp_out_free (QUIT).
+ */
+#ifndef SLUICE_SMTP_OUT_H
+#define SLUICE_SMTP_OUT_H
+#include <stdbool.h>
+
+#include "conf/conf.h"
+#include "deliver/deliver.h"
+#include "dns/dns.h"
+
+struct event_base;
+typedef struct smtp_out smtp_out;
+
+/* smtp_out_done_cb - every result of item is filled. Called on the loop, never from inside smtp_out_deliver. */
+typedef void (*smtp_out_done_cb)(void *arg, deliv_item *item);
+
+/* smtp_out_new - a session for channel ch to destination host (the routing host). Does not connect yet. */
+smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *conf, const sl_channel *ch,
+                       const char *host);
+/* smtp_out_deliver - deliver item (connecting first if needed); cb runs once when done. One item at a time. */
+void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *arg);
+/* smtp_out_reusable - whether the connection is open and idle, ready for another item. */
+bool smtp_out_reusable(const smtp_out *s);
+/* smtp_out_free - QUIT if connected (without waiting long), close, free. Not while an item is in progress. */
+void smtp_out_free(smtp_out *s);
+
+#endif

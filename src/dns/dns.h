@@ -1,0 +1,39 @@
+/*
+ * dns.h - asynchronous DNS on the event loop with c-ares: MX and address lookups against the
+ * configured servers (option.dat dns_servers, "host:port"). Callbacks run on the loop thread.
+ * Only the loop thread may call these functions.
+ *
+ * Results follow DESIGN.md §3: SL_OK = an answer (possibly empty: the name exists without
+ * records of that type), SL_PERM = the name does not exist (NXDOMAIN), SL_TEMP = anything
+ * else (timeout, SERVFAIL, refused, malformed reply).
+ */
+#ifndef SLUICE_DNS_H
+#define SLUICE_DNS_H
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "core/util.h"
+
+struct event_base;
+typedef struct dns_ctx dns_ctx;
+
+typedef struct {
+    char *host;    /* exchange name; "" for a null MX ("." RFC 7505) */
+    unsigned pref;
+} dns_mx;
+
+/* dns_mx_cb - MX answer: mx sorted by preference, equal preferences shuffled; freed after the callback returns. */
+typedef void (*dns_mx_cb)(void *arg, sl_result res, const dns_mx *mx, size_t n, const char *errmsg);
+/* dns_addr_cb - A and AAAA answers merged (IPv4 first); port left 0; freed after the callback returns. */
+typedef void (*dns_addr_cb)(void *arg, sl_result res, const struct sockaddr_storage *addrs, size_t n, const char *errmsg);
+
+/* dns_new - a resolver on base using servers ("host:port" strings; empty = system resolv.conf). NULL + err on failure. */
+dns_ctx *dns_new(struct event_base *base, const strvec *servers, char *err, size_t errlen);
+/* dns_free - cancel pending queries (their callbacks run with SL_TEMP "cancelled") and free. */
+void dns_free(dns_ctx *d);
+/* dns_lookup_mx - look up the MX records of domain. */
+void dns_lookup_mx(dns_ctx *d, const char *domain, dns_mx_cb cb, void *arg);
+/* dns_lookup_addr - look up A and AAAA of host; an IP literal answers at once (still via the callback). */
+void dns_lookup_addr(dns_ctx *d, const char *host, dns_addr_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * qfile.h - the queue file format: pure encode/decode, no I/O (DESIGN.md §3).
+ *
+ * A queue file holds one message for one destination channel:
+ *   magic "SLQF", u16 version (1), then records, then the end record.
+ *   record = u8 type, u32 little-endian payload length, payload.
+ * Strings are payloads without NUL. Every read validates everything: magic, version, known
+ * record types, lengths inside the file, required records present, end record last and exactly
+ * at the end of the file. Recipient state is a fixed-size field that the store updates in place
+ * (pwrite + fdatasync), so a recipient's state change is durable without rewriting the file.
+ * Any thread may call these functions; a qmsg is owned by one thread at a time.
+ */
+#ifndef SLUICE_QFILE_H
+#define SLUICE_QFILE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+
+#define QFILE_MAGIC "SLQF"
+#define QFILE_VERSION 1
+
+enum qrcpt_status { QR_PENDING = 0, QR_DELIVERED = 1, QR_FAILED = 2, QR_RELAYED = 3 };
+
+typedef struct {
+    char *addr;        /* address to deliver to, after rewriting/alias expansion */
+    char *orig;        /* address as given in RCPT TO (for logs and DSNs) */
+    char *orcpt;       /* DSN ORCPT "type;addr" decoded, or NULL */
+    char *host;        /* routing host chosen by rewriting ("" for none) */
+    unsigned notify;   /* DSN_NOTIFY_* bits from smtp/parse.h */
+    /* mutable state (fixed-size record, updated in place) */
+    uint8_t status;    /* enum qrcpt_status */
+    uint16_t attempts;
+    int64_t next_attempt; /* unix seconds; 0 = now */
+    off_t state_off;   /* byte offset of the state record payload in the file (set by encode/decode) */
+} qrcpt;
+
+typedef struct {
+    char id[32];       /* queue id, e.g. "4fK2x9aB0001" */
+    char *channel;     /* destination channel */
+    char *src_channel; /* channel the message arrived on */
+    char *sender;      /* envelope sender, "" for <> */
+    char *envid;       /* DSN ENVID or NULL */
+    uint8_t ret;       /* enum dsn_ret */
+    uint8_t body;      /* enum smtp_body */
+    bool smtputf8;
+    bool is_notification; /* generated DSN/MDN: never bounce it again */
+    int64_t arrival;   /* unix seconds */
+    char *client;      /* "helo [ip]" of the submitting client, for DSNs/logs */
+    qrcpt *rcpts;
+    size_t n_rcpts;
+    /* message content: header+body with CRLF line ends, no dot-stuffing */
+    const char *data;
+    size_t data_len;
+    char *data_owned;  /* set when the qmsg owns data (decode copies into it) */
+} qmsg;
+
+/* qmsg_free - release everything a qmsg owns (not the qmsg itself). */
+void qmsg_free(qmsg *m);
+/* qmsg_add_rcpt - append a recipient (copies strings); returns it. */
+qrcpt *qmsg_add_rcpt(qmsg *m, const char *addr, const char *orig, const char *orcpt, const char *host, unsigned notify);
+
+/* qfile_encode - serialise m into out, setting each rcpt's state_off. */
+void qfile_encode(qmsg *m, strbuf *out);
+/*
+ * qfile_decode - parse and validate buf (a whole file) into m, copying the data. Returns 0, or
+ * -1 with a reason ("truncated", "bad magic", "unsupported version 7", ...) in err.
+ */
+int qfile_decode(const void *buf, size_t len, qmsg *m, char *err, size_t errlen);
+/* qfile_state_size - size in bytes of a recipient state payload. */
+size_t qfile_state_size(void);
+/* qfile_state_pack - the state payload bytes of r into out (qfile_state_size bytes). */
+void qfile_state_pack(const qrcpt *r, uint8_t *out);
+
+#endif
