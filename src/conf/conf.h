@@ -129,4 +129,18 @@ int conf_cidr_parse(const char *s, sl_cidr *out);
 /* conf_cidr_match - whether the socket address lies in one of the networks. */
 bool conf_cidr_match(const sl_cidr *nets, size_t n, const struct sockaddr *sa);
 
+/* Helpers shared by the parsers (added by the conf implementation). */
+/* conf_next_line - cut the next line out of the writable text at *cursor (strips "\r"); NULL at end. */
+char *conf_next_line(char **cursor);
+/* conf_line_is_comment - whether line (after leading blanks) starts with one of the chars in marks. */
+bool conf_line_is_comment(const char *line, const char *marks);
+/* conf_split_list - split s at commas and blanks into out (copies, empty items dropped). Returns the count. */
+size_t conf_split_list(const char *s, strvec *out);
+/* conf_dispatcher_free - release c->services (from conf_parse_dispatcher). */
+void conf_dispatcher_free(sl_conf *c);
+/* conf_sluice_cnf_free - release c->rules and c->channels (from conf_parse_sluice_cnf). */
+void conf_sluice_cnf_free(sl_conf *c);
+/* conf_channel_type - the channel type implied by a channel name ("l", "tcp_*", "lmtp*", ...). */
+enum channel_type conf_channel_type(const char *name);
+
 #endif

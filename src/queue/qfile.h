@@ -73,5 +73,15 @@ int qfile_decode(const void *buf, size_t len, qmsg *m, char *err, size_t errlen)
 size_t qfile_state_size(void);
 /* qfile_state_pack - the state payload bytes of r into out (qfile_state_size bytes). */
 void qfile_state_pack(const qrcpt *r, uint8_t *out);
+/*
+ * qfile_state_unpack - parse a state payload (qfile_state_size bytes) into r's status, attempts
+ * and next_attempt. Returns 0, or -1 with a reason in err if the bytes are not a valid state.
+ */
+int qfile_state_unpack(const uint8_t *in, qrcpt *r, char *err, size_t errlen);
+/*
+ * qfile_crc32 - update an IEEE CRC-32 (the one zlib and PNG use) with n bytes; start with 0.
+ * Used for the file's checksum record; exported for tools and tests that build files by hand.
+ */
+uint32_t qfile_crc32(uint32_t crc, const void *p, size_t n);
 
 #endif

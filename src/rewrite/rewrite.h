@@ -33,4 +33,8 @@ void rw_result_free(rw_result *r);
 /* rewrite_split - split "local@domain" at the last '@' outside quotes; -1 if none. */
 int rewrite_split(const char *addr, char **local, char **domain);
 
+/* rewrite_template_check - 0 if tmpl is a valid template ("A%B@C", "A@B", "A%B" with $U $H $D $$ $% $@);
+ * -1 with the reason in err otherwise. conf uses it to reject bad rules at load. */
+int rewrite_template_check(const char *tmpl, char *err, size_t errlen);
+
 #endif

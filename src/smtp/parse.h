@@ -34,6 +34,12 @@ char *smtp_addr_format(const smtp_addr *a);
  * Returns 0, or -1 with a reason in err.
  */
 int smtp_addr_parse(const char *s, size_t len, bool allow_utf8, smtp_addr *out, char *err, size_t errlen);
+/*
+ * smtp_domain_check - validate a domain name (LDH labels, U-labels when allow_utf8) or an address
+ * literal "[1.2.3.4]" / "[IPv6:...]" as used after '@' and in HELO/EHLO. Returns 0, or -1 with a
+ * reason in err.
+ */
+int smtp_domain_check(const char *s, size_t len, bool allow_utf8, char *err, size_t errlen);
 
 enum smtp_verb {
     SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_BDAT, SMTP_RSET, SMTP_NOOP,

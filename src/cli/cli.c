@@ -1,0 +1,63 @@
+/* cli.c - command-line front end (see cli.h). */
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "core/util.h"
+#include "dir/dir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: sluice serve [-C DIR]     run the daemon in the foreground\n"
+          "       sluice check [-C DIR]     validate a configuration\n"
+          "       sluice version\n"
+          "DIR defaults to /etc/sluice.\n",
+          f);
+}
+
+int cli_check(const char *dir)
+{
+    conf_errors errs = {0};
+    sl_conf *c = conf_load(dir, &errs);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    int rc = c ? 0 : 1;
+    if (c) {
+        printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
+               c->n_rules, c->n_channels, c->n_services, dir_domain_count(c->directory), dir_user_count(c->directory));
+        conf_free(c);
+    }
+    sv_free(&errs.msgs);
+    return rc;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    const char *dir = "/etc/sluice";
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-C") && i + 1 < argc) dir = argv[++i];
+        else {
+            fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "check")) return cli_check(dir);
+    if (!strcmp(cmd, "serve")) return daemon_serve(dir);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "sluice: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,16 @@
+/*
+ * cli.h - the sluice command line: serve, check, version. Each returns the process exit status.
+ */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#define SLUICE_VERSION "0.1.0"
+
+/* cli_main - dispatch argv to a subcommand. */
+int cli_main(int argc, char **argv);
+/* cli_check - validate the configuration in dir; print every error; 0 if valid, 1 otherwise. */
+int cli_check(const char *dir);
+/* daemon_serve - run the daemon in the foreground on the configuration in dir. */
+int daemon_serve(const char *dir);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * daemon.c - "sluice serve": wires the loop, the queue store, the scheduler, DNS and the
+ * dispatcher together, recovers the queue, handles SIGTERM (stop cleanly, queue intact) and
+ * SIGHUP (reload, keeping the old configuration if the new one is invalid).
+ */
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "core/ctx.h"
+#include "core/log.h"
+#include "core/workq.h"
+#include "dir/dir.h"
+#include "dns/dns.h"
+#include "jobs/sched.h"
+#include "queue/store.h"
+#include "smtp/listener.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    sl_ctx ctx;
+    listener *lst;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
+    int64_t stop_started;
+    const char *dir;
+} daemon_state;
+
+static void recovered(void *arg, qmsg *msg, char *path)
+{
+    sched_add(arg, msg, path);
+}
+
+static void reload(daemon_state *d)
+{
+    conf_errors errs = {0};
+    sl_conf *c = conf_load(d->dir, &errs);
+    if (!c) {
+        for (size_t i = 0; i < errs.msgs.n; i++) log_error(NULL, "reload_error", "error=\"%s\"", errs.msgs.v[i]);
+        log_error(NULL, "reload_failed", "dir=%s keeping=old_configuration", d->dir);
+    } else {
+        ctx_conf_replace(&d->ctx, c);
+        log_set_level((enum log_level)c->opt.log_level);
+        log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu note=\"listening services change on restart\"",
+                 d->dir, c->n_rules, c->n_channels);
+    }
+    sv_free(&errs.msgs);
+}
+
+static void stop_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_state *d = arg;
+    bool idle = sched_idle(d->ctx.sched) && listener_sessions(d->lst) == 0;
+    if (idle || now_mono_ms() - d->stop_started > 5000) {
+        if (!idle) log_warn(NULL, "stop_forced", "note=\"jobs still running; their messages stay queued\"");
+        event_base_loopbreak(d->ctx.base);
+        return;
+    }
+    struct timeval tv = {0, 50000};
+    evtimer_add(d->ev_stop, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    daemon_state *d = arg;
+    if (sig == SIGHUP) {
+        reload(d);
+        return;
+    }
+    if (d->ctx.stopping) return;
+    d->ctx.stopping = true;
+    log_info(NULL, "stopping", "signal=%d", (int)sig);
+    listener_close(d->lst);
+    sched_stop(d->ctx.sched);
+    d->stop_started = now_mono_ms();
+    stop_tick(-1, 0, d);
+}
+
+int daemon_serve(const char *dir)
+{
+    daemon_state d = {0};
+    d.dir = dir;
+    conf_errors errs = {0};
+    sl_conf *conf = conf_load(dir, &errs);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    sv_free(&errs.msgs);
+    if (!conf) return 1;
+    log_set_level((enum log_level)conf->opt.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    d.ctx.base = event_base_new();
+    d.ctx.conf = conf;
+    d.ctx.wq = workq_new(d.ctx.base, 4);
+    char err[512];
+    d.ctx.store = store_open(d.ctx.base, d.ctx.wq, conf->opt.queue_dir, err, sizeof err);
+    if (!d.ctx.store) fatal("%s", err);
+    d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
+    if (!d.ctx.dns) fatal("dns: %s", err);
+    d.ctx.sched = sched_new(&d.ctx);
+    size_t n = store_recover(d.ctx.store, recovered, d.ctx.sched);
+    log_info(NULL, "recovered", "messages=%zu queue_dir=%s", n, conf->opt.queue_dir);
+    d.lst = listener_open(&d.ctx, err, sizeof err);
+    if (!d.lst) fatal("%s", err);
+    d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
+    d.ev_int = evsignal_new(d.ctx.base, SIGINT, on_signal, &d);
+    d.ev_hup = evsignal_new(d.ctx.base, SIGHUP, on_signal, &d);
+    d.ev_stop = evtimer_new(d.ctx.base, stop_tick, &d);
+    event_add(d.ev_term, NULL);
+    event_add(d.ev_int, NULL);
+    event_add(d.ev_hup, NULL);
+    sched_start(d.ctx.sched);
+    log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s domain=%s", SLUICE_VERSION, dir,
+             conf->opt.hostname, conf->opt.maildir_root,
+             dir_first_domain(conf->directory) ? dir_first_domain(conf->directory) : "-");
+    event_base_dispatch(d.ctx.base);
+    bool clean = sched_idle(d.ctx.sched) && listener_sessions(d.lst) == 0;
+    log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.ctx.sched));
+    if (!clean) return 0; /* in-flight work is abandoned; the queue on disk is intact */
+    listener_free(d.lst);
+    event_free(d.ev_term);
+    event_free(d.ev_int);
+    event_free(d.ev_hup);
+    event_free(d.ev_stop);
+    workq_free(d.ctx.wq);
+    store_close(d.ctx.store);
+    sched_free(d.ctx.sched);
+    dns_free(d.ctx.dns);
+    ctx_conf_release_all(&d.ctx);
+    event_base_free(d.ctx.base);
+    libevent_global_shutdown();
+    return 0;
+}

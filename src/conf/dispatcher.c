@@ -1,0 +1,218 @@
+/*
+ * dispatcher.c - dispatcher.cnf: listening services. Each "[SERVICE=NAME]" section lists its
+ * ports (PORT=), the addresses to bind (INTERFACE_ADDRESS=, default 0.0.0.0) and the source
+ * channel of the mail it receives (PARAMETER=CHANNEL=name, default tcp_local). Whether that
+ * channel exists is checked by conf_load once sluice.cnf is parsed. Called while loading a
+ * configuration only.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_ADDRESS "0.0.0.0"
+#define DEFAULT_CHANNEL "tcp_local"
+
+/* Parser state: the section being read (added to c on close) and the error count. */
+typedef struct {
+    const char *file;
+    sl_conf *c;
+    conf_errors *errs;
+    sl_service cur;
+    bool in_section, discard, seen_section; /* discard: a bad or duplicate section, read but not kept */
+    int nerr;
+} disp_parser;
+
+/* disp_error - record an error at line and count it. */
+static void disp_error(disp_parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void disp_error(disp_parser *p, int line, const char *fmt, ...)
+{
+    strbuf sb;
+    va_list ap;
+    sb_init(&sb);
+    va_start(ap, fmt);
+    sb_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    conf_error(p->errs, p->file, line, "%s", sb.data);
+    sb_free(&sb);
+    p->nerr++;
+}
+
+static void service_free(sl_service *s)
+{
+    free(s->name);
+    sv_free(&s->ports);
+    sv_free(&s->addresses);
+    free(s->channel);
+    memset(s, 0, sizeof *s);
+}
+
+void conf_dispatcher_free(sl_conf *c)
+{
+    for (size_t i = 0; i < c->n_services; i++) service_free(&c->services[i]);
+    free(c->services);
+    c->services = NULL;
+    c->n_services = 0;
+}
+
+static const sl_service *service_find(const sl_conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_services; i++)
+        if (str_ieq(c->services[i].name, name)) return &c->services[i];
+    return NULL;
+}
+
+/* section_close - check the section just read, fill in defaults and keep it. */
+static void section_close(disp_parser *p)
+{
+    sl_service *s = &p->cur;
+    if (!p->in_section) return;
+    p->in_section = false;
+    if (!p->discard && s->ports.n == 0) disp_error(p, s->line, "service '%s' has no PORT", s->name);
+    if (p->discard || s->ports.n == 0) {
+        service_free(s);
+        return;
+    }
+    if (s->addresses.n == 0) sv_push(&s->addresses, DEFAULT_ADDRESS);
+    if (!s->channel) s->channel = xstrdup(DEFAULT_CHANNEL);
+    p->c->services = xrealloc(p->c->services, (p->c->n_services + 1) * sizeof *p->c->services);
+    p->c->services[p->c->n_services++] = *s;
+    memset(s, 0, sizeof *s);
+}
+
+/* section_open - "[SERVICE=NAME]"; a bad header still opens a (discarded) section so its keys are checked. */
+static void section_open(disp_parser *p, int line, char *text)
+{
+    section_close(p);
+    p->seen_section = true;
+    p->in_section = true;
+    p->discard = true;
+    p->cur.line = line;
+    size_t n = strlen(text);
+    char *eq = strchr(text, '=');
+    if (text[n - 1] != ']' || !eq) {
+        disp_error(p, line, "malformed section header '%s' (expected [SERVICE=NAME])", text);
+        return;
+    }
+    text[n - 1] = '\0';
+    *eq = '\0';
+    char *kind = str_trim(text + 1), *name = str_trim(eq + 1);
+    if (!str_ieq(kind, "SERVICE")) {
+        disp_error(p, line, "unknown section '[%s=...]' (expected [SERVICE=NAME])", kind);
+        return;
+    }
+    if (!*name || strpbrk(name, " \t[]=")) {
+        disp_error(p, line, "bad service name '%s'", name);
+        return;
+    }
+    const sl_service *old = service_find(p->c, name);
+    if (old) disp_error(p, line, "duplicate service '%s' (first at line %d)", name, old->line);
+    p->discard = old != NULL;
+    p->cur.name = xstrdup(name);
+}
+
+static void key_port(disp_parser *p, int line, const char *value)
+{
+    strvec items = {0};
+    if (conf_split_list(value, &items) == 0) disp_error(p, line, "PORT: no port given");
+    for (size_t i = 0; i < items.n; i++) {
+        uint64_t port;
+        if (parse_uint(items.v[i], 1, 65535, &port) != 0) {
+            disp_error(p, line, "PORT: bad port '%s' (expected 1..65535)", items.v[i]);
+            continue;
+        }
+        char *text = xasprintf("%u", (unsigned)port);
+        if (sv_contains_ci(&p->cur.ports, text)) {
+            disp_error(p, line, "PORT: duplicate port %s", text);
+            free(text);
+        } else {
+            sv_push_owned(&p->cur.ports, text);
+        }
+    }
+    sv_free(&items);
+}
+
+static void key_address(disp_parser *p, int line, const char *value)
+{
+    strvec items = {0};
+    if (conf_split_list(value, &items) == 0) disp_error(p, line, "INTERFACE_ADDRESS: no address given");
+    for (size_t i = 0; i < items.n; i++) {
+        char *a = items.v[i];
+        size_t n = strlen(a);
+        char *bare = (a[0] == '[' && n > 2 && a[n - 1] == ']') ? xstrndup(a + 1, n - 2) : xstrdup(a);
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, bare, buf) == 1 || inet_pton(AF_INET6, bare, buf) == 1)
+            sv_push_owned(&p->cur.addresses, bare);
+        else {
+            disp_error(p, line, "INTERFACE_ADDRESS: bad address '%s' (expected an IPv4 or IPv6 address)", a);
+            free(bare);
+        }
+    }
+    sv_free(&items);
+}
+
+static void key_parameter(disp_parser *p, int line, char *value)
+{
+    char *eq = strchr(value, '=');
+    if (!eq) {
+        disp_error(p, line, "PARAMETER: expected CHANNEL=name, got '%s'", value);
+        return;
+    }
+    *eq = '\0';
+    char *name = str_trim(value), *arg = str_trim(eq + 1);
+    if (!str_ieq(name, "CHANNEL")) {
+        disp_error(p, line, "PARAMETER: unknown parameter '%s' (expected CHANNEL=name)", name);
+        return;
+    }
+    if (!*arg || strpbrk(arg, " \t,")) {
+        disp_error(p, line, "PARAMETER: bad channel name '%s'", arg);
+        return;
+    }
+    free(p->cur.channel);
+    p->cur.channel = str_lower(xstrdup(arg));
+}
+
+/* parse_key_line - "KEY=VALUE" inside a section. */
+static void parse_key_line(disp_parser *p, int line, char *text)
+{
+    char *eq = strchr(text, '=');
+    if (!eq) {
+        disp_error(p, line, "expected KEY=VALUE or [SERVICE=NAME]");
+        return;
+    }
+    *eq = '\0';
+    char *key = str_trim(text), *value = str_trim(eq + 1);
+    if (!p->in_section) {
+        disp_error(p, line, "'%s' outside a [SERVICE=NAME] section", key);
+        return;
+    }
+    if (str_ieq(key, "PORT")) key_port(p, line, value);
+    else if (str_ieq(key, "INTERFACE_ADDRESS")) key_address(p, line, value);
+    else if (str_ieq(key, "PARAMETER")) key_parameter(p, line, value);
+    else disp_error(p, line, "unknown key '%s'", key);
+}
+
+int conf_parse_dispatcher(const char *file, const char *text, sl_conf *c, conf_errors *errs)
+{
+    disp_parser p;
+    memset(&p, 0, sizeof p);
+    p.file = file;
+    p.c = c;
+    p.errs = errs;
+    char *copy = xstrdup(text), *cursor = copy, *line;
+    int lineno = 0;
+    while ((line = conf_next_line(&cursor)) != NULL) {
+        lineno++;
+        if (conf_line_is_comment(line, "!#")) continue;
+        char *t = str_trim(line);
+        if (!*t) continue;
+        if (*t == '[') section_open(&p, lineno, t);
+        else parse_key_line(&p, lineno, t);
+    }
+    section_close(&p);
+    if (!p.seen_section) disp_error(&p, 0, "no [SERVICE=NAME] section: at least one service is required");
+    free(copy);
+    return p.nerr;
+}

@@ -1,0 +1,387 @@
+/*
+ * options.c - option.dat: global "key=value" options with documented defaults
+ * (doc/configuration.md), and the CIDR networks used by internal_networks. Each key is one row
+ * of a table naming its setter and the values it accepts; a bad value is an error naming the key.
+ * Called while loading a configuration; the CIDR match is a pure function any thread may call.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define DAY (86400u)
+
+typedef struct opt_def opt_def;
+/* A setter stores value into opt; on error it returns -1 and may put the offending item into bad. */
+typedef int (*opt_setter)(sl_options *opt, const char *value, const opt_def *d, const char *file, strbuf *bad);
+
+struct opt_def {
+    const char *key;
+    opt_setter set;
+    size_t offset;  /* field for the generic number setters */
+    uint64_t min, max;
+    const char *expect;
+};
+
+/* Parser state: lines of the options whose values are checked against each other. */
+typedef struct {
+    int retry_interval_line, retry_max_line;
+} opt_lines;
+
+void conf_options_defaults(sl_options *opt)
+{
+    char host[256];
+    memset(opt, 0, sizeof *opt);
+    if (gethostname(host, sizeof host) != 0 || !host[0]) snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    opt->hostname = xstrdup(host);
+    opt->queue_dir = xstrdup("/var/spool/sluice");
+    opt->maildir_root = xstrdup("/var/mail/sluice");
+    opt->max_message_size = 10ULL * 1024 * 1024;
+    opt->max_recipients = 100;
+    opt->log_level = LOG_LVL_INFO;
+    opt->n_internal_networks = 2;
+    opt->internal_networks = xcalloc(2, sizeof *opt->internal_networks);
+    conf_cidr_parse("127.0.0.0/8", &opt->internal_networks[0]);
+    conf_cidr_parse("::1", &opt->internal_networks[1]);
+    opt->bare_eol = BARE_EOL_REJECT;
+    opt->max_errors = 10;
+    opt->idle_timeout = 300;
+    opt->retry_interval = 300;
+    opt->retry_max = 3600;
+    opt->message_lifetime = 5 * DAY;
+    opt->connect_timeout = 30;
+    opt->command_timeout = 300;
+    opt->commit_workers = 1;
+}
+
+void conf_options_free(sl_options *opt)
+{
+    free(opt->hostname);
+    free(opt->queue_dir);
+    free(opt->maildir_root);
+    sv_free(&opt->dns_servers);
+    free(opt->internal_networks);
+    opt->hostname = opt->queue_dir = opt->maildir_root = NULL;
+    opt->internal_networks = NULL;
+    opt->n_internal_networks = 0;
+}
+
+/* valid_hostname - letters, digits, '-', '_' and non-empty dot-separated labels. */
+static bool valid_hostname(const char *s)
+{
+    size_t label = 0, n = strlen(s);
+    if (n == 0 || n > 253) return false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            if (label == 0) return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  *p == '-' || *p == '_';
+        if (!ok || ++label > 63) return false;
+    }
+    return label > 0;
+}
+
+static int set_hostname(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (!valid_hostname(v)) return -1;
+    free(opt->hostname);
+    opt->hostname = xstrdup(v);
+    return 0;
+}
+
+/* resolve_path - v when absolute, else realpath(directory of file) + "/" + v (target need not exist). */
+static char *resolve_path(const char *file, const char *v)
+{
+    if (v[0] == '/') return xstrdup(v);
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? xstrndup(file, (size_t)(slash - file) + (slash == file)) : xstrdup(".");
+    char *real = realpath(dir, NULL);
+    char *out = real ? xasprintf("%s%s%s", real, strcmp(real, "/") ? "/" : "", v) : NULL;
+    free(real);
+    free(dir);
+    return out;
+}
+
+/* set_path - queue_dir / maildir_root: a non-empty path, relative ones resolved against the config dir. */
+static int set_path(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)bad;
+    if (!*v) return -1;
+    char *path = resolve_path(file, v);
+    if (!path) return -1;
+    char **field = (char **)((char *)opt + d->offset);
+    free(*field);
+    *field = path;
+    return 0;
+}
+
+static int set_size(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    uint64_t n;
+    if (parse_size(v, &n) != 0 || n < d->min || n > d->max) return -1;
+    opt->max_message_size = n;
+    return 0;
+}
+
+static int set_uint(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    uint64_t n;
+    if (parse_uint(v, d->min, d->max, &n) != 0) return -1;
+    *(unsigned *)((char *)opt + d->offset) = (unsigned)n;
+    return 0;
+}
+
+static int set_duration(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    int64_t n;
+    if (parse_duration(v, &n) != 0 || n < (int64_t)d->min || n > (int64_t)d->max) return -1;
+    *(unsigned *)((char *)opt + d->offset) = (unsigned)n;
+    return 0;
+}
+
+static int set_log_level(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    int lvl = log_level_parse(v);
+    if (lvl < 0) return -1;
+    opt->log_level = lvl;
+    return 0;
+}
+
+static int set_bare_lf(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "reject")) opt->bare_eol = BARE_EOL_REJECT;
+    else if (str_ieq(v, "normalise") || str_ieq(v, "normalize")) opt->bare_eol = BARE_EOL_NORMALISE;
+    else return -1;
+    return 0;
+}
+
+/* dns_server_normalise - "ip", "ip:port", "[ipv6]", "[ipv6]:port" or a bare IPv6 into "ip:port" / "[ipv6]:port". */
+static char *dns_server_normalise(const char *s)
+{
+    char *host = NULL, *out = NULL;
+    const char *port = NULL;
+    unsigned char buf[16];
+    int family = AF_INET;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close) return NULL;
+        host = xstrndup(s + 1, (size_t)(close - s - 1));
+        family = AF_INET6;
+        if (close[1] == ':') port = close + 2;
+        else if (close[1] != '\0') goto done;
+    } else if (inet_pton(AF_INET6, s, buf) == 1) {
+        host = xstrdup(s);
+        family = AF_INET6;
+    } else {
+        const char *colon = strchr(s, ':');
+        host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+        if (colon) port = colon + 1;
+    }
+    uint64_t p = 53;
+    if (inet_pton(family, host, buf) != 1) goto done;
+    if (port && parse_uint(port, 1, 65535, &p) != 0) goto done;
+    out = family == AF_INET6 ? xasprintf("[%s]:%u", host, (unsigned)p) : xasprintf("%s:%u", host, (unsigned)p);
+done:
+    free(host);
+    return out;
+}
+
+static int set_dns_servers(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file;
+    strvec items = {0}, servers = {0};
+    int rc = 0;
+    conf_split_list(v, &items);
+    for (size_t i = 0; i < items.n && rc == 0; i++) {
+        char *norm = dns_server_normalise(items.v[i]);
+        if (norm) {
+            sv_push_owned(&servers, norm);
+        } else {
+            sb_puts(bad, items.v[i]);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        sv_free(&opt->dns_servers);
+        opt->dns_servers = servers;
+    } else {
+        sv_free(&servers);
+    }
+    sv_free(&items);
+    return rc;
+}
+
+static int set_networks(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file;
+    strvec items = {0};
+    conf_split_list(v, &items);
+    sl_cidr *nets = xcalloc(items.n ? items.n : 1, sizeof *nets);
+    int rc = 0;
+    for (size_t i = 0; i < items.n && rc == 0; i++) {
+        if (conf_cidr_parse(items.v[i], &nets[i]) != 0) {
+            sb_puts(bad, items.v[i]);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        free(opt->internal_networks);
+        opt->internal_networks = nets;
+        opt->n_internal_networks = items.n;
+    } else {
+        free(nets);
+    }
+    sv_free(&items);
+    return rc;
+}
+
+#define OFF(f) offsetof(sl_options, f)
+static const opt_def opt_table[] = {
+    {"host_name", set_hostname, 0, 0, 0, "a host name"},
+    {"queue_dir", set_path, OFF(queue_dir), 0, 0, "a directory path"},
+    {"maildir_root", set_path, OFF(maildir_root), 0, 0, "a directory path"},
+    {"dns_servers", set_dns_servers, 0, 0, 0, "IP, IP:port or [IPv6]:port, separated by commas or spaces"},
+    {"max_message_size", set_size, 0, 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)"},
+    {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000"},
+    {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug"},
+    {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1"},
+    {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},
+    {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000"},
+    {"idle_timeout", set_duration, OFF(idle_timeout), 1, DAY, "a duration 1s..1d"},
+    {"retry_interval", set_duration, OFF(retry_interval), 1, 30 * DAY, "a duration 1s..30d"},
+    {"retry_max", set_duration, OFF(retry_max), 1, 30 * DAY, "a duration 1s..30d"},
+    {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d"},
+    {"connect_timeout", set_duration, OFF(connect_timeout), 1, 3600, "a duration 1s..1h"},
+    {"command_timeout", set_duration, OFF(command_timeout), 1, DAY, "a duration 1s..1d"},
+};
+#undef OFF
+
+static const opt_def *opt_find(const char *key)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(opt_table); i++)
+        if (str_ieq(opt_table[i].key, key)) return &opt_table[i];
+    return NULL;
+}
+
+/* parse_option_line - one "key=value" line; returns 1 if an error was recorded. */
+static int parse_option_line(const char *file, int lineno, char *line, sl_options *opt, opt_lines *lines,
+                             conf_errors *errs)
+{
+    char *eq = strchr(line, '=');
+    if (!eq) {
+        conf_error(errs, file, lineno, "expected key=value");
+        return 1;
+    }
+    *eq = '\0';
+    char *key = str_trim(line), *value = str_trim(eq + 1);
+    const opt_def *d = opt_find(key);
+    if (!d) {
+        conf_error(errs, file, lineno, "unknown option '%s'", key);
+        return 1;
+    }
+    strbuf bad;
+    sb_init(&bad);
+    int rc = d->set(opt, value, d, file, &bad);
+    if (rc != 0)
+        conf_error(errs, file, lineno, "%s: bad value '%s' (expected %s)", d->key, bad.len ? bad.data : value,
+                   d->expect);
+    sb_free(&bad);
+    if (strcmp(d->key, "retry_interval") == 0) lines->retry_interval_line = lineno;
+    if (strcmp(d->key, "retry_max") == 0) lines->retry_max_line = lineno;
+    return rc != 0;
+}
+
+int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs)
+{
+    char *copy = xstrdup(text), *cursor = copy, *line;
+    int lineno = 0, nerr = 0;
+    opt_lines lines = {0, 0};
+    conf_options_defaults(opt);
+    while ((line = conf_next_line(&cursor)) != NULL) {
+        lineno++;
+        if (conf_line_is_comment(line, "!#") || !*str_trim(line)) continue;
+        nerr += parse_option_line(file, lineno, line, opt, &lines, errs);
+    }
+    if (opt->retry_max < opt->retry_interval) {
+        int at = lines.retry_max_line > lines.retry_interval_line ? lines.retry_max_line : lines.retry_interval_line;
+        conf_error(errs, file, at, "retry_max (%us) is shorter than retry_interval (%us)", opt->retry_max,
+                   opt->retry_interval);
+        nerr++;
+    }
+    free(copy);
+    return nerr;
+}
+
+int conf_cidr_parse(const char *s, sl_cidr *out)
+{
+    const char *slash = strchr(s, '/');
+    char *addr = slash ? xstrndup(s, (size_t)(slash - s)) : xstrdup(s);
+    int rc = -1;
+    sl_cidr c;
+    memset(&c, 0, sizeof c);
+    if (inet_pton(AF_INET, addr, c.addr) == 1) c.family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, c.addr) == 1) c.family = AF_INET6;
+    else goto done;
+    unsigned bits = c.family == AF_INET ? 32 : 128;
+    uint64_t prefix = bits;
+    if (slash && parse_uint(slash + 1, 0, bits, &prefix) != 0) goto done;
+    c.prefix = (unsigned)prefix;
+    /* host bits are cleared so that "10.1.2.3/8" means 10.0.0.0/8 */
+    for (unsigned i = c.prefix; i < bits; i++) c.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    *out = c;
+    rc = 0;
+done:
+    free(addr);
+    return rc;
+}
+
+/* prefix_equal - whether the first bits of a and b agree. */
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, whole) != 0) return false;
+    if (rest == 0) return true;
+    uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool conf_cidr_match(const sl_cidr *nets, size_t n, const struct sockaddr *sa)
+{
+    uint8_t v4[4], v6[16];
+    bool have_v4 = false, have_v6 = false;
+    if (!sa) return false;
+    if (sa->sa_family == AF_INET) {
+        memcpy(v4, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        have_v4 = true;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        memcpy(v6, a6, 16);
+        have_v6 = true;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memcpy(v4, v6 + 12, 4);
+            have_v4 = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].family == AF_INET && have_v4 && prefix_equal(nets[i].addr, v4, nets[i].prefix)) return true;
+        if (nets[i].family == AF_INET6 && have_v6 && prefix_equal(nets[i].addr, v6, nets[i].prefix)) return true;
+    }
+    return false;
+}

@@ -1,0 +1,38 @@
+/*
+ * ctx.h - the daemon's shared context: the loop, the current configuration and the services
+ * every component uses. Owned by main; only the loop thread touches it.
+ * Configuration reload: components that hold a conf across callbacks take a reference with
+ * ctx_conf_get and drop it with ctx_conf_put; a replaced conf is freed when its last user lets go.
+ */
+#ifndef SLUICE_CTX_H
+#define SLUICE_CTX_H
+#include <stdbool.h>
+
+struct event_base;
+struct sl_conf;
+struct store;
+struct workq;
+struct dns_ctx;
+struct sched;
+
+typedef struct sl_ctx {
+    struct event_base *base;
+    struct sl_conf *conf; /* current configuration */
+    struct store *store;
+    struct workq *wq;
+    struct dns_ctx *dns;
+    struct sched *sched;
+    bool stopping;
+    void *conf_refs;      /* private: reference counts (ctx.c) */
+} sl_ctx;
+
+/* ctx_conf_get - the current configuration, with a reference taken. */
+struct sl_conf *ctx_conf_get(sl_ctx *ctx);
+/* ctx_conf_put - drop a reference; frees a replaced conf at its last reference. */
+void ctx_conf_put(sl_ctx *ctx, struct sl_conf *c);
+/* ctx_conf_replace - make c current; the old one is freed once unreferenced. */
+void ctx_conf_replace(sl_ctx *ctx, struct sl_conf *c);
+/* ctx_conf_release_all - at shutdown: free every configuration. */
+void ctx_conf_release_all(sl_ctx *ctx);
+
+#endif

@@ -1,0 +1,868 @@
+/*
+ * smtp_out.c - the SMTP client channel program (see smtp_out.h).
+ *
+ * One smtp_out is one outbound session. A delivery runs through these states:
+ *   destinations (DNS: smart host, MX list or the host itself) -> connect to each address in
+ *   turn -> greeting -> EHLO (HELO on 5xx) -> transaction -> idle (reusable).
+ * The transaction expects its replies in order: MAIL (index 0), RCPT i (index 1 + i), DATA
+ * (index n + 1). With PIPELINING all those commands go out in one write; without it, the next
+ * command is sent when the previous reply has arrived. Replies are parsed by smtp/client.c.
+ *
+ * A failure before the DATA command has been answered (connect, greeting, EHLO/HELO, 4xx to
+ * MAIL, 421, lost connection) discards this host's partial results and moves to the next
+ * address; when none is left every recipient gets the last failure as SL_TEMP. After DATA
+ * was answered with 354 results are final.
+ *
+ * The caller's callback always runs from a zero timeout, never inside smtp_out_deliver.
+ * Only the loop thread calls these functions; SIGPIPE must be ignored by the process.
+ */
+#include "deliver/smtp_out.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "smtp/client.h"
+#include "smtp/parse.h"
+
+#define SMTP_OUT_LINE_MAX 8192 /* longest reply line we wait for */
+
+enum out_state {
+    OS_CLOSED,     /* no connection */
+    OS_RESOLVING,  /* waiting for DNS */
+    OS_CONNECTING, /* TCP connect in progress */
+    OS_GREETING,   /* waiting for the 220 */
+    OS_EHLO,
+    OS_HELO,
+    OS_IDLE,       /* connected, no transaction: reusable */
+    OS_TXN,        /* MAIL/RCPT/DATA replies outstanding */
+    OS_BODY,       /* message sent, waiting for the end-of-data reply */
+    OS_DOT_ONLY,   /* DATA got 354 without accepted recipients: "." sent */
+    OS_RSET        /* no recipient accepted: RSET sent */
+};
+
+enum rcpt_state { RS_PENDING = 0, RS_ACCEPTED, RS_DONE };
+
+struct smtp_out {
+    struct event_base *base;
+    dns_ctx *dns;
+    const sl_conf *conf;
+    const sl_channel *ch;
+    char *host;           /* routing host */
+    enum out_state st;
+
+    /* destinations of the current attempt */
+    strvec names;         /* host names to try, in order */
+    size_t next_name;
+    bool direct;          /* names[0] is the routing host itself: no address is permanent */
+    struct sockaddr_storage *addrs;
+    size_t n_addrs, next_addr;
+
+    /* the connection */
+    struct bufferevent *bev;
+    unsigned gen;         /* changes whenever a connection is closed */
+    char *peer_name;      /* host name of the peer */
+    char peer_ip[INET6_ADDRSTRLEN];
+    char *peer;           /* "name [ip]" for remote_mta */
+    smtp_reply_parser rp;
+    smtp_caps caps;
+    bool in_connect;      /* inside bufferevent_socket_connect */
+    short sync_what;      /* event reported from inside it */
+    int sync_errno;
+
+    /* the item in progress */
+    deliv_item *item;
+    smtp_out_done_cb cb;
+    void *arg;
+    unsigned char *rst;   /* enum rcpt_state per recipient */
+    size_t n_accepted;
+    size_t next_reply;    /* index of the reply we wait for */
+    size_t n_sent;        /* commands of the transaction sent so far */
+    bool pipelined;
+    bool mail_failed;     /* 5xx to MAIL: the other replies are only drained */
+    bool reused;          /* transaction began on a connection left open by an earlier one */
+
+    /* last failure, the result for everyone when every destination fails */
+    sl_result fail_res;
+    char fail_status[16];
+    char *fail_diag;
+    char *fail_mta;
+
+    struct event *ev_done;
+};
+
+static void dest_try_next(smtp_out *s);
+static void dest_start(smtp_out *s);
+static void txn_begin(smtp_out *s);
+static void item_finish(smtp_out *s);
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+/* out_msg_id - queue id of the item in progress, for logs. */
+static const char *out_msg_id(const smtp_out *s)
+{
+    return s->item ? s->item->msg->id : NULL;
+}
+
+/* out_rcpt - the queued recipient behind index i of the item. */
+static const qrcpt *out_rcpt(const smtp_out *s, size_t i)
+{
+    return &s->item->msg->rcpts[s->item->rcpts[i]];
+}
+
+/* fail_set - remember the latest failure of this delivery attempt. */
+static void fail_set(smtp_out *s, sl_result res, const char *status, const char *diag, const char *mta)
+{
+    s->fail_res = res;
+    snprintf(s->fail_status, sizeof s->fail_status, "%s", status);
+    free(s->fail_diag);
+    free(s->fail_mta);
+    s->fail_diag = xstrdup(diag);
+    s->fail_mta = xstrdup(mta);
+}
+
+/* fail_set_reply - remember a reply that made us give up on this host (always temporary). */
+static void fail_set_reply(smtp_out *s, const smtp_reply *r)
+{
+    char status[16], *text = smtp_reply_text(r);
+    char *diag = xasprintf("smtp; %s", text);
+    smtp_reply_status(r, status, sizeof status);
+    status[0] = '4'; /* another host, or a later retry, may succeed */
+    fail_set(s, SL_TEMP, status, diag, s->peer);
+    free(diag);
+    free(text);
+}
+
+/* fail_set_conn - remember a connection-level failure ("lost connection", "timeout"). */
+static void fail_set_conn(smtp_out *s, const char *status, const char *what)
+{
+    char *diag = xasprintf("%s: %s", s->peer ? s->peer : s->host, what);
+    fail_set(s, SL_TEMP, status, diag, s->peer);
+    free(diag);
+}
+
+/* rcpt_result - set recipient i's result and mark it done. */
+static void rcpt_result(smtp_out *s, size_t i, sl_result res, const char *status, const char *diag)
+{
+    deliv_result_set(&s->item->results[i], res, status, diag, s->peer);
+    s->rst[i] = RS_DONE;
+}
+
+/* rcpt_result_reply - recipient i's result from a reply: 2xx OK, 4xx TEMP, 5xx PERM. */
+static void rcpt_result_reply(smtp_out *s, size_t i, const smtp_reply *r)
+{
+    char status[16], *text = smtp_reply_text(r);
+    char *diag = xasprintf("smtp; %s", text);
+    sl_result res = r->code < 300 ? SL_OK : r->code < 500 ? SL_TEMP : SL_PERM;
+    if (res == SL_OK && !r->enh[0])
+        snprintf(status, sizeof status, "2.0.0");
+    else
+        smtp_reply_status(r, status, sizeof status);
+    rcpt_result(s, i, res, status, diag);
+    if (res == SL_OK && !s->caps.dsn && (out_rcpt(s, i)->notify & DSN_NOTIFY_SUCCESS))
+        s->item->results[i].relayed = true;
+    free(diag);
+    free(text);
+}
+
+/* rcpts_reset - forget the results of a host we are giving up on. */
+static void rcpts_reset(smtp_out *s)
+{
+    for (size_t i = 0; i < s->item->n; i++) {
+        deliv_result_clear(&s->item->results[i]);
+        s->rst[i] = RS_PENDING;
+    }
+    s->n_accepted = 0;
+}
+
+/* rcpts_fail_all - every recipient without a result gets res/status/diag. */
+static void rcpts_fail_all(smtp_out *s, sl_result res, const char *status, const char *diag, const char *mta)
+{
+    for (size_t i = 0; i < s->item->n; i++) {
+        if (s->rst[i] == RS_DONE) continue;
+        deliv_result_set(&s->item->results[i], res, status, diag, mta);
+        s->rst[i] = RS_DONE;
+    }
+}
+
+/* out_write - queue text for the peer. */
+static void out_write(smtp_out *s, const char *text)
+{
+    bufferevent_write(s->bev, text, strlen(text));
+}
+
+/* ---- connection ---------------------------------------------------------------------- */
+
+/* conn_close - drop the connection; with quit, say QUIT first if nothing else is queued. */
+static void conn_close(smtp_out *s, bool quit)
+{
+    if (s->bev) {
+        evutil_socket_t fd = bufferevent_getfd(s->bev);
+        bool flushed = evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
+        if (quit && flushed && fd >= 0 && s->st >= OS_GREETING) {
+            /* Fire and forget: the socket is writable in practice and QUIT is tiny. */
+            ssize_t w = send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+        }
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+    }
+    s->gen++;
+    s->st = OS_CLOSED;
+    smtp_reply_parser_free(&s->rp);
+    memset(&s->caps, 0, sizeof s->caps);
+}
+
+/* conn_timeouts - apply a timeout in seconds to reading and writing. */
+static void conn_timeouts(smtp_out *s, unsigned secs)
+{
+    struct timeval tv = {secs ? (time_t)secs : 300, 0};
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* conn_failed - the current connection failed before results were final: next address. */
+static void conn_failed(smtp_out *s, bool quit)
+{
+    conn_close(s, quit);
+    rcpts_reset(s);
+    dest_try_next(s);
+}
+
+/* conn_lost - the peer went away or timed out (what: "lost connection", "timeout"). */
+static void conn_lost(smtp_out *s, const char *what)
+{
+    switch (s->st) {
+    case OS_IDLE:
+        conn_close(s, false);
+        return;
+    case OS_TXN:
+        if (s->mail_failed) { /* 5xx to MAIL: the results are final already */
+            conn_close(s, false);
+            item_finish(s);
+            return;
+        }
+        if (s->reused && s->next_reply == 0) {
+            /* The peer closed the idle connection just as we reused it: start afresh. */
+            conn_close(s, false);
+            s->reused = false;
+            dest_start(s);
+            return;
+        }
+        /* fall through */
+    case OS_GREETING:
+    case OS_EHLO:
+    case OS_HELO: {
+        char *w = xasprintf("%s %s", what, s->st == OS_TXN ? "during the transaction" : "before the greeting/EHLO");
+        fail_set_conn(s, "4.4.2", w);
+        free(w);
+        conn_failed(s, false);
+        return;
+    }
+    case OS_BODY: {
+        char *diag = xasprintf("%s: %s after the message was sent", s->peer, what);
+        for (size_t i = 0; i < s->item->n; i++)
+            if (s->rst[i] == RS_ACCEPTED) rcpt_result(s, i, SL_TEMP, "4.4.2", diag);
+        free(diag);
+        conn_close(s, false);
+        item_finish(s);
+        return;
+    }
+    case OS_DOT_ONLY:
+    case OS_RSET:
+        conn_close(s, false);
+        item_finish(s);
+        return;
+    default:
+        abort(); /* no connection in the other states */
+    }
+}
+
+/* conn_connect_failed - TCP connect to the current address failed (err: errno or 0 for timeout). */
+static void conn_connect_failed(smtp_out *s, int err)
+{
+    const char *why = err ? strerror(err) : "connection timed out";
+    log_info(out_msg_id(s), "connect_failed", "host=%s addr=%s port=%u error=\"%s\"", s->peer_name, s->peer_ip,
+             s->ch->port ? s->ch->port : 25, why);
+    fail_set_conn(s, "4.4.1", why);
+    conn_close(s, false);
+    dest_try_next(s);
+}
+
+/* conn_on_reply - one complete reply arrived: act on it according to the state. */
+static void conn_on_reply(smtp_out *s, const smtp_reply *r);
+
+/* conn_on_read - parse whatever complete reply lines have arrived. */
+static void conn_on_read(struct bufferevent *bev, void *arg)
+{
+    smtp_out *s = arg;
+    unsigned gen = s->gen;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (s->gen == gen) {
+        size_t n;
+        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (!line) {
+            if (evbuffer_get_length(in) > SMTP_OUT_LINE_MAX) conn_lost(s, "reply line too long");
+            return;
+        }
+        smtp_reply r;
+        int rc = smtp_reply_parse_line(&s->rp, line, n, &r);
+        free(line);
+        if (rc < 0) {
+            conn_lost(s, "malformed reply");
+            return;
+        }
+        if (rc == 1) {
+            conn_on_reply(s, &r);
+            smtp_reply_free(&r);
+        }
+    }
+}
+
+/* conn_on_event - connected, EOF, error or timeout on the connection. */
+static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    smtp_out *s = arg;
+    (void)bev;
+    if (s->in_connect) { /* reported from inside bufferevent_socket_connect: handled there */
+        s->sync_what = what;
+        s->sync_errno = errno;
+        return;
+    }
+    if (s->st == OS_CONNECTING) {
+        if (what & BEV_EVENT_CONNECTED) {
+            s->st = OS_GREETING;
+            conn_timeouts(s, s->conf->opt.command_timeout);
+            bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+            return;
+        }
+        conn_connect_failed(s, (what & BEV_EVENT_TIMEOUT) ? 0 : (errno ? errno : ECONNREFUSED));
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        conn_lost(s, "timeout");
+    else if (what & BEV_EVENT_EOF)
+        conn_lost(s, "lost connection");
+    else if (what & BEV_EVENT_ERROR) {
+        char *w = xasprintf("lost connection (%s)", strerror(errno));
+        conn_lost(s, w);
+        free(w);
+    }
+}
+
+/* conn_open - start connecting to addr; false if that failed at once (then already logged). */
+static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
+{
+    struct sockaddr_storage sa = *addr;
+    unsigned port = s->ch->port ? s->ch->port : 25;
+    socklen_t len;
+    if (sa.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
+        sin->sin_port = htons((uint16_t)port);
+        inet_ntop(AF_INET, &sin->sin_addr, s->peer_ip, sizeof s->peer_ip);
+        len = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&sa;
+        sin6->sin6_port = htons((uint16_t)port);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, s->peer_ip, sizeof s->peer_ip);
+        len = sizeof *sin6;
+    }
+    free(s->peer);
+    s->peer = xasprintf("%s [%s]", s->peer_name, s->peer_ip);
+    s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->bev) abort();
+    bufferevent_setcb(s->bev, conn_on_read, NULL, conn_on_event, s);
+    conn_timeouts(s, s->conf->opt.connect_timeout ? s->conf->opt.connect_timeout : 30);
+    s->st = OS_CONNECTING;
+    s->in_connect = true;
+    s->sync_what = 0;
+    errno = 0;
+    int rc = bufferevent_socket_connect(s->bev, (struct sockaddr *)&sa, (int)len);
+    int err = errno;
+    s->in_connect = false;
+    if (rc == 0 && !(s->sync_what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) return true;
+    if (s->sync_what) err = s->sync_errno;
+    log_info(out_msg_id(s), "connect_failed", "host=%s addr=%s port=%u error=\"%s\"", s->peer_name, s->peer_ip, port,
+             strerror(err ? err : ECONNREFUSED));
+    fail_set_conn(s, "4.4.1", strerror(err ? err : ECONNREFUSED));
+    conn_close(s, false);
+    return false;
+}
+
+/* ---- destinations -------------------------------------------------------------------- */
+
+/* dest_finish_all_failed - no destination worked: everyone gets the last failure. */
+static void dest_finish_all_failed(smtp_out *s)
+{
+    rcpts_fail_all(s, s->fail_res, s->fail_status, s->fail_diag, s->fail_mta);
+    item_finish(s);
+}
+
+/* dest_on_addr - addresses of names[next_name - 1] arrived. */
+static void dest_on_addr(void *arg, sl_result res, const struct sockaddr_storage *addrs, size_t n, const char *errmsg)
+{
+    smtp_out *s = arg;
+    const char *name = s->peer_name;
+    free(s->addrs);
+    s->addrs = NULL;
+    s->n_addrs = s->next_addr = 0;
+    if (res == SL_OK && n > 0) {
+        s->addrs = xcalloc(n, sizeof *addrs);
+        memcpy(s->addrs, addrs, n * sizeof *addrs);
+        s->n_addrs = n;
+    } else {
+        char *diag = xasprintf("dns; %s: %s", name, res == SL_OK ? "no address records" : errmsg);
+        if (s->direct && res == SL_PERM)
+            fail_set(s, SL_PERM, "5.1.2", diag, NULL);
+        else if (s->direct && res == SL_OK)
+            fail_set(s, SL_PERM, "5.4.4", diag, NULL);
+        else
+            fail_set(s, SL_TEMP, "4.4.3", diag, NULL);
+        log_info(out_msg_id(s), "dns_failed", "host=%s error=\"%s\"", name, res == SL_OK ? "no address records" : errmsg);
+        free(diag);
+    }
+    s->st = OS_CLOSED;
+    dest_try_next(s);
+}
+
+/* dest_try_next - connect to the next address, resolving the next name when needed. */
+static void dest_try_next(smtp_out *s)
+{
+    while (s->next_addr < s->n_addrs)
+        if (conn_open(s, &s->addrs[s->next_addr++])) return;
+    if (s->next_name < s->names.n) {
+        free(s->peer_name);
+        s->peer_name = xstrdup(s->names.v[s->next_name++]);
+        s->st = OS_RESOLVING;
+        dns_lookup_addr(s->dns, s->peer_name, dest_on_addr, s);
+        return;
+    }
+    dest_finish_all_failed(s);
+}
+
+/* dest_on_mx - the MX answer for the routing host. */
+static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, const char *errmsg)
+{
+    smtp_out *s = arg;
+    s->st = OS_CLOSED;
+    if (res != SL_OK) {
+        char *diag = xasprintf("dns; %s: MX lookup: %s", s->host, errmsg);
+        log_info(out_msg_id(s), "dns_failed", "host=%s type=MX error=\"%s\"", s->host, errmsg);
+        rcpts_fail_all(s, res == SL_PERM ? SL_PERM : SL_TEMP, res == SL_PERM ? "5.1.2" : "4.4.3", diag, NULL);
+        free(diag);
+        item_finish(s);
+        return;
+    }
+    bool null_mx = false;
+    for (size_t i = 0; i < n; i++) {
+        if (mx[i].host[0])
+            sv_push(&s->names, mx[i].host);
+        else
+            null_mx = true;
+    }
+    if (s->names.n == 0 && null_mx) {
+        char *diag = xasprintf("dns; %s does not accept mail (null MX)", s->host);
+        rcpts_fail_all(s, SL_PERM, "5.1.10", diag, NULL);
+        free(diag);
+        item_finish(s);
+        return;
+    }
+    if (s->names.n == 0) { /* no MX: the host's own addresses */
+        sv_push(&s->names, s->host);
+        s->direct = true;
+    }
+    dest_try_next(s);
+}
+
+/* dest_start - find the destinations afresh and start trying them. */
+static void dest_start(smtp_out *s)
+{
+    sv_free(&s->names);
+    s->next_name = 0;
+    free(s->addrs);
+    s->addrs = NULL;
+    s->n_addrs = s->next_addr = 0;
+    s->direct = false;
+    fail_set(s, SL_TEMP, "4.4.1", "no destination could be reached", NULL);
+    if (s->ch->daemon && *s->ch->daemon) {
+        sv_push(&s->names, s->ch->daemon);
+    } else if (s->ch->mx && s->host[0] != '[') {
+        s->st = OS_RESOLVING;
+        dns_lookup_mx(s->dns, s->host, dest_on_mx, s);
+        return;
+    } else {
+        sv_push(&s->names, s->host);
+        s->direct = true;
+    }
+    dest_try_next(s);
+}
+
+/* ---- session and transaction --------------------------------------------------------- */
+
+/* session_ehlo - send EHLO (or HELO) with our host name. */
+static void session_ehlo(smtp_out *s, const char *verb)
+{
+    const char *me = s->conf->opt.hostname && *s->conf->opt.hostname ? s->conf->opt.hostname : "localhost";
+    char *cmd = xasprintf("%s %s\r\n", verb, me);
+    out_write(s, cmd);
+    free(cmd);
+}
+
+/* emit_evbuffer - dot-stuffing output into the connection's output buffer. */
+static void emit_evbuffer(void *ctx, const void *p, size_t n)
+{
+    evbuffer_add(ctx, p, n);
+}
+
+/* txn_send - send transaction command k (0 MAIL, 1..n RCPT, n+1 DATA). */
+static void txn_send(smtp_out *s, size_t k)
+{
+    char *cmd;
+    if (k == 0)
+        cmd = smtp_client_mail_line(s->item->msg, &s->caps);
+    else if (k <= s->item->n)
+        cmd = smtp_client_rcpt_line(out_rcpt(s, k - 1), &s->caps);
+    else
+        cmd = xstrdup("DATA\r\n");
+    out_write(s, cmd);
+    free(cmd);
+    s->n_sent = k + 1;
+}
+
+/* txn_end - the transaction is over and the connection idle again. */
+static void txn_end(smtp_out *s)
+{
+    s->st = OS_IDLE;
+    item_finish(s);
+}
+
+/* txn_precheck - refuse what this peer cannot take; true if the item was finished here. */
+static bool txn_precheck(smtp_out *s)
+{
+    const qmsg *m = s->item->msg;
+    char *diag = NULL;
+    const char *status = NULL;
+    if (s->caps.size && s->caps.size_max && m->data_len > s->caps.size_max) {
+        status = "5.3.4";
+        diag = xasprintf("smtp; message size %zu exceeds the limit %llu of %s", m->data_len,
+                         (unsigned long long)s->caps.size_max, s->peer);
+    } else if (m->smtputf8 && !s->caps.smtputf8) {
+        status = "5.6.7";
+        diag = xasprintf("smtp; %s does not support SMTPUTF8, which the message needs", s->peer);
+    }
+    if (!status) return false;
+    rcpts_fail_all(s, SL_PERM, status, diag, s->peer);
+    free(diag);
+    s->st = OS_IDLE;
+    item_finish(s);
+    return true;
+}
+
+/* txn_begin - start MAIL/RCPT/DATA on an open connection. */
+static void txn_begin(smtp_out *s)
+{
+    conn_timeouts(s, s->conf->opt.command_timeout);
+    if (txn_precheck(s)) return;
+    s->st = OS_TXN;
+    s->next_reply = 0;
+    s->n_sent = 0;
+    s->n_accepted = 0;
+    s->mail_failed = false;
+    s->pipelined = s->caps.pipelining;
+    if (s->pipelined)
+        for (size_t k = 0; k <= s->item->n + 1; k++) txn_send(s, k);
+    else
+        txn_send(s, 0);
+}
+
+/* txn_send_body - DATA was answered 354: the message, dot-stuffed, then ".". */
+static void txn_send_body(smtp_out *s)
+{
+    const qmsg *m = s->item->msg;
+    smtp_client_dot_stuff(m->data, m->data_len, emit_evbuffer, bufferevent_get_output(s->bev));
+    s->st = OS_BODY;
+}
+
+/* txn_after_rcpts - non-pipelined: every RCPT answered, so DATA or RSET. */
+static void txn_after_rcpts(smtp_out *s)
+{
+    if (s->n_accepted) {
+        txn_send(s, s->item->n + 1);
+        return;
+    }
+    out_write(s, "RSET\r\n");
+    s->st = OS_RSET;
+}
+
+/* txn_on_mail - reply to MAIL FROM. */
+static void txn_on_mail(smtp_out *s, const smtp_reply *r)
+{
+    if (r->code >= 200 && r->code < 300) {
+        if (!s->pipelined) txn_send(s, 1);
+        return;
+    }
+    if (r->code < 500) { /* 4xx (421 included): try another host */
+        fail_set_reply(s, r);
+        conn_failed(s, r->code != 421);
+        return;
+    }
+    char status[16], *text = smtp_reply_text(r);
+    char *diag = xasprintf("smtp; %s", text);
+    smtp_reply_status(r, status, sizeof status);
+    rcpts_fail_all(s, SL_PERM, status, diag, s->peer);
+    free(diag);
+    free(text);
+    s->mail_failed = true;
+    if (!s->pipelined) txn_end(s); /* nothing else is outstanding */
+}
+
+/* txn_on_rcpt - reply to RCPT TO of recipient i. */
+static void txn_on_rcpt(smtp_out *s, size_t i, const smtp_reply *r)
+{
+    if (s->mail_failed) return;
+    if (r->code == 421) {
+        fail_set_reply(s, r);
+        conn_failed(s, false);
+        return;
+    }
+    if (r->code >= 200 && r->code < 300) {
+        s->rst[i] = RS_ACCEPTED;
+        s->n_accepted++;
+    } else {
+        rcpt_result_reply(s, i, r);
+    }
+    if (s->pipelined) return;
+    if (i + 1 < s->item->n)
+        txn_send(s, i + 2);
+    else
+        txn_after_rcpts(s);
+}
+
+/* txn_on_data - reply to DATA. */
+static void txn_on_data(smtp_out *s, const smtp_reply *r)
+{
+    if (r->code == 354) {
+        if (s->n_accepted && !s->mail_failed) {
+            txn_send_body(s);
+        } else { /* a pipelined DATA the peer should have refused: send an empty message */
+            out_write(s, ".\r\n");
+            s->st = OS_DOT_ONLY;
+        }
+        return;
+    }
+    /* Without accepted recipients this is the expected 503/554 and the results stand. */
+    if (s->n_accepted && !s->mail_failed)
+        for (size_t i = 0; i < s->item->n; i++)
+            if (s->rst[i] == RS_ACCEPTED) rcpt_result_reply(s, i, r);
+    if (r->code == 421) {
+        conn_close(s, false);
+        item_finish(s);
+        return;
+    }
+    txn_end(s);
+}
+
+/* txn_on_reply - a reply inside the transaction, matched to its command by order. */
+static void txn_on_reply(smtp_out *s, const smtp_reply *r)
+{
+    size_t k = s->next_reply++;
+    if (k >= s->n_sent) { /* a reply to nothing we sent */
+        fail_set_reply(s, r);
+        conn_failed(s, false);
+        return;
+    }
+    if (k == 0)
+        txn_on_mail(s, r);
+    else if (k <= s->item->n)
+        txn_on_rcpt(s, k - 1, r);
+    else
+        txn_on_data(s, r);
+}
+
+/* session_on_body_reply - the reply to the end of data: final results for accepted recipients. */
+static void session_on_body_reply(smtp_out *s, const smtp_reply *r)
+{
+    for (size_t i = 0; i < s->item->n; i++)
+        if (s->rst[i] == RS_ACCEPTED) rcpt_result_reply(s, i, r);
+    if (r->code == 421) {
+        conn_close(s, false);
+        item_finish(s);
+        return;
+    }
+    txn_end(s);
+}
+
+/* session_on_hello_reply - the greeting, EHLO or HELO reply. */
+static void session_on_hello_reply(smtp_out *s, const smtp_reply *r)
+{
+    bool ok = r->code >= 200 && r->code < 300;
+    if (s->st == OS_GREETING && ok) {
+        session_ehlo(s, "EHLO");
+        s->st = OS_EHLO;
+        return;
+    }
+    if (s->st == OS_EHLO && !ok && r->code >= 500) {
+        session_ehlo(s, "HELO");
+        s->st = OS_HELO;
+        return;
+    }
+    if (!ok) {
+        fail_set_reply(s, r);
+        conn_failed(s, r->code != 421);
+        return;
+    }
+    if (s->st == OS_EHLO)
+        smtp_caps_parse(r, &s->caps);
+    else
+        memset(&s->caps, 0, sizeof s->caps);
+    txn_begin(s);
+}
+
+static void conn_on_reply(smtp_out *s, const smtp_reply *r)
+{
+    switch (s->st) {
+    case OS_GREETING:
+    case OS_EHLO:
+    case OS_HELO:
+        session_on_hello_reply(s, r);
+        break;
+    case OS_TXN:
+        txn_on_reply(s, r);
+        break;
+    case OS_BODY:
+        session_on_body_reply(s, r);
+        break;
+    case OS_DOT_ONLY:
+    case OS_RSET:
+        if (r->code == 421) {
+            conn_close(s, false);
+            item_finish(s);
+        } else {
+            txn_end(s);
+        }
+        break;
+    default: /* unsolicited (e.g. 421 while idle): the connection is not reusable */
+        conn_close(s, false);
+        break;
+    }
+}
+
+/* ---- item completion ----------------------------------------------------------------- */
+
+/* log_value - text safe inside a double-quoted log value; caller frees. */
+static char *log_value(const char *s)
+{
+    char *v = xstrdup(s ? s : "");
+    for (char *p = v; *p; p++)
+        if (*p == '"' || *p == '\\') *p = '\'';
+    return v;
+}
+
+/* item_log - one "delivery" line per recipient. */
+static void item_log(const smtp_out *s)
+{
+    static const char *names[] = {"sent", "deferred", "bounced", "error"};
+    for (size_t i = 0; i < s->item->n; i++) {
+        const deliv_result *r = &s->item->results[i];
+        char *reply = log_value(r->diag);
+        log_info(s->item->msg->id, "delivery", "rcpt=<%s> relay=%s reply=\"%s\" status=%s result=%s%s",
+                 out_rcpt(s, i)->addr, r->remote_mta ? r->remote_mta : "none", reply, r->status,
+                 names[r->result], r->relayed ? " relayed=yes" : "");
+        free(reply);
+    }
+}
+
+/* item_on_done - deferred completion: hand the item back to the caller. */
+static void item_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    smtp_out *s = arg;
+    (void)fd;
+    (void)what;
+    deliv_item *item = s->item;
+    smtp_out_done_cb cb = s->cb;
+    void *cb_arg = s->arg;
+    s->item = NULL;
+    s->cb = NULL;
+    s->arg = NULL;
+    cb(cb_arg, item);
+}
+
+/* item_finish - every result is set: log and schedule the callback. */
+static void item_finish(smtp_out *s)
+{
+    static const struct timeval zero = {0, 0};
+    for (size_t i = 0; i < s->item->n; i++) /* an impossible leftover must not pass as delivered */
+        if (s->rst[i] != RS_DONE)
+            rcpt_result(s, i, SL_TEMP, "4.3.0", "smtp; internal error: no result for recipient");
+    item_log(s);
+    free(s->rst);
+    s->rst = NULL;
+    if (s->st == OS_IDLE && s->bev) bufferevent_enable(s->bev, EV_READ); /* notice a peer that closes */
+    evtimer_add(s->ev_done, &zero);
+}
+
+/* ---- public -------------------------------------------------------------------------- */
+
+smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *conf, const sl_channel *ch,
+                       const char *host)
+{
+    smtp_out *s = xcalloc(1, sizeof *s);
+    s->base = base;
+    s->dns = dns;
+    s->conf = conf;
+    s->ch = ch;
+    s->host = xstrdup(host);
+    smtp_reply_parser_init(&s->rp);
+    s->ev_done = evtimer_new(base, item_on_done, s);
+    if (!s->ev_done) abort();
+    return s;
+}
+
+void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *arg)
+{
+    if (s->item) abort(); /* one item at a time */
+    s->item = item;
+    s->cb = cb;
+    s->arg = arg;
+    s->rst = xcalloc(item->n ? item->n : 1, 1);
+    s->n_accepted = 0;
+    if (item->n == 0) {
+        item_finish(s);
+        return;
+    }
+    if (s->st == OS_IDLE && s->bev) {
+        s->reused = true;
+        txn_begin(s);
+        return;
+    }
+    s->reused = false;
+    dest_start(s);
+}
+
+bool smtp_out_reusable(const smtp_out *s)
+{
+    return s->st == OS_IDLE && s->bev && !s->item;
+}
+
+void smtp_out_free(smtp_out *s)
+{
+    if (!s) return;
+    if (s->item) abort(); /* contract: not while an item is in progress */
+    conn_close(s, true);
+    event_free(s->ev_done);
+    sv_free(&s->names);
+    free(s->addrs);
+    free(s->peer_name);
+    free(s->peer);
+    free(s->fail_diag);
+    free(s->fail_mta);
+    free(s->host);
+    free(s);
+}

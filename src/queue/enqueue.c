@@ -1,0 +1,122 @@
+/*
+ * enqueue.c - one queue file per destination channel (see enqueue.h).
+ * The qmsg for each file is built before the commit and handed to the scheduler after it, so
+ * the scheduler's view is exactly what is on disk.
+ */
+#include "queue/enqueue.h"
+#include "conf/conf.h"
+#include "core/log.h"
+#include "jobs/sched.h"
+#include "queue/store.h"
+
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    sl_ctx *ctx;
+    qmsg **msgs;
+    size_t n;
+    enqueue_cb cb;
+    void *arg;
+} enq_job;
+
+void enqueue_add_rcpt(enq_msg *m, const char *addr, const char *orig, const char *orcpt, const char *channel,
+                      const char *host, unsigned notify)
+{
+    m->rcpts = xrealloc(m->rcpts, (m->n_rcpts + 1) * sizeof *m->rcpts);
+    enq_rcpt *r = &m->rcpts[m->n_rcpts++];
+    r->addr = xstrdup(addr);
+    r->orig = xstrdup(orig);
+    r->orcpt = xstrdup(orcpt);
+    r->channel = xstrdup(channel);
+    r->host = xstrdup(host ? host : "");
+    r->notify = notify;
+}
+
+void enqueue_msg_free(enq_msg *m)
+{
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        free(m->rcpts[i].addr);
+        free(m->rcpts[i].orig);
+        free(m->rcpts[i].orcpt);
+        free(m->rcpts[i].channel);
+        free(m->rcpts[i].host);
+    }
+    free(m->rcpts);
+    free(m->sender);
+    free(m->envid);
+    free(m->src_channel);
+    free(m->client);
+    memset(m, 0, sizeof *m);
+}
+
+/* build_qmsg - the queue message for one channel: the envelope and that channel's recipients. */
+static qmsg *build_qmsg(const enq_msg *m, const char *channel)
+{
+    qmsg *q = xcalloc(1, sizeof *q);
+    snprintf(q->id, sizeof q->id, "%s", m->id);
+    q->channel = xstrdup(channel);
+    q->src_channel = xstrdup(m->src_channel ? m->src_channel : "");
+    q->sender = xstrdup(m->sender ? m->sender : "");
+    q->envid = xstrdup(m->envid);
+    q->ret = m->ret;
+    q->body = m->body;
+    q->smtputf8 = m->smtputf8;
+    q->is_notification = m->is_notification;
+    q->arrival = m->arrival;
+    q->client = xstrdup(m->client ? m->client : "");
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        const enq_rcpt *r = &m->rcpts[i];
+        if (strcmp(r->channel, channel) != 0) continue;
+        qmsg_add_rcpt(q, r->addr, r->orig, r->orcpt, r->host, r->notify);
+    }
+    q->data_owned = xstrndup(m->data, m->data_len);
+    q->data = q->data_owned;
+    q->data_len = m->data_len;
+    return q;
+}
+
+static void enqueue_committed(void *arg, sl_result res, const char *err, store_file *files, size_t n)
+{
+    enq_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        if (res == SL_OK) {
+            log_info(j->msgs[i]->id, "queued", "channel=%s nrcpt=%zu path=%s", j->msgs[i]->channel,
+                     j->msgs[i]->n_rcpts, files[i].path);
+            sched_add(j->ctx->sched, j->msgs[i], xstrdup(files[i].path));
+        } else {
+            qmsg_free(j->msgs[i]);
+            free(j->msgs[i]);
+        }
+    }
+    (void)n;
+    j->cb(j->arg, res, err);
+    free(j->msgs);
+    free(j);
+}
+
+void enqueue_submit(sl_ctx *ctx, enq_msg *m, enqueue_cb cb, void *arg)
+{
+    strvec chans = {0};
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        if (!sv_contains_ci(&chans, m->rcpts[i].channel)) sv_push(&chans, m->rcpts[i].channel);
+    enq_job *j = xcalloc(1, sizeof *j);
+    j->ctx = ctx;
+    j->cb = cb;
+    j->arg = arg;
+    j->n = chans.n;
+    j->msgs = xcalloc(chans.n, sizeof *j->msgs);
+    store_file *files = xcalloc(chans.n, sizeof *files);
+    for (size_t i = 0; i < chans.n; i++) {
+        const sl_channel *ch = conf_channel_by_name(ctx->conf, chans.v[i]);
+        j->msgs[i] = build_qmsg(m, chans.v[i]);
+        files[i].channel = xstrdup(chans.v[i]);
+        files[i].subdirs = ch && ch->subdirs ? ch->subdirs : 1;
+        snprintf(files[i].id, sizeof files[i].id, "%s", m->id);
+        sb_init(&files[i].data);
+        qfile_encode(j->msgs[i], &files[i].data);
+    }
+    sv_free(&chans);
+    store_commit(ctx->store, files, j->n, enqueue_committed, j);
+}

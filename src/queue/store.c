@@ -1,0 +1,459 @@
+/*
+ * store.c - durable queue store: group commit, recovery, in-place state updates (see store.h).
+ */
+#include "queue/store.h"
+#include "core/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+typedef struct creq {
+    struct creq *next;
+    store_file *files;
+    size_t n;
+    store_commit_cb cb;
+    void *arg;
+    sl_result res;
+    char err[256];
+    store *s;
+} creq;
+
+struct store {
+    char *qdir;
+    workq *wq;
+    completion_port *port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    creq *head, *tail;
+    bool stopping;
+    uint32_t counter;
+    uint64_t last_us;
+};
+
+static int mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) rc = -1;
+        *s = '/';
+    }
+    if (rc == 0 && mkdir(p, 0700) < 0 && errno != EEXIST) rc = -1;
+    free(p);
+    return rc;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static unsigned id_hash(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++) h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
+
+/* file_dir - QUEUE/<channel>/<NNN> for a file; caller frees. */
+static char *file_dir(const store *s, const store_file *f)
+{
+    unsigned sub = f->subdirs ? id_hash(f->id) % f->subdirs : 0;
+    return xasprintf("%s/%s/%03u", s->qdir, f->channel, sub);
+}
+
+/* commit_write_tmp - write one file into tmp/; returns its fd (still open) or -1. */
+static int commit_write_tmp(store *s, store_file *f, char *err, size_t errlen)
+{
+    char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, f->data.data, f->data.len) < 0) {
+        snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
+        unlink(tmp);
+        fd = -1;
+    }
+    free(tmp);
+    return fd;
+}
+
+static void commit_cleanup(store *s, creq *r, size_t upto, bool renamed)
+{
+    for (size_t i = 0; i < upto; i++) {
+        store_file *f = &r->files[i];
+        if (renamed && f->path) unlink(f->path);
+        char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
+        unlink(tmp);
+        free(tmp);
+    }
+}
+
+/* commit_batch - write, flush, rename and fsync directories for a batch of requests. */
+static void commit_batch(store *s, creq *batch)
+{
+    int syncfd = -1;
+    for (creq *r = batch; r; r = r->next) {
+        r->res = SL_OK;
+        for (size_t i = 0; i < r->n && r->res == SL_OK; i++) {
+            int fd = commit_write_tmp(s, &r->files[i], r->err, sizeof r->err);
+            if (fd < 0) {
+                r->res = SL_TEMP;
+                commit_cleanup(s, r, i, false);
+                break;
+            }
+            if (syncfd < 0) syncfd = fd;
+            else if (close(fd) < 0) {
+                snprintf(r->err, sizeof r->err, "close: %s", strerror(errno));
+                r->res = SL_TEMP;
+                commit_cleanup(s, r, i + 1, false);
+            }
+        }
+    }
+    /* One flush makes the data of every file in the batch durable (group commit). */
+    int flush_rc = 0, flush_errno = 0;
+    if (syncfd >= 0) {
+        flush_rc = syncfs(syncfd);
+        flush_errno = errno;
+        if (close(syncfd) < 0 && flush_rc == 0) {
+            flush_rc = -1;
+            flush_errno = errno;
+        }
+    }
+    strvec dirs = {0};
+    for (creq *r = batch; r; r = r->next) {
+        if (r->res != SL_OK) continue;
+        if (flush_rc < 0) {
+            snprintf(r->err, sizeof r->err, "syncfs: %s", strerror(flush_errno));
+            r->res = SL_TEMP;
+            commit_cleanup(s, r, r->n, false);
+            continue;
+        }
+        for (size_t i = 0; i < r->n; i++) {
+            store_file *f = &r->files[i];
+            char *dir = file_dir(s, f);
+            char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
+            f->path = xasprintf("%s/%s", dir, f->id);
+            int rc = mkdir_p(dir);
+            if (rc == 0) rc = rename(tmp, f->path);
+            if (rc < 0) {
+                snprintf(r->err, sizeof r->err, "rename %s: %s", f->path, strerror(errno));
+                r->res = SL_TEMP;
+            } else if (!sv_contains_ci(&dirs, dir)) {
+                sv_push(&dirs, dir);
+            }
+            free(tmp);
+            free(dir);
+            if (r->res != SL_OK) {
+                commit_cleanup(s, r, r->n, true);
+                break;
+            }
+        }
+    }
+    /* The renames are durable once each directory is fsync'd. */
+    for (size_t i = 0; i < dirs.n; i++) {
+        if (fsync_dir(dirs.v[i]) == 0) continue;
+        int e = errno;
+        for (creq *r = batch; r; r = r->next) {
+            if (r->res != SL_OK) continue;
+            for (size_t j = 0; j < r->n; j++) {
+                if (strncmp(r->files[j].path, dirs.v[i], strlen(dirs.v[i])) != 0) continue;
+                snprintf(r->err, sizeof r->err, "fsync %s: %s", dirs.v[i], strerror(e));
+                r->res = SL_TEMP;
+                commit_cleanup(s, r, r->n, true);
+                break;
+            }
+        }
+    }
+    sv_free(&dirs);
+}
+
+static void commit_done(void *arg)
+{
+    creq *r = arg;
+    r->cb(r->arg, r->res, r->err, r->files, r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->files[i].channel);
+        free(r->files[i].path);
+        sb_free(&r->files[i].data);
+    }
+    free(r->files);
+    free(r);
+}
+
+static void *committer_main(void *arg)
+{
+    store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        creq *batch = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (!batch) return NULL;
+        commit_batch(s, batch);
+        while (batch) {
+            creq *next = batch->next;
+            completion_port_post(s->port, commit_done, batch);
+            batch = next;
+        }
+    }
+}
+
+store *store_open(struct event_base *base, workq *wq, const char *qdir, char *err, size_t errlen)
+{
+    char *tmp = xasprintf("%s/tmp", qdir), *bad = xasprintf("%s/corrupt", qdir);
+    int rc = mkdir_p(tmp) == 0 && mkdir_p(bad) == 0 ? 0 : -1;
+    if (rc < 0) snprintf(err, errlen, "cannot create %s: %s", qdir, strerror(errno));
+    free(tmp);
+    free(bad);
+    if (rc < 0) return NULL;
+    store *s = xcalloc(1, sizeof *s);
+    s->qdir = xstrdup(qdir);
+    s->wq = wq;
+    s->port = completion_port_new(base);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
+    return s;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    completion_port_free(s->port);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->qdir);
+    free(s);
+}
+
+void store_new_id(store *s, char *buf, size_t len)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    uint64_t us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    /* Strictly increasing per process; the time part keeps ids unique across restarts. */
+    if (us <= s->last_us) us = s->last_us + 1;
+    s->last_us = us;
+    snprintf(buf, len, "%013" PRIX64 "%03X", us, (unsigned)(s->counter++ & 0xfff));
+}
+
+void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg)
+{
+    creq *r = xcalloc(1, sizeof *r);
+    r->files = files;
+    r->n = n;
+    r->cb = cb;
+    r->arg = arg;
+    r->s = s;
+    pthread_mutex_lock(&s->mu);
+    if (s->tail) s->tail->next = r;
+    else s->head = r;
+    s->tail = r;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int read_file(const char *path, strbuf *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[65536];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0) sb_append(out, buf, (size_t)r);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r < 0 ? -1 : 0;
+}
+
+static void move_corrupt(store *s, const char *path, const char *name, const char *why)
+{
+    char *dst = xasprintf("%s/corrupt/%s", s->qdir, name);
+    if (rename(path, dst) < 0)
+        log_error(name, "corrupt", "path=%s reason=\"%s\" move_error=\"%s\"", path, why, strerror(errno));
+    else
+        log_error(name, "corrupt", "path=%s moved_to=%s reason=\"%s\"", path, dst, why);
+    free(dst);
+}
+
+static void recover_file(store *s, const char *path, const char *name, store_recover_cb cb, void *arg, size_t *found)
+{
+    strbuf sb;
+    sb_init(&sb);
+    char err[256];
+    if (read_file(path, &sb) < 0) {
+        log_error(name, "queue_read_error", "path=%s error=\"%s\"", path, strerror(errno));
+        sb_free(&sb);
+        return;
+    }
+    qmsg *m = xcalloc(1, sizeof *m);
+    if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) < 0) {
+        move_corrupt(s, path, name, err);
+        qmsg_free(m);
+        free(m);
+    } else {
+        (*found)++;
+        cb(arg, m, xstrdup(path));
+    }
+    sb_free(&sb);
+}
+
+static void scan_dir(const char *dir, strvec *names)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') sv_push(names, e->d_name);
+    closedir(d);
+}
+
+size_t store_recover(store *s, store_recover_cb cb, void *arg)
+{
+    size_t found = 0;
+    strvec tmps = {0}, chans = {0};
+    char *tmpdir = xasprintf("%s/tmp", s->qdir);
+    scan_dir(tmpdir, &tmps);
+    for (size_t i = 0; i < tmps.n; i++) {
+        /* Never acknowledged: the committer had not renamed them yet. */
+        char *p = xasprintf("%s/%s", tmpdir, tmps.v[i]);
+        unlink(p);
+        free(p);
+    }
+    free(tmpdir);
+    scan_dir(s->qdir, &chans);
+    for (size_t c = 0; c < chans.n; c++) {
+        if (!strcmp(chans.v[c], "tmp") || !strcmp(chans.v[c], "corrupt")) continue;
+        char *cdir = xasprintf("%s/%s", s->qdir, chans.v[c]);
+        strvec subs = {0};
+        scan_dir(cdir, &subs);
+        for (size_t j = 0; j < subs.n; j++) {
+            char *sdir = xasprintf("%s/%s", cdir, subs.v[j]);
+            strvec files = {0};
+            scan_dir(sdir, &files);
+            for (size_t k = 0; k < files.n; k++) {
+                char *p = xasprintf("%s/%s", sdir, files.v[k]);
+                recover_file(s, p, files.v[k], cb, arg, &found);
+                free(p);
+            }
+            sv_free(&files);
+            free(sdir);
+        }
+        sv_free(&subs);
+        free(cdir);
+    }
+    sv_free(&tmps);
+    sv_free(&chans);
+    return found;
+}
+
+typedef struct {
+    char *path;
+    size_t n;
+    off_t *offs;
+    uint8_t *bytes;
+    store_done_cb cb;
+    void *arg;
+    bool remove;
+    sl_result res;
+    char err[256];
+} ujob;
+
+static void update_run(void *arg)
+{
+    ujob *u = arg;
+    u->res = SL_OK;
+    if (u->remove) {
+        if (unlink(u->path) < 0 && errno != ENOENT) {
+            u->res = SL_TEMP;
+            snprintf(u->err, sizeof u->err, "unlink: %s", strerror(errno));
+        }
+        return;
+    }
+    int fd = open(u->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) goto fail;
+    size_t sz = qfile_state_size();
+    for (size_t i = 0; i < u->n; i++)
+        if (pwrite(fd, u->bytes + i * sz, sz, u->offs[i]) != (ssize_t)sz) goto fail_fd;
+    if (fdatasync(fd) < 0) goto fail_fd;
+    if (close(fd) < 0) goto fail;
+    return;
+fail_fd:
+    close(fd);
+fail:
+    u->res = SL_TEMP;
+    snprintf(u->err, sizeof u->err, "update %s: %s", u->path, strerror(errno));
+}
+
+static void update_done(void *arg)
+{
+    ujob *u = arg;
+    if (u->cb) u->cb(u->arg, u->res, u->err);
+    free(u->path);
+    free(u->offs);
+    free(u->bytes);
+    free(u);
+}
+
+void store_update_states(store *s, const char *path, const qmsg *msg, store_done_cb cb, void *arg)
+{
+    ujob *u = xcalloc(1, sizeof *u);
+    size_t sz = qfile_state_size();
+    u->path = xstrdup(path);
+    u->n = msg->n_rcpts;
+    u->offs = xcalloc(u->n, sizeof *u->offs);
+    u->bytes = xcalloc(u->n, sz);
+    for (size_t i = 0; i < u->n; i++) {
+        u->offs[i] = msg->rcpts[i].state_off;
+        qfile_state_pack(&msg->rcpts[i], u->bytes + i * sz);
+    }
+    u->cb = cb;
+    u->arg = arg;
+    workq_submit(s->wq, update_run, update_done, u);
+}
+
+void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
+{
+    ujob *u = xcalloc(1, sizeof *u);
+    u->path = xstrdup(path);
+    u->remove = true;
+    u->cb = cb;
+    u->arg = arg;
+    workq_submit(s->wq, update_run, update_done, u);
+}

@@ -1,0 +1,57 @@
+/*
+ * store.h - the durable queue on disk (DESIGN.md §3).
+ *
+ * Layout: QUEUE/<channel>/<NNN>/<id> (NNN = 000 .. subdirs-1), QUEUE/tmp/ for files being
+ * written, QUEUE/corrupt/ for files that failed validation.
+ * Commit (group commit): a dedicated committer thread takes every pending commit request at
+ * once, writes each file into tmp/, flushes the data of the whole batch with one syncfs(2),
+ * renames the files into their channel directories, fsyncs each distinct directory once, and
+ * only then reports success; so the 250 a client gets means the message is on disk, and
+ * concurrent messages share the flushes. Any error fails the whole request and removes its
+ * files (no partial messages). Recipient state updates and removals run on the worker queue.
+ * store_* functions are called on the loop thread; callbacks run on the loop thread.
+ */
+#ifndef SLUICE_STORE_H
+#define SLUICE_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "core/workq.h"
+#include "queue/qfile.h"
+
+struct event_base;
+typedef struct store store;
+
+/* One file of a commit request: encoded bytes for channel/subdir. The store frees data and path. */
+typedef struct {
+    char *channel;
+    unsigned subdirs;
+    char id[32];
+    strbuf data;
+    char *path; /* set by the store: final path, valid in the callback */
+} store_file;
+
+/* store_commit_cb - SL_OK when every file is durable; SL_TEMP with err otherwise (no file left). */
+typedef void (*store_commit_cb)(void *arg, sl_result res, const char *err, store_file *files, size_t n);
+/* store_recover_cb - one valid queue file found at start-up; msg and path are handed over (caller frees). */
+typedef void (*store_recover_cb)(void *arg, qmsg *msg, char *path);
+/* store_done_cb - completion of an update or removal. */
+typedef void (*store_done_cb)(void *arg, sl_result res, const char *err);
+
+/* store_open - create the directories under qdir and start the committer. NULL + err on failure. */
+store *store_open(struct event_base *base, workq *wq, const char *qdir, char *err, size_t errlen);
+/* store_close - stop the committer after finishing pending requests. */
+void store_close(store *s);
+/* store_new_id - a fresh queue id (unique across restarts) into buf (>= 32 bytes). */
+void store_new_id(store *s, char *buf, size_t len);
+/* store_commit - make n files durable (group commit); takes ownership of files[] and their data. */
+void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg);
+/* store_recover - blocking scan at start-up: clean tmp/, validate every file, move bad ones to corrupt/. Returns files found. */
+size_t store_recover(store *s, store_recover_cb cb, void *arg);
+/* store_update_states - write the state records of msg's recipients in place and fdatasync (worker thread). */
+void store_update_states(store *s, const char *path, const qmsg *msg, store_done_cb cb, void *arg);
+/* store_remove - unlink a queue file whose recipients are all final (worker thread). */
+void store_remove(store *s, const char *path, store_done_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * listener.c - dispatcher services, connection I/O and session policy (see listener.h).
+ */
+#include "smtp/listener.h"
+#include "conf/conf.h"
+#include "core/log.h"
+#include "dir/dir.h"
+#include "queue/enqueue.h"
+#include "queue/store.h"
+#include "rewrite/rewrite.h"
+#include "smtp/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+typedef struct conn conn;
+
+struct listener {
+    sl_ctx *ctx;
+    struct evconnlistener **evls;
+    char **svc_channel;
+    size_t n;
+    conn *conns;
+    int nconns;
+    unsigned long next_sess;
+    bool closing;
+};
+
+struct conn {
+    conn *prev, *next;
+    listener *l;
+    struct bufferevent *bev;
+    smtp_sess *sess;
+    sl_conf *conf;
+    enq_msg *pending; /* message being committed */
+    bool dead;        /* connection gone while a commit was pending */
+};
+
+static const smtp_server_ops ops;
+
+static void conn_free(conn *c)
+{
+    listener *l = c->l;
+    if (c->prev) c->prev->next = c->next;
+    else l->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    l->nconns--;
+    if (c->bev) bufferevent_free(c->bev);
+    smtp_sess_free(c->sess);
+    ctx_conf_put(l->ctx, c->conf);
+    free(c);
+}
+
+/* conn_flush - write queued replies; close once written when the session ends. */
+static void conn_flush(conn *c)
+{
+    smtp_sess *s = c->sess;
+    if (s->out.len) {
+        bufferevent_write(c->bev, s->out.data, s->out.len);
+        sb_reset(&s->out);
+    }
+    if (s->closing) {
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->pending) conn_free(c);
+    }
+}
+
+/* conn_process - feed everything buffered to the session. */
+static void conn_process(conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    if (len && c->sess->state != SESS_WAIT_COMMIT && c->sess->state != SESS_CLOSED) {
+        const char *p = (const char *)evbuffer_pullup(in, -1);
+        size_t used = smtp_sess_feed(c->sess, p, len);
+        evbuffer_drain(in, used);
+    }
+    conn_flush(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    conn *c = arg;
+    if (c->sess->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->pending) conn_free(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        smtp_sess_timeout(c->sess);
+        conn_flush(c);
+        return;
+    }
+    log_info(c->sess->id, "disconnect", "client=[%s]%s", c->sess->client_ip,
+             c->sess->state == SESS_CLOSED ? "" : " reason=lost");
+    if (c->pending) { /* the commit callback frees the connection */
+        c->dead = true;
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return;
+    }
+    conn_free(c);
+}
+
+static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, (socklen_t)len);
+        else inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    }
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)evl;
+    (void)salen;
+    listener *l = arg;
+    size_t svc = 0;
+    while (svc < l->n && l->evls[svc] != evl) svc++;
+    conn *c = xcalloc(1, sizeof *c);
+    c->l = l;
+    c->conf = ctx_conf_get(l->ctx);
+    char ip[64], id[24];
+    addr_text(sa, ip, sizeof ip);
+    snprintf(id, sizeof id, "S%lu", ++l->next_sess);
+    bool internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa);
+    c->sess = smtp_sess_new(c->conf, &ops, c, id, svc < l->n ? l->svc_channel[svc] : "tcp_local", ip, internal);
+    c->bev = bufferevent_socket_new(l->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->next = l->conns;
+    if (l->conns) l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    log_info(id, "connect", "client=[%s] channel=%s internal=%s", ip, c->sess->src_channel, internal ? "yes" : "no");
+    struct timeval idle = {c->conf->opt.idle_timeout ? c->conf->opt.idle_timeout : 300, 0};
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    smtp_sess_greet(c->sess);
+    conn_flush(c);
+}
+
+/* ---- session policy ---- */
+
+static void ops_new_id(void *ctx, char *buf, size_t len)
+{
+    conn *c = ctx;
+    store_new_id(c->l->ctx->store, buf, len);
+}
+
+static void ops_date(void *ctx, char *buf, size_t len)
+{
+    (void)ctx;
+    rfc5322_date(now_unix(), buf, len);
+}
+
+/* route_one - rewrite one final address and add it to the transaction. */
+static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const char *orig, strbuf *reply)
+{
+    rw_result rw;
+    memset(&rw, 0, sizeof rw);
+    sl_result rc = rewrite_address(s->conf, addr, s->src_channel, &rw, NULL);
+    if (rc != SL_OK) {
+        sb_printf(reply, "%s 5.1.2 <%s>: Recipient address rejected: %s", rc == SL_PERM ? "550" : "451", orig,
+                  rw.error ? rw.error : "cannot route");
+        if (rc != SL_PERM) reply->data[4] = '4';
+        rw_result_free(&rw);
+        return rc == SL_PERM ? 550 : 451;
+    }
+    smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, rw.host, cmd->notify);
+    rw_result_free(&rw);
+    return 250;
+}
+
+static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
+{
+    (void)ctx;
+    const sl_conf *conf = s->conf;
+    const sl_directory *dir = conf->directory;
+    smtp_addr a = cmd->path;
+    char *addr;
+    if (!a.domain || !a.domain[0]) { /* RCPT TO:<Postmaster> */
+        const char *d = dir_first_domain(dir);
+        addr = xasprintf("postmaster@%s", d ? d : conf->opt.hostname);
+    } else {
+        addr = smtp_addr_format(&a);
+    }
+    char *domain = strrchr(addr, '@') + 1;
+    int code = 250;
+    if (dir_domain_is_local(dir, domain)) {
+        strvec targets = {0};
+        char err[256] = "";
+        sl_result rc = dir_expand(dir, addr, &targets, err, sizeof err);
+        bool postmaster = str_has_prefix_ci(addr, "postmaster@");
+        if (rc == SL_PERM && postmaster) {
+            sv_push(&targets, addr);
+            rc = SL_OK;
+        }
+        if (rc == SL_TEMP) {
+            sb_printf(reply, "451 4.3.0 <%s>: Recipient address lookup failed, try again later", addr);
+            code = 451;
+        } else if (rc != SL_OK) {
+            bool disabled = strstr(err, "disabled") != NULL;
+            sb_printf(reply, "550 %s <%s>: Recipient address rejected: %s", disabled ? "5.2.1" : "5.1.1", addr,
+                      disabled ? "mailbox disabled" : "User unknown in local recipient table");
+            code = 550;
+        }
+        size_t before = s->n_rcpts;
+        for (size_t i = 0; code == 250 && i < targets.n; i++) code = route_one(s, targets.v[i], cmd, addr, reply);
+        if (code != 250) s->n_rcpts = before; /* all or nothing; strings freed at reset */
+        sv_free(&targets);
+    } else if (!s->client_internal) {
+        sb_printf(reply, "550 5.7.1 <%s>: Relay access denied", addr);
+        code = 550;
+    } else {
+        code = route_one(s, addr, cmd, addr, reply);
+    }
+    if (code == 250) sb_printf(reply, "250 2.1.5 Ok");
+    log_info(s->id, code == 250 ? "rcpt" : "rcpt_rejected", "to=<%s> code=%d", addr, code);
+    free(addr);
+    return code;
+}
+
+static void commit_done(void *arg, sl_result res, const char *err)
+{
+    conn *c = arg;
+    enq_msg *m = c->pending;
+    c->pending = NULL;
+    if (res == SL_OK)
+        log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", c->sess->id,
+                 c->sess->client_ip, m->sender, m->data_len, m->n_rcpts);
+    enqueue_msg_free(m);
+    free(m);
+    if (c->dead) { /* client left: the message is queued (or not) all the same */
+        conn_free(c);
+        return;
+    }
+    smtp_sess_commit_done(c->sess, res, err);
+    conn_process(c);
+}
+
+static void ops_commit(void *ctx, smtp_sess *s)
+{
+    conn *c = ctx;
+    enq_msg *m = xcalloc(1, sizeof *m);
+    snprintf(m->id, sizeof m->id, "%s", s->qid);
+    m->sender = xstrdup(s->sender);
+    m->envid = xstrdup(s->envid);
+    m->ret = (uint8_t)s->ret;
+    m->body = (uint8_t)s->body;
+    m->smtputf8 = s->smtputf8;
+    m->arrival = now_unix();
+    m->src_channel = xstrdup(s->src_channel);
+    m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
+    for (size_t i = 0; i < s->n_rcpts; i++) {
+        smtp_rcpt *r = &s->rcpts[i];
+        enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
+    }
+    m->data = s->data.data;
+    m->data_len = s->data.len;
+    c->pending = m;
+    enqueue_submit(c->l->ctx, m, commit_done, c);
+}
+
+static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date};
+
+/* ---- services ---- */
+
+static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    unsigned p = (unsigned)atoi(port);
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (void *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) goto bad;
+        sl = sizeof *s6;
+    } else {
+        struct sockaddr_in *s4 = (void *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) goto bad;
+        sl = sizeof *s4;
+    }
+    struct evconnlistener *evl = evconnlistener_new_bind(
+        l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        (struct sockaddr *)&ss, (int)sl);
+    if (!evl) snprintf(err, errlen, "cannot listen on %s port %s: %s", addr, port, strerror(errno));
+    return evl;
+bad:
+    snprintf(err, errlen, "bad interface address %s", addr);
+    return NULL;
+}
+
+listener *listener_open(sl_ctx *ctx, char *err, size_t errlen)
+{
+    listener *l = xcalloc(1, sizeof *l);
+    l->ctx = ctx;
+    const sl_conf *c = ctx->conf;
+    for (size_t i = 0; i < c->n_services; i++) {
+        const sl_service *svc = &c->services[i];
+        size_t naddr = svc->addresses.n ? svc->addresses.n : 1;
+        for (size_t a = 0; a < naddr; a++) {
+            const char *addr = svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0";
+            for (size_t p = 0; p < svc->ports.n; p++) {
+                struct evconnlistener *evl = bind_one(l, addr, svc->ports.v[p], err, errlen);
+                if (!evl) {
+                    listener_free(l);
+                    return NULL;
+                }
+                l->evls = xrealloc(l->evls, (l->n + 1) * sizeof *l->evls);
+                l->svc_channel = xrealloc(l->svc_channel, (l->n + 1) * sizeof *l->svc_channel);
+                l->evls[l->n] = evl;
+                l->svc_channel[l->n] = xstrdup(svc->channel ? svc->channel : "tcp_local");
+                l->n++;
+                log_info(NULL, "listen", "service=%s address=%s port=%s channel=%s", svc->name, addr,
+                         svc->ports.v[p], svc->channel ? svc->channel : "tcp_local");
+            }
+        }
+    }
+    return l;
+}
+
+int listener_sessions(const listener *l)
+{
+    return l->nconns;
+}
+
+void listener_close(listener *l)
+{
+    if (!l || l->closing) return;
+    l->closing = true;
+    for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->evls[i]);
+    conn *c = l->conns;
+    while (c) {
+        conn *next = c->next;
+        if (!c->pending && c->bev) {
+            smtp_sess_shutdown(c->sess);
+            conn_flush(c);
+        }
+        c = next;
+    }
+}
+
+void listener_free(listener *l)
+{
+    if (!l) return;
+    while (l->conns) {
+        conn *c = l->conns;
+        if (c->pending) { /* the store callback will never run now: abandon it */
+            enqueue_msg_free(c->pending);
+            free(c->pending);
+            c->pending = NULL;
+        }
+        conn_free(c);
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        evconnlistener_free(l->evls[i]);
+        free(l->svc_channel[i]);
+    }
+    free(l->evls);
+    free(l->svc_channel);
+    free(l);
+}

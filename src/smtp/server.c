@@ -1,0 +1,550 @@
+/*
+ * server.c - ESMTP server session engine (see server.h).
+ *
+ * Commands are handled by a table of verbs, each with a check of the session state and a
+ * handler. DATA content goes through a byte scanner that only recognises CRLF "." CRLF as the
+ * end, undoes dot-stuffing, and flags bare CR, bare LF, NUL, over-long lines and over-size
+ * content; a flagged message is refused as a whole at the end, so nothing after a smuggled
+ * end-of-data marker is ever read as a command.
+ */
+#include "smtp/server.h"
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { D_LINE_START, D_DOT, D_DOT_CR, D_MID, D_CR };
+
+static void txn_reset(smtp_sess *s);
+
+smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_ctx, const char *id,
+                         const char *src_channel, const char *client_ip, bool client_internal)
+{
+    smtp_sess *s = xcalloc(1, sizeof *s);
+    s->conf = conf;
+    s->ops = ops;
+    s->ops_ctx = ops_ctx;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    s->src_channel = xstrdup(src_channel);
+    snprintf(s->client_ip, sizeof s->client_ip, "%s", client_ip);
+    s->client_internal = client_internal;
+    s->state = SESS_CMD;
+    return s;
+}
+
+void smtp_sess_free(smtp_sess *s)
+{
+    if (!s) return;
+    txn_reset(s);
+    free(s->rcpts);
+    free(s->src_channel);
+    free(s->client_name);
+    free(s->helo);
+    sb_free(&s->out);
+    sb_free(&s->line);
+    sb_free(&s->data);
+    free(s);
+}
+
+void smtp_sess_reply(smtp_sess *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&s->out, fmt, ap);
+    va_end(ap);
+    sb_puts(&s->out, "\r\n");
+}
+
+static void sess_close(smtp_sess *s)
+{
+    s->closing = true;
+    s->state = SESS_CLOSED;
+}
+
+/* reply_error - a 4xx/5xx reply to a command; counts towards max_errors. */
+static void reply_error(smtp_sess *s, const char *cmdname, const char *text)
+{
+    smtp_sess_reply(s, "%s", text);
+    log_info(s->id, "reject", "client=[%s] cmd=%s reply=\"%s\"", s->client_ip, cmdname, text);
+    if (++s->errors >= s->conf->opt.max_errors && s->state != SESS_CLOSED) {
+        smtp_sess_reply(s, "421 4.7.0 %s Too many errors, closing connection", s->conf->opt.hostname);
+        log_info(s->id, "disconnect", "client=[%s] reason=too_many_errors", s->client_ip);
+        sess_close(s);
+    }
+}
+
+void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
+                        const char *host, unsigned notify)
+{
+    if (s->n_rcpts == s->cap_rcpts) {
+        s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 8;
+        s->rcpts = xrealloc(s->rcpts, s->cap_rcpts * sizeof *s->rcpts);
+    }
+    smtp_rcpt *r = &s->rcpts[s->n_rcpts++];
+    r->addr = xstrdup(addr);
+    r->orig = xstrdup(orig);
+    r->orcpt = xstrdup(orcpt);
+    r->channel = xstrdup(channel);
+    r->host = xstrdup(host ? host : "");
+    r->notify = notify;
+}
+
+static void txn_reset(smtp_sess *s)
+{
+    for (size_t i = 0; i < s->n_rcpts; i++) {
+        free(s->rcpts[i].addr);
+        free(s->rcpts[i].orig);
+        free(s->rcpts[i].orcpt);
+        free(s->rcpts[i].channel);
+        free(s->rcpts[i].host);
+    }
+    s->n_rcpts = 0;
+    free(s->sender);
+    free(s->envid);
+    s->sender = s->envid = NULL;
+    s->has_mail = false;
+    s->mail_size = 0;
+    s->body = BODY_UNSET;
+    s->smtputf8 = false;
+    s->ret = DSN_RET_UNSET;
+    s->qid[0] = '\0';
+    sb_free(&s->data);
+    s->hdr_len = 0;
+    s->too_big = s->bare_eol = s->long_line = s->has_nul = false;
+    s->bdat_left = 0;
+    s->bdat_last = s->bdat_error = s->bdat_mode = false;
+    s->bdat_prev_cr = 0;
+}
+
+void smtp_sess_greet(smtp_sess *s)
+{
+    smtp_sess_reply(s, "220 %s ESMTP Sluice", s->conf->opt.hostname);
+}
+
+void smtp_sess_pregreet(smtp_sess *s)
+{
+    smtp_sess_reply(s, "554 5.5.0 %s Protocol error: you spoke before the greeting", s->conf->opt.hostname);
+    log_info(s->id, "reject", "client=[%s] cmd=pregreet reply=\"554 5.5.0\"", s->client_ip);
+    sess_close(s);
+}
+
+void smtp_sess_timeout(smtp_sess *s)
+{
+    smtp_sess_reply(s, "421 4.4.2 %s Idle timeout, closing connection", s->conf->opt.hostname);
+    log_info(s->id, "disconnect", "client=[%s] reason=timeout", s->client_ip);
+    sess_close(s);
+}
+
+void smtp_sess_shutdown(smtp_sess *s)
+{
+    smtp_sess_reply(s, "421 4.3.2 %s Service shutting down", s->conf->opt.hostname);
+    sess_close(s);
+}
+
+/* begin_content - the transaction enters DATA or BDAT: allocate the id and write Received:. */
+static void begin_content(smtp_sess *s)
+{
+    char date[64];
+    s->ops->new_id(s->ops_ctx, s->qid, sizeof s->qid);
+    s->ops->date(s->ops_ctx, date, sizeof date);
+    sb_reset(&s->data);
+    const char *proto = s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP";
+    sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
+              s->client_ip, s->conf->opt.hostname, proto, s->qid);
+    if (s->n_rcpts == 1) sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0].orig);
+    sb_printf(&s->data, ";\r\n\t%s\r\n", date);
+    s->hdr_len = s->data.len;
+    s->dstate = D_LINE_START;
+    s->dline_real = true;
+    s->dline_len = 0;
+}
+
+/* content_put - append message bytes unless the size limit is already exceeded. */
+static void content_put(smtp_sess *s, const char *p, size_t n)
+{
+    if (s->too_big) return;
+    if (s->data.len - s->hdr_len + n > s->conf->opt.max_message_size) {
+        s->too_big = true;
+        return;
+    }
+    sb_append(&s->data, p, n);
+}
+
+/* content_eol - a line ended (normalised to CRLF when it was bare). */
+static void content_eol(smtp_sess *s, bool real)
+{
+    content_put(s, "\r\n", 2);
+    s->dline_len = 0;
+    s->dline_real = real;
+    s->dstate = D_LINE_START;
+    if (!real) s->bare_eol = true;
+}
+
+static void content_byte(smtp_sess *s, char c)
+{
+    if (c == '\0') s->has_nul = true;
+    if (++s->dline_len > 998) s->long_line = true;
+    content_put(s, &c, 1);
+    s->dstate = D_MID;
+}
+
+/* finish_content - the whole message is in: refuse it if flagged, else commit. */
+static void finish_content(smtp_sess *s)
+{
+    const char *why = NULL;
+    if (s->too_big)
+        why = "552 5.3.4 Message size exceeds fixed maximum message size";
+    else if (s->bare_eol && s->conf->opt.bare_eol == BARE_EOL_REJECT)
+        why = "550 5.6.0 Message contains a bare CR or LF (RFC 5321 section 2.3.8)";
+    else if (s->has_nul)
+        why = "550 5.6.0 Message contains NUL characters";
+    else if (s->long_line)
+        why = "550 5.6.0 Message contains a line longer than 1000 octets";
+    if (why) {
+        s->state = SESS_CMD;
+        reply_error(s, "DATA", why);
+        txn_reset(s);
+        return;
+    }
+    s->state = SESS_WAIT_COMMIT;
+    s->ops->commit(s->ops_ctx, s);
+}
+
+/* feed_data - scan DATA content; returns bytes consumed (stops after the end marker). */
+static size_t feed_data(smtp_sess *s, const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        char c = buf[i++];
+        switch (s->dstate) {
+        case D_LINE_START:
+            if (c == '.' && s->dline_real) s->dstate = D_DOT;
+            else if (c == '\r') s->dstate = D_CR;
+            else if (c == '\n') content_eol(s, false);
+            else content_byte(s, c);
+            break;
+        case D_DOT:
+            if (c == '\r') s->dstate = D_DOT_CR;
+            else if (c == '\n') { /* "." then bare LF: not an end marker */
+                content_byte(s, '.');
+                content_eol(s, false);
+            } else content_byte(s, c); /* dot-stuffing undone */
+            break;
+        case D_DOT_CR:
+            if (c == '\n') {
+                finish_content(s);
+                return i;
+            }
+            content_byte(s, '.');
+            content_eol(s, false); /* the CR was bare */
+            i--;                   /* rescan c at a (soft) line start */
+            break;
+        case D_MID:
+            if (c == '\r') s->dstate = D_CR;
+            else if (c == '\n') content_eol(s, false);
+            else content_byte(s, c);
+            break;
+        case D_CR:
+            if (c == '\n') content_eol(s, true);
+            else {
+                content_eol(s, false);
+                i--;
+            }
+            break;
+        }
+    }
+    return i;
+}
+
+/* bdat_scan - check raw BDAT bytes for bare CR/LF, NUL and long lines; append them. */
+static void bdat_scan(smtp_sess *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (s->bdat_prev_cr && c != '\n') s->bare_eol = true;
+        if (c == '\n' && !s->bdat_prev_cr) s->bare_eol = true;
+        if (c == '\0') s->has_nul = true;
+        if (c == '\n') s->dline_len = 0;
+        else if (c != '\r' && ++s->dline_len > 998) s->long_line = true;
+        s->bdat_prev_cr = c == '\r';
+    }
+    content_put(s, p, n);
+}
+
+static size_t feed_bdat(smtp_sess *s, const char *buf, size_t len)
+{
+    size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
+    if (!s->bdat_error) bdat_scan(s, buf, n);
+    s->bdat_left -= n;
+    if (s->bdat_left) return n;
+    s->state = SESS_CMD;
+    if (s->bdat_error) {
+        txn_reset(s);
+        return n;
+    }
+    if (s->bdat_last) {
+        if (s->bdat_prev_cr) s->bare_eol = true;
+        if (s->data.len > s->hdr_len && s->data.data[s->data.len - 1] != '\n' && !s->too_big)
+            content_put(s, "\r\n", 2); /* a message ends with a line end */
+        finish_content(s);
+    } else {
+        smtp_sess_reply(s, "250 2.0.0 %zu octets received", s->data.len - s->hdr_len);
+    }
+    return n;
+}
+
+/* ---- command handlers ---- */
+
+static void cmd_helo(smtp_sess *s, smtp_cmd *c)
+{
+    txn_reset(s);
+    free(s->helo);
+    s->helo = xstrdup(c->arg);
+    s->greeted_client = true;
+    s->esmtp = c->verb == SMTP_EHLO;
+    if (!s->esmtp) {
+        smtp_sess_reply(s, "250 %s", s->conf->opt.hostname);
+        return;
+    }
+    smtp_sess_reply(s, "250-%s Hello %s [%s]", s->conf->opt.hostname, c->arg, s->client_ip);
+    smtp_sess_reply(s, "250-PIPELINING");
+    smtp_sess_reply(s, "250-SIZE %llu", (unsigned long long)s->conf->opt.max_message_size);
+    smtp_sess_reply(s, "250-8BITMIME");
+    smtp_sess_reply(s, "250-ENHANCEDSTATUSCODES");
+    smtp_sess_reply(s, "250-DSN");
+    smtp_sess_reply(s, "250-SMTPUTF8");
+    smtp_sess_reply(s, "250 CHUNKING");
+}
+
+static void cmd_mail(smtp_sess *s, smtp_cmd *c)
+{
+    if (!s->greeted_client) return reply_error(s, "MAIL", "503 5.5.1 Error: send HELO/EHLO first");
+    if (s->has_mail) return reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
+    if (c->has_size && c->size > s->conf->opt.max_message_size)
+        return reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed maximum message size");
+    if (c->path.utf8 && !c->smtputf8)
+        return reply_error(s, "MAIL", "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+    s->has_mail = true;
+    s->sender = c->path.is_null ? xstrdup("") : smtp_addr_format(&c->path);
+    s->mail_size = c->size;
+    s->body = c->body;
+    s->smtputf8 = c->smtputf8;
+    s->ret = c->ret;
+    s->envid = c->envid;
+    c->envid = NULL;
+    smtp_sess_reply(s, "250 2.1.0 Ok");
+}
+
+static void cmd_rcpt(smtp_sess *s, smtp_cmd *c)
+{
+    if (!s->has_mail) return reply_error(s, "RCPT", "503 5.5.1 Error: need MAIL command");
+    if (s->n_rcpts >= s->conf->opt.max_recipients)
+        return reply_error(s, "RCPT", "452 4.5.3 Error: too many recipients");
+    if (c->path.utf8 && !s->smtputf8)
+        return reply_error(s, "RCPT", "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+    strbuf reply;
+    sb_init(&reply);
+    int code = s->ops->rcpt(s->ops_ctx, s, c, &reply);
+    if (code >= 400) reply_error(s, "RCPT", reply.data);
+    else smtp_sess_reply(s, "%s", reply.data);
+    sb_free(&reply);
+}
+
+static void cmd_data(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    if (!s->has_mail) return reply_error(s, "DATA", "503 5.5.1 Error: need MAIL command");
+    if (s->bdat_mode) return reply_error(s, "DATA", "503 5.5.1 Error: DATA after BDAT");
+    if (!s->n_rcpts) return reply_error(s, "DATA", "554 5.5.1 Error: no valid recipients");
+    begin_content(s);
+    s->state = SESS_DATA;
+    smtp_sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_bdat(smtp_sess *s, smtp_cmd *c)
+{
+    s->bdat_left = c->bdat_size;
+    s->bdat_last = c->bdat_last;
+    s->state = SESS_BDAT;
+    const char *err = NULL;
+    if (!s->has_mail) err = "503 5.5.1 Error: need MAIL command";
+    else if (!s->n_rcpts) err = "554 5.5.1 Error: no valid recipients";
+    if (err) {
+        /* The chunk still follows on the wire: swallow it, never parse it as commands. */
+        s->bdat_error = true;
+        reply_error(s, "BDAT", err);
+        if (s->state == SESS_CLOSED) return;
+        s->state = SESS_BDAT;
+        return;
+    }
+    if (!s->bdat_mode) {
+        begin_content(s);
+        s->bdat_mode = true;
+        s->dline_len = 0;
+    }
+}
+
+static void cmd_rset(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    txn_reset(s);
+    smtp_sess_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    smtp_sess_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    smtp_sess_reply(s, "221 2.0.0 Bye");
+    sess_close(s);
+}
+
+static void cmd_vrfy(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    smtp_sess_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_help(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    smtp_sess_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+}
+
+static void cmd_unimplemented(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    reply_error(s, "UNIMPLEMENTED", "502 5.5.1 Error: command not implemented");
+}
+
+typedef struct {
+    enum smtp_verb verb;
+    const char *name;
+    void (*handle)(smtp_sess *, smtp_cmd *);
+    bool last_in_group; /* RFC 2920: nothing may be pipelined after it */
+} verb_entry;
+
+static const verb_entry verbs[] = {
+    {SMTP_HELO, "HELO", cmd_helo, true},      {SMTP_EHLO, "EHLO", cmd_helo, true},
+    {SMTP_MAIL, "MAIL", cmd_mail, false},     {SMTP_RCPT, "RCPT", cmd_rcpt, false},
+    {SMTP_DATA, "DATA", cmd_data, true},      {SMTP_BDAT, "BDAT", cmd_bdat, false},
+    {SMTP_RSET, "RSET", cmd_rset, false},     {SMTP_NOOP, "NOOP", cmd_noop, false},
+    {SMTP_QUIT, "QUIT", cmd_quit, true},      {SMTP_VRFY, "VRFY", cmd_vrfy, false},
+    {SMTP_HELP, "HELP", cmd_help, false},     {SMTP_STARTTLS, "STARTTLS", cmd_unimplemented, true},
+    {SMTP_AUTH, "AUTH", cmd_unimplemented, false}, {SMTP_EXPN, "EXPN", cmd_unimplemented, false},
+};
+
+static const verb_entry *verb_find(enum smtp_verb v)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(verbs); i++)
+        if (verbs[i].verb == v) return &verbs[i];
+    return NULL;
+}
+
+/* handle_line - one complete command line (without its line end). */
+static void handle_line(smtp_sess *s, const char *line, size_t len, bool more_input)
+{
+    smtp_cmd cmd;
+    char reply[512];
+    memset(&cmd, 0, sizeof cmd);
+    int rc = smtp_cmd_parse(line, len, s->esmtp, &cmd, reply, sizeof reply);
+    if (cmd.verb == SMTP_HOSTILE) {
+        smtp_sess_reply(s, "554 5.5.0 %s Not an SMTP client, closing connection", s->conf->opt.hostname);
+        log_info(s->id, "reject", "client=[%s] cmd=hostile reply=\"554 5.5.0\"", s->client_ip);
+        sess_close(s);
+    } else if (rc != 0) {
+        reply_error(s, cmd.verb == SMTP_UNKNOWN ? "UNKNOWN" : (verb_find(cmd.verb) ? verb_find(cmd.verb)->name : "?"),
+                    reply);
+    } else {
+        const verb_entry *v = verb_find(cmd.verb);
+        bool forbidden = more_input && v && (v->last_in_group || !s->esmtp);
+        if (forbidden) {
+            smtp_sess_reply(s, "554 5.5.0 %s Improper command pipelining after %s", s->conf->opt.hostname, v->name);
+            log_info(s->id, "reject", "client=[%s] cmd=%s reply=\"554 5.5.0 improper pipelining\"", s->client_ip,
+                     v->name);
+            sess_close(s);
+        } else if (v) {
+            v->handle(s, &cmd);
+        } else {
+            reply_error(s, "UNKNOWN", "500 5.5.1 Command unrecognized");
+        }
+    }
+    smtp_cmd_free(&cmd);
+}
+
+/* feed_cmd - assemble one command line; returns bytes consumed. */
+static size_t feed_cmd(smtp_sess *s, const char *buf, size_t len)
+{
+    const char *nl = memchr(buf, '\n', len);
+    size_t take = nl ? (size_t)(nl - buf) + 1 : len;
+    if (s->skipping) {
+        if (nl) s->skipping = false;
+        return take;
+    }
+    sb_append(&s->line, buf, nl ? take - 1 : take);
+    if (s->line.len > SMTP_CMD_LINE_MAX - 2 + 1 /* a trailing CR */) {
+        /* Refuse the line and discard it up to its end: its tail is never a command. */
+        sb_reset(&s->line);
+        s->skipping = nl == NULL;
+        reply_error(s, "LONG", "500 5.5.2 Error: line too long");
+        return take;
+    }
+    if (!nl) return take;
+    bool crlf = s->line.len && s->line.data[s->line.len - 1] == '\r';
+    if (crlf) s->line.data[--s->line.len] = '\0';
+    bool bare_cr = memchr(s->line.data ? s->line.data : "", '\r', s->line.len) != NULL;
+    if ((!crlf || bare_cr) && s->conf->opt.bare_eol == BARE_EOL_REJECT) {
+        sb_reset(&s->line);
+        reply_error(s, "BARE", "500 5.5.2 Error: bare CR or LF in command (use CRLF)");
+        return take;
+    }
+    char *line = xstrndup(s->line.data ? s->line.data : "", s->line.len);
+    size_t llen = s->line.len;
+    sb_reset(&s->line);
+    if (bare_cr) /* normalise: a bare CR inside a command is not allowed either way */
+        for (size_t i = 0; i < llen; i++)
+            if (line[i] == '\r') line[i] = ' ';
+    handle_line(s, line, llen, take < len);
+    free(line);
+    return take;
+}
+
+size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        size_t n;
+        switch (s->state) {
+        case SESS_CMD: n = feed_cmd(s, buf + used, len - used); break;
+        case SESS_DATA: n = feed_data(s, buf + used, len - used); break;
+        case SESS_BDAT: n = feed_bdat(s, buf + used, len - used); break;
+        default: return used;
+        }
+        used += n;
+    }
+    /* A zero-length BDAT chunk completes without any bytes following it. */
+    if (s->state == SESS_BDAT && s->bdat_left == 0) feed_bdat(s, buf + used, 0);
+    return used;
+}
+
+void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err)
+{
+    if (s->state != SESS_WAIT_COMMIT) return;
+    s->state = SESS_CMD;
+    if (res == SL_OK) {
+        smtp_sess_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+    } else if (res == SL_PERM) {
+        reply_error(s, "DATA", err && *err ? err : "554 5.0.0 Transaction failed");
+    } else {
+        log_error(s->id, "queue_error", "error=\"%s\"", err ? err : "");
+        reply_error(s, "DATA", "451 4.3.0 Error: queue file write error");
+    }
+    if (s->state != SESS_CLOSED) txn_reset(s);
+}

@@ -1,0 +1,114 @@
+/*
+ * server.h - the ESMTP server session engine (RFC 5321, 1870, 2920, 3030, 3461, 6152, 6531).
+ *
+ * Pure: smtp_sess_feed takes the bytes a client sent and appends replies to sess->out; it does
+ * no I/O and reads no clock. Policy decisions that need the directory or the queue are made
+ * through smtp_server_ops. Committing a message is asynchronous: the engine calls ops->commit
+ * and consumes no more input until smtp_sess_commit_done. The I/O layer (smtp/listener.c)
+ * writes sess->out in one write after each feed, and closes when sess->closing is set.
+ * One session is used by one thread (the loop) only.
+ */
+#ifndef SLUICE_SMTP_SERVER_H
+#define SLUICE_SMTP_SERVER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "core/util.h"
+#include "smtp/parse.h"
+
+typedef struct smtp_sess smtp_sess;
+
+/* A recipient accepted at RCPT time, already routed. */
+typedef struct {
+    char *addr;    /* address to deliver to */
+    char *orig;    /* address as given in RCPT TO */
+    char *orcpt;   /* decoded ORCPT or NULL */
+    char *channel; /* destination channel name */
+    char *host;    /* routing host */
+    unsigned notify;
+} smtp_rcpt;
+
+typedef struct {
+    /* rcpt - decide on RCPT TO (cmd->path parsed); add routed recipients with smtp_sess_add_rcpt and
+     * write the complete reply line (no CRLF) into reply. Returns the reply code. */
+    int (*rcpt)(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply);
+    /* commit - the message in s is complete and valid; reply later with smtp_sess_commit_done. */
+    void (*commit)(void *ctx, smtp_sess *s);
+    /* new_id - a fresh queue id for the transaction's Received: header, into buf. */
+    void (*new_id)(void *ctx, char *buf, size_t len);
+    /* date - the current date in RFC 5322 form, into buf. */
+    void (*date)(void *ctx, char *buf, size_t len);
+} smtp_server_ops;
+
+enum smtp_sess_state { SESS_CMD, SESS_DATA, SESS_BDAT, SESS_WAIT_COMMIT, SESS_CLOSED };
+
+struct smtp_sess {
+    /* fixed at creation */
+    const sl_conf *conf;
+    const smtp_server_ops *ops;
+    void *ops_ctx;
+    char id[24];           /* session id for logs */
+    char *src_channel;     /* source channel of the service */
+    char client_ip[64];
+    bool client_internal;  /* inside internal_networks */
+    char *client_name;     /* reverse name or NULL */
+    /* session */
+    enum smtp_sess_state state;
+    bool greeted_client;   /* HELO/EHLO seen */
+    bool esmtp;
+    char *helo;
+    unsigned errors;
+    strbuf out;            /* replies waiting to be written */
+    bool closing;          /* close after writing out */
+    /* command line assembly */
+    strbuf line;
+    bool skipping;         /* discarding the rest of an over-long line */
+    /* transaction */
+    bool has_mail;
+    char *sender;          /* "" for <> */
+    uint64_t mail_size;
+    enum smtp_body body;
+    bool smtputf8;
+    enum dsn_ret ret;
+    char *envid;
+    smtp_rcpt *rcpts;
+    size_t n_rcpts, cap_rcpts;
+    char qid[32];
+    strbuf data;           /* Received: header + message */
+    size_t hdr_len;        /* length of our Received: header at the start of data */
+    /* data scanner */
+    int dstate;
+    bool dline_real;       /* current line start follows a real CRLF */
+    size_t dline_len;
+    bool too_big, bare_eol, long_line, has_nul;
+    uint64_t bdat_left;
+    bool bdat_last, bdat_error, bdat_mode;
+    int bdat_prev_cr;
+};
+
+/* smtp_sess_new - a session for a client; appends nothing yet (call smtp_sess_greet). */
+smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_ctx, const char *id,
+                         const char *src_channel, const char *client_ip, bool client_internal);
+/* smtp_sess_free - release a session. */
+void smtp_sess_free(smtp_sess *s);
+/* smtp_sess_greet - queue the 220 greeting. */
+void smtp_sess_greet(smtp_sess *s);
+/* smtp_sess_pregreet - the client spoke before the greeting: 554 and close. */
+void smtp_sess_pregreet(smtp_sess *s);
+/* smtp_sess_feed - consume client bytes; returns how many were consumed (the rest must be fed again later). */
+size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len);
+/* smtp_sess_commit_done - the queue's answer for the committed message: reply and reset the transaction. */
+void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
+/* smtp_sess_timeout - the idle timer fired: 421 and close. */
+void smtp_sess_timeout(smtp_sess *s);
+/* smtp_sess_shutdown - the server is stopping: 421 and close. */
+void smtp_sess_shutdown(smtp_sess *s);
+/* smtp_sess_add_rcpt - record a routed recipient for this transaction (copies strings). */
+void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
+                        const char *host, unsigned notify);
+/* smtp_sess_reply - append a reply line (adds CRLF). */
+void smtp_sess_reply(smtp_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""sink.py - an aiosmtpd SMTP sink for Sluice's integration tests.
+
+Usage: sink.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--no-dsn]
+
+Each accepted message is stored as DIR/NNNNNN.eml (the content exactly as received after
+removing dot-stuffing, CRLF line ends kept) and DIR/NNNNNN.json (the envelope: mail_from,
+mail_options, rcpt_tos, rcpt_options, the raw MAIL/RCPT arguments, the EHLO name and the peer).
+The .json file is written last, so a reader that sees it also sees the .eml.
+Options keep their case (aiosmtpd upper-cases them; we record the raw arguments instead).
+The sink offers DSN (RFC 3461) in its EHLO reply and accepts RET, ENVID, NOTIFY and ORCPT unless
+--no-dsn is given. RCPT TO an address given with --reject gets "550 5.1.1".
+DIR/ready appears once the sink listens. SIGTERM stops it.
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+
+from aiosmtpd.smtp import SMTP
+
+DSN_PARAMS = ("RET=", "ENVID=", "NOTIFY=", "ORCPT=")
+PATH_RE = re.compile(r"^\s*(?:FROM|TO):\s*<[^>]*>\s*(.*)$", re.I | re.S)
+
+
+def raw_options(arg):
+    """raw_options - the parameters after the path of a MAIL/RCPT argument, case kept."""
+    m = PATH_RE.match(arg or "")
+    return m.group(1).split() if m else []
+
+
+def strip_dsn(arg):
+    """strip_dsn - arg without DSN parameters, so that aiosmtpd's own parser accepts the rest."""
+    m = PATH_RE.match(arg or "")
+    if not m:
+        return arg
+    keep = [p for p in m.group(1).split() if not p.upper().startswith(DSN_PARAMS)]
+    head = arg[:m.start(1)].rstrip()
+    return " ".join([head] + keep)
+
+
+class SinkSMTP(SMTP):
+    """aiosmtpd's SMTP with the raw MAIL/RCPT arguments kept and DSN parameters allowed."""
+
+    dsn = True
+
+    async def smtp_MAIL(self, arg):
+        self.raw_arg = arg
+        await super().smtp_MAIL(strip_dsn(arg) if self.dsn else arg)
+
+    async def smtp_RCPT(self, arg):
+        self.raw_arg = arg
+        await super().smtp_RCPT(strip_dsn(arg) if self.dsn else arg)
+
+
+class Handler:
+    def __init__(self, directory, reject, dsn):
+        self.dir = directory
+        self.reject = {r.lower() for r in reject}
+        self.dsn = dsn
+        self.count = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.dsn:
+            responses.insert(len(responses) - 1, "250-DSN")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.raw_mail = server.raw_arg
+        envelope.raw_rcpts = []
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.reject:
+            return "550 5.1.1 <%s>: no such user here" % address
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.raw_rcpts.append(server.raw_arg)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        base = os.path.join(self.dir, "%06d" % self.count)
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(base + ".eml.tmp", base + ".eml")
+        env = {
+            "mail_from": envelope.mail_from,
+            "mail_options": raw_options(envelope.raw_mail),
+            "rcpt_tos": envelope.rcpt_tos,
+            "rcpt_options": [raw_options(a) for a in envelope.raw_rcpts],
+            "raw_mail": envelope.raw_mail,
+            "raw_rcpts": envelope.raw_rcpts,
+            "helo": session.host_name,
+            "peer": list(session.peer) if session.peer else None,
+        }
+        with open(base + ".json.tmp", "w") as f:
+            json.dump(env, f, indent=1)
+        os.rename(base + ".json.tmp", base + ".json")
+        return "250 2.0.0 OK sink %06d" % self.count
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--no-dsn", action="store_true")
+    a = ap.parse_args()
+    host, port = a.listen.rsplit(":", 1)
+    os.makedirs(a.dir, exist_ok=True)
+    handler = Handler(a.dir, a.reject, not a.no_dsn)
+    SinkSMTP.dsn = not a.no_dsn
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(loop.create_server(
+        lambda: SinkSMTP(handler, hostname="sink.test", decode_data=False, enable_SMTPUTF8=True),
+        host=host, port=int(port), reuse_address=True))
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.add_signal_handler(signal.SIGINT, loop.stop)
+    with open(os.path.join(a.dir, "ready"), "w") as f:
+        f.write("%d\n" % os.getpid())
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,718 @@
+"""sluicetest - helpers for Sluice's integration tests: the daemon under test, real peers, an SMTP
+client that sends exact bytes, Maildir and log readers.
+
+Everything here is bounded in time (every wait has a timeout) and owns what it starts: each
+process runs in its own process group and is stopped by its owner's stop(). Nothing here touches
+a fixed port or a fixed address: callers pick free ports with free_port() and loopback triples with
+loopback_net().
+"""
+import email
+import email.policy
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")
+SRC = os.environ.get("SLUICE_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
+BIN = os.environ.get("SLUICE_BIN") or os.path.join(SRC, "build", "sluice")
+
+# Sanitizer reports in the daemon's stderr that fail a test at teardown.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "ERROR: UndefinedBehaviorSanitizer")
+
+BARE_CR = re.compile(rb"\r(?!\n)")
+BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+# ---------------------------------------------------------------- addresses and ports
+
+def free_port(host="127.0.0.1", also=()):
+    """free_port - a TCP port that is free on host (and on every address in also) right now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        ok = True
+        for other in also:
+            with socket.socket() as s2:
+                try:
+                    s2.bind((other, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError("no free port found on %s %s" % (host, also))
+
+
+def loopback_net():
+    """loopback_net - a random "127.X.Y" prefix; tests use 127.X.Y.2, .3, ... so parallel tests never collide."""
+    return "127.%d.%d" % (random.randint(20, 250), random.randint(1, 254))
+
+
+def wait_until(pred, timeout, interval=0.1, what="condition"):
+    """wait_until - poll pred() until it returns a true value (returned) or timeout seconds pass (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def kill_group(proc, sig=signal.SIGTERM, wait=10.0):
+    """kill_group - signal proc's process group; SIGKILL it if it has not exited after wait seconds. Returns the exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+def make_tmpdir(tag):
+    """make_tmpdir - a fresh private temporary directory for one test or module."""
+    return tempfile.mkdtemp(prefix="sluice-%s-" % tag)
+
+
+def remove_tmpdir(path):
+    """remove_tmpdir - delete a directory from make_tmpdir unless SLUICE_KEEP_TMP is set."""
+    if os.environ.get("SLUICE_KEEP_TMP"):
+        sys.stderr.write("keeping %s\n" % path)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- log lines
+
+LOG_RE = re.compile(r"sluice\[(\d+)\] (\w+): (\S+) (\S+) ?(.*)$")
+KV_RE = re.compile(r'([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+class LogLine:
+    """One parsed daemon log line: level, id, event and key=value fields."""
+
+    def __init__(self, raw, level, ident, event, rest):
+        self.raw, self.level, self.id, self.event, self.rest = raw, level, ident, event, rest
+        self.kv = {}
+        for k, v in KV_RE.findall(rest):
+            if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+                v = re.sub(r"\\(.)", r"\1", v[1:-1])
+            self.kv[k] = v
+
+    def __repr__(self):
+        return self.raw
+
+
+def parse_log(text):
+    """parse_log - the event lines of a daemon log (other lines, e.g. sanitizer output, are skipped)."""
+    out = []
+    for raw in text.splitlines():
+        m = LOG_RE.search(raw)
+        if m:
+            out.append(LogLine(raw, m.group(2), m.group(3), m.group(4), m.group(5)))
+    return out
+
+
+# ---------------------------------------------------------------- configuration
+
+DEFAULT_LDIF = """\
+dn: dc=example,dc=test
+objectClass: top
+objectClass: domain
+objectClass: mailDomain
+dc: example
+associatedDomain: example.test
+
+dn: uid=alice,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: alice
+cn: Alice Test
+sn: Test
+mail: alice@example.test
+mailAlternateAddress: ali@example.test
+
+dn: uid=bob,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: bob
+cn: Bob Test
+sn: Test
+mail: bob@example.test
+
+dn: uid=carol,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: carol
+cn: Carol Test
+sn: Test
+mail: carol@example.test
+
+dn: uid=dave,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: dave
+cn: Dave Test
+sn: Test
+mail: dave@example.test
+
+dn: cn=staff,ou=groups,dc=example,dc=test
+objectClass: groupOfNames
+objectClass: mailGroup
+cn: staff
+mail: staff@example.test
+member: uid=alice,ou=people,dc=example,dc=test
+member: uid=bob,ou=people,dc=example,dc=test
+"""
+
+
+def sluice_cnf(tcp_local="smtp mx port 25"):
+    """sluice_cnf - rewrite rules (example.test local, everything else tcp_local) and channel blocks."""
+    return ("example.test   $U%$D@local-daemon\n"
+            ".              $U%$H@tcp_local-daemon\n"
+            "\n"
+            "defaults\n"
+            "\n"
+            "l\n"
+            "local-daemon\n"
+            "\n"
+            "tcp_local %s\n"
+            "tcp_local-daemon\n" % tcp_local)
+
+
+# ---------------------------------------------------------------- the daemon
+
+class Sluice:
+    """The daemon under test: a configuration directory, start/stop/kill, its logs and Maildirs."""
+
+    def __init__(self, workdir, options=None, tcp_local=None, ldif=DEFAULT_LDIF, host_name="mx.example.test"):
+        self.workdir = workdir
+        self.confdir = os.path.join(workdir, "conf")
+        self.queue_dir = os.path.join(workdir, "queue")
+        self.maildir_root = os.path.join(workdir, "maildir")
+        self.host_name = host_name
+        self.port = free_port()
+        self.proc = None
+        self.killed = False
+        self.starts = 0
+        self.logfiles = []
+        self.problems = []  # teardown findings (sanitizer reports, unclean exits)
+        os.makedirs(self.confdir)
+        opts = {
+            "host_name": host_name,
+            "queue_dir": self.queue_dir,
+            "maildir_root": self.maildir_root,
+            # A port where nothing answers, so nothing ever asks a real resolver.
+            "dns_servers": "127.0.0.1:%d" % free_port(),
+            "max_message_size": "1M",
+            "log_level": "debug",
+            "retry_interval": "1",
+            "retry_max": "2",
+            "connect_timeout": "2",
+            "command_timeout": "5",
+        }
+        opts.update(options or {})
+        self.options = opts
+        if tcp_local is None:
+            tcp_local = "smtp mx port %d" % free_port()
+        self.write("option.dat", "! written by the integration tests\n" +
+                   "".join("%s=%s\n" % (k, v) for k, v in opts.items() if v is not None))
+        self.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\n"
+                   "PARAMETER=CHANNEL=tcp_local\n" % self.port)
+        self.write("sluice.cnf", sluice_cnf(tcp_local))
+        self.write("directory.ldif", ldif)
+
+    def write(self, name, text):
+        """write - (re)write one configuration file."""
+        with open(os.path.join(self.confdir, name), "w") as f:
+            f.write(text)
+
+    def start(self, timeout=20.0):
+        """start - run `sluice serve -C confdir` and wait for its "ready" event."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if not os.access(BIN, os.X_OK):
+            raise AssertionError("daemon binary %s not found (set SLUICE_BIN)" % BIN)
+        self.starts += 1
+        self.killed = False
+        logfile = os.path.join(self.workdir, "sluice.%d.log" % self.starts)
+        self.logfiles.append(logfile)
+        env = dict(os.environ)
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        with open(logfile, "wb") as err:
+            self.proc = subprocess.Popen([BIN, "serve", "-C", self.confdir], stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err, start_new_session=True, env=env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            return "ready" if any(ln.event == "ready" for ln in parse_log(self.read_log(logfile))) else None
+
+        r = wait_until(ready, timeout, 0.05)
+        if r != "ready":
+            tail = self.read_log(logfile)[-3000:]
+            kill_group(self.proc, signal.SIGKILL, 5)
+            raise AssertionError("sluice did not become ready (%s, exit %s); log:\n%s" %
+                                 (r or "timeout", self.proc.returncode, tail))
+        return self
+
+    def running(self):
+        """running - whether the daemon process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        """kill9 - SIGKILL the daemon (crash simulation) and reap it."""
+        self.killed = True
+        kill_group(self.proc, signal.SIGKILL, 10)
+
+    def stop(self):
+        """stop - SIGTERM and wait; records unclean exits and sanitizer reports in self.problems."""
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None and not self.killed:
+                self.problems.append("sluice died during the test (exit status %s)" % self.proc.returncode)
+            self.check_sanitizers()
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc, signal.SIGKILL, 5)
+            self.problems.append("sluice did not exit within 20 s of SIGTERM")
+        if self.proc.returncode not in (0, None) and not self.problems:
+            self.problems.append("sluice exited with status %s after SIGTERM" % self.proc.returncode)
+        self.check_sanitizers()
+
+    def check_sanitizers(self):
+        """check_sanitizers - add any sanitizer report found in the logs to self.problems."""
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            i = text.find(marker)
+            if i >= 0:
+                self.problems.append("sanitizer report in the daemon log:\n" + text[max(0, i - 200):i + 3000])
+                break
+
+    @staticmethod
+    def read_log(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_text(self):
+        """log_text - every start's stderr, concatenated."""
+        return "".join(self.read_log(p) for p in self.logfiles)
+
+    def log(self):
+        """log - the parsed event lines of every start so far."""
+        return parse_log(self.log_text())
+
+    def events(self, event, **match):
+        """events - log lines of one event whose key=value fields include match."""
+        return [ln for ln in self.log() if ln.event == event and all(ln.kv.get(k) == v for k, v in match.items())]
+
+    def wait_event(self, pred, timeout=15.0):
+        """wait_event - the first log line satisfying pred(line) within timeout, else None."""
+        def find():
+            for ln in self.log():
+                if pred(ln):
+                    return ln
+            return None
+        return wait_until(find, timeout, 0.1)
+
+    def log_excerpt(self, *needles, limit=60):
+        """log_excerpt - log lines mentioning any needle (all lines when none), for failure messages."""
+        lines = self.log_text().splitlines()
+        if needles:
+            lines = [ln for ln in lines if any(n and n in ln for n in needles)]
+        return "\n".join(lines[-limit:])
+
+    # Maildir access
+
+    def mailbox(self, addr):
+        """mailbox - the new/ folder of addr's Maildir."""
+        local, domain = addr.lower().rsplit("@", 1)
+        return os.path.join(self.maildir_root, domain, local, "new")
+
+    def messages(self, addr):
+        """messages - {file name: bytes} of every message in addr's new/ folder."""
+        box = self.mailbox(addr)
+        out = {}
+        try:
+            names = sorted(os.listdir(box))
+        except FileNotFoundError:
+            return out
+        for n in names:
+            try:
+                with open(os.path.join(box, n), "rb") as f:
+                    out[n] = f.read()
+            except FileNotFoundError:
+                pass
+        return out
+
+    def find_messages(self, addr, needle):
+        """find_messages - contents of addr's messages that contain the bytes needle."""
+        return [d for d in self.messages(addr).values() if needle in d]
+
+    def wait_message(self, addr, needle, timeout=20.0, count=1):
+        """wait_message - wait until addr holds at least count messages containing needle; returns them (maybe fewer)."""
+        wait_until(lambda: len(self.find_messages(addr, needle)) >= count, timeout, 0.1)
+        return self.find_messages(addr, needle)
+
+    def all_maildir_files(self):
+        """all_maildir_files - paths of every file under maildir_root/*/*/new."""
+        out = []
+        for dirpath, _dirs, files in os.walk(self.maildir_root):
+            if os.path.basename(dirpath) == "new":
+                out.extend(os.path.join(dirpath, f) for f in files)
+        return out
+
+
+# ---------------------------------------------------------------- SMTP client speaking exact bytes
+
+class SMTPError(Exception):
+    pass
+
+
+class Reply:
+    """An SMTP reply: code, the text lines (without the code), and the raw bytes."""
+
+    def __init__(self, code, lines, raw):
+        self.code, self.lines, self.raw = code, lines, raw
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def enhanced(self):
+        """enhanced - the enhanced status code at the start of the first line, or ''."""
+        m = re.match(r"([245]\.\d{1,3}\.\d{1,3})\b", self.lines[0] if self.lines else "")
+        return m.group(1) if m else ""
+
+    def __repr__(self):
+        return "Reply(%r)" % self.raw.decode("utf-8", "replace")
+
+
+class Client:
+    """A raw SMTP client: send exact bytes, read whole (multi-line) replies, every read bounded."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None, read_greeting=True):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.closed = False
+        self.greeting = self.reply() if read_greeting else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.closed = True
+            raise SMTPError("connection closed by server; unread: %r" % self.buf)
+        self.buf += chunk
+
+    def reply(self):
+        """reply - read one complete reply (all its lines)."""
+        lines, raw = [], b""
+        while True:
+            while b"\r\n" not in self.buf:
+                if len(self.buf) > 100000:
+                    raise SMTPError("reply line too long: %r" % self.buf[:200])
+                self._fill()
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            raw += line + b"\r\n"
+            m = re.match(rb"^(\d{3})([ -])(.*)$", line)
+            if not m:
+                raise SMTPError("malformed reply line %r" % line)
+            lines.append(m.group(3).decode("utf-8", "replace"))
+            if m.group(2) == b" ":
+                return Reply(int(m.group(1)), lines, raw)
+
+    def cmd(self, line):
+        """cmd - send one command line (CRLF added) and return its reply."""
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def replies_until_close(self, timeout=5.0):
+        """replies_until_close - every reply until the server closes or timeout passes; (replies, closed)."""
+        out = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+                out.append(self.reply())
+        except (SMTPError, socket.timeout, OSError):
+            pass
+        return out, self.closed or self.is_closed(0.5)
+
+    def is_closed(self, timeout=3.0):
+        """is_closed - whether the server closes the connection within timeout (pending bytes are buffered)."""
+        if self.closed:
+            return True
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    self.closed = True
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except OSError:
+            self.closed = True
+            return True
+        return False
+
+    def ehlo(self, name="client.example.test"):
+        r = self.cmd("EHLO " + name)
+        if r.code != 250:
+            raise SMTPError("EHLO refused: %r" % r)
+        return r
+
+    def data(self, message, stuffed=False):
+        """data - DATA, the message dot-stuffed (unless already), the terminator; returns the final reply."""
+        r = self.cmd("DATA")
+        if r.code != 354:
+            return r
+        self.send(message if stuffed else dot_stuff(message))
+        self.send(b".\r\n")
+        return self.reply()
+
+    def quit(self):
+        try:
+            self.cmd("QUIT")
+        except (SMTPError, OSError):
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def dot_stuff(message):
+    """dot_stuff - RFC 5321 4.5.2 transparency for a CRLF message that ends in CRLF."""
+    assert message.endswith(b"\r\n"), "message must end with CRLF"
+    lines = message.split(b"\r\n")
+    return b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in lines)
+
+
+def queue_id(reply):
+    """queue_id - the id from "250 2.0.0 Ok: queued as ID", or None."""
+    m = re.search(r"queued as (\S+)", reply.text)
+    return m.group(1) if m else None
+
+
+def send_message(port, sender, rcpts, message, mail_params="", rcpt_params=""):
+    """send_message - one complete transaction; returns (final reply, [rcpt replies])."""
+    with Client(port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<%s>%s" % (sender, (" " + mail_params) if mail_params else ""))
+        if r.code != 250:
+            raise SMTPError("MAIL refused: %r" % r)
+        rr = [c.cmd("RCPT TO:<%s>%s" % (a, (" " + rcpt_params) if rcpt_params else "")) for a in rcpts]
+        if not any(x.code == 250 for x in rr):
+            c.quit()
+            raise SMTPError("every RCPT refused: %r" % rr)
+        final = c.data(message)
+        c.quit()
+        return final, rr
+
+
+def make_message(msgid, subject="test", to="bob@example.test", frm="alice@example.test", body=b"Hello.\r\n",
+                 extra=b""):
+    """make_message - a small CRLF message with the given Message-ID (without angle brackets)."""
+    return (b"From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n%s\r\n" %
+            (frm.encode(), to.encode(), subject.encode(), msgid.encode(), extra)) + body
+
+
+def split_header(data):
+    """split_header - (header bytes, body bytes) of an RFC 5322 message."""
+    i = data.find(b"\r\n\r\n")
+    if i < 0:
+        return data, b""
+    return data[:i + 2], data[i + 4:]
+
+
+def header_fields(header):
+    """header_fields - [(name, value)] of a header block, folded lines joined."""
+    fields = []
+    for line in header.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] = (fields[-1][0], fields[-1][1] + b"\r\n" + line)
+        else:
+            name, _, value = line.partition(b":")
+            fields.append((name.decode("latin-1"), value.strip()))
+    return fields
+
+
+def parse_mail(data):
+    """parse_mail - an email.message.Message of the bytes."""
+    return email.message_from_bytes(data, policy=email.policy.compat32)
+
+
+def dsn_recipient_blocks(data):
+    """dsn_recipient_blocks - [{field: value}] per-recipient groups of a multipart/report's delivery-status part."""
+    msg = parse_mail(data)
+    for part in msg.walk():
+        if part.get_content_type() == "message/delivery-status":
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                blocks = [dict((k.lower(), v) for k, v in p.items()) for p in payload]
+            else:
+                blocks = []
+                for chunk in re.split(r"\r?\n\r?\n", payload):
+                    d = {}
+                    for m in re.finditer(r"^([A-Za-z-]+):\s*(.*)$", chunk, re.M):
+                        d[m.group(1).lower()] = m.group(2).strip()
+                    if d:
+                        blocks.append(d)
+            # The first group is per-message (Reporting-MTA ...); recipients carry Final-Recipient.
+            return [b for b in blocks if "final-recipient" in b]
+    return None
+
+
+# ---------------------------------------------------------------- peers
+
+class Peer:
+    """A helper process from peers/ (sink, busy server, dnsmasq) in its own process group."""
+
+    def __init__(self, argv, workdir, name):
+        self.workdir = workdir
+        self.name = name
+        self.log = os.path.join(workdir, name + ".log")
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         start_new_session=True)
+
+    def wait_file(self, path, timeout=10.0):
+        ok = wait_until(lambda: os.path.exists(path) or self.proc.poll() is not None, timeout, 0.05)
+        if not ok or not os.path.exists(path):
+            self.stop()
+            with open(self.log, "rb") as f:
+                raise AssertionError("%s did not start: %s" % (self.name, f.read()[-2000:]))
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM, 5)
+
+
+class Sink(Peer):
+    """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
+
+    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
+        for r in reject:
+            argv += ["--reject", r]
+        if not dsn:
+            argv.append("--no-dsn")
+        super().__init__(argv, workdir, name)
+        self.wait_file(os.path.join(self.dir, "ready"))
+
+    def received(self):
+        """received - [(envelope dict, content bytes)] in arrival order."""
+        out = []
+        for n in sorted(f for f in os.listdir(self.dir) if f.endswith(".json")):
+            with open(os.path.join(self.dir, n)) as f:
+                env = json.load(f)
+            with open(os.path.join(self.dir, n[:-5] + ".eml"), "rb") as f:
+                out.append((env, f.read()))
+        return out
+
+    def find(self, needle):
+        return [(e, c) for e, c in self.received() if needle in c]
+
+    def wait(self, needle, timeout=20.0):
+        wait_until(lambda: self.find(needle), timeout, 0.1)
+        return self.find(needle)
+
+
+class BusyServer(Peer):
+    """peers/busy.py: greets "421 busy" and closes; counts connections in a file."""
+
+    def __init__(self, workdir, host, port, name="busy"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        super().__init__([sys.executable, os.path.join(PEERS, "busy.py"), "--listen", "%s:%d" % (host, port),
+                          "--dir", self.dir], workdir, name)
+        self.wait_file(os.path.join(self.dir, "ready"))
+
+    def connections(self):
+        try:
+            with open(os.path.join(self.dir, "connections")) as f:
+                return len(f.read().split())
+        except FileNotFoundError:
+            return 0
+
+
+class Dnsmasq(Peer):
+    """peers/dnsmasq-start.sh: dnsmasq in the foreground on 127.0.0.1:port serving the given records."""
+
+    def __init__(self, workdir, records, probe):
+        self.port = free_port("127.0.0.1")
+        d = os.path.join(workdir, "dns")
+        os.makedirs(d, exist_ok=True)
+        rec = os.path.join(d, "records.conf")
+        with open(rec, "w") as f:
+            f.write("\n".join(records) + "\n")
+        super().__init__(["/bin/bash", os.path.join(PEERS, "dnsmasq-start.sh"), d, str(self.port), rec],
+                         workdir, "dnsmasq")
+        if not wait_until(lambda: self.proc.poll() is not None or self.query(probe, "MX"), 10, 0.1) \
+                or self.proc.poll() is not None:
+            self.stop()
+            with open(self.log, "rb") as f:
+                raise AssertionError("dnsmasq did not answer: %s" % f.read()[-2000:])
+
+    def query(self, name, rdtype):
+        import dns.message
+        import dns.query
+        try:
+            q = dns.message.make_query(name, rdtype)
+            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
+            return [rr.to_text() for rrset in r.answer for rr in rrset]
+        except Exception:  # noqa: BLE001 - any failure means "not answering yet"
+            return None

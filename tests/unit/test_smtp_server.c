@@ -1,0 +1,334 @@
+/* test_smtp_server.c - the ESMTP session engine driven directly with bytes (no sockets). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "smtp/server.h"
+
+typedef struct {
+    int commits;
+    strbuf last_data;
+    bool auto_commit;
+} mock;
+
+static int mock_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
+{
+    (void)ctx;
+    char *a = smtp_addr_format(&cmd->path);
+    if (strncmp(a, "bad", 3) == 0) {
+        sb_printf(reply, "550 5.1.1 <%s>: User unknown", a);
+        free(a);
+        return 550;
+    }
+    smtp_sess_add_rcpt(s, a, a, cmd->orcpt, "l", "", cmd->notify);
+    free(a);
+    sb_puts(reply, "250 2.1.5 Ok");
+    return 250;
+}
+
+static void mock_commit(void *ctx, smtp_sess *s)
+{
+    mock *m = ctx;
+    m->commits++;
+    sb_reset(&m->last_data);
+    sb_append(&m->last_data, s->data.data + s->hdr_len, s->data.len - s->hdr_len);
+    if (m->auto_commit) smtp_sess_commit_done(s, SL_OK, NULL);
+}
+
+static void mock_id(void *ctx, char *buf, size_t len)
+{
+    (void)ctx;
+    snprintf(buf, len, "QID1");
+}
+
+static void mock_date(void *ctx, char *buf, size_t len)
+{
+    (void)ctx;
+    snprintf(buf, len, "Thu, 26 Nov 2026 10:00:00 +0000");
+}
+
+static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date};
+
+typedef struct {
+    sl_conf conf;
+    mock m;
+    smtp_sess *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof *f);
+    conf_options_defaults(&f->conf.opt);
+    free(f->conf.opt.hostname);
+    f->conf.opt.hostname = xstrdup("mx.test");
+    f->conf.opt.max_message_size = 1000;
+    f->conf.opt.max_recipients = 3;
+    f->conf.opt.max_errors = 5;
+    f->m.auto_commit = true;
+    f->s = smtp_sess_new(&f->conf, &ops, &f->m, "S1", "tcp_local", "127.0.0.1", true);
+    smtp_sess_greet(f->s);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    smtp_sess_free(f->s);
+    conf_options_free(&f->conf.opt);
+    sb_free(&f->m.last_data);
+    free(f);
+    return 0;
+}
+
+/* feed - send text (may contain NULs: explicit length) and return all replies so far. */
+static const char *feedn(fixture *f, const char *p, size_t n)
+{
+    size_t used = smtp_sess_feed(f->s, p, n);
+    assert_int_equal(used, f->s->state == SESS_CLOSED || f->s->state == SESS_WAIT_COMMIT ? used : n);
+    return f->s->out.data ? f->s->out.data : "";
+}
+
+static const char *feed(fixture *f, const char *p)
+{
+    return feedn(f, p, strlen(p));
+}
+
+static void clear(fixture *f)
+{
+    sb_reset(&f->s->out);
+}
+
+static void test_greeting_and_ehlo(void **state)
+{
+    fixture *f = *state;
+    assert_string_equal(f->s->out.data, "220 mx.test ESMTP Sluice\r\n");
+    clear(f);
+    const char *r = feed(f, "EHLO client.test\r\n");
+    const char *caps[] = {"250-PIPELINING\r\n", "250-SIZE 1000\r\n", "250-8BITMIME\r\n",
+                          "250-ENHANCEDSTATUSCODES\r\n", "250-DSN\r\n", "250-SMTPUTF8\r\n", "250 CHUNKING\r\n"};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) assert_non_null(strstr(r, caps[i]));
+}
+
+static void test_simple_transaction(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    const char *r = feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    assert_string_equal(r, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+    clear(f);
+    r = feed(f, "Subject: t\r\n\r\n..dot\r\nline\r\n.\r\n");
+    assert_string_equal(r, "250 2.0.0 Ok: queued as QID1\r\n");
+    assert_int_equal(f->m.commits, 1);
+    assert_string_equal(f->m.last_data.data, "Subject: t\r\n\r\n.dot\r\nline\r\n");
+    assert_non_null(strstr(f->s->data.data ? f->s->data.data : "", "") );
+}
+
+static void test_sequence_errors(void **state)
+{
+    fixture *f = *state;
+    clear(f);
+    assert_string_equal(feed(f, "MAIL FROM:<a@b.test>\r\n"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    clear(f);
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "RCPT TO:<x@y.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "DATA\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "FOO\r\n"), "500 5.5.1 Command unrecognized\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "VRFY x\r\n"), "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+}
+
+static void test_recipient_limit(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\n");
+    clear(f);
+    feed(f, "RCPT TO:<x1@y.test>\r\nRCPT TO:<x2@y.test>\r\nRCPT TO:<x3@y.test>\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "RCPT TO:<x4@y.test>\r\n"), "452 4.5.3 Error: too many recipients\r\n");
+}
+
+static void test_size_limits(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "MAIL FROM:<a@b.test> SIZE=5000\r\n"),
+                        "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+    clear(f);
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    clear(f);
+    char big[1500];
+    memset(big, 'a', 70);
+    strcpy(big + 70, "\r\n");
+    strbuf body = {0};
+    for (int i = 0; i < 20; i++) sb_puts(&body, big);
+    sb_puts(&body, ".\r\n");
+    assert_string_equal(feed(f, body.data), "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+    assert_int_equal(f->m.commits, 0);
+    sb_free(&body);
+}
+
+/* Each broken end-of-data marker must stay inside the message; the message must be refused. */
+static void test_smuggling_variants(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *marker;
+        size_t len;
+    } variants[] = {
+        {"\n.\n", 3}, {"\n.\r\n", 4}, {"\r\n.\n", 4}, {"\r.\r", 3}, {"\r.\r\n", 4},
+        {"\r\n.\r", 4}, {"\r\n\0.\r\n", 6}, {"\r\n.\0\r\n", 6},
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        teardown(state);
+        setup(state);
+        f = *state;
+        feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+        clear(f);
+        strbuf in = {0};
+        sb_puts(&in, "Subject: one\r\n\r\nbody");
+        sb_append(&in, variants[i].marker, variants[i].len);
+        sb_puts(&in, "MAIL FROM:<evil@b.test>\r\nRCPT TO:<victim@y.test>\r\nDATA\r\nSubject: two\r\n\r\nx\r\n.\r\n");
+        const char *r = feedn(f, in.data, in.len);
+        /* exactly one reply: the refusal of the whole thing; no second transaction */
+        assert_int_equal(f->m.commits, 0);
+        assert_true(r[0] == '5');
+        assert_null(strstr(r, "250 2.1.0"));
+        sb_free(&in);
+    }
+}
+
+static void test_bare_lf_normalise(void **state)
+{
+    fixture *f = *state;
+    f->conf.opt.bare_eol = BARE_EOL_NORMALISE;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    clear(f);
+    /* LF.LF does not end the message even when normalising */
+    const char *r = feed(f, "a\nb\n.\nc\r\n.\r\n");
+    assert_string_equal(r, "250 2.0.0 Ok: queued as QID1\r\n");
+    assert_string_equal(f->m.last_data.data, "a\r\nb\r\n.\r\nc\r\n");
+}
+
+static void test_long_command_tail_not_executed(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    char line[700];
+    memset(line, 'x', 600);
+    strcpy(line + 600, "QUIT\r\n");
+    const char *r = feed(f, line);
+    assert_string_equal(r, "500 5.5.2 Error: line too long\r\n");
+    assert_int_not_equal(f->s->state, SESS_CLOSED);
+    clear(f);
+    assert_string_equal(feed(f, "NOOP\r\n"), "250 2.0.0 Ok\r\n");
+}
+
+static void test_long_command_split_reads(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    char chunk[300];
+    memset(chunk, 'y', sizeof chunk - 1);
+    chunk[sizeof chunk - 1] = '\0';
+    feed(f, chunk);
+    feed(f, chunk);
+    feed(f, "QUIT\r\n");
+    assert_string_equal(f->s->out.data, "500 5.5.2 Error: line too long\r\n");
+    assert_int_not_equal(f->s->state, SESS_CLOSED);
+}
+
+static void test_pipelining_after_data_forbidden(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    clear(f);
+    const char *r = feed(f, "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+    assert_non_null(strstr(r, "554 5.5.0"));
+    assert_true(f->s->closing);
+    assert_int_equal(f->m.commits, 0);
+}
+
+static void test_hostile_and_too_many_errors(void **state)
+{
+    fixture *f = *state;
+    clear(f);
+    feed(f, "GET / HTTP/1.0\r\n");
+    assert_true(f->s->closing);
+    teardown(state);
+    setup(state);
+    f = *state;
+    clear(f);
+    for (int i = 0; i < 5; i++) feed(f, "BOGUS\r\n");
+    assert_non_null(strstr(f->s->out.data, "421 4.7.0"));
+    assert_true(f->s->closing);
+}
+
+static void test_bdat(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    clear(f);
+    const char *r = feed(f, "BDAT 12\r\nSubject: x\r\nBDAT 6 LAST\r\n\r\nhi\r\n");
+    assert_string_equal(r, "250 2.0.0 12 octets received\r\n250 2.0.0 Ok: queued as QID1\r\n");
+    assert_string_equal(f->m.last_data.data, "Subject: x\r\n\r\nhi\r\n");
+    clear(f);
+    /* BDAT without a transaction: the chunk is swallowed, never parsed as commands */
+    r = feed(f, "BDAT 6\r\nQUIT\r\nNOOP\r\n");
+    assert_string_equal(r, "503 5.5.1 Error: need MAIL command\r\n250 2.0.0 Ok\r\n");
+}
+
+static void test_async_commit_holds_input(void **state)
+{
+    fixture *f = *state;
+    f->m.auto_commit = false;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    clear(f);
+    const char *in = "hi\r\n.\r\nNOOP\r\n";
+    size_t used = smtp_sess_feed(f->s, in, strlen(in));
+    assert_int_equal(used, 7);
+    assert_int_equal(f->s->state, SESS_WAIT_COMMIT);
+    smtp_sess_commit_done(f->s, SL_TEMP, "disk full");
+    assert_string_equal(f->s->out.data, "451 4.3.0 Error: queue file write error\r\n");
+    clear(f);
+    assert_string_equal(feed(f, in + used), "250 2.0.0 Ok\r\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_greeting_and_ehlo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simple_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recipient_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smuggling_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_lf_normalise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_command_tail_not_executed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_command_split_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelining_after_data_forbidden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_and_too_many_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_commit_holds_input, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
