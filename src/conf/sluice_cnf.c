@@ -22,6 +22,7 @@ typedef struct {
     bool in_rules;
     bool in_block, discard, mx_set; /* discard: a bad or duplicate block, read but not kept */
     sl_channel cur;
+    size_t host_lines; /* host lines of the current block, good or bad */
     size_t nblocks;
     bool have_defaults;
     int defaults_mx; /* -1: "defaults" said neither mx nor nomx */
@@ -184,6 +185,7 @@ static void block_open(cnf_parser *p, int line, const char *text)
     p->in_block = true;
     p->discard = false;
     p->mx_set = false;
+    p->host_lines = 0;
     if (is_defaults && p->nblocks > 0) {
         cnf_error(p, line, "'defaults' must be the first channel block");
         p->discard = true;
@@ -211,6 +213,7 @@ static void block_host(cnf_parser *p, int line, const char *text)
 {
     strvec tok = {0};
     str_split_ws(text, &tok);
+    p->host_lines++;
     if (str_ieq(p->cur.name, "defaults")) {
         cnf_error(p, line, "'defaults' takes no host names");
     } else if (tok.n != 1) {
@@ -235,12 +238,12 @@ static void block_close(cnf_parser *p)
     if (!p->in_block) return;
     p->in_block = false;
     bool is_defaults = str_ieq(p->cur.name, "defaults");
-    if (!is_defaults && p->cur.hosts.n == 0 && !p->discard) {
+    if (!is_defaults && p->host_lines == 0 && !p->discard) {
         cnf_error(p, p->cur.line, "channel '%s' has no host name (expected on the line after the channel name)",
                   p->cur.name);
         p->discard = true;
     }
-    if (p->discard) {
+    if (p->discard || (!is_defaults && p->cur.hosts.n == 0)) {
         channel_free(&p->cur);
         return;
     }

@@ -114,6 +114,7 @@ typedef struct {
     dir_entry **by_rec;  /* per record: the entry built from it, or NULL */
 } dir_loader;
 
+/* load_error - report an error at line of the LDIF and count it. */
 static void load_error(dir_loader *L, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void load_error(dir_loader *L, int line, const char *fmt, ...)
@@ -129,6 +130,7 @@ static void load_error(dir_loader *L, int line, const char *fmt, ...)
     L->errors++;
 }
 
+/* entry_free - release an entry and everything it owns. */
 static void entry_free(dir_entry *e)
 {
     if (!e) return;

@@ -179,9 +179,9 @@ static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const 
     memset(&rw, 0, sizeof rw);
     sl_result rc = rewrite_address(s->conf, addr, s->src_channel, &rw, NULL);
     if (rc != SL_OK) {
-        sb_printf(reply, "%s 5.1.2 <%s>: Recipient address rejected: %s", rc == SL_PERM ? "550" : "451", orig,
+        bool perm = rc == SL_PERM;
+        sb_printf(reply, "%s <%s>: Recipient address rejected: %s", perm ? "550 5.1.2" : "451 4.1.2", orig,
                   rw.error ? rw.error : "cannot route");
-        if (rc != SL_PERM) reply->data[4] = '4';
         rw_result_free(&rw);
         return rc == SL_PERM ? 550 : 451;
     }
@@ -225,7 +225,7 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
         }
         size_t before = s->n_rcpts;
         for (size_t i = 0; code == 250 && i < targets.n; i++) code = route_one(s, targets.v[i], cmd, addr, reply);
-        if (code != 250) s->n_rcpts = before; /* all or nothing; strings freed at reset */
+        if (code != 250) smtp_sess_truncate_rcpts(s, before); /* all or nothing */
         sv_free(&targets);
     } else if (!s->client_internal) {
         sb_printf(reply, "550 5.7.1 <%s>: Relay access denied", addr);

@@ -130,7 +130,7 @@ static int parse_u64_digits(const char *s, size_t n, uint64_t *out)
     return 0;
 }
 
-/* hex_val - value of an upper-case hex digit (xtext) or -1. */
+/* hex_upper_val - value of an upper-case hex digit (xtext) or -1. */
 static int hex_upper_val(unsigned char c)
 {
     if (is_digit(c))
@@ -193,7 +193,7 @@ char *xtext_encode(const char *s)
 
 /* ---------------------------------------------------------------- domains */
 
-/* domain_label_ok - one LDH label (UTF-8 bytes allowed when allow_utf8). */
+/* domain_label_check - why one LDH label is bad (UTF-8 bytes allowed when allow_utf8), or NULL. */
 static const char *domain_label_check(const char *s, size_t n, bool allow_utf8)
 {
     if (n == 0)

@@ -91,16 +91,21 @@ void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const 
     r->notify = notify;
 }
 
-static void txn_reset(smtp_sess *s)
+void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n)
 {
-    for (size_t i = 0; i < s->n_rcpts; i++) {
+    for (size_t i = n; i < s->n_rcpts; i++) {
         free(s->rcpts[i].addr);
         free(s->rcpts[i].orig);
         free(s->rcpts[i].orcpt);
         free(s->rcpts[i].channel);
         free(s->rcpts[i].host);
     }
-    s->n_rcpts = 0;
+    if (n < s->n_rcpts) s->n_rcpts = n;
+}
+
+static void txn_reset(smtp_sess *s)
+{
+    smtp_sess_truncate_rcpts(s, 0);
     free(s->sender);
     free(s->envid);
     s->sender = s->envid = NULL;

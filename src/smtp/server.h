@@ -108,6 +108,8 @@ void smtp_sess_shutdown(smtp_sess *s);
 /* smtp_sess_add_rcpt - record a routed recipient for this transaction (copies strings). */
 void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
                         const char *host, unsigned notify);
+/* smtp_sess_truncate_rcpts - drop recipients added after the first n (an all-or-nothing RCPT that failed). */
+void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n);
 /* smtp_sess_reply - append a reply line (adds CRLF). */
 void smtp_sess_reply(smtp_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
