@@ -78,7 +78,7 @@ void smtp_cmd_free(smtp_cmd *cmd);
  * smtp_cmd_parse - parse one command line (without CRLF). On success returns 0. On a syntax
  * error returns the reply code (500, 501, 504, 555) and writes the complete reply text without
  * CRLF, e.g. "501 5.5.4 Syntax: MAIL FROM:<address>", into reply. verb is set whenever known.
- * esmtp: the session said EHLO, so MAIL/RCPT parameters are allowed (501 otherwise).
+ * esmtp: the session said EHLO, so MAIL/RCPT parameters are allowed (555 otherwise).
  */
 int smtp_cmd_parse(const char *line, size_t len, bool esmtp, smtp_cmd *cmd, char *reply, size_t replylen);
 

@@ -216,6 +216,7 @@ class Sluice:
         self.port = free_port()
         self.proc = None
         self.killed = False
+        self.stopped = False
         self.starts = 0
         self.logfiles = []
         self.problems = []  # teardown findings (sanitizer reports, unclean exits)
@@ -256,6 +257,7 @@ class Sluice:
             raise AssertionError("daemon binary %s not found (set SLUICE_BIN)" % BIN)
         self.starts += 1
         self.killed = False
+        self.stopped = False
         logfile = os.path.join(self.workdir, "sluice.%d.log" % self.starts)
         self.logfiles.append(logfile)
         env = dict(os.environ)
@@ -288,6 +290,9 @@ class Sluice:
 
     def stop(self):
         """stop - SIGTERM and wait; records unclean exits and sanitizer reports in self.problems."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None and not self.killed:
                 self.problems.append("sluice died during the test (exit status %s)" % self.proc.returncode)

@@ -374,7 +374,7 @@ BROKEN = {
     "option.dat": ("option.dat", 3, "! broken\nlog_level=debug\nno_such_option=1\n"),
     "option.dat-value": ("option.dat", 2, "! broken\nmax_message_size=lots\n"),
     "dispatcher.cnf": ("dispatcher.cnf", 3, "[SERVICE=SMTP]\nPORT=2525\nFROBNICATE=yes\n"),
-    "sluice.cnf": ("sluice.cnf", 10, st.sluice_cnf("smtp frobnicate_keyword")),
+    "sluice.cnf": ("sluice.cnf", 9, st.sluice_cnf("smtp frobnicate_keyword")),
 }
 
 
