@@ -45,6 +45,7 @@ typedef struct {
     unsigned connect_timeout;  /* connect_timeout seconds (default 30) */
     unsigned command_timeout;  /* command_timeout seconds for the SMTP client (default 300) */
     unsigned commit_workers;   /* reserved */
+    unsigned greeting_delay_ms;/* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
 } sl_options;
 
 enum channel_type {

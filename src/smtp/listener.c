@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ struct conn {
     smtp_sess *sess;
     sl_conf *conf;
     enq_msg *pending; /* message being committed */
+    struct event *greet_timer; /* pending greeting (greeting_delay) */
     bool dead;        /* connection gone while a commit was pending */
 };
 
@@ -54,6 +56,7 @@ static void conn_free(conn *c)
     if (c->next) c->next->prev = c->prev;
     l->nconns--;
     if (c->bev) bufferevent_free(c->bev);
+    if (c->greet_timer) event_free(c->greet_timer);
     smtp_sess_free(c->sess);
     ctx_conf_put(l->ctx, c->conf);
     free(c);
@@ -89,7 +92,26 @@ static void conn_process(conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    conn_process(arg);
+    conn *c = arg;
+    if (c->greet_timer) { /* the client spoke before our greeting */
+        event_free(c->greet_timer);
+        c->greet_timer = NULL;
+        smtp_sess_pregreet(c->sess);
+        conn_flush(c);
+        return;
+    }
+    conn_process(c);
+}
+
+static void on_greet(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    event_free(c->greet_timer);
+    c->greet_timer = NULL;
+    smtp_sess_greet(c->sess);
+    conn_flush(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -154,6 +176,12 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->conf->opt.greeting_delay_ms) {
+        c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
+        struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
+        evtimer_add(c->greet_timer, &tv);
+        return;
+    }
     smtp_sess_greet(c->sess);
     conn_flush(c);
 }
@@ -272,7 +300,10 @@ static void ops_commit(void *ctx, smtp_sess *s)
     m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
     for (size_t i = 0; i < s->n_rcpts; i++) {
         smtp_rcpt *r = &s->rcpts[i];
-        enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
+        bool dup = false; /* one copy per final address, as with alias and group overlap */
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel);
+        if (!dup) enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
     }
     m->data = s->data.data;
     m->data_len = s->data.len;

@@ -549,7 +549,8 @@ void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err)
         reply_error(s, "DATA", err && *err ? err : "554 5.0.0 Transaction failed");
     } else {
         log_error(s->id, "queue_error", "error=\"%s\"", err ? err : "");
-        reply_error(s, "DATA", "451 4.3.0 Error: queue file write error");
+        bool full = err && (strstr(err, "No space left") || strstr(err, "quota exceeded"));
+        reply_error(s, "DATA", full ? "452 4.3.1 Error: insufficient system storage" : "451 4.3.0 Error: queue file write error");
     }
     if (s->state != SESS_CLOSED) txn_reset(s);
 }
