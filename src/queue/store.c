@@ -302,9 +302,10 @@ static int read_file(const char *path, strbuf *out)
     return r < 0 ? -1 : 0;
 }
 
-static void move_corrupt(store *s, const char *path, const char *name, const char *why)
+static void move_corrupt(store *s, const char *path, const char *chan, const char *name, const char *why)
 {
-    char *dst = xasprintf("%s/corrupt/%s", s->qdir, name);
+    /* channel-qualified, so that two damaged files of one message never overwrite each other */
+    char *dst = xasprintf("%s/corrupt/%s.%s", s->qdir, chan, name);
     if (rename(path, dst) < 0)
         log_error(name, "corrupt", "path=%s reason=\"%s\" move_error=\"%s\"", path, why, strerror(errno));
     else
@@ -312,7 +313,8 @@ static void move_corrupt(store *s, const char *path, const char *name, const cha
     free(dst);
 }
 
-static void recover_file(store *s, const char *path, const char *name, store_recover_cb cb, void *arg, size_t *found)
+static void recover_file(store *s, const char *path, const char *chan, const char *name, store_recover_cb cb,
+                         void *arg, size_t *found)
 {
     strbuf sb;
     sb_init(&sb);
@@ -324,7 +326,7 @@ static void recover_file(store *s, const char *path, const char *name, store_rec
     }
     qmsg *m = xcalloc(1, sizeof *m);
     if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) < 0) {
-        move_corrupt(s, path, name, err);
+        move_corrupt(s, path, chan, name, err);
         qmsg_free(m);
         free(m);
     } else {
@@ -369,7 +371,7 @@ size_t store_recover(store *s, store_recover_cb cb, void *arg)
             scan_dir(sdir, &files);
             for (size_t k = 0; k < files.n; k++) {
                 char *p = xasprintf("%s/%s", sdir, files.v[k]);
-                recover_file(s, p, files.v[k], cb, arg, &found);
+                recover_file(s, p, chans.v[c], files.v[k], cb, arg, &found);
                 free(p);
             }
             sv_free(&files);

@@ -198,8 +198,8 @@ def sluice_cnf(tcp_local="smtp mx port 25"):
             "l\n"
             "local-daemon\n"
             "\n"
-            "tcp_local %s\n"
-            "tcp_local-daemon\n" % tcp_local)
+            "tcp_local " + tcp_local + "\n"
+            "tcp_local-daemon\n")
 
 
 # ---------------------------------------------------------------- the daemon
