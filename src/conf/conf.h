@@ -79,7 +79,7 @@ typedef struct {
 typedef struct {
     char *name;
     strvec ports;      /* PORT=, as text */
-    strvec addresses;  /* INTERFACE_ADDRESS= (default 127.0.0.1... see doc) */
+    strvec addresses;  /* INTERFACE_ADDRESS= (default 0.0.0.0) */
     char *channel;     /* PARAMETER=CHANNEL= (default tcp_local) */
     int line;
 } sl_service;

@@ -270,6 +270,7 @@ static const opt_def opt_table[] = {
     {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d"},
     {"connect_timeout", set_duration, OFF(connect_timeout), 1, 3600, "a duration 1s..1h"},
     {"command_timeout", set_duration, OFF(command_timeout), 1, DAY, "a duration 1s..1d"},
+    {"greeting_delay", set_uint, OFF(greeting_delay_ms), 0, 10000, "milliseconds 0..10000"},
 };
 #undef OFF
 

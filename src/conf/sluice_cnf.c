@@ -198,6 +198,9 @@ static void block_open(cnf_parser *p, int line, const char *text)
         const chan_keyword *kw = keyword_find(tok.v[i]);
         if (!kw) {
             cnf_error(p, line, "unknown channel keyword '%s'", tok.v[i]);
+            /* a number can never be a keyword: it was the unknown keyword's argument */
+            uint64_t ignored;
+            if (i + 1 < tok.n && parse_uint(tok.v[i + 1], 0, UINT64_MAX, &ignored) == 0) i++;
         } else if (kw->takes_arg && i + 1 >= tok.n) {
             cnf_error(p, line, "channel keyword '%s' needs an argument", kw->name);
         } else {

@@ -375,7 +375,10 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
         len = sizeof *sin6;
     }
     free(s->peer);
-    s->peer = xasprintf("%s [%s]", s->peer_name, s->peer_ip);
+    if (s->peer_name[0] == '[' || strcmp(s->peer_name, s->peer_ip) == 0) /* an IP literal names itself */
+        s->peer = xasprintf("[%s]", s->peer_ip);
+    else
+        s->peer = xasprintf("%s [%s]", s->peer_name, s->peer_ip);
     s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) abort();
     bufferevent_setcb(s->bev, conn_on_read, NULL, conn_on_event, s);

@@ -170,7 +170,7 @@ static bool rule_search_literal(const sl_conf *c, const char *lc, rule_match *m,
 {
     size_t n = strlen(lc);
     if (rule_try(c, lc, 0, 0, m, trace)) return true;
-    for (size_t i = n - 1; i > 1; i--) {
+    for (size_t i = n - 2; i > 1; i--) {
         if (lc[i - 1] != '.') continue;
         char *cand = xasprintf("%.*s]", (int)i, lc);
         bool found = rule_try(c, cand, 0, 0, m, trace);

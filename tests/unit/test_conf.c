@@ -363,6 +363,8 @@ static const text_case cnf_cases[] = {
     {". $U%@b\n\nl\nx\n", "sluice.cnf:1: bad template '$U%@b': empty part in template"},
     {". $U@x$\n\nl\nx\n", "sluice.cnf:1: bad template '$U@x$': template ends with a lone '$'"},
     {". $U@x\n\nl foo\nx\n", "sluice.cnf:3: unknown channel keyword 'foo'"},
+    {". $U@x\n\ntcp_x maxjob 3 smtp bad\nx\n", "sluice.cnf:3: unknown channel keyword 'maxjob'\n"
+                                                "sluice.cnf:3: unknown channel keyword 'bad'"},
     {". $U@x\n\nl\n", "sluice.cnf:3: channel 'l' has no host name (expected on the line after the channel name)"},
     {". $U@x\n\nl\nx\n\ntcp_a smtp\n\ntcp_b\nb\n",
      "sluice.cnf:6: channel 'tcp_a' has no host name (expected on the line after the channel name)"},
