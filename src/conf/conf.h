@@ -58,6 +58,26 @@ enum channel_type {
     CHAN_OTHER      /* defaults and channels that only route */
 };
 
+enum chan_addrmode { CHAN_SINGLE_SYS = 0, CHAN_SINGLE = 1, CHAN_MULTIPLE = 2 };
+enum chan_tls { CHAN_TLS_MAY = 0, CHAN_TLS_MUST = 1, CHAN_TLS_NO = 2 };
+
+/* <channel>_option: per-channel SMTP/LMTP client settings (key=value; defaults from option.dat). */
+typedef struct {
+    unsigned connect_timeout;   /* CONNECT_TIMEOUT seconds (default option.dat connect_timeout) */
+    unsigned greeting_timeout;  /* GREETING_TIMEOUT seconds (default 300) */
+    unsigned command_timeout;   /* COMMAND_TIMEOUT seconds (default option.dat command_timeout) */
+    unsigned data_timeout;      /* DATA_TIMEOUT seconds (default 600) */
+    unsigned max_rcpts;         /* MAX_RCPTS_PER_TRANSACTION (default 100) */
+    unsigned max_messages;      /* MAX_MESSAGES_PER_CONNECTION (default 100) */
+} sl_chan_opts;
+
+/* job_controller.cnf: [POOL=NAME] job_limit=N */
+typedef struct {
+    char *name;
+    unsigned job_limit; /* default 10 */
+    int line;
+} sl_pool;
+
 typedef struct {
     char *name;
     enum channel_type type;
@@ -68,6 +88,25 @@ typedef struct {
     unsigned subdirs;   /* "subdirs N" (default 1) */
     unsigned maxjobs;   /* "maxjobs N" (default 10) */
     int line;           /* line of the channel in sluice.cnf */
+    /* channel machinery (issue 3) */
+    bool lmtp;                   /* "lmtp": speak LMTP (default for lmtp*) */
+    enum chan_addrmode addrmode; /* single_sys (default) / single / multiple */
+    bool remotehost;             /* "remotehost" / "noremotehost" (default) */
+    bool inner;                  /* "inner": rewrite inner headers too (parsed) */
+    char *pool;                  /* "pool NAME" (default: the first pool of job_controller.cnf) */
+    int64_t backoff[8];          /* "backoff" durations in seconds, the last repeating */
+    size_t n_backoff;            /* 0 = the option.dat retry_interval/retry_max doubling */
+    int64_t notices[5];          /* "notices" ages in seconds: delay DSN at each, return at the last */
+    size_t n_notices;            /* 0 = option.dat message_lifetime, no delay DSNs */
+    bool loopcheck;              /* "loopcheck": bounce 5.4.6 when the next hop is ourselves */
+    bool allow_self_mx;          /* "selfmx": an MX that is one of our own addresses is no loop */
+    char *notificationchannel;   /* "notificationchannel CH" (default process) */
+    char *dispositionchannel;    /* "dispositionchannel CH" (default process) */
+    char *lastresort;            /* "lastresort HOST": tried after temporary failures of every MX */
+    bool rules;                  /* "rules" (default) / "norules": official host name acts as a rule */
+    enum chan_tls tls;           /* "maytls" (default for tcp_*) / "musttls" / "notls" */
+    bool errsendpost;            /* "errsendpost" (default) / "nosendpost": an undeliverable DSN goes to the postmaster or is dropped */
+    sl_chan_opts copts;          /* <channel>_option file */
 } sl_channel;
 
 typedef struct {
@@ -93,6 +132,8 @@ typedef struct sl_conf {
     size_t n_channels;
     sl_service *services;
     size_t n_services;
+    sl_pool *pools;       /* job_controller.cnf; pools[0] is the default pool */
+    size_t n_pools;
     struct sl_directory *directory;
 } sl_conf;
 

@@ -228,11 +228,19 @@ static void conn_timeouts(smtp_out *s, unsigned secs)
     bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
-/* conn_failed - the current connection failed before results were final: next address. */
+/*
+ * conn_failed - the current connection failed before results were final: next address. A
+ * connection kept from an earlier item has no list of untried addresses left: start afresh.
+ */
 static void conn_failed(smtp_out *s, bool quit)
 {
     conn_close(s, quit);
     rcpts_reset(s);
+    if (s->reused) {
+        s->reused = false;
+        dest_start(s);
+        return;
+    }
     dest_try_next(s);
 }
 
@@ -249,25 +257,19 @@ static void conn_lost(smtp_out *s, const char *what)
             item_finish(s);
             return;
         }
-        if (s->reused && s->next_reply == 0) {
-            /* The peer closed the idle connection just as we reused it: start afresh. */
-            conn_close(s, false);
-            s->reused = false;
-            dest_start(s);
-            return;
-        }
+        /* A reused connection the peer closed meanwhile reconnects in conn_failed. */
         /* fall through */
     case OS_GREETING:
     case OS_EHLO:
     case OS_HELO: {
-        char *w = xasprintf("%s %s", what, s->st == OS_TXN ? "during the transaction" : "before the greeting/EHLO");
+        char *w = xasprintf("%s %s", what, s->st == OS_TXN ? "during the transaction" : "during the greeting/EHLO");
         fail_set_conn(s, "4.4.2", w);
         free(w);
         conn_failed(s, false);
         return;
     }
     case OS_BODY: {
-        char *diag = xasprintf("%s: %s after the message was sent", s->peer, what);
+        char *diag = xasprintf("%s: %s after DATA", s->peer, what);
         for (size_t i = 0; i < s->item->n; i++)
             if (s->rst[i] == RS_ACCEPTED) rcpt_result(s, i, SL_TEMP, "4.4.2", diag);
         free(diag);
@@ -326,6 +328,14 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* conn_on_write - the output buffer drained: after the message, wait for the reply. */
+static void conn_on_write(struct bufferevent *bev, void *arg)
+{
+    smtp_out *s = arg;
+    (void)bev;
+    if (s->st == OS_BODY) conn_timeouts(s, s->conf->opt.command_timeout);
+}
+
 /* conn_on_event - connected, EOF, error or timeout on the connection. */
 static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -381,7 +391,7 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
         s->peer = xasprintf("%s [%s]", s->peer_name, s->peer_ip);
     s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) abort();
-    bufferevent_setcb(s->bev, conn_on_read, NULL, conn_on_event, s);
+    bufferevent_setcb(s->bev, conn_on_read, conn_on_write, conn_on_event, s);
     conn_timeouts(s, s->conf->opt.connect_timeout ? s->conf->opt.connect_timeout : 30);
     s->st = OS_CONNECTING;
     s->in_connect = true;
@@ -591,6 +601,10 @@ static void txn_send_body(smtp_out *s)
     const qmsg *m = s->item->msg;
     smtp_client_dot_stuff(m->data, m->data_len, emit_evbuffer, bufferevent_get_output(s->bev));
     s->st = OS_BODY;
+    /* No reply is due while a large message is still being written: only the write timeout
+       runs until conn_on_write sees the output drained. */
+    struct timeval tv = {s->conf->opt.command_timeout ? (time_t)s->conf->opt.command_timeout : 300, 0};
+    bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
 
 /* txn_after_rcpts - non-pipelined: every RCPT answered, so DATA or RSET. */
@@ -658,6 +672,17 @@ static void txn_on_data(smtp_out *s, const smtp_reply *r)
             out_write(s, ".\r\n");
             s->st = OS_DOT_ONLY;
         }
+        return;
+    }
+    if (r->code < 400 && s->n_accepted && !s->mail_failed) { /* neither 354 nor a refusal */
+        char *text = smtp_reply_text(r);
+        char *diag = xasprintf("smtp; unexpected reply to DATA: %s", text);
+        for (size_t i = 0; i < s->item->n; i++)
+            if (s->rst[i] == RS_ACCEPTED) rcpt_result(s, i, SL_TEMP, "4.5.0", diag);
+        free(diag);
+        free(text);
+        conn_close(s, true);
+        item_finish(s);
         return;
     }
     /* Without accepted recipients this is the expected 503/554 and the results stand. */

@@ -1,12 +1,13 @@
-/* bounce.c - queue a DSN to the envelope sender (see bounce.h). */
+/* bounce.c - queue a DSN through the notification channel (see bounce.h). */
 #include "dsn/bounce.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "dir/dir.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
 
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -15,13 +16,21 @@ typedef struct {
     enqueue_cb cb;
     void *arg;
     char orig_id[32];
+    const char *kind;
 } bounce_job;
+
+char *bounce_postmaster(const sl_ctx *ctx)
+{
+    const char *d = dir_first_domain(ctx->conf->directory);
+    return xasprintf("postmaster@%s", d ? d : ctx->conf->opt.hostname);
+}
 
 static void bounce_committed(void *arg, sl_result res, const char *err)
 {
     bounce_job *b = arg;
     if (res == SL_OK)
-        log_info(b->orig_id, "bounce", "id=%s to=<%s>", b->em.id, b->em.rcpts[0].addr);
+        log_info(b->orig_id, "bounce", "id=%s kind=%s to=<%s> channel=%s", b->em.id, b->kind, b->em.rcpts[0].addr,
+                 b->em.rcpts[0].channel);
     else
         log_error(b->orig_id, "bounce_error", "error=\"%s\"", err ? err : "");
     b->cb(b->arg, res, err);
@@ -30,37 +39,74 @@ static void bounce_committed(void *arg, sl_result res, const char *err)
     free(b);
 }
 
-void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t n, enqueue_cb cb, void *arg)
+/* notify_route - where a DSN to rcpt leaves: the notification channel, or the rules as if from it. */
+static bool notify_route(sl_ctx *ctx, const qmsg *m, const char *rcpt, char **chan, char **host, char **addr)
 {
-    if (!m->sender[0] || m->is_notification || n == 0) {
-        if (n) log_info(m->id, "bounce_suppressed", "reason=%s", m->is_notification ? "notification" : "null_sender");
-        cb(arg, SL_OK, NULL);
-        return;
-    }
     const sl_conf *c = ctx->conf;
+    const sl_channel *src = conf_channel_by_name(c, m->channel);
+    const char *ncname = src && src->notificationchannel ? src->notificationchannel : "process";
+    const sl_channel *nc = conf_channel_by_name(c, ncname);
+    if (nc) {
+        *chan = xstrdup(nc->name);
+        *host = xstrdup("");
+        *addr = xstrdup(rcpt);
+        return true;
+    }
     rw_result rw;
     memset(&rw, 0, sizeof rw);
-    if (rewrite_address(c, m->sender, m->channel, &rw, NULL) != SL_OK) {
-        log_error(m->id, "bounce_error", "to=<%s> error=\"%s\"", m->sender, rw.error ? rw.error : "no route");
+    if (rewrite_address(c, rcpt, ncname, &rw, NULL) != SL_OK) {
+        log_error(m->id, "bounce_error", "to=<%s> error=\"%s\"", rcpt, rw.error ? rw.error : "no route");
         rw_result_free(&rw);
-        cb(arg, SL_OK, NULL); /* nowhere to send it: the failure stays logged */
+        return false;
+    }
+    *chan = xstrdup(rw.channel->name);
+    *host = xstrdup(rw.host);
+    *addr = xstrdup(rw.addr);
+    rw_result_free(&rw);
+    return true;
+}
+
+void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t n, enqueue_cb cb, void *arg)
+{
+    const sl_channel *src = conf_channel_by_name(ctx->conf, m->channel);
+    char *rcpt = NULL;
+    const char *kind = reports && n ? reports[0].action : "failed";
+    if (n == 0 || m->is_postmaster_copy) {
+        if (n) log_info(m->id, "bounce_suppressed", "reason=postmaster_copy_failed");
+    } else if (m->is_notification || !m->sender[0]) {
+        /* never a DSN about a DSN: failures of notifications go to the postmaster, or nowhere */
+        bool failed = kind && !strcmp(kind, "failed");
+        if (failed && (!src || src->errsendpost)) rcpt = bounce_postmaster(ctx);
+        else log_info(m->id, "bounce_suppressed", "reason=%s", m->is_notification ? "notification" : "null_sender");
+    } else {
+        rcpt = xstrdup(m->sender);
+    }
+    char *chan = NULL, *host = NULL, *addr = NULL;
+    if (!rcpt || !notify_route(ctx, m, rcpt, &chan, &host, &addr)) {
+        free(rcpt);
+        cb(arg, SL_OK, NULL); /* nothing to send, or nowhere to send it: the outcome stays logged */
         return;
     }
     bounce_job *b = xcalloc(1, sizeof *b);
     snprintf(b->orig_id, sizeof b->orig_id, "%s", m->id);
     b->cb = cb;
     b->arg = arg;
+    b->kind = m->is_notification ? "postmaster" : kind;
     size_t len = 0;
-    b->text = dsn_build(m, reports, n, c->opt.hostname, now_unix(), 64 * 1024, &len);
+    b->text = dsn_build(m, reports, n, ctx->conf->opt.hostname, now_unix(), 64 * 1024, &len);
     store_new_id(ctx->store, b->em.id, sizeof b->em.id);
     b->em.sender = xstrdup("");
     b->em.is_notification = true;
+    b->em.is_postmaster_copy = m->is_notification;
     b->em.arrival = now_unix();
     b->em.src_channel = xstrdup(m->channel);
     b->em.client = xstrdup("local");
     b->em.data = b->text;
     b->em.data_len = len;
-    enqueue_add_rcpt(&b->em, rw.addr, m->sender, NULL, rw.channel->name, rw.host, 0);
-    rw_result_free(&rw);
+    enqueue_add_rcpt(&b->em, addr, rcpt, NULL, chan, host, 0);
+    free(rcpt);
+    free(chan);
+    free(host);
+    free(addr);
     enqueue_submit(ctx, &b->em, bounce_committed, b);
 }

@@ -1,8 +1,11 @@
 /*
- * bounce.h - queue a DSN about some recipients of a message: built with dsn_build, addressed to
- * the envelope sender with envelope sender <>, routed by the rewrite rules and committed like any
- * other message. Never for a message that is itself a notification or has a null sender.
- * Loop thread only.
+ * bounce.h - queue a DSN about some recipients of a message (RFC 3464 via dsn_build): addressed
+ * to the envelope sender with envelope sender <>, and enqueued to the notificationchannel of
+ * the channel the message was in (DESIGN.md §1 problem 1). When that channel does not exist
+ * (the default "process" without a process channel), the DSN is routed by the rewrite rules
+ * as if it came from that channel. Never a DSN about a DSN: a failed notification goes to the
+ * postmaster instead (channel keyword errsendpost, the default) or is dropped (nosendpost);
+ * a failed postmaster copy is dropped. Loop thread only.
  */
 #ifndef SLUICE_BOUNCE_H
 #define SLUICE_BOUNCE_H
@@ -10,7 +13,9 @@
 #include "dsn/dsn.h"
 #include "queue/enqueue.h"
 
-/* bounce_submit - queue a DSN for reports[] of m; cb(arg, SL_OK) when it is durable (or was suppressed). */
+/* bounce_submit - queue a DSN for reports[] of m; cb(arg, SL_OK) when it is durable or was suppressed. */
 void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t n, enqueue_cb cb, void *arg);
+/* bounce_postmaster - the postmaster address: postmaster@<first directory domain, else host_name>; caller frees. */
+char *bounce_postmaster(const sl_ctx *ctx);
 
 #endif

@@ -14,7 +14,9 @@
 #include "deliver/maildir.h"
 #include "deliver/smtp_out.h"
 #include "dsn/bounce.h"
+#include "queue/enqueue.h"
 #include "queue/store.h"
+#include "rewrite/rewrite.h"
 #include "smtp/parse.h"
 
 #include <event2/event.h>
@@ -32,8 +34,14 @@ typedef struct qent {
     bool in_heap;
 } qent;
 
+typedef struct poolq {
+    char *name;
+    int active; /* jobs running in channels of this pool */
+} poolq;
+
 struct chanq {
     char *name;
+    bool kicking; /* re-entrancy guard: a job can end inside kick */
     qent **heap;
     size_t n, cap;
     int active;
@@ -44,6 +52,7 @@ struct chanq {
 typedef struct job {
     sched *s;
     chanq *cq;
+    poolq *pq;
     sl_conf *conf;
     const sl_channel *ch;
     char *host;
@@ -57,6 +66,9 @@ struct sched {
     sl_ctx *ctx;
     chanq **chans;
     size_t n_chans;
+    poolq **pools;
+    size_t n_pools;
+    size_t rr; /* round-robin start when a pool slot frees */
     bool running;
     int busy;      /* jobs plus outstanding removals */
     size_t count;  /* qents held */
@@ -201,18 +213,44 @@ static void item_clear(deliv_item *it)
     memset(it, 0, sizeof *it);
 }
 
-static int64_t backoff(const sl_options *o, unsigned attempts)
+/* retry_delay - the channel's backoff for the n-th attempt (the last entry repeats), else doubling. */
+static int64_t retry_delay(const sl_channel *ch, const sl_options *o, unsigned attempts)
 {
+    if (ch && ch->n_backoff) {
+        size_t i = attempts ? attempts - 1 : 0;
+        if (i >= ch->n_backoff) i = ch->n_backoff - 1;
+        return ch->backoff[i] > 0 ? ch->backoff[i] : 1;
+    }
     int64_t d = o->retry_interval ? o->retry_interval : 1;
     for (unsigned i = 1; i < attempts && d < (int64_t)o->retry_max; i++) d *= 2;
     if (o->retry_max && d > (int64_t)o->retry_max) d = o->retry_max;
     return d;
 }
 
+/* lifetime - age at which a message is returned: the last "notices" age, else message_lifetime. */
+static int64_t lifetime(const sl_channel *ch, const sl_options *o)
+{
+    if (ch && ch->n_notices) return ch->notices[ch->n_notices - 1];
+    return o->message_lifetime;
+}
+
+/* next_deadline - the next notice age (delay warning or return) not yet reached for r, as a time. */
+static int64_t next_deadline(const sl_channel *ch, const sl_options *o, const qmsg *m, const qrcpt *r)
+{
+    if (ch && ch->n_notices && r->notices_sent + 1u < ch->n_notices) return m->arrival + ch->notices[r->notices_sent];
+    return m->arrival + lifetime(ch, o);
+}
+
 static bool wants_failure_dsn(unsigned notify)
 {
     if (notify & DSN_NOTIFY_NEVER) return false;
     return notify == 0 || (notify & DSN_NOTIFY_FAILURE);
+}
+
+static bool wants_delay_dsn(unsigned notify)
+{
+    if (notify & DSN_NOTIFY_NEVER) return false;
+    return notify == 0 || (notify & DSN_NOTIFY_DELAY);
 }
 
 static void states_written(void *arg, sl_result res, const char *err)
@@ -231,25 +269,98 @@ static void persist(job *j)
     store_update_states(j->s->ctx->store, j->cur->path, j->cur->msg, states_written, j);
 }
 
-static void bounced(void *arg, sl_result res, const char *err)
+/* report - one DSN line item. */
+typedef struct {
+    dsn_report *v;
+    size_t n;
+} reportset;
+
+static void report_add(reportset *rs, const qrcpt *r, const char *action, const deliv_result *res)
 {
-    job *j = arg;
-    (void)err;
-    deliv_item *it = &j->item;
-    /* Only once the DSN is durable may the recipient be marked failed; else retry later. */
-    for (size_t i = 0; i < it->n; i++) {
-        qrcpt *r = &it->msg->rcpts[it->rcpts[i]];
-        if (it->results[i].result != SL_PERM) continue;
-        if (res == SL_OK) r->status = QR_FAILED;
-        else r->next_attempt = now_unix() + backoff(&j->conf->opt, r->attempts + 1);
+    dsn_report *d = &rs->v[rs->n++];
+    d->rcpt = r;
+    d->action = action;
+    d->status = res->status[0] ? res->status : NULL;
+    d->diag = res->diag;
+    d->remote_mta = res->remote_mta;
+}
+
+/*
+ * The DSNs of one item go out one kind at a time (failed, then delayed, then success), each
+ * durable before the recipients it reports on change state; the chain ends with persist().
+ */
+typedef struct {
+    job *j;
+    reportset sets[3];
+    int next;
+} dsnchain;
+
+static void dsnchain_step(void *arg, sl_result res, const char *err);
+
+static void dsnchain_run(dsnchain *c)
+{
+    while (c->next < 3 && c->sets[c->next].n == 0) c->next++;
+    if (c->next == 3) {
+        job *j = c->j;
+        for (int i = 0; i < 3; i++) free(c->sets[i].v);
+        free(c);
+        persist(j);
+        return;
     }
-    persist(j);
+    reportset *rs = &c->sets[c->next];
+    bounce_submit(c->j->s->ctx, c->j->item.msg, rs->v, rs->n, dsnchain_step, c);
+}
+
+static void dsnchain_step(void *arg, sl_result res, const char *err)
+{
+    dsnchain *c = arg;
+    job *j = c->j;
+    (void)err;
+    if (c->next == 0) {
+        /* Only once the failure DSN is durable may the recipients be marked failed; else retry later. */
+        deliv_item *it = &j->item;
+        for (size_t i = 0; i < it->n; i++) {
+            qrcpt *r = &it->msg->rcpts[it->rcpts[i]];
+            if (it->results[i].result != SL_PERM) continue;
+            if (res == SL_OK) r->status = QR_FAILED;
+            else r->next_attempt = now_unix() + retry_delay(j->ch, &j->conf->opt, r->attempts + 1);
+        }
+    }
+    c->next++;
+    dsnchain_run(c);
 }
 
 static void log_result(const qmsg *m, const qrcpt *r, const deliv_result *res, const char *event)
 {
-    log_info(m->id, event, "rcpt=<%s> orig=<%s> channel=%s relay=\"%s\" status=%s diag=\"%s\"", r->addr, r->orig,
-             m->channel, res->remote_mta ? res->remote_mta : "", res->status, res->diag ? res->diag : "");
+    log_info(m->id, event, "rcpt=<%s> orig=<%s> channel=%s relay=\"%s\" status=%s diag=\"%s\" attempts=%u", r->addr,
+             r->orig, m->channel, res->remote_mta ? res->remote_mta : "", res->status, res->diag ? res->diag : "",
+             r->attempts);
+}
+
+/* item_temp - a temporary failure: retry per backoff, warn at notice ages, return at the last. */
+static bool item_temp(job *j, qrcpt *r, deliv_result *res, int64_t now, reportset *delayed)
+{
+    const qmsg *m = j->item.msg;
+    const sl_options *o = &j->conf->opt;
+    int64_t age = now - m->arrival;
+    if (age >= lifetime(j->ch, o)) {
+        /* timed out: returned as failed, with the last temporary reason */
+        if (res->status[0] != '4') snprintf(res->status, sizeof res->status, "4.4.7");
+        res->result = SL_PERM;
+        return false;
+    }
+    unsigned reached = 0;
+    if (j->ch && j->ch->n_notices > 1)
+        while (reached + 1 < j->ch->n_notices && j->ch->notices[reached] <= age) reached++;
+    if (reached > r->notices_sent) {
+        r->notices_sent = (uint8_t)reached;
+        if (wants_delay_dsn(r->notify)) report_add(delayed, r, "delayed", res);
+    }
+    int64_t next = now + retry_delay(j->ch, o, r->attempts);
+    int64_t deadline = next_deadline(j->ch, o, m, r);
+    r->next_attempt = next < deadline ? next : (deadline > now ? deadline : now + 1);
+    log_result(m, r, res, "deferred");
+    return true;
 }
 
 /* item_done - apply a finished item's results (on the loop). */
@@ -257,41 +368,35 @@ static void item_done(job *j)
 {
     deliv_item *it = &j->item;
     qmsg *m = it->msg;
-    const sl_options *o = &j->conf->opt;
     int64_t now = now_unix();
-    dsn_report *reports = xcalloc(it->n, sizeof *reports);
-    size_t nrep = 0, nfail = 0;
+    dsnchain *c = xcalloc(1, sizeof *c);
+    c->j = j;
+    for (int k = 0; k < 3; k++) c->sets[k].v = xcalloc(it->n, sizeof(dsn_report));
+    size_t nfail = 0;
+    bool final_delivery = j->ch && (j->ch->type == CHAN_LOCAL || j->ch->type == CHAN_LMTP || j->ch->lmtp);
     for (size_t i = 0; i < it->n; i++) {
         qrcpt *r = &m->rcpts[it->rcpts[i]];
         deliv_result *res = &it->results[i];
         if (res->result == SL_OK) {
             r->status = res->relayed ? QR_RELAYED : QR_DELIVERED;
             log_result(m, r, res, "delivered");
+            if ((r->notify & DSN_NOTIFY_SUCCESS) && (res->relayed || final_delivery))
+                report_add(&c->sets[2], r, res->relayed ? "relayed" : "delivered", res);
             continue;
         }
         r->attempts++;
-        if (res->result != SL_PERM && now - m->arrival < (int64_t)o->message_lifetime) {
-            r->next_attempt = now + backoff(o, r->attempts);
-            log_result(m, r, res, "deferred");
-            continue;
-        }
-        if (res->result != SL_PERM) { /* lifetime exceeded: give up */
-            if (res->status[0] != '4') snprintf(res->status, sizeof res->status, "4.4.7");
-            res->result = SL_PERM;
-        }
+        if (res->result != SL_PERM && item_temp(j, r, res, now, &c->sets[1])) continue;
         log_result(m, r, res, "failed");
         nfail++;
-        if (!wants_failure_dsn(r->notify)) continue;
-        reports[nrep].rcpt = r;
-        reports[nrep].action = "failed";
-        reports[nrep].status = res->status[0] ? res->status : "5.0.0";
-        reports[nrep].diag = res->diag;
-        reports[nrep].remote_mta = res->remote_mta;
-        nrep++;
+        if (wants_failure_dsn(r->notify)) report_add(&c->sets[0], r, "failed", res);
+        else r->status = QR_FAILED; /* NOTIFY without FAILURE: fail silently */
     }
-    if (nfail) bounce_submit(j->s->ctx, m, reports, nrep, bounced, j);
-    else persist(j);
-    free(reports);
+    if (nfail && c->sets[0].n == 0) {
+        /* nothing to report, but PERM results still become final through the chain's first step */
+        for (size_t i = 0; i < it->n; i++)
+            if (it->results[i].result == SL_PERM) m->rcpts[it->rcpts[i]].status = QR_FAILED;
+    }
+    dsnchain_run(c);
 }
 
 static void smtp_item_done(void *arg, deliv_item *item)
@@ -313,7 +418,7 @@ static void local_run(void *arg)
             continue;
         }
         if (j->ch->type != CHAN_LOCAL) {
-            deliv_result_set(res, SL_TEMP, "4.3.5", "x-local; channel type not supported yet", NULL);
+            deliv_result_set(res, SL_TEMP, "4.3.5", "x-local; channel cannot deliver", NULL);
             continue;
         }
         char err[256] = "";
@@ -332,13 +437,121 @@ static void local_done(void *arg)
     item_done(arg);
 }
 
+/* ---- process channels: rewrite again with this channel as the source, and requeue ---- */
+
+typedef struct {
+    job *j;
+    enq_msg em;
+} procjob;
+
+static void process_done(void *arg, sl_result res, const char *err)
+{
+    procjob *p = arg;
+    job *j = p->j;
+    deliv_item *it = &j->item;
+    for (size_t i = 0; i < it->n; i++) {
+        if (it->results[i].result != SL_OK) continue; /* routing failures keep their PERM result */
+        if (res != SL_OK) deliv_result_set(&it->results[i], SL_TEMP, "4.3.0", err ? err : "requeue failed", NULL);
+    }
+    if (res == SL_OK && p->em.n_rcpts)
+        log_info(it->msg->id, "requeued", "id=%s from_channel=%s nrcpt=%zu", p->em.id, it->msg->channel,
+                 p->em.n_rcpts);
+    enqueue_msg_free(&p->em);
+    free(p);
+    item_done(j);
+}
+
+static void process_run(job *j)
+{
+    deliv_item *it = &j->item;
+    const qmsg *m = it->msg;
+    procjob *p = xcalloc(1, sizeof *p);
+    p->j = j;
+    store_new_id(j->s->ctx->store, p->em.id, sizeof p->em.id);
+    p->em.sender = xstrdup(m->sender);
+    p->em.envid = xstrdup(m->envid);
+    p->em.ret = m->ret;
+    p->em.body = m->body;
+    p->em.smtputf8 = m->smtputf8;
+    p->em.is_notification = m->is_notification;
+    p->em.is_postmaster_copy = m->is_postmaster_copy;
+    p->em.arrival = m->arrival;
+    p->em.src_channel = xstrdup(m->channel);
+    p->em.client = xstrdup(m->client);
+    p->em.data = m->data;
+    p->em.data_len = m->data_len;
+    for (size_t i = 0; i < it->n; i++) {
+        const qrcpt *r = &m->rcpts[it->rcpts[i]];
+        rw_result rw;
+        memset(&rw, 0, sizeof rw);
+        sl_result rc = rewrite_address(j->conf, r->addr, j->ch->name, &rw, NULL);
+        if (rc == SL_OK && str_ieq(rw.channel->name, j->ch->name)) {
+            rc = SL_PERM;
+            free(rw.error);
+            rw.error = xstrdup("routing loop: the process channel routes to itself");
+        }
+        if (rc != SL_OK) {
+            char *diag = xasprintf("x-process; %s", rw.error ? rw.error : "cannot route");
+            deliv_result_set(&it->results[i], rc == SL_PERM ? SL_PERM : SL_TEMP, rc == SL_PERM ? "5.4.6" : "4.4.6",
+                             diag, NULL);
+            free(diag);
+        } else {
+            char *diag = xasprintf("x-process; requeued to %s", rw.channel->name);
+            deliv_result_set(&it->results[i], SL_OK, "2.0.0", diag, NULL);
+            free(diag);
+            enqueue_add_rcpt(&p->em, rw.addr, r->orig, r->orcpt, rw.channel->name, rw.host, r->notify);
+        }
+        rw_result_free(&rw);
+    }
+    if (!p->em.n_rcpts) {
+        process_done(p, SL_OK, NULL);
+        return;
+    }
+    enqueue_submit(j->s->ctx, &p->em, process_done, p);
+}
+
 static void job_run_item(job *j)
 {
-    if (j->ch->type == CHAN_SMTP) {
+    if (j->ch->type == CHAN_SMTP || j->ch->type == CHAN_LMTP) {
         if (!j->out) j->out = smtp_out_new(j->s->ctx->base, j->s->ctx->dns, j->conf, j->ch, j->host);
         smtp_out_deliver(j->out, &j->item, smtp_item_done, j);
+    } else if (j->ch->type == CHAN_PROCESS) {
+        process_run(j);
     } else {
         workq_submit(j->s->ctx->wq, local_run, local_done, j);
+    }
+}
+
+/* pool_of - the pool a channel runs in under the current configuration. */
+static poolq *pool_of(sched *s, const sl_channel *ch, unsigned *limit)
+{
+    const sl_conf *c = s->ctx->conf;
+    const char *name = ch->pool;
+    *limit = 10;
+    if (!name && c->n_pools) name = c->pools[0].name;
+    if (!name) name = "DEFAULT";
+    for (size_t i = 0; i < c->n_pools; i++)
+        if (str_ieq(c->pools[i].name, name)) *limit = c->pools[i].job_limit;
+    for (size_t i = 0; i < s->n_pools; i++)
+        if (str_ieq(s->pools[i]->name, name)) return s->pools[i];
+    poolq *p = xcalloc(1, sizeof *p);
+    p->name = xstrdup(name);
+    s->pools = xrealloc(s->pools, (s->n_pools + 1) * sizeof *s->pools);
+    s->pools[s->n_pools++] = p;
+    return p;
+}
+
+/* kick_pool - a job of pool p ended: let every channel of p start work, fairly (round robin). */
+static void kick_pool(sched *s, poolq *p)
+{
+    size_t n = s->n_chans;
+    if (!n) return;
+    size_t start = s->rr++ % n;
+    for (size_t k = 0; k < n; k++) {
+        chanq *cq = s->chans[(start + k) % n];
+        const sl_channel *ch = conf_channel_by_name(s->ctx->conf, cq->name);
+        unsigned lim;
+        if (ch && pool_of(s, ch, &lim) == p) kick(cq);
     }
 }
 
@@ -346,13 +559,16 @@ static void job_end(job *j)
 {
     chanq *cq = j->cq;
     sched *s = j->s;
+    poolq *p = j->pq;
     if (j->out) smtp_out_free(j->out);
     ctx_conf_put(s->ctx, j->conf);
     free(j->host);
     free(j);
     cq->active--;
+    p->active--;
     s->busy--;
     kick(cq);
+    kick_pool(s, p);
 }
 
 /* job_next - after an item: take the next due message for the same host, or end the job. */
@@ -376,15 +592,17 @@ static void job_next(job *j)
     job_end(j);
 }
 
-static void job_start(chanq *cq, const sl_channel *ch, qent *e, int64_t now)
+static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_t now)
 {
     sched *s = cq->s;
     job *j = xcalloc(1, sizeof *j);
     j->s = s;
     j->cq = cq;
+    j->pq = p;
     j->conf = ctx_conf_get(s->ctx);
     j->ch = conf_channel_by_name(j->conf, ch->name);
     cq->active++;
+    p->active++;
     s->busy++;
     if (!item_select(j, e, now, NULL)) { /* nothing due after all */
         qent_requeue(e);
@@ -392,6 +610,8 @@ static void job_start(chanq *cq, const sl_channel *ch, qent *e, int64_t now)
         return;
     }
     j->host = xstrdup(j->item.host);
+    log_debug(e->msg->id, "job_start", "channel=%s host=%s pool=%s channel_jobs=%d pool_jobs=%d", ch->name, j->host,
+              p->name, cq->active, p->active);
     job_run_item(j);
 }
 
@@ -402,26 +622,32 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
     kick(arg);
 }
 
-/* kick - start jobs for due messages of a channel up to its job limit; arm the timer. */
+/* kick - start jobs for due messages of a channel within min(maxjobs, pool job_limit) and the pool's
+ * shared limit; arm the timer for the next due message. O(log n) per message started. */
 static void kick(chanq *cq)
 {
     sched *s = cq->s;
-    if (!s->running) return;
+    if (!s->running || cq->kicking) return;
     const sl_channel *ch = conf_channel_by_name(s->ctx->conf, cq->name);
     if (!ch || ch->type == CHAN_HOLD) return;
+    cq->kicking = true;
+    unsigned plimit;
+    poolq *p = pool_of(s, ch, &plimit);
     int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
+    if ((int)plimit < limit) limit = (int)plimit;
     int64_t now = now_unix();
-    while (cq->active < limit && cq->n && cq->heap[0]->due <= now) {
+    while (cq->active < limit && p->active < (int)plimit && cq->n && cq->heap[0]->due <= now) {
         qent *e = cq->heap[0];
         heap_remove(cq, 0);
-        job_start(cq, ch, e, now);
+        job_start(cq, ch, p, e, now);
         ch = conf_channel_by_name(s->ctx->conf, cq->name);
-        if (!ch) return;
+        if (!ch) break;
     }
     if (cq->n && cq->heap[0]->due > now) {
         struct timeval tv = {(time_t)(cq->heap[0]->due - now), 0};
         evtimer_add(cq->timer, &tv);
     }
+    cq->kicking = false;
 }
 
 static chanq *chanq_get(sched *s, const char *name)
@@ -489,5 +715,10 @@ void sched_free(sched *s)
         free(cq);
     }
     free(s->chans);
+    for (size_t i = 0; i < s->n_pools; i++) {
+        free(s->pools[i]->name);
+        free(s->pools[i]);
+    }
+    free(s->pools);
     free(s);
 }

@@ -64,6 +64,7 @@ static qmsg *build_qmsg(const enq_msg *m, const char *channel)
     q->body = m->body;
     q->smtputf8 = m->smtputf8;
     q->is_notification = m->is_notification;
+    q->is_postmaster_copy = m->is_postmaster_copy;
     q->arrival = m->arrival;
     q->client = xstrdup(m->client ? m->client : "");
     for (size_t i = 0; i < m->n_rcpts; i++) {

@@ -21,7 +21,7 @@ typedef struct {
     char *sender;         /* "" for <> */
     char *envid;
     uint8_t ret, body;
-    bool smtputf8, is_notification;
+    bool smtputf8, is_notification, is_postmaster_copy;
     int64_t arrival;
     char *src_channel;
     char *client;

@@ -12,13 +12,13 @@
  *   'V'  DSN ENVID, decoded (string)                                          optional, once
  *   'A'  arrival time, i64 unix seconds (8 bytes)                             required, once
  *   'O'  flags, 4 bytes: ret (0..2), body (0..3), smtputf8 (0/1),
- *        is_notification (0/1)                                                optional, once
+ *        notification (0 no, 1 DSN/MDN, 2 postmaster copy of a failed DSN)                                               optional, once
  *   'L'  client "helo [ip]" (string)                                          optional, once
  *   'R'  recipient; payload is nested fields, each string as u32 length + bytes:
  *          addr, orig, u8 has_orcpt (0/1) [+ orcpt string if 1], host,
  *          u32 notify (DSN_NOTIFY_* bits, only 0x0f allowed)                   one or more
  *   'T'  recipient state, exactly 16 bytes, immediately after its 'R':
- *          u8 status (enum qrcpt_status), u8 pad (0), u16 attempts,
+ *          u8 status (enum qrcpt_status), u8 notices_sent (0..5), u16 attempts,
  *          u32 reserved (0), i64 next_attempt
  *   'D'  message data (header + body, CRLF line ends, no dot-stuffing)        required, once
  *   'X'  u32 CRC-32 of every byte from the magic up to this record's type byte,
@@ -148,6 +148,7 @@ void qfile_state_pack(const qrcpt *r, uint8_t *out)
 {
     memset(out, 0, QF_STATE_LEN);
     out[0] = r->status;
+    out[1] = r->notices_sent;
     put_u16(out + 2, r->attempts);
     put_u64(out + 8, (uint64_t)r->next_attempt);
 }
@@ -163,11 +164,12 @@ int qfile_state_unpack(const uint8_t *in, qrcpt *r, char *err, size_t errlen)
         snprintf(err, errlen, "bad recipient status %u", in[0]);
         return -1;
     }
-    if (in[1] != 0 || get_u32(in + 4) != 0) {
+    if (in[1] > 5 || get_u32(in + 4) != 0) {
         snprintf(err, errlen, "bad state record padding");
         return -1;
     }
     r->status = in[0];
+    r->notices_sent = in[1];
     r->attempts = get_u16(in + 2);
     r->next_attempt = (int64_t)get_u64(in + 8);
     return 0;
@@ -254,7 +256,7 @@ void qfile_encode(qmsg *m, strbuf *out)
     flags[0] = m->ret;
     flags[1] = m->body;
     flags[2] = m->smtputf8 ? 1 : 0;
-    flags[3] = m->is_notification ? 1 : 0;
+    flags[3] = m->is_postmaster_copy ? 2 : m->is_notification ? 1 : 0;
     qf_put_record(out, 'O', flags, sizeof flags);
     qf_put_string(out, 'L', m->client);
     for (size_t i = 0; i < m->n_rcpts; i++)
@@ -370,12 +372,13 @@ static int qf_on_flags(qf_reader *rd, const uint8_t *p, size_t len, size_t off)
 {
     (void)off;
     if (len != QF_FLAGS_LEN) return qf_fail(rd, "bad flags record length %zu", len);
-    if (p[0] > 2 || p[1] > 3 || p[2] > 1 || p[3] > 1)
+    if (p[0] > 2 || p[1] > 3 || p[2] > 1 || p[3] > 2)
         return qf_fail(rd, "bad flags %u,%u,%u,%u", p[0], p[1], p[2], p[3]);
     rd->m->ret = p[0];
     rd->m->body = p[1];
     rd->m->smtputf8 = p[2] != 0;
     rd->m->is_notification = p[3] != 0;
+    rd->m->is_postmaster_copy = p[3] == 2;
     return 0;
 }
 

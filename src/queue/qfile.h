@@ -32,6 +32,7 @@ typedef struct {
     unsigned notify;   /* DSN_NOTIFY_* bits from smtp/parse.h */
     /* mutable state (fixed-size record, updated in place) */
     uint8_t status;    /* enum qrcpt_status */
+    uint8_t notices_sent; /* delay DSNs sent so far (channel "notices") */
     uint16_t attempts;
     int64_t next_attempt; /* unix seconds; 0 = now */
     off_t state_off;   /* byte offset of the state record payload in the file (set by encode/decode) */
@@ -47,6 +48,7 @@ typedef struct {
     uint8_t body;      /* enum smtp_body */
     bool smtputf8;
     bool is_notification; /* generated DSN/MDN: never bounce it again */
+    bool is_postmaster_copy; /* a failed DSN sent on to the postmaster: dropped if it fails too */
     int64_t arrival;   /* unix seconds */
     char *client;      /* "helo [ip]" of the submitting client, for DSNs/logs */
     qrcpt *rcpts;

@@ -77,6 +77,7 @@ def test_end_of_data_lookalike(smug, variant):
         c.send(first + term + smuggled + b"QUIT\r\n")
         replies, _closed = c.replies_until_close(timeout=15)
 
+    print("%s %s -> %r" % (mode, variant, replies))
     assert replies, "no reply at all to the data"
     final = replies[0]
     assert final.code == 250 or 500 <= final.code < 600, "reply to the data: %r" % final

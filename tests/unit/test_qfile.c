@@ -243,7 +243,10 @@ static void test_state_unpack(void **state)
     assert_int_equal(qfile_state_unpack(b, &r, err, sizeof err), -1);
     assert_non_null(strstr(err, "bad recipient status 4"));
     b[0] = 0;
-    b[1] = 1;
+    b[1] = 3; /* delay notices already sent */
+    assert_int_equal(qfile_state_unpack(b, &r, err, sizeof err), 0);
+    assert_int_equal(r.notices_sent, 3);
+    b[1] = 6; /* at most five notice ages exist */
     assert_int_equal(qfile_state_unpack(b, &r, err, sizeof err), -1);
     b[1] = 0;
     b[6] = 1;
@@ -438,7 +441,7 @@ static void mut_no_rcpt(spec *s)
     }
 }
 static void mut_bad_status(spec *s) { s->recs[spec_find(s, 'T', 1)].payload[0] = 9; }
-static void mut_bad_pad(spec *s) { s->recs[spec_find(s, 'T', 0)].payload[1] = 1; }
+static void mut_bad_pad(spec *s) { s->recs[spec_find(s, 'T', 0)].payload[4] = 1; }
 static void mut_dup_id(spec *s) { spec_add_str(s, 'I', "ABC124"); }
 static void mut_dup_data(spec *s) { spec_add_str(s, 'D', "x"); }
 static void mut_no_state(spec *s) { spec_remove(s, spec_find(s, 'T', 0)); }
