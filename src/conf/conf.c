@@ -1,11 +1,14 @@
 /*
  * conf.c - loading a configuration directory into one sl_conf (see conf.h): reads option.dat,
- * dispatcher.cnf, sluice.cnf and directory.ldif, runs the per-file parsers (options.c,
- * dispatcher.c, sluice_cnf.c), checks what spans files, and owns the error list and the lookups
- * on a loaded conf. Called at start-up and on SIGHUP from the main thread; lookups are pure reads.
+ * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files and directory.ldif,
+ * runs the per-file parsers (options.c, dispatcher.c, sluice_cnf.c, job_controller.c,
+ * chan_option.c), checks what spans files (service channels, channel pools, option files naming
+ * channels), and owns the error list and the lookups on a loaded conf. Called at start-up and on
+ * SIGHUP from the main thread; lookups are pure reads.
  */
 #include "conf/conf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +149,90 @@ static void check_service_channels(sl_conf *c, conf_errors *errs)
     free(path);
 }
 
+/* load_job_controller - job_controller.cnf, or the single DEFAULT pool when it is absent. */
+static void load_job_controller(sl_conf *c, conf_errors *errs)
+{
+    char *path = join_path(c->dir, "job_controller.cnf");
+    char *text = load_file(path, false, errs);
+    conf_parse_job_controller(path, text ? text : "", c, errs);
+    free(text);
+    free(path);
+}
+
+/* resolve_channel_pools - every channel's pool must be declared; none named means the first pool.
+ * The channel keeps the pool's name as declared, so the job controller may compare with strcmp.
+ * A pool inherited from "defaults" is reported once, on the defaults line. */
+static void resolve_channel_pools(sl_conf *c, conf_errors *errs)
+{
+    char *path = join_path(c->dir, "sluice.cnf");
+    const sl_channel *d = c->n_channels && str_ieq(c->channels[0].name, "defaults") ? &c->channels[0] : NULL;
+    const char *dpool = d && d->pool ? d->pool : NULL;
+    for (size_t i = 0; i < c->n_channels; i++) {
+        sl_channel *ch = &c->channels[i];
+        const sl_pool *pl = ch->pool ? conf_pool_by_name(c, ch->pool) : &c->pools[0];
+        if (!pl) {
+            if (!d || ch == d || !str_ieq(ch->pool, dpool))
+                conf_error(errs, path, ch->line, "channel '%s': unknown pool '%s' (not declared in job_controller.cnf)",
+                           ch->name, ch->pool);
+            continue;
+        }
+        free(ch->pool);
+        ch->pool = xstrdup(pl->name);
+    }
+    free(path);
+}
+
+/* is_option_file - scandir filter: "<name>_option" (suffix case-insensitive), not hidden. */
+static int is_option_file(const struct dirent *e)
+{
+    static const char suffix[] = "_option";
+    size_t n = strlen(e->d_name), k = sizeof suffix - 1;
+    return e->d_name[0] != '.' && n > k && str_ieq(e->d_name + n - k, suffix);
+}
+
+/* apply_option_file - parse dir/name over o. */
+static void apply_option_file(sl_conf *c, const char *name, sl_chan_opts *o, conf_errors *errs)
+{
+    char *path = join_path(c->dir, name);
+    char *text = load_file(path, true, errs);
+    if (text) conf_parse_chan_option(path, text, o, errs);
+    free(text);
+    free(path);
+}
+
+/* load_chan_options - fill every channel's copts: defaults, then defaults_option, then <channel>_option.
+ * An option file whose name is no channel is an error (a misspelt name would otherwise do nothing). */
+static void load_chan_options(sl_conf *c, conf_errors *errs)
+{
+    struct dirent **names = NULL;
+    int n = scandir(c->dir, &names, is_option_file, alphasort);
+    if (n < 0) {
+        conf_error(errs, c->dir, 0, "cannot list the directory: %s", strerror(errno));
+        n = 0;
+    }
+    sl_chan_opts base;
+    conf_chan_opts_defaults(&c->opt, &base);
+    for (int i = 0; i < n; i++)
+        if (str_ieq(names[i]->d_name, "defaults_option")) apply_option_file(c, names[i]->d_name, &base, errs);
+    for (size_t i = 0; i < c->n_channels; i++) c->channels[i].copts = base;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (str_ieq(name, "defaults_option")) continue;
+        char *chname = xstrndup(name, strlen(name) - strlen("_option"));
+        sl_channel *ch = (sl_channel *)conf_channel_by_name(c, chname);
+        if (ch) {
+            apply_option_file(c, name, &ch->copts, errs);
+        } else {
+            char *path = join_path(c->dir, name);
+            conf_error(errs, path, 0, "option file for channel '%s', which sluice.cnf does not define", chname);
+            free(path);
+        }
+        free(chname);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 sl_conf *conf_load(const char *dir, conf_errors *errs)
 {
     size_t before = errs->msgs.n;
@@ -156,7 +243,12 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     size_t before_cnf = errs->msgs.n;
     load_required(c, "sluice.cnf", errs, conf_parse_sluice_cnf);
     /* channel names are only meaningful once sluice.cnf parsed cleanly */
-    if (errs->msgs.n == before_cnf) check_service_channels(c, errs);
+    bool cnf_ok = errs->msgs.n == before_cnf;
+    if (cnf_ok) check_service_channels(c, errs);
+    size_t before_jc = errs->msgs.n;
+    load_job_controller(c, errs);
+    if (cnf_ok && errs->msgs.n == before_jc) resolve_channel_pools(c, errs);
+    if (cnf_ok) load_chan_options(c, errs);
     load_directory(c, errs);
     if (errs->msgs.n != before) {
         conf_free(c);
@@ -171,6 +263,7 @@ void conf_free(sl_conf *c)
     conf_options_free(&c->opt);
     conf_dispatcher_free(c);
     conf_sluice_cnf_free(c);
+    conf_job_controller_free(c);
     if (c->directory) dir_free(c->directory);
     free(c->dir);
     free(c);

@@ -185,4 +185,16 @@ void conf_sluice_cnf_free(sl_conf *c);
 /* conf_channel_type - the channel type implied by a channel name ("l", "tcp_*", "lmtp*", ...). */
 enum channel_type conf_channel_type(const char *name);
 
+/* conf_parse_job_controller - parse job_controller.cnf text into c->pools; when it declares no pool,
+ * c gets one pool DEFAULT (job_limit 10). Returns error count added. */
+int conf_parse_job_controller(const char *file, const char *text, sl_conf *c, conf_errors *errs);
+/* conf_job_controller_free - release c->pools (from conf_parse_job_controller). */
+void conf_job_controller_free(sl_conf *c);
+/* conf_pool_by_name - pool named name (case-insensitive), or NULL. */
+const sl_pool *conf_pool_by_name(const sl_conf *c, const char *name);
+/* conf_chan_opts_defaults - fill o with the per-channel defaults (timeouts from opt). */
+void conf_chan_opts_defaults(const sl_options *opt, sl_chan_opts *o);
+/* conf_parse_chan_option - parse a <channel>_option file's text over o. Returns error count added. */
+int conf_parse_chan_option(const char *file, const char *text, sl_chan_opts *o, conf_errors *errs);
+
 #endif

@@ -20,20 +20,29 @@ typedef struct {
     conf_errors *errs;
     int nerr;
     bool in_rules;
-    bool in_block, discard, mx_set; /* discard: a bad or duplicate block, read but not kept */
+    bool in_block, discard;  /* discard: a bad or duplicate block, read but not kept */
+    bool mx_set, tls_set;    /* the current block said mx/nomx, maytls/musttls/notls */
     sl_channel cur;
     size_t host_lines; /* host lines of the current block, good or bad */
     size_t nblocks;
     bool have_defaults;
-    int defaults_mx; /* -1: "defaults" said neither mx nor nomx */
+    int defaults_mx;  /* -1: "defaults" said neither mx nor nomx */
+    int defaults_tls; /* -1: "defaults" said no TLS keyword */
 } cnf_parser;
 
-/* A channel keyword: its name, whether it takes an argument, and what it does. */
+/* How many arguments a channel keyword takes. */
+enum kw_args { KW_FLAG, KW_ONE, KW_LIST };
+
+/* A channel keyword: its name, its arguments, and what it does with them (args[0..nargs-1]). */
 typedef struct {
     const char *name;
-    bool takes_arg;
-    void (*apply)(cnf_parser *p, int line, const char *arg);
+    enum kw_args args;
+    void (*apply)(cnf_parser *p, int line, const char *kw, char **args, size_t nargs);
 } chan_keyword;
+
+#define MAX_BACKOFF SL_ARRAY_LEN(((sl_channel *)0)->backoff)
+#define MAX_NOTICES SL_ARRAY_LEN(((sl_channel *)0)->notices)
+#define DEFAULT_NOTIFY_CHANNEL "process"
 
 static void cnf_error(cnf_parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void cnf_error(cnf_parser *p, int line, const char *fmt, ...)
@@ -65,6 +74,10 @@ static void channel_free(sl_channel *ch)
     free(ch->name);
     sv_free(&ch->hosts);
     free(ch->daemon);
+    free(ch->pool);
+    free(ch->notificationchannel);
+    free(ch->dispositionchannel);
+    free(ch->lastresort);
     memset(ch, 0, sizeof *ch);
 }
 
@@ -96,52 +109,274 @@ static bool number_arg(cnf_parser *p, int line, const char *kw, const char *arg,
     return true;
 }
 
-static void kw_smtp(cnf_parser *p, int line, const char *arg)
+/* unquote_dup - a copy of a "quoted" argument without its quotes; of unquoted text as it is. Caller frees. */
+static char *unquote_dup(const char *s)
 {
-    (void)line, (void)arg;
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') return xstrndup(s + 1, n - 2);
+    return xstrdup(s);
+}
+
+/* host_arg_ok - a host name (letters, digits, '-', '_', dot-separated labels) or a domain literal [..]. */
+static bool host_arg_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253) return false;
+    if (s[0] == '[') return n > 2 && s[n - 1] == ']' && strcspn(s + 1, "[] \t") == n - 2;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (label == 0) return false;
+            label = 0;
+        } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+                   *s == '_') {
+            if (++label > 63) return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+/* name_arg_ok - a channel or pool name: no blanks, quotes, brackets, '=' or '/' (names become paths). */
+static bool name_arg_ok(const char *s)
+{
+    return *s && strcspn(s, " \t\"[]=/") == strlen(s);
+}
+
+/* host_arg - store a HOST argument (lower case) in *field; false after recording an error. */
+static bool host_arg(cnf_parser *p, int line, const char *kw, const char *arg, char **field)
+{
+    if (!host_arg_ok(arg)) {
+        cnf_error(p, line, "channel keyword '%s': bad value '%s' (expected a host name)", kw, arg);
+        return false;
+    }
+    free(*field);
+    *field = str_lower(xstrdup(arg));
+    return true;
+}
+
+/* name_arg - store a channel or pool NAME argument in *field (lower case when lower). */
+static bool name_arg(cnf_parser *p, int line, const char *kw, const char *arg, bool lower, char **field)
+{
+    if (!name_arg_ok(arg)) {
+        cnf_error(p, line, "channel keyword '%s': bad value '%s' (expected a name)", kw, arg);
+        return false;
+    }
+    free(*field);
+    *field = xstrdup(arg);
+    if (lower) str_lower(*field);
+    return true;
+}
+
+static void kw_smtp(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)kw, (void)args, (void)nargs;
     p->cur.smtp = true;
 }
 
-static void kw_mx(cnf_parser *p, int line, const char *arg)
+static void kw_lmtp(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    (void)line, (void)arg;
-    p->cur.mx = true;
+    (void)line, (void)kw, (void)args, (void)nargs;
+    p->cur.lmtp = true;
+}
+
+/* kw_mx - "mx" / "nomx". */
+static void kw_mx(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    p->cur.mx = str_ieq(kw, "mx");
     p->mx_set = true;
 }
 
-static void kw_nomx(cnf_parser *p, int line, const char *arg)
+/* kw_addrmode - "single_sys" / "single" / "multiple". */
+static void kw_addrmode(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    (void)line, (void)arg;
-    p->cur.mx = false;
-    p->mx_set = true;
+    (void)line, (void)args, (void)nargs;
+    p->cur.addrmode = str_ieq(kw, "single_sys") ? CHAN_SINGLE_SYS : str_ieq(kw, "single") ? CHAN_SINGLE : CHAN_MULTIPLE;
 }
 
-static void kw_daemon(cnf_parser *p, int line, const char *arg)
+/* kw_remotehost - "remotehost" / "noremotehost". */
+static void kw_remotehost(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    (void)line;
-    free(p->cur.daemon);
-    p->cur.daemon = str_lower(xstrdup(arg));
+    (void)line, (void)args, (void)nargs;
+    p->cur.remotehost = str_ieq(kw, "remotehost");
 }
 
-static void kw_port(cnf_parser *p, int line, const char *arg)
+static void kw_inner(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    number_arg(p, line, "port", arg, 1, 65535, &p->cur.port);
+    (void)line, (void)kw, (void)args, (void)nargs;
+    p->cur.inner = true;
 }
 
-static void kw_subdirs(cnf_parser *p, int line, const char *arg)
+static void kw_loopcheck(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    number_arg(p, line, "subdirs", arg, 1, 1000, &p->cur.subdirs);
+    (void)line, (void)kw, (void)args, (void)nargs;
+    p->cur.loopcheck = true;
 }
 
-static void kw_maxjobs(cnf_parser *p, int line, const char *arg)
+static void kw_selfmx(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    number_arg(p, line, "maxjobs", arg, 1, 1000, &p->cur.maxjobs);
+    (void)line, (void)kw, (void)args, (void)nargs;
+    p->cur.allow_self_mx = true;
+}
+
+/* kw_rules - "rules" / "norules". */
+static void kw_rules(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    p->cur.rules = str_ieq(kw, "rules");
+}
+
+/* kw_tls - "maytls" / "musttls" / "notls". */
+static void kw_tls(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    p->cur.tls = str_ieq(kw, "maytls") ? CHAN_TLS_MAY : str_ieq(kw, "musttls") ? CHAN_TLS_MUST : CHAN_TLS_NO;
+    p->tls_set = true;
+}
+
+/* kw_sendpost - "errsendpost" / "nosendpost". */
+static void kw_sendpost(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    p->cur.errsendpost = str_ieq(kw, "errsendpost");
+}
+
+static void kw_daemon(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    host_arg(p, line, kw, args[0], &p->cur.daemon);
+}
+
+static void kw_lastresort(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    host_arg(p, line, kw, args[0], &p->cur.lastresort);
+}
+
+static void kw_port(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    number_arg(p, line, kw, args[0], 1, 65535, &p->cur.port);
+}
+
+static void kw_subdirs(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    number_arg(p, line, kw, args[0], 1, 1000, &p->cur.subdirs);
+}
+
+static void kw_maxjobs(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    number_arg(p, line, kw, args[0], 1, 1000, &p->cur.maxjobs);
+}
+
+/* kw_pool - "pool NAME": whether the pool exists is checked once job_controller.cnf is read. */
+static void kw_pool(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    name_arg(p, line, kw, args[0], false, &p->cur.pool);
+}
+
+/* kw_notify_channel - "notificationchannel CH" / "dispositionchannel CH" (checked after the last block). */
+static void kw_notify_channel(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    char **field = str_ieq(kw, "notificationchannel") ? &p->cur.notificationchannel : &p->cur.dispositionchannel;
+    name_arg(p, line, kw, args[0], true, field);
+}
+
+/* kw_backoff - "backoff D1 ... D8": ISO 8601 durations ("PT4H", quoted or not), each at least 1s. */
+static void kw_backoff(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    int64_t v[MAX_BACKOFF];
+    if (nargs > MAX_BACKOFF) {
+        cnf_error(p, line, "channel keyword '%s': %zu durations given (at most %zu)", kw, nargs, MAX_BACKOFF);
+        return;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        char *s = unquote_dup(args[i]);
+        bool ok = (*s == 'P' || *s == 'p') && parse_duration(s, &v[i]) == 0 && v[i] >= 1;
+        free(s);
+        if (!ok) {
+            cnf_error(p, line, "channel keyword '%s': bad value '%s' (expected an ISO 8601 duration such as \"PT4H\")",
+                      kw, args[i]);
+            return;
+        }
+    }
+    memcpy(p->cur.backoff, v, nargs * sizeof v[0]);
+    p->cur.n_backoff = nargs;
+}
+
+/* notice_age - a notices age: a plain number of days, or an ISO 8601 duration; -1 if bad. */
+static int64_t notice_age(const char *s)
+{
+    int64_t v;
+    uint64_t days;
+    if (*s == 'P' || *s == 'p') return parse_duration(s, &v) == 0 && v >= 1 ? v : -1;
+    if (parse_uint(s, 1, 3650, &days) == 0) return (int64_t)days * 86400;
+    return -1;
+}
+
+/* kw_notices - "notices A1 ... A5": increasing ages (days, or ISO 8601 durations). */
+static void kw_notices(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    int64_t v[MAX_NOTICES];
+    if (nargs > MAX_NOTICES) {
+        cnf_error(p, line, "channel keyword '%s': %zu ages given (at most %zu)", kw, nargs, MAX_NOTICES);
+        return;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        char *s = unquote_dup(args[i]);
+        v[i] = notice_age(s);
+        free(s);
+        if (v[i] < 0) {
+            cnf_error(p, line,
+                      "channel keyword '%s': bad value '%s' (expected days 1..3650 or an ISO 8601 duration such as "
+                      "\"PT10S\")",
+                      kw, args[i]);
+            return;
+        }
+        if (i > 0 && v[i] <= v[i - 1]) {
+            cnf_error(p, line, "channel keyword '%s': ages must increase ('%s' after '%s')", kw, args[i], args[i - 1]);
+            return;
+        }
+    }
+    memcpy(p->cur.notices, v, nargs * sizeof v[0]);
+    p->cur.n_notices = nargs;
 }
 
 static const chan_keyword chan_keywords[] = {
-    {"smtp", false, kw_smtp},       {"mx", false, kw_mx},         {"nomx", false, kw_nomx},
-    {"daemon", true, kw_daemon},    {"port", true, kw_port},      {"subdirs", true, kw_subdirs},
-    {"maxjobs", true, kw_maxjobs},
+    {"smtp", KW_FLAG, kw_smtp},
+    {"lmtp", KW_FLAG, kw_lmtp},
+    {"mx", KW_FLAG, kw_mx},
+    {"nomx", KW_FLAG, kw_mx},
+    {"daemon", KW_ONE, kw_daemon},
+    {"port", KW_ONE, kw_port},
+    {"single_sys", KW_FLAG, kw_addrmode},
+    {"single", KW_FLAG, kw_addrmode},
+    {"multiple", KW_FLAG, kw_addrmode},
+    {"remotehost", KW_FLAG, kw_remotehost},
+    {"noremotehost", KW_FLAG, kw_remotehost},
+    {"inner", KW_FLAG, kw_inner},
+    {"subdirs", KW_ONE, kw_subdirs},
+    {"maxjobs", KW_ONE, kw_maxjobs},
+    {"pool", KW_ONE, kw_pool},
+    {"backoff", KW_LIST, kw_backoff},
+    {"notices", KW_LIST, kw_notices},
+    {"loopcheck", KW_FLAG, kw_loopcheck},
+    {"selfmx", KW_FLAG, kw_selfmx},
+    {"notificationchannel", KW_ONE, kw_notify_channel},
+    {"dispositionchannel", KW_ONE, kw_notify_channel},
+    {"lastresort", KW_ONE, kw_lastresort},
+    {"rules", KW_FLAG, kw_rules},
+    {"norules", KW_FLAG, kw_rules},
+    {"maytls", KW_FLAG, kw_tls},
+    {"musttls", KW_FLAG, kw_tls},
+    {"notls", KW_FLAG, kw_tls},
+    {"errsendpost", KW_FLAG, kw_sendpost},
+    {"nosendpost", KW_FLAG, kw_sendpost},
 };
 
 static const chan_keyword *keyword_find(const char *name)
@@ -149,6 +384,52 @@ static const chan_keyword *keyword_find(const char *name)
     for (size_t i = 0; i < SL_ARRAY_LEN(chan_keywords); i++)
         if (str_ieq(chan_keywords[i].name, name)) return &chan_keywords[i];
     return NULL;
+}
+
+/* channel_builtin - the built-in defaults, some of which depend on the channel's type. */
+static void channel_builtin(sl_channel *ch)
+{
+    ch->port = 25;
+    ch->subdirs = 1;
+    ch->maxjobs = 10;
+    ch->mx = ch->type == CHAN_SMTP;
+    ch->lmtp = ch->type == CHAN_LMTP;
+    ch->addrmode = CHAN_SINGLE_SYS;
+    ch->rules = true;
+    ch->tls = ch->type == CHAN_SMTP ? CHAN_TLS_MAY : CHAN_TLS_NO;
+    ch->errsendpost = true;
+    ch->notificationchannel = xstrdup(DEFAULT_NOTIFY_CHANNEL);
+    ch->dispositionchannel = xstrdup(DEFAULT_NOTIFY_CHANNEL);
+}
+
+/* channel_inherit - copy what the "defaults" block d says into ch; type-dependent values only if d said them. */
+static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
+{
+    ch->smtp = d->smtp;
+    ch->lmtp = ch->lmtp || d->lmtp;
+    if (p->defaults_mx >= 0) ch->mx = p->defaults_mx != 0;
+    if (p->defaults_tls >= 0) ch->tls = (enum chan_tls)p->defaults_tls;
+    ch->daemon = xstrdup(d->daemon);
+    ch->port = d->port;
+    ch->addrmode = d->addrmode;
+    ch->remotehost = d->remotehost;
+    ch->inner = d->inner;
+    ch->subdirs = d->subdirs;
+    ch->maxjobs = d->maxjobs;
+    ch->pool = xstrdup(d->pool);
+    memcpy(ch->backoff, d->backoff, sizeof ch->backoff);
+    ch->n_backoff = d->n_backoff;
+    memcpy(ch->notices, d->notices, sizeof ch->notices);
+    ch->n_notices = d->n_notices;
+    ch->loopcheck = d->loopcheck;
+    ch->allow_self_mx = d->allow_self_mx;
+    free(ch->notificationchannel);
+    ch->notificationchannel = xstrdup(d->notificationchannel);
+    free(ch->dispositionchannel);
+    ch->dispositionchannel = xstrdup(d->dispositionchannel);
+    ch->lastresort = xstrdup(d->lastresort);
+    ch->rules = d->rules;
+    ch->errsendpost = d->errsendpost;
 }
 
 /* channel_init - a new channel with the built-in defaults, overridden by the "defaults" block. */
@@ -159,18 +440,32 @@ static void channel_init(cnf_parser *p, const char *name, int line)
     ch->name = str_lower(xstrdup(name));
     ch->type = conf_channel_type(name);
     ch->line = line;
-    ch->port = 25;
-    ch->subdirs = 1;
-    ch->maxjobs = 10;
-    ch->mx = ch->type == CHAN_SMTP;
-    if (p->have_defaults) {
-        const sl_channel *d = &p->c->channels[0];
-        ch->smtp = d->smtp;
-        ch->daemon = xstrdup(d->daemon);
-        ch->port = d->port;
-        ch->subdirs = d->subdirs;
-        ch->maxjobs = d->maxjobs;
-        if (p->defaults_mx >= 0) ch->mx = p->defaults_mx != 0;
+    channel_builtin(ch);
+    if (p->have_defaults) channel_inherit(p, ch, &p->c->channels[0]);
+}
+
+/* apply_keywords - the keywords tok[1..] of a block's first line. */
+static void apply_keywords(cnf_parser *p, int line, strvec *tok)
+{
+    for (size_t i = 1; i < tok->n; i++) {
+        const chan_keyword *kw = keyword_find(tok->v[i]);
+        if (!kw) {
+            cnf_error(p, line, "unknown channel keyword '%s'", tok->v[i]);
+            /* a number can never be a keyword: it was the unknown keyword's argument */
+            uint64_t ignored;
+            if (i + 1 < tok->n && parse_uint(tok->v[i + 1], 0, UINT64_MAX, &ignored) == 0) i++;
+            continue;
+        }
+        /* KW_ONE takes the next word; KW_LIST every word up to the next keyword */
+        size_t nargs = 0;
+        if (kw->args == KW_ONE) nargs = i + 1 < tok->n ? 1 : 0;
+        if (kw->args == KW_LIST)
+            while (i + 1 + nargs < tok->n && !keyword_find(tok->v[i + 1 + nargs])) nargs++;
+        if (kw->args != KW_FLAG && nargs == 0)
+            cnf_error(p, line, "channel keyword '%s' needs an argument", kw->name);
+        else
+            kw->apply(p, line, kw->name, tok->v + i + 1, nargs);
+        i += nargs;
     }
 }
 
@@ -184,7 +479,7 @@ static void block_open(cnf_parser *p, int line, const char *text)
     channel_init(p, tok.v[0], line);
     p->in_block = true;
     p->discard = false;
-    p->mx_set = false;
+    p->mx_set = p->tls_set = false;
     p->host_lines = 0;
     if (is_defaults && p->nblocks > 0) {
         cnf_error(p, line, "'defaults' must be the first channel block");
@@ -192,22 +487,12 @@ static void block_open(cnf_parser *p, int line, const char *text)
     } else if (old) {
         cnf_error(p, line, "duplicate channel '%s' (first at line %d)", p->cur.name, old->line);
         p->discard = true;
+    } else if (!name_arg_ok(tok.v[0])) {
+        cnf_error(p, line, "bad channel name '%s'", tok.v[0]);
+        p->discard = true;
     }
     p->nblocks++;
-    for (size_t i = 1; i < tok.n; i++) {
-        const chan_keyword *kw = keyword_find(tok.v[i]);
-        if (!kw) {
-            cnf_error(p, line, "unknown channel keyword '%s'", tok.v[i]);
-            /* a number can never be a keyword: it was the unknown keyword's argument */
-            uint64_t ignored;
-            if (i + 1 < tok.n && parse_uint(tok.v[i + 1], 0, UINT64_MAX, &ignored) == 0) i++;
-        } else if (kw->takes_arg && i + 1 >= tok.n) {
-            cnf_error(p, line, "channel keyword '%s' needs an argument", kw->name);
-        } else {
-            kw->apply(p, line, kw->takes_arg ? tok.v[i + 1] : NULL);
-            if (kw->takes_arg) i++;
-        }
-    }
+    apply_keywords(p, line, &tok);
     sv_free(&tok);
 }
 
@@ -253,6 +538,7 @@ static void block_close(cnf_parser *p)
     if (is_defaults) {
         p->have_defaults = true;
         p->defaults_mx = p->mx_set ? p->cur.mx : -1;
+        p->defaults_tls = p->tls_set ? (int)p->cur.tls : -1;
     }
     p->c->channels = xrealloc(p->c->channels, (p->c->n_channels + 1) * sizeof *p->c->channels);
     p->c->channels[p->c->n_channels++] = p->cur;
@@ -297,6 +583,33 @@ static void parse_line(cnf_parser *p, int lineno, char *line)
     }
 }
 
+/* check_notify_target - ch's notification or disposition channel value v must be a channel. A value
+ * inherited from "defaults" is checked once, on the defaults line; the default "process" needs no
+ * channel of that name (notifications are then rewritten as if they came from a process channel). */
+static void check_notify_target(cnf_parser *p, const sl_channel *ch, const sl_channel *d, const char *kw,
+                                const char *v, const char *dv)
+{
+    if (d && ch != d && str_ieq(v, dv)) return;
+    const sl_channel *target = conf_channel_by_name(p->c, v);
+    if (target && !str_ieq(target->name, "defaults")) return;
+    if (!target && str_ieq(v, DEFAULT_NOTIFY_CHANNEL)) return;
+    cnf_error(p, ch->line, "channel '%s': %s '%s' is not a channel", ch->name, kw, v);
+}
+
+/* check_notify_channels - every notificationchannel and dispositionchannel names a channel. */
+static void check_notify_channels(cnf_parser *p)
+{
+    const sl_conf *c = p->c;
+    const sl_channel *d = p->have_defaults ? &c->channels[0] : NULL;
+    for (size_t i = 0; i < c->n_channels; i++) {
+        const sl_channel *ch = &c->channels[i];
+        check_notify_target(p, ch, d, "notificationchannel", ch->notificationchannel,
+                            d ? d->notificationchannel : NULL);
+        check_notify_target(p, ch, d, "dispositionchannel", ch->dispositionchannel,
+                            d ? d->dispositionchannel : NULL);
+    }
+}
+
 int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_errors *errs)
 {
     cnf_parser p;
@@ -306,6 +619,7 @@ int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_e
     p.errs = errs;
     p.in_rules = true;
     p.defaults_mx = -1;
+    p.defaults_tls = -1;
     p.have_defaults = c->n_channels > 0 && str_ieq(c->channels[0].name, "defaults");
     char *copy = xstrdup(text), *cursor = copy, *line;
     int lineno = 0;
@@ -315,6 +629,8 @@ int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_e
         parse_line(&p, lineno, line);
     }
     block_close(&p);
+    /* references between channels only mean something once every block was read cleanly */
+    if (p.nerr == 0) check_notify_channels(&p);
     size_t real_channels = c->n_channels - (c->n_channels && str_ieq(c->channels[0].name, "defaults"));
     if (real_channels == 0 && p.nerr == 0)
         cnf_error(&p, 0, "no channel defined (channel blocks follow the first blank line)");

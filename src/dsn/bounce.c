@@ -5,6 +5,7 @@
 #include "dir/dir.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
+#include "rewrite/route.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static bool notify_route(sl_ctx *ctx, const qmsg *m, const char *rcpt, char **ch
         return false;
     }
     *chan = xstrdup(rw.channel->name);
-    *host = xstrdup(rw.host);
+    *host = route_dest_host(&rw);
     *addr = xstrdup(rw.addr);
     rw_result_free(&rw);
     return true;

@@ -17,6 +17,7 @@
 #include "queue/enqueue.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
+#include "rewrite/route.h"
 #include "smtp/parse.h"
 
 #include <event2/event.h>
@@ -499,7 +500,9 @@ static void process_run(job *j)
             char *diag = xasprintf("x-process; requeued to %s", rw.channel->name);
             deliv_result_set(&it->results[i], SL_OK, "2.0.0", diag, NULL);
             free(diag);
-            enqueue_add_rcpt(&p->em, rw.addr, r->orig, r->orcpt, rw.channel->name, rw.host, r->notify);
+            char *dest = route_dest_host(&rw);
+            enqueue_add_rcpt(&p->em, rw.addr, r->orig, r->orcpt, rw.channel->name, dest, r->notify);
+            free(dest);
         }
         rw_result_free(&rw);
     }

@@ -8,6 +8,7 @@
 #include "queue/enqueue.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
+#include "rewrite/route.h"
 #include "smtp/server.h"
 
 #include <arpa/inet.h>
@@ -213,7 +214,9 @@ static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const 
         rw_result_free(&rw);
         return rc == SL_PERM ? 550 : 451;
     }
-    smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, rw.host, cmd->notify);
+    char *dest = route_dest_host(&rw);
+    smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, dest, cmd->notify);
+    free(dest);
     rw_result_free(&rw);
     return 250;
 }

@@ -32,6 +32,12 @@ def outside_mta(module_harness):
     return module_harness.sluice(options={"internal_networks": "10.0.0.0/8"})
 
 
+@pytest.fixture(scope="module")
+def pregreet_mta(module_harness):
+    """A daemon that waits before its greeting, so that a client talking first is caught."""
+    return module_harness.sluice(options={"greeting_delay": "500"})
+
+
 def session(mta):
     c = Client(mta.port)
     assert c.greeting.code == 220, c.greeting
@@ -264,8 +270,8 @@ def test_bad_syntax_501(mta, line):
         c.quit()
 
 
-def test_pipelining_before_greeting_554_and_closed(mta):
-    c = Client(mta.port, read_greeting=False)
+def test_pipelining_before_greeting_554_and_closed(pregreet_mta):
+    c = Client(pregreet_mta.port, read_greeting=False)
     try:
         c.send(b"EHLO early.example.test\r\nMAIL FROM:<alice@example.test>\r\n")
         replies, closed = c.replies_until_close(timeout=15)
@@ -275,6 +281,15 @@ def test_pipelining_before_greeting_554_and_closed(mta):
     assert 554 in codes, "no 554 for a client that talked first: %r" % replies
     assert 250 not in codes, "commands sent before the greeting were executed: %r" % replies
     assert closed, "session not closed after 554: %r" % replies
+
+
+def test_patient_client_greeted_after_delay(pregreet_mta):
+    t0 = time.monotonic()
+    with Client(pregreet_mta.port) as c:
+        assert c.greeting.code == 220, c.greeting
+        assert c.ehlo().code == 250
+        c.quit()
+    assert time.monotonic() - t0 >= 0.4, "greeting_delay=500 not honoured"
 
 
 def test_http_request_closes_session(mta):

@@ -1,4 +1,5 @@
-/* test_conf.c - option.dat, dispatcher.cnf and sluice.cnf parsers, CIDR matching, conf_load. */
+/* test_conf.c - option.dat, dispatcher.cnf, sluice.cnf (channel keywords), job_controller.cnf and
+ * <channel>_option parsers, CIDR matching, conf_load (the issue-3 seed configuration verbatim). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -383,6 +384,60 @@ static const text_case cnf_cases[] = {
     {". $U@x\n", "sluice.cnf: no channel defined (channel blocks follow the first blank line)"},
     {"\ndefaults smtp\n", "sluice.cnf: no channel defined (channel blocks follow the first blank line)"},
     {"! only comments count as nothing\n. $U@x\n! still rules\nx $U@y\n\n! c\nl\n! c\nh\n", NULL},
+    /* channel machinery keywords (issue 3) */
+    {"\ntcp_x daemon bad..host\nh\n", "sluice.cnf:2: channel keyword 'daemon': bad value 'bad..host' (expected a host name)"},
+    {"\ntcp_x port 65536\nh\n", "sluice.cnf:2: channel keyword 'port': bad value '65536' (expected 1..65535)"},
+    {"\ntcp_x pool\nh\n", "sluice.cnf:2: channel keyword 'pool' needs an argument"},
+    {"\ntcp_x pool a=b\nh\n", "sluice.cnf:2: channel keyword 'pool': bad value 'a=b' (expected a name)"},
+    {"\ntcp_x backoff\nh\n", "sluice.cnf:2: channel keyword 'backoff' needs an argument"},
+    {"\ntcp_x backoff loopcheck\nh\n", "sluice.cnf:2: channel keyword 'backoff' needs an argument"},
+    {"\ntcp_x backoff \"pt4h\" bogus\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value 'bogus' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff 4h\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value '4h' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff 600\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value '600' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff PT0S\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value 'PT0S' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff \"pt4h\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value '\"pt4h' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff \"\"\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value '\"\"' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff P1H\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': bad value 'P1H' (expected an ISO 8601 duration such as \"PT4H\")"},
+    {"\ntcp_x backoff PT1S PT2S PT3S PT4S PT5S PT6S PT7S PT8S PT9S\nh\n",
+     "sluice.cnf:2: channel keyword 'backoff': 9 durations given (at most 8)"},
+    {"\ntcp_x notices\nh\n", "sluice.cnf:2: channel keyword 'notices' needs an argument"},
+    {"\ntcp_x notices 0\nh\n", "sluice.cnf:2: channel keyword 'notices': bad value '0' (expected days 1..3650 or an "
+                               "ISO 8601 duration such as \"PT10S\")"},
+    {"\ntcp_x notices 1d\nh\n", "sluice.cnf:2: channel keyword 'notices': bad value '1d' (expected days 1..3650 or "
+                                "an ISO 8601 duration such as \"PT10S\")"},
+    {"\ntcp_x notices 2 1\nh\n", "sluice.cnf:2: channel keyword 'notices': ages must increase ('1' after '2')"},
+    {"\ntcp_x notices PT1M PT60S\nh\n",
+     "sluice.cnf:2: channel keyword 'notices': ages must increase ('PT60S' after 'PT1M')"},
+    {"\ntcp_x notices 1 2 3 4 5 6\nh\n", "sluice.cnf:2: channel keyword 'notices': 6 ages given (at most 5)"},
+    {"\ntcp_x lastresort\nh\n", "sluice.cnf:2: channel keyword 'lastresort' needs an argument"},
+    {"\ntcp_x lastresort -\"x\nh\n",
+     "sluice.cnf:2: channel keyword 'lastresort': bad value '-\"x' (expected a host name)"},
+    {"\ntcp_x notificationchannel\nh\n", "sluice.cnf:2: channel keyword 'notificationchannel' needs an argument"},
+    {"\ntcp_x dispositionchannel\nh\n", "sluice.cnf:2: channel keyword 'dispositionchannel' needs an argument"},
+    {"\ntcp_x notificationchannel process_dsn\nh\n",
+     "sluice.cnf:2: channel 'tcp_x': notificationchannel 'process_dsn' is not a channel"},
+    {"\ntcp_x dispositionchannel nope\nh\n",
+     "sluice.cnf:2: channel 'tcp_x': dispositionchannel 'nope' is not a channel"},
+    {"\ndefaults\n\ntcp_x notificationchannel defaults\nh\n",
+     "sluice.cnf:4: channel 'tcp_x': notificationchannel 'defaults' is not a channel"},
+    /* inherited from defaults: reported once, on the defaults line */
+    {"\ndefaults notificationchannel nope\n\ntcp_x\nh\n\nl\nlh\n",
+     "sluice.cnf:2: channel 'defaults': notificationchannel 'nope' is not a channel"},
+    {"\ndefaults notificationchannel nope\n\ntcp_x notificationchannel l\nh\n\nl\nlh\n",
+     "sluice.cnf:2: channel 'defaults': notificationchannel 'nope' is not a channel"},
+    {"\ntcp_x selfmx yes\nh\n", "sluice.cnf:2: unknown channel keyword 'yes'"},
+    {"\ntcp_x tls\nh\n", "sluice.cnf:2: unknown channel keyword 'tls'"},
+    {"\ntcp/x\nh\n", "sluice.cnf:2: bad channel name 'tcp/x'"},
+    /* the default "process" needs no channel of that name; an explicit one is checked like any other */
+    {"\ntcp_x notificationchannel process dispositionchannel PROCESS\nh\n", NULL},
+    {"\ntcp_x notificationchannel process_dsn\nh\n\nprocess_dsn\npd\n", NULL},
 };
 
 static void test_sluice_cnf_errors(void **state)
