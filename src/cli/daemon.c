@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 
 typedef struct {
     sl_ctx ctx;
@@ -26,6 +28,26 @@ typedef struct {
     int64_t stop_started;
     const char *dir;
 } daemon_state;
+
+/* loop_token_load - the installation's XLOOP token from QUEUE/loop-token, created on first start. */
+static void loop_token_load(const char *qdir, char *buf, size_t len)
+{
+    char *path = xasprintf("%s/loop-token", qdir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, (int)len, f)) buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+    }
+    if (strlen(buf) < 16) {
+        unsigned char rnd[16];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) fatal("getrandom failed");
+        for (size_t i = 0; i < sizeof rnd && 2 * i + 2 < len; i++) snprintf(buf + 2 * i, 3, "%02x", rnd[i]);
+        f = fopen(path, "w");
+        if (!f || fprintf(f, "%s\n", buf) < 0 || fclose(f) != 0) fatal("cannot write %s", path);
+    }
+    free(path);
+}
 
 static void recovered(void *arg, qmsg *msg, char *path)
 {
@@ -99,6 +121,7 @@ int daemon_serve(const char *dir)
     if (!d.ctx.store) fatal("%s", err);
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);
+    loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
     d.ctx.sched = sched_new(&d.ctx);
     size_t n = store_recover(d.ctx.store, recovered, d.ctx.sched);
     log_info(NULL, "recovered", "messages=%zu queue_dir=%s", n, conf->opt.queue_dir);
@@ -129,6 +152,7 @@ int daemon_serve(const char *dir)
     sched_free(d.ctx.sched);
     dns_free(d.ctx.dns);
     ctx_conf_release_all(&d.ctx);
+    free(d.ctx.listen_addrs);
     event_base_free(d.ctx.base);
     libevent_global_shutdown();
     return 0;

@@ -7,6 +7,8 @@
 #ifndef SLUICE_CTX_H
 #define SLUICE_CTX_H
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 struct event_base;
 struct sl_conf;
@@ -23,6 +25,9 @@ typedef struct sl_ctx {
     struct dns_ctx *dns;
     struct sched *sched;
     bool stopping;
+    char loop_token[40];  /* installation-unique XLOOP token (QUEUE/loop-token) */
+    struct sockaddr_storage *listen_addrs; /* our listening sockets, for self-MX detection */
+    size_t n_listen;
     void *conf_refs;      /* private: reference counts (ctx.c) */
 } sl_ctx;
 

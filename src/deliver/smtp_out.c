@@ -97,6 +97,17 @@ struct smtp_out {
     char *fail_mta;
 
     struct event *ev_done;
+
+    /* loop detection and policy */
+    char *self_token;
+    struct sockaddr_storage *self_addrs;
+    size_t n_self;
+    bool saw_self;        /* a destination was one of our own addresses */
+    bool direct_daemon;   /* destinations come from the channel's daemon host */
+    size_t n_attempted;   /* connections tried in this attempt */
+    bool tried_lastresort;
+    unsigned msgs_on_conn; /* transactions on the current connection */
+    size_t lmtp_next;     /* LMTP: next accepted recipient whose reply is due */
 };
 
 static void dest_try_next(smtp_out *s);
@@ -197,6 +208,17 @@ static void rcpts_fail_all(smtp_out *s, sl_result res, const char *status, const
 static void out_write(smtp_out *s, const char *text)
 {
     bufferevent_write(s->bev, text, strlen(text));
+}
+
+/* copt - a per-channel timeout (<channel>_option), else the global one, else def. */
+static unsigned copt(unsigned chan, unsigned global, unsigned def)
+{
+    return chan ? chan : global ? global : def;
+}
+
+static bool is_lmtp(const smtp_out *s)
+{
+    return s->ch->lmtp || s->ch->type == CHAN_LMTP;
 }
 
 /* ---- connection ---------------------------------------------------------------------- */
@@ -392,8 +414,9 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
     s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) abort();
     bufferevent_setcb(s->bev, conn_on_read, conn_on_write, conn_on_event, s);
-    conn_timeouts(s, s->conf->opt.connect_timeout ? s->conf->opt.connect_timeout : 30);
+    conn_timeouts(s, copt(s->ch->copts.connect_timeout, s->conf->opt.connect_timeout, 30));
     s->st = OS_CONNECTING;
+    s->n_attempted++;
     s->in_connect = true;
     s->sync_what = 0;
     errno = 0;
@@ -414,6 +437,12 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
 /* dest_finish_all_failed - no destination worked: everyone gets the last failure. */
 static void dest_finish_all_failed(smtp_out *s)
 {
+    if (s->saw_self && s->fail_res != SL_PERM && !s->n_attempted) {
+        char *diag = xasprintf("x-sluice; mail loop: the MX hosts of %s point back to this server", s->host);
+        log_info(out_msg_id(s), "loop_detected", "host=%s how=self_mx", s->host);
+        fail_set(s, SL_PERM, "5.4.6", diag, NULL);
+        free(diag);
+    }
     rcpts_fail_all(s, s->fail_res, s->fail_status, s->fail_diag, s->fail_mta);
     item_finish(s);
 }
@@ -446,10 +475,48 @@ static void dest_on_addr(void *arg, sl_result res, const struct sockaddr_storage
 }
 
 /* dest_try_next - connect to the next address, resolving the next name when needed. */
+/* addr_is_self - whether addr (with the channel's port) is one of our own listening sockets. */
+static bool addr_is_self(const smtp_out *s, const struct sockaddr_storage *a)
+{
+    unsigned port = s->ch->port ? s->ch->port : 25;
+    for (size_t i = 0; i < s->n_self; i++) {
+        const struct sockaddr_storage *m = &s->self_addrs[i];
+        if (m->ss_family != a->ss_family) continue;
+        if (m->ss_family == AF_INET) {
+            const struct sockaddr_in *x = (const void *)m, *y = (const void *)a;
+            if (ntohs(x->sin_port) != port) continue;
+            bool any = x->sin_addr.s_addr == htonl(INADDR_ANY);
+            bool loop = (ntohl(y->sin_addr.s_addr) >> 24) == 127;
+            if (x->sin_addr.s_addr == y->sin_addr.s_addr || (any && loop)) return true;
+        } else {
+            const struct sockaddr_in6 *x = (const void *)m, *y = (const void *)a;
+            if (ntohs(x->sin6_port) != port) continue;
+            bool any = IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr);
+            if (!memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) ||
+                (any && IN6_IS_ADDR_LOOPBACK(&y->sin6_addr)))
+                return true;
+        }
+    }
+    return false;
+}
+
 static void dest_try_next(smtp_out *s)
 {
-    while (s->next_addr < s->n_addrs)
-        if (conn_open(s, &s->addrs[s->next_addr++])) return;
+    while (s->next_addr < s->n_addrs) {
+        const struct sockaddr_storage *a = &s->addrs[s->next_addr++];
+        if (!s->ch->allow_self_mx && !s->direct_daemon && addr_is_self(s, a)) {
+            s->saw_self = true; /* never connect to ourselves: that is a mail loop */
+            log_info(out_msg_id(s), "self_destination_skipped", "host=%s", s->peer_name ? s->peer_name : "");
+            continue;
+        }
+        if (conn_open(s, a)) return;
+    }
+    if (s->next_name >= s->names.n && s->ch->lastresort && !s->tried_lastresort && s->fail_res != SL_PERM) {
+        /* every MX failed temporarily: the last-resort host gets a try */
+        s->tried_lastresort = true;
+        sv_push(&s->names, s->ch->lastresort);
+        log_info(out_msg_id(s), "lastresort", "host=%s", s->ch->lastresort);
+    }
     if (s->next_name < s->names.n) {
         free(s->peer_name);
         s->peer_name = xstrdup(s->names.v[s->next_name++]);
@@ -503,8 +570,15 @@ static void dest_start(smtp_out *s)
     s->addrs = NULL;
     s->n_addrs = s->next_addr = 0;
     s->direct = false;
+    s->saw_self = false;
+    s->direct_daemon = false;
+    s->tried_lastresort = false;
+    s->n_attempted = 0;
     fail_set(s, SL_TEMP, "4.4.1", "no destination could be reached", NULL);
     if (s->ch->daemon && *s->ch->daemon) {
+        /* a smart host named in the configuration is trusted even when it is local (e.g. a
+           two-tier set-up on one machine); XLOOP still catches a real loop */
+        s->direct_daemon = true;
         sv_push(&s->names, s->ch->daemon);
     } else if (s->ch->mx && s->host[0] != '[') {
         s->st = OS_RESOLVING;
@@ -523,6 +597,7 @@ static void dest_start(smtp_out *s)
 static void session_ehlo(smtp_out *s, const char *verb)
 {
     const char *me = s->conf->opt.hostname && *s->conf->opt.hostname ? s->conf->opt.hostname : "localhost";
+    if (is_lmtp(s)) verb = "LHLO";
     char *cmd = xasprintf("%s %s\r\n", verb, me);
     out_write(s, cmd);
     free(cmd);
@@ -581,8 +656,10 @@ static bool txn_precheck(smtp_out *s)
 /* txn_begin - start MAIL/RCPT/DATA on an open connection. */
 static void txn_begin(smtp_out *s)
 {
-    conn_timeouts(s, s->conf->opt.command_timeout);
+    conn_timeouts(s, copt(s->ch->copts.command_timeout, s->conf->opt.command_timeout, 300));
     if (txn_precheck(s)) return;
+    s->msgs_on_conn++;
+    s->lmtp_next = 0;
     s->st = OS_TXN;
     s->next_reply = 0;
     s->n_sent = 0;
@@ -603,7 +680,7 @@ static void txn_send_body(smtp_out *s)
     s->st = OS_BODY;
     /* No reply is due while a large message is still being written: only the write timeout
        runs until conn_on_write sees the output drained. */
-    struct timeval tv = {s->conf->opt.command_timeout ? (time_t)s->conf->opt.command_timeout : 300, 0};
+    struct timeval tv = {(time_t)copt(s->ch->copts.data_timeout, s->conf->opt.command_timeout, 600), 0};
     bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
 
@@ -717,6 +794,15 @@ static void txn_on_reply(smtp_out *s, const smtp_reply *r)
 /* session_on_body_reply - the reply to the end of data: final results for accepted recipients. */
 static void session_on_body_reply(smtp_out *s, const smtp_reply *r)
 {
+    if (is_lmtp(s) && r->code != 421) {
+        /* LMTP: one reply per accepted recipient, in RCPT order */
+        while (s->lmtp_next < s->item->n && s->rst[s->lmtp_next] != RS_ACCEPTED) s->lmtp_next++;
+        if (s->lmtp_next < s->item->n) rcpt_result_reply(s, s->lmtp_next++, r);
+        for (size_t i = s->lmtp_next; i < s->item->n; i++)
+            if (s->rst[i] == RS_ACCEPTED) return; /* more replies due */
+        txn_end(s);
+        return;
+    }
     for (size_t i = 0; i < s->item->n; i++)
         if (s->rst[i] == RS_ACCEPTED) rcpt_result_reply(s, i, r);
     if (r->code == 421) {
@@ -750,6 +836,17 @@ static void session_on_hello_reply(smtp_out *s, const smtp_reply *r)
         smtp_caps_parse(r, &s->caps);
     else
         memset(&s->caps, 0, sizeof s->caps);
+    if (s->ch->loopcheck && s->self_token && s->caps.xloop[0] && !strcmp(s->caps.xloop, s->self_token)) {
+        /* the next hop is this very installation: bounce now instead of looping */
+        char *diag = xasprintf("smtp; mail loop: %s is this installation (XLOOP)", s->peer);
+        log_info(out_msg_id(s), "loop_detected", "peer=%s how=xloop", s->peer);
+        rcpts_fail_all(s, SL_PERM, "5.4.6", diag, s->peer);
+        free(diag);
+        conn_close(s, true);
+        item_finish(s);
+        return;
+    }
+    s->msgs_on_conn = 0;
     txn_begin(s);
 }
 
@@ -876,7 +973,18 @@ void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *
 
 bool smtp_out_reusable(const smtp_out *s)
 {
-    return s->st == OS_IDLE && s->bev && !s->item;
+    unsigned max = s->ch->copts.max_messages ? s->ch->copts.max_messages : 100;
+    return s->st == OS_IDLE && s->bev && !s->item && s->msgs_on_conn < max;
+}
+
+void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n)
+{
+    free(s->self_token);
+    free(s->self_addrs);
+    s->self_token = xstrdup(token);
+    s->self_addrs = n ? xcalloc(n, sizeof *addrs) : NULL;
+    if (n) memcpy(s->self_addrs, addrs, n * sizeof *addrs);
+    s->n_self = n;
 }
 
 void smtp_out_free(smtp_out *s)
@@ -892,5 +1000,7 @@ void smtp_out_free(smtp_out *s)
     free(s->fail_diag);
     free(s->fail_mta);
     free(s->host);
+    free(s->self_token);
+    free(s->self_addrs);
     free(s);
 }

@@ -21,6 +21,8 @@
 #include "deliver/deliver.h"
 #include "dns/dns.h"
 
+#include <sys/socket.h>
+
 struct event_base;
 typedef struct smtp_out smtp_out;
 
@@ -30,6 +32,12 @@ typedef void (*smtp_out_done_cb)(void *arg, deliv_item *item);
 /* smtp_out_new - a session for channel ch to destination host (the routing host). Does not connect yet. */
 smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *conf, const sl_channel *ch,
                        const char *host);
+/*
+ * smtp_out_set_self - who "we" are, for loop detection: our XLOOP token (a peer announcing it is
+ * this installation: 5.4.6 when the channel has loopcheck) and our listening addresses (an MX
+ * that resolves to one of them is a loop, 5.4.6, unless the channel has selfmx). Copies.
+ */
+void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n);
 /* smtp_out_deliver - deliver item (connecting first if needed); cb runs once when done. One item at a time. */
 void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *arg);
 /* smtp_out_reusable - whether the connection is open and idle, ready for another item. */

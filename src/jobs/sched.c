@@ -193,6 +193,7 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
         if (r->status != QR_PENDING || r->next_attempt > now) continue;
         if (!host) host = r->host;
         if (!str_ieq(r->host, host)) continue;
+        if (j->ch && j->ch->copts.max_rcpts && it->n >= j->ch->copts.max_rcpts) break;
         it->rcpts = xrealloc(it->rcpts, (it->n + 1) * sizeof *it->rcpts);
         it->rcpts[it->n++] = i;
     }
@@ -516,7 +517,11 @@ static void process_run(job *j)
 static void job_run_item(job *j)
 {
     if (j->ch->type == CHAN_SMTP || j->ch->type == CHAN_LMTP) {
-        if (!j->out) j->out = smtp_out_new(j->s->ctx->base, j->s->ctx->dns, j->conf, j->ch, j->host);
+        if (!j->out) {
+            sl_ctx *ctx = j->s->ctx;
+            j->out = smtp_out_new(ctx->base, ctx->dns, j->conf, j->ch, j->host);
+            smtp_out_set_self(j->out, ctx->loop_token, ctx->listen_addrs, ctx->n_listen);
+        }
         smtp_out_deliver(j->out, &j->item, smtp_item_done, j);
     } else if (j->ch->type == CHAN_PROCESS) {
         process_run(j);

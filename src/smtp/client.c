@@ -129,6 +129,7 @@ void smtp_caps_parse(const smtp_reply *ehlo, smtp_caps *caps)
         else if (str_ieq(kw, "ENHANCEDSTATUSCODES")) caps->enhancedstatuscodes = true;
         else if (str_ieq(kw, "STARTTLS")) caps->starttls = true;
         else if (str_ieq(kw, "CHUNKING")) caps->chunking = true;
+        else if (str_ieq(kw, "XLOOP") && w.n > 1) snprintf(caps->xloop, sizeof caps->xloop, "%s", w.v[1]);
         else if (str_ieq(kw, "SIZE")) {
             uint64_t v;
             caps->size = true;

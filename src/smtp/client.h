@@ -52,6 +52,7 @@ typedef struct {
     bool esmtp; /* the peer answered EHLO (false after a HELO fallback) */
     bool pipelining, size, eightbitmime, dsn, smtputf8, enhancedstatuscodes, starttls, chunking;
     uint64_t size_max; /* SIZE limit; 0 = none announced */
+    char xloop[65];    /* the peer's installation token (XLOOP keyword), "" if none */
 } smtp_caps;
 
 /* smtp_caps_parse - fill caps from a 2xx EHLO reply (the first line is the greeting). */

@@ -167,6 +167,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
     bool internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa);
     c->sess = smtp_sess_new(c->conf, &ops, c, id, svc < l->n ? l->svc_channel[svc] : "tcp_local", ip, internal);
+    c->sess->loop_token = l->ctx->loop_token;
     c->bev = bufferevent_socket_new(l->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;
@@ -337,6 +338,8 @@ static struct evconnlistener *bind_one(listener *l, const char *addr, const char
         if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) goto bad;
         sl = sizeof *s4;
     }
+    l->ctx->listen_addrs = xrealloc(l->ctx->listen_addrs, (l->ctx->n_listen + 1) * sizeof *l->ctx->listen_addrs);
+    l->ctx->listen_addrs[l->ctx->n_listen++] = ss;
     struct evconnlistener *evl = evconnlistener_new_bind(
         l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
         (struct sockaddr *)&ss, (int)sl);

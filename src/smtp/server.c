@@ -320,6 +320,7 @@ static void cmd_helo(smtp_sess *s, smtp_cmd *c)
     smtp_sess_reply(s, "250-ENHANCEDSTATUSCODES");
     smtp_sess_reply(s, "250-DSN");
     smtp_sess_reply(s, "250-SMTPUTF8");
+    if (s->loop_token && *s->loop_token) smtp_sess_reply(s, "250-XLOOP %s", s->loop_token);
     smtp_sess_reply(s, "250 CHUNKING");
 }
 

@@ -54,6 +54,7 @@ struct smtp_sess {
     char client_ip[64];
     bool client_internal;  /* inside internal_networks */
     char *client_name;     /* reverse name or NULL */
+    const char *loop_token;/* advertised as XLOOP in EHLO (owned by the caller), or NULL */
     /* session */
     enum smtp_sess_state state;
     bool greeted_client;   /* HELO/EHLO seen */
