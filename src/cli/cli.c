@@ -1,16 +1,20 @@
 /* cli.c - command-line front end (see cli.h). */
 #include "cli/cli.h"
+#include "cli/test_rewrite.h"
 #include "conf/conf.h"
 #include "core/util.h"
 #include "dir/dir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
 {
     fputs("usage: sluice serve [-C DIR]     run the daemon in the foreground\n"
           "       sluice check [-C DIR]     validate a configuration\n"
+          "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
+          "                                 show how the rewrite rules route ADDRESS\n"
           "       sluice version\n"
           "DIR defaults to /etc/sluice.\n",
           f);
@@ -39,13 +43,26 @@ int cli_main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     const char *dir = "/etc/sluice";
+    /* -C DIR may appear anywhere; only "test" takes other arguments */
+    char **rest = xcalloc((size_t)argc, sizeof *rest);
+    int nrest = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-C") && i + 1 < argc) dir = argv[++i];
-        else {
-            fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+        else rest[nrest++] = argv[i];
+    }
+    if (!strcmp(cmd, "test")) {
+        int rc = 2;
+        if (nrest > 0 && !strcmp(rest[0], "rewrite")) rc = cli_test_rewrite(nrest - 1, rest + 1, dir);
+        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite ADDRESS ...)\n", nrest ? rest[0] : "");
+        free(rest);
+        return rc;
+    }
+    const char *extra = nrest > 0 ? rest[0] : NULL;
+    free(rest);
+    if (extra) {
+        fprintf(stderr, "sluice: unexpected argument '%s'\n", extra);
+        usage(stderr);
+        return 2;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("sluice %s\n", SLUICE_VERSION);

@@ -4,6 +4,7 @@
  * SIGHUP (reload, keeping the old configuration if the new one is invalid).
  */
 #include "cli/cli.h"
+#include "cli/control.h"
 #include "conf/conf.h"
 #include "core/ctx.h"
 #include "core/log.h"
@@ -24,6 +25,7 @@
 typedef struct {
     sl_ctx ctx;
     listener *lst;
+    control *ctl;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -97,6 +99,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     d->ctx.stopping = true;
     log_info(NULL, "stopping", "signal=%d", (int)sig);
     listener_close(d->lst);
+    control_free(d->ctl);
+    d->ctl = NULL;
     sched_stop(d->ctx.sched);
     d->stop_started = now_mono_ms();
     stop_tick(-1, 0, d);
@@ -134,7 +138,9 @@ int daemon_serve(const char *dir)
     event_add(d.ev_term, NULL);
     event_add(d.ev_int, NULL);
     event_add(d.ev_hup, NULL);
+    sched_load_returns(d.ctx.sched);
     sched_start(d.ctx.sched);
+    d.ctl = control_open(&d.ctx);
     log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s domain=%s", SLUICE_VERSION, dir,
              conf->opt.hostname, conf->opt.maildir_root,
              dir_first_domain(conf->directory) ? dir_first_domain(conf->directory) : "-");

@@ -2,9 +2,11 @@
  * sluice_cnf.c - sluice.cnf: rewrite rules ("pattern template", one per line) up to the first
  * blank line, then channel blocks separated by blank lines. A block is "name keyword..." followed
  * by the channel's official host name and its alias host names, one per line; a first block named
- * "defaults" gives the initial keyword values of every later channel. Templates are checked with
- * the rewrite engine's own parser so that a bad rule fails at load, not on the first message.
- * Called while loading a configuration only.
+ * "defaults" gives the initial keyword values of every later channel. Keywords are a table: a
+ * flag, a keyword with one argument, or a list (backoff, notices) that runs to the next keyword.
+ * Templates are checked with the rewrite engine's own parser so that a bad rule fails at load,
+ * not on the first message; notification/disposition channels are checked after the last block
+ * (pools in conf.c, once job_controller.cnf is read). Called while loading a configuration only.
  */
 #include "conf/conf.h"
 

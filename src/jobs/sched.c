@@ -15,14 +15,21 @@
 #include "deliver/smtp_out.h"
 #include "dsn/bounce.h"
 #include "queue/enqueue.h"
+#include "queue/qadmin.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
 #include "smtp/parse.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct chanq chanq;
 
@@ -33,6 +40,9 @@ typedef struct qent {
     int64_t due;
     size_t heap_idx;
     bool in_heap;
+    bool removing;   /* being removed from disk */
+    bool return_now; /* administrator asked for a bounce now */
+    struct qent *prev, *next; /* every qent of the scheduler */
 } qent;
 
 typedef struct poolq {
@@ -70,6 +80,7 @@ struct sched {
     poolq **pools;
     size_t n_pools;
     size_t rr; /* round-robin start when a pool slot frees */
+    qent *all; /* every qent, for administration */
     bool running;
     int busy;      /* jobs plus outstanding removals */
     size_t count;  /* qents held */
@@ -147,8 +158,18 @@ static int64_t qent_due(const qent *e)
     return due;
 }
 
+static void qent_unlink(qent *e)
+{
+    sched *s = e->cq->s;
+    if (e->prev) e->prev->next = e->next;
+    else if (s->all == e) s->all = e->next;
+    if (e->next) e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+}
+
 static void qent_free(qent *e)
 {
+    qent_unlink(e);
     qmsg_free(e->msg);
     free(e->msg);
     free(e->path);
@@ -175,6 +196,7 @@ static void qent_requeue(qent *e)
     int64_t due = qent_due(e);
     if (due < 0) {
         s->busy++;
+        e->removing = true;
         store_remove(s->ctx->store, e->path, removed, e);
         return;
     }
@@ -190,9 +212,14 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
     memset(it, 0, sizeof *it);
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
         const qrcpt *r = &e->msg->rcpts[i];
-        if (r->status != QR_PENDING || r->next_attempt > now) continue;
-        if (!host) host = r->host;
-        if (!str_ieq(r->host, host)) continue;
+        if (r->status != QR_PENDING) continue;
+        if (!e->return_now) {
+            if (r->next_attempt > now) continue;
+            if (!host) host = r->host;
+            if (!str_ieq(r->host, host)) continue;
+        } else if (!host) {
+            host = r->host;
+        }
         if (j->ch && j->ch->copts.max_rcpts && it->n >= j->ch->copts.max_rcpts) break;
         it->rcpts = xrealloc(it->rcpts, (it->n + 1) * sizeof *it->rcpts);
         it->rcpts[it->n++] = i;
@@ -514,9 +541,20 @@ static void process_run(job *j)
     enqueue_submit(j->s->ctx, &p->em, process_done, p);
 }
 
+static void return_run(void *arg)
+{
+    job *j = arg;
+    for (size_t i = 0; i < j->item.n; i++)
+        deliv_result_set(&j->item.results[i], SL_PERM, "5.0.0", "x-sluice; returned to the sender by the postmaster",
+                         NULL);
+}
+
 static void job_run_item(job *j)
 {
-    if (j->ch->type == CHAN_SMTP || j->ch->type == CHAN_LMTP) {
+    if (j->cur->return_now) {
+        j->cur->return_now = false;
+        workq_submit(j->s->ctx->wq, return_run, local_done, j);
+    } else if (j->ch->type == CHAN_SMTP || j->ch->type == CHAN_LMTP) {
         if (!j->out) {
             sl_ctx *ctx = j->s->ctx;
             j->out = smtp_out_new(ctx->base, ctx->dns, j->conf, j->ch, j->host);
@@ -684,6 +722,9 @@ void sched_add(sched *s, qmsg *msg, char *path)
     e->msg = msg;
     e->path = path;
     e->cq = chanq_get(s, msg->channel);
+    e->next = s->all;
+    if (s->all) s->all->prev = e;
+    s->all = e;
     s->count++;
     qent_requeue(e);
     kick(e->cq);
@@ -729,4 +770,282 @@ void sched_free(sched *s)
     }
     free(s->pools);
     free(s);
+}
+
+/* ---- administration ---- */
+
+typedef struct {
+    sched *s;
+    strbuf out;
+    int status;
+    int pending; /* file operations in flight, plus one while issuing */
+    sched_admin_cb cb;
+    void *arg;
+} admin_req;
+
+typedef struct {
+    admin_req *req;
+    char *from, *to; /* rename (to == NULL: unlink) */
+    char id[32], channel[64];
+    const char *verb;
+    int err;
+    qmsg *loaded; /* release: the decoded file */
+    char *loaded_path;
+} admin_op;
+
+static void admin_finish(admin_req *r)
+{
+    if (--r->pending > 0) return;
+    r->cb(r->arg, r->status, &r->out);
+    sb_free(&r->out);
+    free(r);
+}
+
+static void admin_file_run(void *arg)
+{
+    admin_op *op = arg;
+    op->err = 0;
+    if (op->to) {
+        char *dir = xstrdup(op->to);
+        *strrchr(dir, '/') = '\0';
+        char *parent = xstrdup(dir);
+        char *slash = strrchr(parent, '/');
+        if (slash) *slash = '\0';
+        mkdir(parent, 0700);
+        mkdir(dir, 0700);
+        if (rename(op->from, op->to) < 0) op->err = errno;
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (fsync(fd) < 0 && !op->err) op->err = errno;
+            close(fd);
+        }
+        free(parent);
+        free(dir);
+    } else if (unlink(op->from) < 0) {
+        op->err = errno;
+    }
+    if (!op->err && op->loaded_path) { /* release: read the file back for the scheduler */
+        strbuf sb = {0};
+        char errbuf[256];
+        int fd = open(op->to, O_RDONLY | O_CLOEXEC);
+        char buf[65536];
+        ssize_t n;
+        while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) sb_append(&sb, buf, (size_t)n);
+        if (fd >= 0) close(fd);
+        op->loaded = xcalloc(1, sizeof *op->loaded);
+        if (qfile_decode(sb.data ? sb.data : "", sb.len, op->loaded, errbuf, sizeof errbuf) < 0) {
+            free(op->loaded);
+            op->loaded = NULL;
+            op->err = EINVAL;
+        }
+        sb_free(&sb);
+    }
+}
+
+static void admin_file_done(void *arg)
+{
+    admin_op *op = arg;
+    admin_req *r = op->req;
+    if (op->err) {
+        sb_printf(&r->out, "%s %s: %s failed: %s\n", op->id, op->channel, op->verb, strerror(op->err));
+        r->status = 1;
+    } else {
+        sb_printf(&r->out, "%s %s: %s\n", op->id, op->channel, op->verb);
+        log_info(op->id, "admin", "action=%s channel=%s", op->verb, op->channel);
+        if (op->loaded) sched_add(r->s, op->loaded, xstrdup(op->to));
+    }
+    free(op->from);
+    free(op->to);
+    free(op->loaded_path);
+    free(op);
+    admin_finish(r);
+}
+
+static void admin_file_op(admin_req *r, const char *verb, const qmsg *m, const char *from, char *to, bool load)
+{
+    admin_op *op = xcalloc(1, sizeof *op);
+    op->req = r;
+    op->verb = verb;
+    op->from = xstrdup(from);
+    op->to = to;
+    snprintf(op->id, sizeof op->id, "%s", m ? m->id : "");
+    snprintf(op->channel, sizeof op->channel, "%s", m ? m->channel : "");
+    if (load) op->loaded_path = xstrdup(to);
+    r->pending++;
+    workq_submit(r->s->ctx->wq, admin_file_run, admin_file_done, op);
+}
+
+static const char *qent_state(const qent *e)
+{
+    return e->in_heap ? "queued" : e->removing ? "removing" : "delivering";
+}
+
+/* admin_take - take a waiting qent out of the scheduler; NULL (and a message) when busy. */
+static bool admin_take(admin_req *r, qent *e)
+{
+    if (!e->in_heap) {
+        sb_printf(&r->out, "%s %s: busy (%s), try again\n", e->msg->id, e->msg->channel, qent_state(e));
+        r->status = 1;
+        return false;
+    }
+    heap_remove(e->cq, e->heap_idx);
+    return true;
+}
+
+static void admin_release(admin_req *r, const char *id)
+{
+    const char *qdir = r->s->ctx->conf->opt.queue_dir;
+    char *held = xasprintf("%s/.held", qdir);
+    DIR *d = opendir(held);
+    size_t found = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *dot = strrchr(de->d_name, '.');
+        if (de->d_name[0] == '.' || !dot || strcmp(dot + 1, id) != 0) continue;
+        char *chan = xstrndup(de->d_name, (size_t)(dot - de->d_name));
+        const sl_channel *ch = conf_channel_by_name(r->s->ctx->conf, chan);
+        qmsg tmp = {0};
+        snprintf(tmp.id, sizeof tmp.id, "%s", id);
+        tmp.channel = chan;
+        char *from = xasprintf("%s/%s", held, de->d_name);
+        admin_file_op(r, "release", &tmp, from, store_queue_path(qdir, chan, ch && ch->subdirs ? ch->subdirs : 1, id),
+                      true);
+        free(from);
+        free(chan);
+        found++;
+    }
+    if (d) closedir(d);
+    free(held);
+    if (!found) {
+        sb_printf(&r->out, "%s: no such held message\n", id);
+        r->status = 1;
+    }
+}
+
+void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg)
+{
+    admin_req *r = xcalloc(1, sizeof *r);
+    r->s = s;
+    r->cb = cb;
+    r->arg = arg;
+    r->pending = 1;
+    const char *cmd = argc ? argv[0] : "";
+    const char *qdir = s->ctx->conf->opt.queue_dir;
+    bool by_id = argc == 2;
+    if (!strcmp(cmd, "list") && argc <= 2) {
+        for (qent *e = s->all; e; e = e->next)
+            if (argc < 2 || str_ieq(e->msg->channel, argv[1])) qadmin_list_line(e->msg, qent_state(e), &r->out);
+    } else if (!strcmp(cmd, "summary") && argc == 1) {
+        qadmin_summary sum = {0};
+        for (qent *e = s->all; e; e = e->next) qadmin_summary_add(&sum, e->msg);
+        qadmin_summary_print(&sum, now_unix(), &r->out);
+    } else if (!strcmp(cmd, "release") && by_id) {
+        admin_release(r, argv[1]);
+    } else if (by_id && (!strcmp(cmd, "show") || !strcmp(cmd, "hold") || !strcmp(cmd, "delete") ||
+                         !strcmp(cmd, "return") || !strcmp(cmd, "retry"))) {
+        size_t found = 0;
+        qent *e = s->all;
+        while (e) {
+            qent *next = e->next;
+            bool match = !strcmp(e->msg->id, argv[1]) || (!strcmp(cmd, "retry") && str_ieq(e->msg->channel, argv[1]));
+            if (!match) {
+                e = next;
+                continue;
+            }
+            found++;
+            if (!strcmp(cmd, "show")) {
+                qadmin_show(e->msg, e->path, qent_state(e), &r->out);
+            } else if (!strcmp(cmd, "hold") || !strcmp(cmd, "delete")) {
+                if (admin_take(r, e)) {
+                    bool hold = !strcmp(cmd, "hold");
+                    admin_file_op(r, cmd, e->msg, e->path, hold ? qadmin_held_path(qdir, e->msg->channel, e->msg->id) : NULL,
+                                  false);
+                    s->count--;
+                    qent_free(e);
+                }
+            } else if (!strcmp(cmd, "return")) {
+                if (admin_take(r, e)) {
+                    e->return_now = true;
+                    e->due = 0;
+                    heap_push(e->cq, e);
+                    sb_printf(&r->out, "%s %s: return\n", e->msg->id, e->msg->channel);
+                    log_info(e->msg->id, "admin", "action=return channel=%s", e->msg->channel);
+                    kick(e->cq);
+                }
+            } else { /* retry */
+                for (size_t i = 0; i < e->msg->n_rcpts; i++)
+                    if (e->msg->rcpts[i].status == QR_PENDING) e->msg->rcpts[i].next_attempt = 0;
+                if (e->in_heap) {
+                    heap_remove(e->cq, e->heap_idx);
+                    e->due = 0;
+                    heap_push(e->cq, e);
+                    store_update_states(s->ctx->store, e->path, e->msg, NULL, NULL);
+                }
+                sb_printf(&r->out, "%s %s: retry\n", e->msg->id, e->msg->channel);
+                log_info(e->msg->id, "admin", "action=retry channel=%s", e->msg->channel);
+                kick(e->cq);
+            }
+            e = next;
+        }
+        if (!found) {
+            sb_printf(&r->out, "%s: no such message\n", argv[1]);
+            r->status = 1;
+        }
+    } else {
+        sb_printf(&r->out, "usage: queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID | "
+                           "retry ID|CHANNEL | summary\n");
+        r->status = 2;
+    }
+    admin_finish(r);
+}
+
+void sched_load_returns(sched *s)
+{
+    const char *qdir = s->ctx->conf->opt.queue_dir;
+    char *rdir = xasprintf("%s/.return", qdir);
+    DIR *d = opendir(rdir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *dot = strrchr(de->d_name, '.');
+        if (de->d_name[0] == '.' || !dot) continue;
+        char *from = xasprintf("%s/%s", rdir, de->d_name);
+        char *chan = xstrndup(de->d_name, (size_t)(dot - de->d_name));
+        const sl_channel *ch = conf_channel_by_name(s->ctx->conf, chan);
+        char *to = store_queue_path(qdir, chan, ch && ch->subdirs ? ch->subdirs : 1, dot + 1);
+        char *dir = xstrdup(to);
+        *strrchr(dir, '/') = '\0';
+        char *parent = xstrdup(dir);
+        *strrchr(parent, '/') = '\0';
+        mkdir(parent, 0700);
+        mkdir(dir, 0700);
+        strbuf sb = {0};
+        char err[256];
+        int fd = open(from, O_RDONLY | O_CLOEXEC);
+        char buf[65536];
+        ssize_t n;
+        while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) sb_append(&sb, buf, (size_t)n);
+        if (fd >= 0) close(fd);
+        qmsg *m = xcalloc(1, sizeof *m);
+        if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) == 0 && rename(from, to) == 0) {
+            sched_add(s, m, xstrdup(to));
+            qent *e = s->all; /* the one just added */
+            if (e->in_heap) heap_remove(e->cq, e->heap_idx);
+            e->return_now = true;
+            e->due = 0;
+            heap_push(e->cq, e);
+            log_info(m->id, "admin", "action=return channel=%s when=start-up", chan);
+        } else {
+            log_error(de->d_name, "return_failed", "path=%s error=\"%s\"", from, err);
+            qmsg_free(m);
+            free(m);
+        }
+        sb_free(&sb);
+        free(parent);
+        free(dir);
+        free(to);
+        free(chan);
+        free(from);
+    }
+    if (d) closedir(d);
+    free(rdir);
 }

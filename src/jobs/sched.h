@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/ctx.h"
+#include "core/util.h"
 #include "queue/qfile.h"
 
 typedef struct sched sched;
@@ -30,6 +31,16 @@ void sched_stop(sched *s);
 int sched_idle(const sched *s);
 /* sched_free - release everything (queue files stay on disk). */
 void sched_free(sched *s);
+/* sched_admin_cb - the answer to an administration command (status as for a process exit). */
+typedef void (*sched_admin_cb)(void *arg, int status, strbuf *out);
+/*
+ * sched_admin - `sluice queue` on the live queue: list [CH], show ID, hold ID, release ID,
+ * delete ID, return ID, retry ID|CH, summary. A message being delivered right now cannot be held,
+ * deleted or returned ("busy"); its file operations run on the worker queue. cb runs once.
+ */
+void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg);
+/* sched_return_pending - start-up: queue files moved to QUEUE/.return while stopped are bounced now. */
+void sched_load_returns(sched *s);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 

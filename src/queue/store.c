@@ -85,11 +85,25 @@ static unsigned id_hash(const char *id)
     return h;
 }
 
+/* queue_dir_of - QUEUE/<channel>/<NNN> for an id; caller frees. */
+static char *queue_dir_of(const char *qdir, const char *channel, unsigned subdirs, const char *id)
+{
+    unsigned sub = subdirs ? id_hash(id) % subdirs : 0;
+    return xasprintf("%s/%s/%03u", qdir, channel, sub);
+}
+
+char *store_queue_path(const char *qdir, const char *channel, unsigned subdirs, const char *id)
+{
+    char *dir = queue_dir_of(qdir, channel, subdirs, id);
+    char *p = xasprintf("%s/%s", dir, id);
+    free(dir);
+    return p;
+}
+
 /* file_dir - QUEUE/<channel>/<NNN> for a file; caller frees. */
 static char *file_dir(const store *s, const store_file *f)
 {
-    unsigned sub = f->subdirs ? id_hash(f->id) % f->subdirs : 0;
-    return xasprintf("%s/%s/%03u", s->qdir, f->channel, sub);
+    return queue_dir_of(s->qdir, f->channel, f->subdirs, f->id);
 }
 
 /* commit_write_tmp - write one file into tmp/; returns its fd (still open) or -1. */

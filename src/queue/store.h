@@ -39,6 +39,8 @@ typedef void (*store_recover_cb)(void *arg, qmsg *msg, char *path);
 /* store_done_cb - completion of an update or removal. */
 typedef void (*store_done_cb)(void *arg, sl_result res, const char *err);
 
+/* store_queue_path - QUEUE/<channel>/<NNN>/<id>, NNN from the id's hash and the channel's subdirs (caller frees). */
+char *store_queue_path(const char *qdir, const char *channel, unsigned subdirs, const char *id);
 /* store_open - create the directories under qdir and start the committer. NULL + err on failure. */
 store *store_open(struct event_base *base, workq *wq, const char *qdir, char *err, size_t errlen);
 /* store_close - stop the committer after finishing pending requests. */

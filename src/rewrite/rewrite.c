@@ -523,7 +523,7 @@ static int search_literal(rw_state *st, const char *lc, rule_match *m)
     size_t n = strlen(lc);
     host_parts hp = {0, 0, n, 0, 0};
     int rc = rule_try(st, lc, hp, m);
-    for (size_t i = n - 1; rc == 0 && i > 1; i--) {
+    for (size_t i = n - 2; rc == 0 && i > 1; i--) {
         if (lc[i - 1] != '.') continue;
         char *cand = xasprintf("%.*s]", (int)i, lc);
         hp.l_start = i;

@@ -1,0 +1,183 @@
+/* control.c - control socket, daemon and client sides (see control.h). */
+#include "cli/control.h"
+#include "conf/conf.h"
+#include "core/log.h"
+#include "jobs/sched.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONTROL_LINE_MAX 4096
+
+struct control {
+    sl_ctx *ctx;
+    struct evconnlistener *evl;
+    char *path;
+};
+
+typedef struct {
+    control *c;
+    struct bufferevent *bev;
+    bool answered;
+} cconn;
+
+static void cconn_written(struct bufferevent *bev, void *arg)
+{
+    cconn *cc = arg;
+    if (cc->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        bufferevent_free(bev);
+        free(cc);
+    }
+}
+
+static void cconn_answer(void *arg, int status, strbuf *out)
+{
+    cconn *cc = arg;
+    cc->answered = true;
+    char head[32];
+    snprintf(head, sizeof head, "STATUS %d\n", status);
+    bufferevent_write(cc->bev, head, strlen(head));
+    if (out->len) bufferevent_write(cc->bev, out->data, out->len);
+    bufferevent_enable(cc->bev, EV_WRITE);
+}
+
+static void cconn_read(struct bufferevent *bev, void *arg)
+{
+    cconn *cc = arg;
+    if (cc->answered) return;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len;
+    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+    if (!line) {
+        if (evbuffer_get_length(in) > CONTROL_LINE_MAX) {
+            bufferevent_free(bev);
+            free(cc);
+        }
+        return;
+    }
+    strvec args = {0};
+    str_split_ws(line, &args);
+    free(line);
+    bufferevent_disable(bev, EV_READ);
+    sched_admin(cc->c->ctx->sched, (int)args.n, args.v, cconn_answer, cc);
+    sv_free(&args);
+}
+
+static void cconn_event(struct bufferevent *bev, short what, void *arg)
+{
+    cconn *cc = arg;
+    (void)what;
+    if (!cc->answered) { /* the answer callback may still come: let it find a closed socket */
+        bufferevent_disable(bev, EV_READ | EV_WRITE);
+        return;
+    }
+    bufferevent_free(bev);
+    free(cc);
+}
+
+static void control_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)evl;
+    (void)sa;
+    (void)len;
+    control *c = arg;
+    cconn *cc = xcalloc(1, sizeof *cc);
+    cc->c = c;
+    cc->bev = bufferevent_socket_new(c->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(cc->bev, cconn_read, cconn_written, cconn_event, cc);
+    bufferevent_enable(cc->bev, EV_READ);
+}
+
+control *control_open(sl_ctx *ctx)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    char *path = xasprintf("%s/control.sock", ctx->conf->opt.queue_dir);
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_error(NULL, "control_error", "path=%s error=\"path too long for a unix socket\"", path);
+        free(path);
+        return NULL;
+    }
+    strcpy(sun.sun_path, path);
+    unlink(path);
+    mode_t old = umask(0077);
+    struct evconnlistener *evl = evconnlistener_new_bind(ctx->base, control_accept, NULL,
+                                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+                                                         (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (!evl) {
+        log_error(NULL, "control_error", "path=%s error=\"%s\"", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    control *c = xcalloc(1, sizeof *c);
+    c->ctx = ctx;
+    c->evl = evl;
+    c->path = path;
+    evconnlistener_set_cb(evl, control_accept, c);
+    return c;
+}
+
+void control_free(control *c)
+{
+    if (!c) return;
+    evconnlistener_free(c->evl);
+    unlink(c->path);
+    free(c->path);
+    free(c);
+}
+
+int control_client(const char *qdir, int argc, char **argv)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    char *path = xasprintf("%s/control.sock", qdir);
+    if (strlen(path) >= sizeof sun.sun_path) {
+        free(path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    free(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        close(fd);
+        return -1; /* no daemon: the caller works on the files */
+    }
+    strbuf line = {0};
+    for (int i = 0; i < argc; i++) sb_printf(&line, "%s%s", i ? " " : "", argv[i]);
+    sb_putc(&line, '\n');
+    ssize_t w = write(fd, line.data, line.len);
+    sb_free(&line);
+    if (w < 0) {
+        close(fd);
+        return -1;
+    }
+    strbuf resp = {0};
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) sb_append(&resp, buf, (size_t)n);
+    close(fd);
+    int status = 1;
+    const char *body = resp.data ? resp.data : "";
+    if (sscanf(body, "STATUS %d", &status) != 1) {
+        fprintf(stderr, "sluice: the daemon gave no answer\n");
+        sb_free(&resp);
+        return 1;
+    }
+    const char *nl = strchr(body, '\n');
+    if (nl) fputs(nl + 1, status ? stderr : stdout);
+    sb_free(&resp);
+    return status;
+}

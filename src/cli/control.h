@@ -1,0 +1,19 @@
+/*
+ * control.h - the daemon's control socket (QUEUE/control.sock, mode 0600): one command line in,
+ * "STATUS n" and the answer out, then the connection closes. Used by `sluice queue` to act on a
+ * running daemon. Loop thread only.
+ */
+#ifndef SLUICE_CONTROL_H
+#define SLUICE_CONTROL_H
+#include "core/ctx.h"
+
+typedef struct control control;
+
+/* control_open - listen on QUEUE/control.sock; NULL (logged) if that fails. */
+control *control_open(sl_ctx *ctx);
+/* control_free - stop listening and remove the socket file. */
+void control_free(control *c);
+/* control_client - `sluice queue ARGS` against a running daemon: 0..2 exit status, -1 if no daemon answers. */
+int control_client(const char *qdir, int argc, char **argv);
+
+#endif
