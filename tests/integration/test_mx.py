@@ -151,6 +151,8 @@ def test_all_mx_refuse_then_retried_and_delivered(lab):
     ln = mta.wait_event(lambda l: l.event == "deferred" and (l.id == qid or qid in l.raw or rcpt in l.raw),
                         timeout=20)
     assert ln, "no 'deferred' event while every MX refused; log:\n%s" % mta.log_excerpt(qid, rcpt)
+    assert ln.kv.get("status", "4.").startswith("4."), "deferral with a non-temporary status: %s" % ln.raw
+    assert not mta.find_messages("alice@example.test", mid.encode()), "a refused connection caused a bounce"
     sink = lab.harness.sink(lab.addr[5], lab.port, name="sink-retry")
     got = sink.wait(mid.encode(), timeout=30)
     assert got, "not delivered after the MX came up; log:\n%s" % mta.log_excerpt(qid, rcpt)
@@ -165,7 +167,7 @@ def test_next_hop_550_for_one_of_two_recipients(lab):
     mta, sink = lab.mta, lab.split_sink
     mid = "split-%s@test" % uid()
     final, rr = send_message(mta.port, "bob@example.test", ["good@split.test", "bad@split.test"],
-                             make_message(mid, frm="bob@example.test", to="good@split.test, bad@split.test"))
+                             make_message(mid, frm="bob@example.test", to="good@split.test"))
     assert [r.code for r in rr] == [250, 250], rr
     assert final.code == 250, final
     qid = st.queue_id(final)
