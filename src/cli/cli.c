@@ -1,6 +1,9 @@
 /* cli.c - command-line front end (see cli.h). */
 #include "cli/cli.h"
+#include "cli/control.h"
 #include "cli/test_rewrite.h"
+#include "queue/qadmin.h"
+#include "rewrite/rewrite.h"
 #include "conf/conf.h"
 #include "core/util.h"
 #include "dir/dir.h"
@@ -14,6 +17,8 @@ static void usage(FILE *f)
     fputs("usage: sluice serve [-C DIR]     run the daemon in the foreground\n"
           "       sluice check [-C DIR]     validate a configuration\n"
           "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
+          "       sluice queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID |\n"
+          "                    retry ID|CHANNEL | summary  [-C DIR]   (live daemon, or the files when stopped)\n"
           "                                 show how the rewrite rules route ADDRESS\n"
           "       sluice version\n"
           "DIR defaults to /etc/sluice.\n",
@@ -27,11 +32,41 @@ int cli_check(const char *dir)
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     int rc = c ? 0 : 1;
     if (c) {
+        strvec notes = {0};
+        char *file = xasprintf("%s/sluice.cnf", dir);
+        rewrite_conf_notes(c, file, &notes);
+        for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
+        sv_free(&notes);
+        free(file);
         printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
                c->n_rules, c->n_channels, c->n_services, dir_domain_count(c->directory), dir_user_count(c->directory));
         conf_free(c);
     }
     sv_free(&errs.msgs);
+    return rc;
+}
+
+/* cli_queue - `sluice queue ...`: through the running daemon's control socket, else on the files. */
+static int cli_queue(const char *dir, int argc, char **argv)
+{
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    conf_errors errs = {0};
+    sl_conf *c = conf_load(dir, &errs);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    sv_free(&errs.msgs);
+    if (!c) return 1;
+    int rc = control_client(c->opt.queue_dir, argc, argv);
+    if (rc < 0) {
+        strbuf out = {0};
+        rc = qadmin_offline(c, argc, argv, &out);
+        if (rc == 2) usage(stderr);
+        else if (out.len) fputs(out.data, rc ? stderr : stdout);
+        sb_free(&out);
+    }
+    conf_free(c);
     return rc;
 }
 
@@ -53,7 +88,13 @@ int cli_main(int argc, char **argv)
     if (!strcmp(cmd, "test")) {
         int rc = 2;
         if (nrest > 0 && !strcmp(rest[0], "rewrite")) rc = cli_test_rewrite(nrest - 1, rest + 1, dir);
-        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite ADDRESS ...)\n", nrest ? rest[0] : "");
+        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite ADDRESS ...)\n",
+                     nrest ? rest[0] : "");
+        free(rest);
+        return rc;
+    }
+    if (!strcmp(cmd, "queue")) {
+        int rc = cli_queue(dir, nrest, rest);
         free(rest);
         return rc;
     }

@@ -67,7 +67,10 @@ static int test_parse_args(int argc, char **argv, test_args *a)
 
 static const char *kind_name(enum rw_kind k)
 {
-    return k == RW_ENV_TO ? "envelope To" : k == RW_ENV_FROM ? "envelope From" : k == RW_HDR_TO ? "header To" : "header From";
+    return k == RW_ENV_TO     ? "envelope To"
+           : k == RW_ENV_FROM ? "envelope From"
+           : k == RW_HDR_TO   ? "header To"
+                              : "header From";
 }
 
 /* print_trace - the engine's trace, indented under its heading. */
@@ -88,7 +91,8 @@ static sl_result test_one(const sl_conf *c, const char *addr, const rw_ctx *ctx,
     rw_result r;
     strbuf trace;
     sb_init(&trace);
-    printf("rewriting <%s> (%s) from channel %s", addr, kind_name(ctx->kind), ctx->src_channel ? ctx->src_channel : "(none)");
+    printf("rewriting <%s> (%s) from channel %s", addr, kind_name(ctx->kind),
+           ctx->src_channel ? ctx->src_channel : "(none)");
     if (ctx->dst_channel) printf(" to channel %s", ctx->dst_channel);
     printf("\n");
     sl_result rc = rewrite_address_ctx(c, addr, ctx, &r, &trace);

@@ -553,6 +553,15 @@ static void parse_rule(cnf_parser *p, int line, const char *text)
     strvec tok = {0};
     char why[256];
     str_split_ws(text, &tok);
+    if (tok.n > 2 && strstr(text, "$?")) {
+        /* "$?error text" may contain blanks: the template is the rest of the line */
+        const char *rest = text + strcspn(text, " \t");
+        rest += strspn(rest, " \t");
+        free(tok.v[1]);
+        tok.v[1] = xstrdup(rest);
+        for (size_t i = 2; i < tok.n; i++) free(tok.v[i]);
+        tok.n = 2;
+    }
     if (tok.n == 1) {
         cnf_error(p, line, "rule without template");
     } else if (tok.n > 2) {

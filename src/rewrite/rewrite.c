@@ -163,13 +163,15 @@ static const char *tp_dollar(tmpl_parser *tp, const char *p)
     char sub[16];
     snprintf(sub, sizeof sub, "$%.*s%c", (int)(nd < 8 ? nd : 8), p + 1, c ? c : ' ');
     if (c == '\0') {
-        set_err(tp->err, tp->errlen, "%s", nd ? "template ends inside a '$' sequence" : "template ends with a lone '$'");
+        set_err(tp->err, tp->errlen, "%s",
+                nd ? "template ends inside a '$' sequence" : "template ends with a lone '$'");
         return NULL;
     }
     if (nd > 0) {
         if (c == '?') {
             if (ctl_status(p + 1, nd, t->status, sizeof t->status) != 0) {
-                set_err(tp->err, tp->errlen, "bad error status '%s' (expected $x00y00z?, e.g. $4001002? for 4.1.2)", sub);
+                set_err(tp->err, tp->errlen,
+                        "bad error status '%s' (expected $x00y00z?, e.g. $4001002? for 4.1.2)", sub);
                 return NULL;
             }
             return ctl_errtext(t, d + 1);
@@ -288,8 +290,9 @@ static void conf_notes_channels(const sl_conf *c, const sl_rule *r, const char *
 {
     for (size_t i = 0; i < names->n; i++)
         if (!conf_channel_by_name(c, names->v[i]))
-            sv_push_owned(notes, xasprintf("%s:%d: note: '$%c%s' names no channel: the condition %s", file, r->line,
-                                           which, names->v[i], which == 'M' || which == 'Q' ? "never holds" : "always holds"));
+            sv_push_owned(notes, xasprintf("%s:%d: note: '$%c%s' names no channel: the condition %s", file,
+                                           r->line, which, names->v[i],
+                                           which == 'M' || which == 'Q' ? "never holds" : "always holds"));
 }
 
 void rewrite_conf_notes(const sl_conf *c, const char *file, strvec *notes)
@@ -299,7 +302,8 @@ void rewrite_conf_notes(const sl_conf *c, const char *file, strvec *notes)
         strvec mine = {0};
         tmpl t;
         if (rewrite_template_lint(r->tmpl, NULL, 0, &mine) != 0) continue; /* errors are conf_load's business */
-        for (size_t j = 0; j < mine.n; j++) sv_push_owned(notes, xasprintf("%s:%d: note: %s", file, r->line, mine.v[j]));
+        for (size_t j = 0; j < mine.n; j++)
+            sv_push_owned(notes, xasprintf("%s:%d: note: %s", file, r->line, mine.v[j]));
         sv_free(&mine);
         if (tmpl_compile(r->tmpl, &t, NULL, 0) != 0) continue;
         conf_notes_channels(c, r, file, &t.m, 'M', notes);

@@ -210,10 +210,11 @@ static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const 
     sl_result rc = rewrite_address(s->conf, addr, s->src_channel, &rw, NULL);
     if (rc != SL_OK) {
         bool perm = rc == SL_PERM;
-        sb_printf(reply, "%s <%s>: Recipient address rejected: %s", perm ? "550 5.1.2" : "451 4.1.2", orig,
+        const char *st = rw.status[0] ? rw.status : perm ? "5.1.2" : "4.4.3";
+        sb_printf(reply, "%s %s <%s>: Recipient address rejected: %s", perm ? "550" : "451", st, orig,
                   rw.error ? rw.error : "cannot route");
         rw_result_free(&rw);
-        return rc == SL_PERM ? 550 : 451;
+        return perm ? 550 : 451;
     }
     char *dest = route_dest_host(&rw);
     smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, dest, cmd->notify);

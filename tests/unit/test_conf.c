@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
+#include "rewrite/rewrite.h"
 
 #ifndef SLUICE_ETC_DIR
 #define SLUICE_ETC_DIR "../../etc"
@@ -357,12 +359,6 @@ static void test_dispatcher_values(void **state)
 static const text_case cnf_cases[] = {
     {"example.com\n\nl\nlocal-daemon\n", "sluice.cnf:1: rule without template"},
     {". $U@x extra\n\nl\nx\n", "sluice.cnf:1: unexpected text after the template: 'extra'"},
-    {". $U%$X@x\n\nl\nx\n", "sluice.cnf:1: bad template '$U%$X@x': unknown substitution '$X'"},
-    {". $U\n\nl\nx\n", "sluice.cnf:1: bad template '$U': template has no '@' or '%' (expected A%B@C, A@B or A%B)"},
-    {". $U@a@b\n\nl\nx\n", "sluice.cnf:1: bad template '$U@a@b': more than one '@'"},
-    {". $U@a%b\n\nl\nx\n", "sluice.cnf:1: bad template '$U@a%b': '%' after '@'"},
-    {". $U%@b\n\nl\nx\n", "sluice.cnf:1: bad template '$U%@b': empty part in template"},
-    {". $U@x$\n\nl\nx\n", "sluice.cnf:1: bad template '$U@x$': template ends with a lone '$'"},
     {". $U@x\n\nl foo\nx\n", "sluice.cnf:3: unknown channel keyword 'foo'"},
     {". $U@x\n\ntcp_x maxjob 3 smtp bad\nx\n", "sluice.cnf:3: unknown channel keyword 'maxjob'\n"
                                                 "sluice.cnf:3: unknown channel keyword 'bad'"},
@@ -457,6 +453,28 @@ static void test_sluice_cnf_errors(void **state)
     }
 }
 
+/* A bad template is reported with the rewrite engine's own reason (its wording is tested in test_rewrite.c). */
+static void test_sluice_cnf_bad_templates(void **state)
+{
+    (void)state;
+    static const char *bad[] = {"$U%$X@x", "$U", "$U@a@b", "$U@a%b", "$U%@b", "$U@x$"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        char why[256];
+        if (rewrite_template_check(bad[i], why, sizeof why) == 0) fail_msg("'%s' accepted", bad[i]);
+        sl_conf c = {0};
+        conf_errors errs = {0};
+        char *text = xasprintf("! r\n. %s\n\nl\nx\n", bad[i]);
+        assert_int_equal(conf_parse_sluice_cnf("sluice.cnf", text, &c, &errs), 1);
+        char *want = xasprintf("sluice.cnf:2: bad template '%s': %s", bad[i], why);
+        assert_string_equal(errs.msgs.v[0], want);
+        assert_int_equal(c.n_rules, 0);
+        free(want);
+        free(text);
+        sv_free(&errs.msgs);
+        conf_sluice_cnf_free(&c);
+    }
+}
+
 static void test_sluice_cnf_values(void **state)
 {
     (void)state;
@@ -533,6 +551,252 @@ static void test_sluice_cnf_builtin_defaults(void **state)
     conf_sluice_cnf_free(&c);
 }
 
+/* ---------- channel keywords (issue 3): one valid case per keyword ---------- */
+
+enum chan_field_kind { CF_BOOL, CF_UINT, CF_ENUM, CF_STR };
+
+typedef struct {
+    const char *name;     /* channel name (its type sets some defaults) */
+    const char *keywords; /* "" for the built-in defaults */
+    enum chan_field_kind kind;
+    size_t offset;
+    long want;            /* CF_BOOL, CF_UINT, CF_ENUM */
+    const char *want_str; /* CF_STR (NULL: the field is NULL) */
+} chan_kw_case;
+
+#define CF(f) offsetof(sl_channel, f)
+static const chan_kw_case chan_kw_cases[] = {
+    /* built-in defaults */
+    {"tcp_x", "", CF_BOOL, CF(smtp), false, NULL},
+    {"tcp_x", "", CF_BOOL, CF(lmtp), false, NULL},
+    {"lmtp_x", "", CF_BOOL, CF(lmtp), true, NULL},
+    {"tcp_x", "", CF_BOOL, CF(mx), true, NULL},
+    {"l", "", CF_BOOL, CF(mx), false, NULL},
+    {"tcp_x", "", CF_STR, CF(daemon), 0, NULL},
+    {"tcp_x", "", CF_UINT, CF(port), 25, NULL},
+    {"tcp_x", "", CF_ENUM, CF(addrmode), CHAN_SINGLE_SYS, NULL},
+    {"tcp_x", "", CF_BOOL, CF(remotehost), false, NULL},
+    {"tcp_x", "", CF_BOOL, CF(inner), false, NULL},
+    {"tcp_x", "", CF_UINT, CF(subdirs), 1, NULL},
+    {"tcp_x", "", CF_UINT, CF(maxjobs), 10, NULL},
+    {"tcp_x", "", CF_STR, CF(pool), 0, NULL}, /* filled with the first pool by conf_load */
+    {"tcp_x", "", CF_UINT, CF(n_backoff), 0, NULL},
+    {"tcp_x", "", CF_UINT, CF(n_notices), 0, NULL},
+    {"tcp_x", "", CF_BOOL, CF(loopcheck), false, NULL},
+    {"tcp_x", "", CF_BOOL, CF(allow_self_mx), false, NULL},
+    {"tcp_x", "", CF_STR, CF(notificationchannel), 0, "process"},
+    {"tcp_x", "", CF_STR, CF(dispositionchannel), 0, "process"},
+    {"tcp_x", "", CF_STR, CF(lastresort), 0, NULL},
+    {"tcp_x", "", CF_BOOL, CF(rules), true, NULL},
+    {"tcp_x", "", CF_ENUM, CF(tls), CHAN_TLS_MAY, NULL},
+    {"l", "", CF_ENUM, CF(tls), CHAN_TLS_NO, NULL},
+    {"lmtp_x", "", CF_ENUM, CF(tls), CHAN_TLS_NO, NULL},
+    {"tcp_x", "", CF_BOOL, CF(errsendpost), true, NULL},
+    /* every keyword */
+    {"tcp_x", "smtp", CF_BOOL, CF(smtp), true, NULL},
+    {"tcp_x", "LMTP", CF_BOOL, CF(lmtp), true, NULL},
+    {"l", "lmtp", CF_BOOL, CF(lmtp), true, NULL},
+    {"l", "mx", CF_BOOL, CF(mx), true, NULL},
+    {"tcp_x", "nomx", CF_BOOL, CF(mx), false, NULL},
+    {"tcp_x", "nomx mx", CF_BOOL, CF(mx), true, NULL},
+    {"tcp_x", "daemon Smart.Example", CF_STR, CF(daemon), 0, "smart.example"},
+    {"tcp_x", "daemon [192.0.2.1]", CF_STR, CF(daemon), 0, "[192.0.2.1]"},
+    {"tcp_x", "port 2525", CF_UINT, CF(port), 2525, NULL},
+    {"tcp_x", "single_sys", CF_ENUM, CF(addrmode), CHAN_SINGLE_SYS, NULL},
+    {"tcp_x", "single", CF_ENUM, CF(addrmode), CHAN_SINGLE, NULL},
+    {"tcp_x", "Multiple", CF_ENUM, CF(addrmode), CHAN_MULTIPLE, NULL},
+    {"tcp_x", "multiple single_sys", CF_ENUM, CF(addrmode), CHAN_SINGLE_SYS, NULL},
+    {"tcp_x", "remotehost", CF_BOOL, CF(remotehost), true, NULL},
+    {"tcp_x", "remotehost noremotehost", CF_BOOL, CF(remotehost), false, NULL},
+    {"tcp_x", "inner", CF_BOOL, CF(inner), true, NULL},
+    {"tcp_x", "subdirs 20", CF_UINT, CF(subdirs), 20, NULL},
+    {"tcp_x", "maxjobs 1000", CF_UINT, CF(maxjobs), 1000, NULL},
+    {"tcp_x", "pool Notify_Pool", CF_STR, CF(pool), 0, "Notify_Pool"},
+    {"tcp_x", "backoff \"pt4h\"", CF_UINT, CF(n_backoff), 1, NULL},
+    {"tcp_x", "notices 1 2", CF_UINT, CF(n_notices), 2, NULL},
+    {"tcp_x", "loopcheck", CF_BOOL, CF(loopcheck), true, NULL},
+    {"tcp_x", "selfmx", CF_BOOL, CF(allow_self_mx), true, NULL},
+    {"tcp_x", "notificationchannel L", CF_STR, CF(notificationchannel), 0, "l"},
+    {"tcp_x", "dispositionchannel l", CF_STR, CF(dispositionchannel), 0, "l"},
+    {"tcp_x", "lastresort Backup.Example", CF_STR, CF(lastresort), 0, "backup.example"},
+    {"tcp_x", "norules", CF_BOOL, CF(rules), false, NULL},
+    {"tcp_x", "norules rules", CF_BOOL, CF(rules), true, NULL},
+    {"tcp_x", "musttls", CF_ENUM, CF(tls), CHAN_TLS_MUST, NULL},
+    {"tcp_x", "notls", CF_ENUM, CF(tls), CHAN_TLS_NO, NULL},
+    {"l", "maytls", CF_ENUM, CF(tls), CHAN_TLS_MAY, NULL},
+    {"tcp_x", "nosendpost", CF_BOOL, CF(errsendpost), false, NULL},
+    {"tcp_x", "nosendpost errsendpost", CF_BOOL, CF(errsendpost), true, NULL},
+};
+#undef CF
+
+/* chan_field - the field of a chan_kw_case as a number. */
+static long chan_field(const sl_channel *ch, const chan_kw_case *tc)
+{
+    const char *base = (const char *)ch + tc->offset;
+    switch (tc->kind) {
+    case CF_BOOL: return *(const bool *)(const void *)base;
+    case CF_UINT:
+        if (tc->offset == offsetof(sl_channel, n_backoff) || tc->offset == offsetof(sl_channel, n_notices))
+            return (long)*(const size_t *)(const void *)base;
+        return *(const unsigned *)(const void *)base;
+    case CF_ENUM: return *(const int *)(const void *)base;
+    case CF_STR: break;
+    }
+    return -1;
+}
+
+static void test_channel_keywords(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < SL_ARRAY_LEN(chan_kw_cases); i++) {
+        const chan_kw_case *tc = &chan_kw_cases[i];
+        sl_conf c = {0};
+        conf_errors errs = {0};
+        char *text = xasprintf(". $U@h\n\n%s %s\nh\n\nl%s\nlh\n", tc->name, tc->keywords, str_ieq(tc->name, "l") ? "2" : "");
+        int n = conf_parse_sluice_cnf("sluice.cnf", text, &c, &errs);
+        char *got = joined(&errs);
+        if (n != 0) fail_msg("case %zu '%s %s': %s", i, tc->name, tc->keywords, got);
+        const sl_channel *ch = conf_channel_by_name(&c, tc->name);
+        assert_non_null(ch);
+        if (tc->kind == CF_STR) {
+            const char *v = *(char *const *)(const void *)((const char *)ch + tc->offset);
+            if (!tc->want_str ? v != NULL : (!v || strcmp(v, tc->want_str) != 0))
+                fail_msg("case %zu '%s %s': got '%s'", i, tc->name, tc->keywords, v ? v : "(null)");
+        } else if (chan_field(ch, tc) != tc->want) {
+            fail_msg("case %zu '%s %s': got %ld, want %ld", i, tc->name, tc->keywords, chan_field(ch, tc), tc->want);
+        }
+        free(got);
+        free(text);
+        conf_sluice_cnf_free(&c);
+    }
+}
+
+/* parse_lists - parse the one channel line (host "h") and copy out its backoff and notices. */
+static void parse_lists(const char *line, int64_t *backoff, size_t *nb, int64_t *notices, size_t *nn)
+{
+    sl_conf c = {0};
+    conf_errors errs = {0};
+    char *text = xasprintf("\n%s\nh\n", line);
+    assert_int_equal(conf_parse_sluice_cnf("sluice.cnf", text, &c, &errs), 0);
+    const sl_channel *ch = &c.channels[0];
+    memcpy(backoff, ch->backoff, sizeof ch->backoff);
+    memcpy(notices, ch->notices, sizeof ch->notices);
+    *nb = ch->n_backoff;
+    *nn = ch->n_notices;
+    free(text);
+    conf_sluice_cnf_free(&c);
+}
+
+static void test_channel_backoff_notices(void **state)
+{
+    (void)state;
+    int64_t b[8], nt[5];
+    size_t nb, nn;
+    /* quoted or not, any case; the list ends at the next keyword */
+    parse_lists("tcp_x backoff \"pt4h\" PT8H \"P1D\" P1DT2H30M \"PT10S\" loopcheck notices 1 PT36H \"P3D\" 4 PT10000M",
+                b, &nb, nt, &nn);
+    assert_int_equal(nb, 5);
+    assert_int_equal(b[0], 14400);
+    assert_int_equal(b[1], 28800);
+    assert_int_equal(b[2], 86400);
+    assert_int_equal(b[3], 86400 + 2 * 3600 + 30 * 60);
+    assert_int_equal(b[4], 10);
+    assert_int_equal(nn, 5);
+    assert_int_equal(nt[0], 86400);
+    assert_int_equal(nt[1], 36 * 3600);
+    assert_int_equal(nt[2], 3 * 86400);
+    assert_int_equal(nt[3], 4 * 86400);
+    assert_int_equal(nt[4], 10000 * 60);
+    /* eight durations at most, five ages at most; seconds for tests */
+    parse_lists("tcp_x notices PT10S PT20S backoff PT1S PT2S PT3S PT4S PT5S PT6S PT7S PT8S", b, &nb, nt, &nn);
+    assert_int_equal(nb, 8);
+    assert_int_equal(b[7], 8);
+    assert_int_equal(nn, 2);
+    assert_int_equal(nt[0], 10);
+    assert_int_equal(nt[1], 20);
+    /* a later backoff replaces an earlier one */
+    parse_lists("tcp_x backoff PT1H PT2H backoff PT3H", b, &nb, nt, &nn);
+    assert_int_equal(nb, 1);
+    assert_int_equal(b[0], 10800);
+    assert_int_equal(nn, 0);
+}
+
+/* The "defaults" block: its keywords are the starting values of every later channel. */
+static void test_channel_defaults_propagation(void **state)
+{
+    (void)state;
+    sl_conf c = {0};
+    conf_errors errs = {0};
+    const char *text = "\n"
+                       "defaults smtp lmtp daemon relay.example port 587 multiple remotehost inner subdirs 3 maxjobs 4 "
+                       "pool P backoff PT1M PT2M notices PT1H PT2H loopcheck selfmx notificationchannel process_dsn "
+                       "dispositionchannel l lastresort last.example norules nosendpost\n"
+                       "\n"
+                       "tcp_a\n"
+                       "a\n"
+                       "\n"
+                       "tcp_b nomx single daemon other.example port 25 noremotehost subdirs 9 maxjobs 1 pool Q "
+                       "backoff PT5M notices 2 notificationchannel tcp_a dispositionchannel tcp_a rules errsendpost "
+                       "musttls\n"
+                       "b\n"
+                       "\n"
+                       "l\n"
+                       "lh\n"
+                       "\n"
+                       "process_dsn\n"
+                       "pd\n";
+    int n = conf_parse_sluice_cnf("sluice.cnf", text, &c, &errs);
+    char *got = joined(&errs);
+    if (n) fail_msg("%s", got);
+    free(got);
+    const sl_channel *a = conf_channel_by_name(&c, "tcp_a");
+    assert_true(a->smtp && a->lmtp && a->mx && a->remotehost && a->inner && a->loopcheck && a->allow_self_mx);
+    assert_false(a->rules);
+    assert_false(a->errsendpost);
+    assert_string_equal(a->daemon, "relay.example");
+    assert_int_equal(a->port, 587);
+    assert_int_equal(a->addrmode, CHAN_MULTIPLE);
+    assert_int_equal(a->subdirs, 3);
+    assert_int_equal(a->maxjobs, 4);
+    assert_string_equal(a->pool, "P");
+    assert_int_equal(a->n_backoff, 2);
+    assert_int_equal(a->backoff[1], 120);
+    assert_int_equal(a->n_notices, 2);
+    assert_int_equal(a->notices[1], 7200);
+    assert_string_equal(a->notificationchannel, "process_dsn");
+    assert_string_equal(a->dispositionchannel, "l");
+    assert_string_equal(a->lastresort, "last.example");
+    assert_int_equal(a->tls, CHAN_TLS_MAY); /* "defaults" said no TLS keyword: the tcp_* default */
+    const sl_channel *b = conf_channel_by_name(&c, "tcp_b");
+    assert_false(b->mx || b->remotehost);
+    assert_true(b->rules && b->errsendpost && b->lmtp && b->inner);
+    assert_string_equal(b->daemon, "other.example");
+    assert_int_equal(b->port, 25);
+    assert_int_equal(b->addrmode, CHAN_SINGLE);
+    assert_int_equal(b->subdirs, 9);
+    assert_int_equal(b->maxjobs, 1);
+    assert_string_equal(b->pool, "Q");
+    assert_int_equal(b->n_backoff, 1);
+    assert_int_equal(b->backoff[0], 300);
+    assert_int_equal(b->n_notices, 1);
+    assert_int_equal(b->notices[0], 2 * 86400);
+    assert_string_equal(b->notificationchannel, "tcp_a");
+    assert_string_equal(b->dispositionchannel, "tcp_a");
+    assert_int_equal(b->tls, CHAN_TLS_MUST);
+    const sl_channel *l = conf_channel_by_name(&c, "l");
+    assert_false(l->mx); /* "defaults" said neither mx nor nomx: the type's default */
+    assert_int_equal(l->tls, CHAN_TLS_NO);
+    conf_sluice_cnf_free(&c);
+
+    /* type-dependent keywords given on "defaults" apply to every type */
+    text = "\ndefaults nomx musttls\n\ntcp_a\na\n\nl\nlh\n";
+    assert_int_equal(conf_parse_sluice_cnf("sluice.cnf", text, &c, &errs), 0);
+    assert_false(conf_channel_by_name(&c, "tcp_a")->mx);
+    assert_int_equal(conf_channel_by_name(&c, "tcp_a")->tls, CHAN_TLS_MUST);
+    assert_int_equal(conf_channel_by_name(&c, "l")->tls, CHAN_TLS_MUST);
+    conf_sluice_cnf_free(&c);
+}
+
 static void test_channel_types(void **state)
 {
     (void)state;
@@ -549,6 +813,158 @@ static void test_channel_types(void **state)
         if (conf_channel_type(cases[i].name) != cases[i].type) fail_msg("%s", cases[i].name);
 }
 
+/* ---------- job_controller.cnf ---------- */
+
+static const text_case jc_cases[] = {
+    {"job_limit=5\n", "job_controller.cnf:1: 'job_limit' outside a [POOL=NAME] section"},
+    {"[POOL=A]\nfoo=1\n", "job_controller.cnf:2: unknown key 'foo'"},
+    {"[POOL=A]\njob_limit=0\n", "job_controller.cnf:2: job_limit: bad value '0' (expected 1..10000)"},
+    {"[POOL=A]\njob_limit=10001\n", "job_controller.cnf:2: job_limit: bad value '10001' (expected 1..10000)"},
+    {"[POOL=A]\njob_limit=\n", "job_controller.cnf:2: job_limit: bad value '' (expected 1..10000)"},
+    {"[POOL=A]\njob_limit 5\n", "job_controller.cnf:2: expected key=value or [POOL=NAME]"},
+    {"[POOL=A]\n\n[pool=a]\njob_limit=x\n", "job_controller.cnf:3: duplicate pool 'a' (first at line 1)\n"
+                                         "job_controller.cnf:4: job_limit: bad value 'x' (expected 1..10000)"},
+    {"[SERVICE=A]\n", "job_controller.cnf:1: unknown section '[SERVICE=...]' (expected [POOL=NAME])"},
+    {"[POOL=A\n", "job_controller.cnf:1: malformed section header '[POOL=A' (expected [POOL=NAME])"},
+    {"[POOL]\n", "job_controller.cnf:1: malformed section header '[POOL]' (expected [POOL=NAME])"},
+    {"[POOL=]\n", "job_controller.cnf:1: bad pool name ''"},
+    {"[POOL=a b]\n", "job_controller.cnf:1: bad pool name 'a b'"},
+    {"! c\n# c\n\n[POOL=A]\n  Job_Limit = 3 \n", NULL},
+};
+
+static void test_job_controller_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < SL_ARRAY_LEN(jc_cases); i++) {
+        sl_conf c = {0};
+        conf_errors errs = {0};
+        int n = conf_parse_job_controller("job_controller.cnf", jc_cases[i].text, &c, &errs);
+        char *got = joined(&errs);
+        const char *want = jc_cases[i].errors ? jc_cases[i].errors : "";
+        if (strcmp(got, want) != 0) fail_msg("case %zu: got '%s', want '%s'", i, got, want);
+        assert_int_equal((size_t)n, errs.msgs.n);
+        assert_true(c.n_pools >= 1);
+        free(got);
+        sv_free(&errs.msgs);
+        conf_job_controller_free(&c);
+    }
+}
+
+static void test_job_controller_values(void **state)
+{
+    (void)state;
+    sl_conf c = {0};
+    conf_errors errs = {0};
+    /* no pool at all: one pool DEFAULT with job_limit 10 */
+    assert_int_equal(conf_parse_job_controller("job_controller.cnf", "! nothing\n", &c, &errs), 0);
+    assert_int_equal(c.n_pools, 1);
+    assert_string_equal(c.pools[0].name, "DEFAULT");
+    assert_int_equal(c.pools[0].job_limit, 10);
+    assert_int_equal(c.pools[0].line, 0);
+    conf_job_controller_free(&c);
+    assert_int_equal(c.n_pools, 0);
+
+    const char *text = "! pools\n"
+                       "[POOL=LOCAL]\n"
+                       "job_limit=20\n"
+                       "\n"
+                       "[POOL=NOTIFY_POOL]\n"
+                       "job_limit=2\n"
+                       "job_limit=3\n"
+                       "[ pool = Empty ]\n";
+    assert_int_equal(conf_parse_job_controller("job_controller.cnf", text, &c, &errs), 0);
+    assert_int_equal(c.n_pools, 3);
+    assert_string_equal(c.pools[0].name, "LOCAL");
+    assert_int_equal(c.pools[0].job_limit, 20);
+    assert_int_equal(c.pools[0].line, 2);
+    assert_string_equal(c.pools[1].name, "NOTIFY_POOL");
+    assert_int_equal(c.pools[1].job_limit, 3); /* the last job_limit wins */
+    assert_string_equal(c.pools[2].name, "Empty");
+    assert_int_equal(c.pools[2].job_limit, 10);
+    assert_ptr_equal(conf_pool_by_name(&c, "notify_pool"), &c.pools[1]);
+    assert_null(conf_pool_by_name(&c, "DEFAULT"));
+    assert_null(conf_pool_by_name(&c, NULL));
+    conf_job_controller_free(&c);
+}
+
+/* ---------- <channel>_option ---------- */
+
+typedef struct {
+    const char *text;
+    const char *error; /* NULL: valid */
+    size_t offset;
+    unsigned want;
+} copt_case;
+
+#define CO(f) offsetof(sl_chan_opts, f)
+static const copt_case copt_cases[] = {
+    {"CONNECT_TIMEOUT=60", NULL, CO(connect_timeout), 60},
+    {"connect_timeout = 2m", NULL, CO(connect_timeout), 120},
+    {"CONNECT_TIMEOUT=PT1M", NULL, CO(connect_timeout), 60},
+    {"GREETING_TIMEOUT=PT5M", NULL, CO(greeting_timeout), 300},
+    {"Greeting_Timeout=45", NULL, CO(greeting_timeout), 45},
+    {"COMMAND_TIMEOUT=1h", NULL, CO(command_timeout), 3600},
+    {"DATA_TIMEOUT=900", NULL, CO(data_timeout), 900},
+    {"MAX_RCPTS_PER_TRANSACTION=5", NULL, CO(max_rcpts), 5},
+    {"MAX_MESSAGES_PER_CONNECTION=1", NULL, CO(max_messages), 1},
+    {"! c\n# c\n\nDATA_TIMEOUT=1\nDATA_TIMEOUT=2\n", NULL, CO(data_timeout), 2},
+    {"CONNECT_TIMEOUT=0", "x_option:1: CONNECT_TIMEOUT: bad value '0' (expected a duration 1s..1h)", 0, 0},
+    {"CONNECT_TIMEOUT=2h", "x_option:1: CONNECT_TIMEOUT: bad value '2h' (expected a duration 1s..1h)", 0, 0},
+    {"GREETING_TIMEOUT=soon", "x_option:1: GREETING_TIMEOUT: bad value 'soon' (expected a duration 1s..1d)", 0, 0},
+    {"COMMAND_TIMEOUT=", "x_option:1: COMMAND_TIMEOUT: bad value '' (expected a duration 1s..1d)", 0, 0},
+    {"DATA_TIMEOUT=P2D", "x_option:1: DATA_TIMEOUT: bad value 'P2D' (expected a duration 1s..1d)", 0, 0},
+    {"MAX_RCPTS_PER_TRANSACTION=0",
+     "x_option:1: MAX_RCPTS_PER_TRANSACTION: bad value '0' (expected a number 1..100000)", 0, 0},
+    {"max_messages_per_connection=10s",
+     "x_option:1: MAX_MESSAGES_PER_CONNECTION: bad value '10s' (expected a number 1..100000)", 0, 0},
+    {"\nIDLE_TIMEOUT=5", "x_option:2: unknown option 'IDLE_TIMEOUT'", 0, 0},
+    {"CONNECT_TIMEOUT 5", "x_option:1: expected KEY=VALUE", 0, 0},
+    {"DATA_TIMEOUT=x\nFOO=1", "x_option:1: DATA_TIMEOUT: bad value 'x' (expected a duration 1s..1d)\n"
+                              "x_option:2: unknown option 'FOO'",
+     0, 0},
+};
+#undef CO
+
+static void test_chan_option_table(void **state)
+{
+    (void)state;
+    sl_options opt;
+    conf_options_defaults(&opt);
+    for (size_t i = 0; i < SL_ARRAY_LEN(copt_cases); i++) {
+        const copt_case *tc = &copt_cases[i];
+        sl_chan_opts o;
+        conf_errors errs = {0};
+        conf_chan_opts_defaults(&opt, &o);
+        int n = conf_parse_chan_option("x_option", tc->text, &o, &errs);
+        char *got = joined(&errs);
+        if (strcmp(got, tc->error ? tc->error : "") != 0)
+            fail_msg("case %zu '%s': got '%s', want '%s'", i, tc->text, got, tc->error ? tc->error : "");
+        assert_int_equal((size_t)n, errs.msgs.n);
+        unsigned v = *(const unsigned *)(const void *)((const char *)&o + tc->offset);
+        if (!tc->error && v != tc->want) fail_msg("case %zu '%s': got %u, want %u", i, tc->text, v, tc->want);
+        free(got);
+        sv_free(&errs.msgs);
+    }
+    conf_options_free(&opt);
+}
+
+static void test_chan_option_defaults(void **state)
+{
+    (void)state;
+    sl_options opt;
+    sl_chan_opts o;
+    conf_errors errs = {0};
+    assert_int_equal(conf_parse_options("option.dat", "connect_timeout=12\ncommand_timeout=34\n", &opt, &errs), 0);
+    conf_chan_opts_defaults(&opt, &o);
+    assert_int_equal(o.connect_timeout, 12);
+    assert_int_equal(o.greeting_timeout, 300);
+    assert_int_equal(o.command_timeout, 34);
+    assert_int_equal(o.data_timeout, 600);
+    assert_int_equal(o.max_rcpts, 100);
+    assert_int_equal(o.max_messages, 100);
+    conf_options_free(&opt);
+}
+
 /* ---------- conf_load ---------- */
 
 /* write_file - dir/name := text. */
@@ -562,15 +978,20 @@ static void write_file(const char *dir, const char *name, const char *text)
     free(path);
 }
 
+/* remove_files - delete every file of the test directory, then the directory. */
 static void remove_files(const char *dir)
 {
-    static const char *names[] = {"option.dat", "dispatcher.cnf", "sluice.cnf", "directory.ldif"};
-    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
-        char *path = xasprintf("%s/%s", dir, names[i]);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *path = xasprintf("%s/%s", dir, e->d_name);
         unlink(path);
         free(path);
     }
-    rmdir(dir);
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static const char *MIN_DISPATCHER = "[SERVICE=SMTP]\nPORT=25\n";
@@ -598,6 +1019,12 @@ static void test_load_embedded(void **state)
     assert_int_equal(t->type, CHAN_SMTP);
     assert_int_equal(t->subdirs, 4);
     assert_true(t->mx && t->smtp);
+    assert_string_equal(t->pool, "DEFAULT"); /* etc/job_controller.cnf */
+    assert_int_equal(c->n_pools, 1);
+    assert_int_equal(c->pools[0].line, 2);
+    assert_int_equal(t->tls, CHAN_TLS_MAY);
+    assert_string_equal(t->notificationchannel, "process"); /* no channel process: not an error */
+    assert_int_equal(t->copts.connect_timeout, 30);
     assert_non_null(c->directory);
     free(got);
     conf_free(c);
@@ -679,6 +1106,195 @@ static void test_load_errors(void **state)
     remove_files(dir);
 }
 
+/* The seed configuration of issue 3, as the operator types it. */
+static const char *SEED_SLUICE =
+    "! sluice.cnf, rewrite rules, above the ordinary \".\" rule\n"
+    ". $U%$H$,$H@tcp_notify-daemon$Mprocess_dsn\n"
+    ".                  $U%$H@tcp_local-daemon\n"
+    "\n"
+    "! after the blank line, channel blocks\n"
+    "defaults notificationchannel process_dsn dispositionchannel process_dsn\n"
+    "\n"
+    "process_dsn\n"
+    "process_dsn-daemon\n"
+    "\n"
+    "tcp_notify smtp mx single_sys remotehost inner subdirs 20 maxjobs 10 pool NOTIFY_POOL backoff \"pt4h\" \"pt8h\" "
+    "notices 1 loopcheck\n"
+    "tcp_notify-daemon\n"
+    "\n"
+    "tcp_local smtp mx\n"
+    "tcp_local-daemon\n";
+static const char *SEED_JOB_CONTROLLER = "! job_controller.cnf\n[POOL=NOTIFY_POOL]\njob_limit=10\n";
+static const char *SEED_DISPATCHER = "[SERVICE=SMTP]\nPORT=25\n\n[SERVICE=NOTIFY]\nPORT=2025\nPARAMETER=CHANNEL=tcp_notify\n";
+
+/* load_ok - conf_load(dir) that must succeed. */
+static sl_conf *load_ok(const char *dir)
+{
+    conf_errors errs = {0};
+    sl_conf *c = conf_load(dir, &errs);
+    char *got = joined(&errs);
+    if (!c) fail_msg("%s", got);
+    free(got);
+    sv_free(&errs.msgs);
+    return c;
+}
+
+/* load_errors - conf_load(dir) that must fail with exactly want ("%s" stands for dir, up to 3 times). */
+static void load_errors(const char *dir, const char *want_fmt)
+{
+    conf_errors errs = {0};
+    assert_null(conf_load(dir, &errs));
+    char *got = joined(&errs);
+    char *want = xasprintf(want_fmt, dir, dir, dir);
+    if (strcmp(got, want) != 0) fail_msg("got '%s', want '%s'", got, want);
+    free(got);
+    free(want);
+    sv_free(&errs.msgs);
+}
+
+static void test_load_seed(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-conf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, "dispatcher.cnf", SEED_DISPATCHER);
+    write_file(dir, "sluice.cnf", SEED_SLUICE);
+    char *jc = xasprintf("[POOL=DEFAULT]\njob_limit=10\n\n%s", SEED_JOB_CONTROLLER);
+    write_file(dir, "job_controller.cnf", jc);
+    free(jc);
+    write_file(dir, "tcp_notify_option", "! lower the connect timeout to one minute\nCONNECT_TIMEOUT=60\n");
+    sl_conf *c = load_ok(dir);
+    assert_int_equal(c->n_rules, 2);
+    assert_string_equal(c->rules[0].tmpl, "$U%$H$,$H@tcp_notify-daemon$Mprocess_dsn");
+    assert_int_equal(c->n_channels, 4);
+    assert_int_equal(c->n_pools, 2);
+    assert_string_equal(c->pools[1].name, "NOTIFY_POOL");
+    assert_int_equal(c->pools[1].job_limit, 10);
+
+    const sl_channel *t = conf_channel_by_name(c, "tcp_notify");
+    assert_non_null(t);
+    assert_ptr_equal(conf_channel_by_host(c, "tcp_notify-daemon"), t);
+    assert_int_equal(t->type, CHAN_SMTP);
+    assert_true(t->smtp && t->mx && t->remotehost && t->inner && t->loopcheck && t->rules && t->errsendpost);
+    assert_false(t->lmtp || t->allow_self_mx);
+    assert_int_equal(t->addrmode, CHAN_SINGLE_SYS);
+    assert_int_equal(t->subdirs, 20);
+    assert_int_equal(t->maxjobs, 10);
+    assert_string_equal(t->pool, "NOTIFY_POOL");
+    assert_int_equal(t->n_backoff, 2);
+    assert_int_equal(t->backoff[0], 14400);
+    assert_int_equal(t->backoff[1], 28800);
+    assert_int_equal(t->n_notices, 1);
+    assert_int_equal(t->notices[0], 86400);
+    assert_string_equal(t->notificationchannel, "process_dsn");
+    assert_string_equal(t->dispositionchannel, "process_dsn");
+    assert_null(t->daemon);
+    assert_null(t->lastresort);
+    assert_int_equal(t->tls, CHAN_TLS_MAY);
+    assert_int_equal(t->copts.connect_timeout, 60);
+    assert_int_equal(t->copts.greeting_timeout, 300);
+    assert_int_equal(t->copts.command_timeout, 300);
+    assert_int_equal(t->copts.data_timeout, 600);
+    assert_int_equal(t->copts.max_rcpts, 100);
+    assert_int_equal(t->copts.max_messages, 100);
+
+    const sl_channel *pd = conf_channel_by_name(c, "process_dsn");
+    assert_int_equal(pd->type, CHAN_PROCESS);
+    assert_string_equal(pd->notificationchannel, "process_dsn");
+    assert_string_equal(pd->pool, "DEFAULT");
+    assert_int_equal(pd->tls, CHAN_TLS_NO);
+    const sl_channel *tl = conf_channel_by_name(c, "tcp_local");
+    assert_string_equal(tl->pool, "DEFAULT");
+    assert_int_equal(tl->copts.connect_timeout, 30); /* no tcp_local_option: option.dat's default */
+    assert_int_equal(tl->n_backoff, 0);
+    assert_string_equal(tl->dispositionchannel, "process_dsn");
+    conf_free(c);
+
+    /* job_controller.cnf exactly as in the issue: NOTIFY_POOL is the first, hence the default, pool */
+    write_file(dir, "job_controller.cnf", SEED_JOB_CONTROLLER);
+    c = load_ok(dir);
+    assert_int_equal(c->n_pools, 1);
+    assert_string_equal(conf_channel_by_name(c, "tcp_local")->pool, "NOTIFY_POOL");
+    conf_free(c);
+    remove_files(dir);
+}
+
+static void test_load_pools(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-conf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, "dispatcher.cnf", MIN_DISPATCHER);
+
+    /* no job_controller.cnf: every channel in the pool DEFAULT */
+    write_file(dir, "sluice.cnf", MIN_SLUICE);
+    sl_conf *c = load_ok(dir);
+    assert_int_equal(c->n_pools, 1);
+    assert_string_equal(c->pools[0].name, "DEFAULT");
+    assert_int_equal(c->pools[0].job_limit, 10);
+    assert_string_equal(conf_channel_by_name(c, "tcp_local")->pool, "DEFAULT");
+    conf_free(c);
+
+    /* a channel naming an unknown pool */
+    write_file(dir, "sluice.cnf", ". $U%$H@tcp_local-daemon\n\ntcp_local smtp pool NOPE\ntcp_local-daemon\n");
+    load_errors(dir, "%s/sluice.cnf:3: channel 'tcp_local': unknown pool 'NOPE' (not declared in job_controller.cnf)");
+
+    /* an unknown pool on "defaults" is reported once; pool names are matched case-insensitively */
+    write_file(dir, "job_controller.cnf", "[POOL=Main]\njob_limit=4\n[POOL=Slow]\njob_limit=1\n");
+    write_file(dir, "sluice.cnf", ". $U%$H@tcp_local-daemon\n\ndefaults pool nope\n\ntcp_local smtp\ntcp_local-daemon\n\n"
+                                  "tcp_slow pool slow\nslow-daemon\n\ntcp_x\nx\n");
+    load_errors(dir, "%s/sluice.cnf:3: channel 'defaults': unknown pool 'nope' (not declared in job_controller.cnf)");
+    write_file(dir, "sluice.cnf",
+               ". $U%$H@tcp_local-daemon\n\ntcp_local smtp\ntcp_local-daemon\n\ntcp_slow pool slow\nslow-daemon\n");
+    c = load_ok(dir);
+    assert_string_equal(conf_channel_by_name(c, "tcp_local")->pool, "Main");
+    assert_string_equal(conf_channel_by_name(c, "tcp_slow")->pool, "Slow");
+    assert_int_equal(conf_pool_by_name(c, "SLOW")->job_limit, 1);
+    conf_free(c);
+
+    /* job_controller.cnf errors carry its path; pools are then not checked */
+    write_file(dir, "job_controller.cnf", "[POOL=A]\nmax_jobs=3\n");
+    load_errors(dir, "%s/job_controller.cnf:2: unknown key 'max_jobs'");
+    remove_files(dir);
+}
+
+static void test_load_option_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-conf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_file(dir, "dispatcher.cnf", MIN_DISPATCHER);
+    write_file(dir, "option.dat", "connect_timeout=20\n");
+    write_file(dir, "sluice.cnf", ". $U%$H@tcp_local-daemon\n\ntcp_local smtp\ntcp_local-daemon\n\nTCP_Slow\nslow\n");
+
+    /* defaults_option under every channel, <channel>_option over it (channel names case-insensitive) */
+    write_file(dir, "defaults_option", "DATA_TIMEOUT=120\nMAX_MESSAGES_PER_CONNECTION=7\n");
+    write_file(dir, "TCP_SLOW_option", "data_timeout=PT30M\nMAX_RCPTS_PER_TRANSACTION=2\n");
+    sl_conf *c = load_ok(dir);
+    const sl_chan_opts *o = &conf_channel_by_name(c, "tcp_local")->copts;
+    assert_int_equal(o->connect_timeout, 20);
+    assert_int_equal(o->data_timeout, 120);
+    assert_int_equal(o->max_messages, 7);
+    assert_int_equal(o->max_rcpts, 100);
+    o = &conf_channel_by_name(c, "tcp_slow")->copts;
+    assert_int_equal(o->connect_timeout, 20);
+    assert_int_equal(o->data_timeout, 1800);
+    assert_int_equal(o->max_messages, 7);
+    assert_int_equal(o->max_rcpts, 2);
+    conf_free(c);
+
+    /* errors inside an option file carry its path and line */
+    write_file(dir, "tcp_local_option", "! c\nCONNECT_TIMEOUT=forever\nIDLE=1\n");
+    load_errors(dir, "%s/tcp_local_option:2: CONNECT_TIMEOUT: bad value 'forever' (expected a duration 1s..1h)\n"
+                     "%s/tcp_local_option:3: unknown option 'IDLE'");
+    write_file(dir, "tcp_local_option", "CONNECT_TIMEOUT=5\n");
+
+    /* an option file for a channel that sluice.cnf does not define */
+    write_file(dir, "tcp_lcoal_option", "CONNECT_TIMEOUT=5\n");
+    load_errors(dir, "%s/tcp_lcoal_option: option file for channel 'tcp_lcoal', which sluice.cnf does not define");
+    remove_files(dir);
+}
+
 static void test_conf_error_format(void **state)
 {
     (void)state;
@@ -701,12 +1317,23 @@ int main(void)
         cmocka_unit_test(test_dispatcher_errors),
         cmocka_unit_test(test_dispatcher_values),
         cmocka_unit_test(test_sluice_cnf_errors),
+        cmocka_unit_test(test_sluice_cnf_bad_templates),
         cmocka_unit_test(test_sluice_cnf_values),
         cmocka_unit_test(test_sluice_cnf_builtin_defaults),
+        cmocka_unit_test(test_channel_keywords),
+        cmocka_unit_test(test_channel_backoff_notices),
+        cmocka_unit_test(test_channel_defaults_propagation),
         cmocka_unit_test(test_channel_types),
+        cmocka_unit_test(test_job_controller_errors),
+        cmocka_unit_test(test_job_controller_values),
+        cmocka_unit_test(test_chan_option_table),
+        cmocka_unit_test(test_chan_option_defaults),
         cmocka_unit_test(test_load_embedded),
         cmocka_unit_test(test_load_minimal_dir),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_load_seed),
+        cmocka_unit_test(test_load_pools),
+        cmocka_unit_test(test_load_option_files),
         cmocka_unit_test(test_conf_error_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
