@@ -48,6 +48,16 @@ class Harness:
         self.peers.append(p)
         return p
 
+    def tarpit(self, host, port):
+        p = st.Tarpit(self.subdir("tarpit"), host, port)
+        self.peers.append(p)
+        return p
+
+    def dovecot(self, host, port):
+        p = st.Dovecot(self.subdir("dovecot"), host, port)
+        self.peers.append(p)
+        return p
+
     def dnsmasq(self, records, probe):
         p = st.Dnsmasq(self.subdir("dns"), records, probe)
         self.peers.append(p)

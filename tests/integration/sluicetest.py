@@ -124,6 +124,19 @@ class LogLine:
     def __repr__(self):
         return self.raw
 
+    @property
+    def time(self):
+        """time - the line's timestamp (2026-01-02T03:04:05.678Z) as Unix seconds, or None."""
+        m = LOG_TIME_RE.match(self.raw)
+        if not m:
+            return None
+        import calendar
+        base = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+        return base + int(m.group(2)) / 1000.0
+
+
+LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ")
+
 
 def parse_log(text):
     """parse_log - the event lines of a daemon log (other lines, e.g. sanitizer output, are skipped)."""
@@ -394,6 +407,32 @@ class Sluice:
         for dirpath, _dirs, files in os.walk(self.maildir_root):
             if os.path.basename(dirpath) == "new":
                 out.extend(os.path.join(dirpath, f) for f in files)
+        return out
+
+    # Queue access
+
+    def queue(self, *args, timeout=20.0):
+        """queue - run `sluice queue ARGS -C confdir` (live or offline); the CompletedProcess (text)."""
+        return subprocess.run([BIN, "queue"] + [str(a) for a in args] + ["-C", self.confdir],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+    def queue_files(self, channel=None):
+        """queue_files - paths of the queued files QUEUE/<channel>/<NNN>/<id> (of one channel, or all)."""
+        out = []
+        try:
+            chans = [channel] if channel else os.listdir(self.queue_dir)
+        except FileNotFoundError:
+            return out
+        for ch in chans:
+            if ch.startswith(".") or ch in ("tmp", "corrupt"):
+                continue
+            cdir = os.path.join(self.queue_dir, ch)
+            if not os.path.isdir(cdir):
+                continue
+            for sub in sorted(os.listdir(cdir)):
+                sdir = os.path.join(cdir, sub)
+                if os.path.isdir(sdir):
+                    out.extend(os.path.join(sdir, f) for f in sorted(os.listdir(sdir)))
         return out
 
 
@@ -721,3 +760,200 @@ class Dnsmasq(Peer):
             return [rr.to_text() for rrset in r.answer for rr in rrset]
         except Exception:  # noqa: BLE001 - any failure means "not answering yet"
             return None
+
+
+class Tarpit(Peer):
+    """peers/tarpit.py: accepts TCP connections and never greets; counts open and concurrent connections."""
+
+    def __init__(self, workdir, host, port, name="tarpit"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        super().__init__([sys.executable, os.path.join(PEERS, "tarpit.py"), "--listen", "%s:%d" % (host, port),
+                          "--dir", self.dir], workdir, name)
+        self.wait_file(os.path.join(self.dir, "ready"))
+
+    def stats(self):
+        """stats - {"total": n, "open": n, "max_open": n} as last written by the tarpit."""
+        try:
+            with open(os.path.join(self.dir, "stats")) as f:
+                return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
+        except (FileNotFoundError, ValueError):
+            return {"total": 0, "open": 0, "max_open": 0}
+
+
+class Dovecot(Peer):
+    """peers/dovecot-lmtp-start.sh: Dovecot LMTP on host:port (alice, bob; carol has a 1K quota)."""
+
+    def __init__(self, workdir, host, port, name="dovecot"):
+        self.dir = os.path.join(workdir, name)
+        self.host, self.port = host, port
+        os.makedirs(self.dir, exist_ok=True)
+        # Dovecot stores mail as nobody: every directory above DIR/mail must be searchable.
+        d = self.dir
+        while d not in ("/", "/tmp", tempfile.gettempdir()):
+            os.chmod(d, os.stat(d).st_mode | 0o011)
+            d = os.path.dirname(d)
+        super().__init__(["/bin/bash", os.path.join(PEERS, "dovecot-lmtp-start.sh"), self.dir, host, str(port)],
+                         workdir, name)
+
+        def greets():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                with socket.create_connection((host, port), timeout=1) as s:
+                    s.settimeout(2)
+                    return "ok" if s.recv(100).startswith(b"220") else None
+            except OSError:
+                return None
+
+        if wait_until(greets, 15, 0.1) != "ok":
+            self.stop()
+            text = ""
+            for f in (self.log, os.path.join(self.dir, "dovecot.log")):
+                try:
+                    with open(f, "rb") as fh:
+                        text += fh.read()[-2000:].decode("utf-8", "replace")
+                except FileNotFoundError:
+                    pass
+            raise AssertionError("dovecot LMTP did not start on %s:%d: %s" % (host, port, text))
+
+    def messages(self, addr):
+        """messages - contents of every message in addr's Maildir (new and cur)."""
+        local, domain = addr.lower().rsplit("@", 1)
+        out = []
+        base = os.path.join(self.dir, "mail", domain, local, "Maildir")
+        for sub in ("new", "cur"):
+            try:
+                names = sorted(os.listdir(os.path.join(base, sub)))
+            except FileNotFoundError:
+                continue
+            for n in names:
+                try:
+                    with open(os.path.join(base, sub, n), "rb") as f:
+                        out.append(f.read())
+                except FileNotFoundError:
+                    pass
+        return out
+
+    def find(self, addr, needle):
+        return [m for m in self.messages(addr) if needle in m]
+
+    def wait(self, addr, needle, timeout=20.0):
+        wait_until(lambda: self.find(addr, needle), timeout, 0.1)
+        return self.find(addr, needle)
+
+
+# ---------------------------------------------------------------- DSNs
+
+class DSN:
+    """A delivery status notification parsed with the email package (RFC 3462/3464)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.msg = email.message_from_bytes(data, policy=email.policy.compat32)
+        self.report = None       # the message/delivery-status part
+        self.per_message = {}    # its first group, names lower-cased
+        self.recipients = []     # its per-recipient groups
+        self.returned = None     # the third part (text/rfc822-headers or message/rfc822), if any
+        if self.msg.get_content_type() != "multipart/report":
+            return
+        parts = self.msg.get_payload()
+        for i, part in enumerate(parts if isinstance(parts, list) else []):
+            if part.get_content_type() == "message/delivery-status":
+                self.report = part
+                groups = _status_groups(part)
+                if groups:
+                    self.per_message = groups[0]
+                    self.recipients = groups[1:]
+                if i + 1 < len(parts):
+                    self.returned = parts[i + 1]
+
+    @property
+    def content_type(self):
+        return self.msg.get_content_type()
+
+    @property
+    def report_type(self):
+        return (self.msg.get_param("report-type") or "").lower()
+
+    def actions(self):
+        return [r.get("action", "").lower() for r in self.recipients]
+
+    def returned_bytes(self):
+        """returned_bytes - the returned headers or message as bytes (b"" when there is none)."""
+        if self.returned is None:
+            return b""
+        payload = self.returned.get_payload()
+        if isinstance(payload, list):  # message/rfc822: one Message
+            return b"".join(p.as_bytes() for p in payload)
+        if isinstance(payload, str):
+            return payload.encode("utf-8", "surrogateescape")
+        return payload or b""
+
+    def __repr__(self):
+        return "DSN(%r)" % self.data[:4000]
+
+
+def _status_groups(part):
+    """_status_groups - the field groups of a message/delivery-status part, as lower-cased dicts."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [dict((k.lower(), v.strip()) for k, v in p.items()) for p in payload]
+    out = []
+    for chunk in re.split(r"\r?\n\r?\n", payload or ""):
+        d = {}
+        for m in re.finditer(r"^([A-Za-z-]+):[ \t]*(.*(?:\r?\n[ \t].*)*)", chunk, re.M):
+            d[m.group(1).lower()] = re.sub(r"\r?\n[ \t]+", " ", m.group(2)).strip()
+        if d:
+            out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------- the notification setup of issue 3
+
+SEED_TCP_NOTIFY = ('smtp mx single_sys remotehost inner subdirs 20 maxjobs 10 pool NOTIFY_POOL '
+                   'backoff "pt4h" "pt8h" notices 1 loopcheck')
+SEED_JOB_CONTROLLER = "[POOL=DEFAULT]\njob_limit=10\n\n[POOL=NOTIFY_POOL]\njob_limit=2\n"
+
+
+def seed_sluice_cnf(port, lmtp=None, tcp_local="smtp mx", tcp_notify=SEED_TCP_NOTIFY, extra_rules="",
+                    extra_channels=""):
+    """seed_sluice_cnf - issue 3's seed configuration: DSNs go process_dsn -> tcp_notify.
+
+    port: the destination port of tcp_local and tcp_notify (where the test's MX peers listen).
+    lmtp: (address, port) of an LMTP store; example.test then goes to channel lmtp_local instead of l.
+    """
+    local_rule = "example.test  $U%$D@lmtp-daemon" if lmtp else "example.test  $U%$D@local-daemon"
+    text = ("! issue 3 seed configuration\n" + local_rule + "\n" + extra_rules +
+            ". $U%$H$,$H@tcp_notify-daemon$Mprocess_dsn\n"
+            ".             $U%$H@tcp_local-daemon\n"
+            "\n"
+            "defaults notificationchannel process_dsn dispositionchannel process_dsn\n"
+            "\n"
+            "process_dsn\nprocess_dsn-daemon\n"
+            "\n"
+            "l\nlocal-daemon\n"
+            "\n")
+    if lmtp:
+        text += "lmtp_local lmtp daemon %s port %d\nlmtp-daemon\n\n" % lmtp
+    text += ("tcp_local %s port %d\ntcp_local-daemon\n\n" % (tcp_local, port) +
+             "tcp_notify %s port %d\ntcp_notify-daemon\n" % (tcp_notify, port))
+    if extra_channels:
+        text += "\n" + extra_channels
+    return text
+
+
+def configure_seed(mta, port, lmtp=None, job_controller=SEED_JOB_CONTROLLER, **kw):
+    """configure_seed - write the seed sluice.cnf and job_controller.cnf into a (stopped) Sluice."""
+    mta.write("sluice.cnf", seed_sluice_cnf(port, lmtp=lmtp, **kw))
+    mta.write("job_controller.cnf", job_controller)
+
+
+def queued_channels(mta, qid):
+    """queued_channels - the channels of the "queued" log lines of queue id qid, in order."""
+    return [ln.kv.get("channel") for ln in mta.log() if ln.event == "queued" and ln.id == qid]
+
+
+def null_sender(env):
+    """null_sender - whether a sink envelope's MAIL FROM was the null reverse path <>."""
+    return re.match(r"^\s*FROM:\s*<>", env.get("raw_mail") or "", re.I) is not None
