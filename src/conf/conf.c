@@ -250,6 +250,12 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     if (cnf_ok && errs->msgs.n == before_jc) resolve_channel_pools(c, errs);
     if (cnf_ok) load_chan_options(c, errs);
     load_directory(c, errs);
+    static const char *tmpl_files[3] = {"dsn_failed.txt", "dsn_delayed.txt", "dsn_success.txt"};
+    for (int i = 0; i < 3; i++) {
+        char *path = join_path(c->dir, tmpl_files[i]);
+        c->dsn_templates[i] = load_file(path, false, errs);
+        free(path);
+    }
     if (errs->msgs.n != before) {
         conf_free(c);
         return NULL;
@@ -265,6 +271,7 @@ void conf_free(sl_conf *c)
     conf_sluice_cnf_free(c);
     conf_job_controller_free(c);
     if (c->directory) dir_free(c->directory);
+    for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     free(c->dir);
     free(c);
 }

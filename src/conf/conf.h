@@ -135,6 +135,8 @@ typedef struct sl_conf {
     sl_pool *pools;       /* job_controller.cnf; pools[0] is the default pool */
     size_t n_pools;
     struct sl_directory *directory;
+    char *dsn_templates[3]; /* dsn_failed.txt, dsn_delayed.txt, dsn_success.txt (optional; NULL = built in) */
+    struct sl_mappings *mappings; /* mappings file (NULL when absent) */
 } sl_conf;
 
 /* Collected "file:line: message" errors. */

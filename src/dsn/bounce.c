@@ -94,7 +94,7 @@ void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t
     b->arg = arg;
     b->kind = m->is_notification ? "postmaster" : kind;
     size_t len = 0;
-    b->text = dsn_build(m, reports, n, ctx->conf->opt.hostname, now_unix(), 64 * 1024, &len);
+    b->text = dsn_build_tmpl(m, reports, n, ctx->conf->opt.hostname, now_unix(), 64 * 1024, ctx->conf->dsn_templates, &len);
     store_new_id(ctx->store, b->em.id, sizeof b->em.id);
     b->em.sender = xstrdup("");
     b->em.is_notification = true;

@@ -174,8 +174,43 @@ static bool dsn_has_8bit(const char *p, size_t len)
 }
 
 /* dsn_human_part - part 1, headers included. */
+/* tmpl_expand - template text with %h expanded and line ends folded into spaces (re-wrapped later). */
+static char *tmpl_expand(const char *p, size_t len, const char *host)
+{
+    strbuf b;
+    sb_init(&b);
+    for (const char *e = p + len; p < e; p++) {
+        if (p[0] == '%' && p + 1 < e && (p[1] == 'h' || p[1] == '%')) {
+            if (p[1] == 'h') sb_puts(&b, host);
+            else sb_putc(&b, '%');
+            p++;
+        } else if (*p == '\n' || *p == '\t') {
+            sb_putc(&b, ' ');
+        } else if (*p != '\r') {
+            sb_putc(&b, *p);
+        }
+    }
+    char *all = sb_steal(&b);
+    char *out = xstrdup(str_trim(all));
+    free(all);
+    return out;
+}
+
+/* tmpl_split - a template's subject (first line "Subject: ...", else NULL) and its text. */
+static void tmpl_split(const char *tmpl, const char *host, char **subject, char **body)
+{
+    *subject = NULL;
+    const char *p = tmpl;
+    if (str_has_prefix_ci(p, "Subject:")) {
+        size_t len = strcspn(p, "\r\n");
+        *subject = tmpl_expand(p + 8, len - 8, host);
+        p += len;
+    }
+    *body = tmpl_expand(p, strlen(p), host);
+}
+
 static void dsn_human_part(strbuf *sb, const qmsg *m, const dsn_report *reports, size_t n,
-                           const char *reporting_mta)
+                           const char *reporting_mta, const char *intro)
 {
     strbuf text;
     char date[64];
@@ -185,7 +220,7 @@ static void dsn_human_part(strbuf *sb, const qmsg *m, const dsn_report *reports,
     s = dsn_clean(reporting_mta, false);
     sb_printf(&text, "This is the mail system at host %s.\r\n\r\n", s);
     free(s);
-    dsn_put_wrapped(&text, "", "", dsn_intro(dsn_kind_of(reports, n)));
+    dsn_put_wrapped(&text, "", "", intro ? intro : dsn_intro(dsn_kind_of(reports, n)));
     rfc5322_date(m->arrival, date, sizeof date);
     sb_puts(&text, "\r\n");
     if (m->client && m->client[0]) {
@@ -356,7 +391,7 @@ static char *dsn_message_id(const qmsg *m, const dsn_report *reports, size_t n, 
 
 /* dsn_top_headers - the report's own header section, ending with the empty line. */
 static void dsn_top_headers(strbuf *sb, const qmsg *m, const dsn_report *reports, size_t n,
-                            const char *reporting_mta, int64_t now, const char *boundary)
+                            const char *reporting_mta, int64_t now, const char *boundary, const char *subject)
 {
     char date[64];
     char *v;
@@ -371,7 +406,7 @@ static void dsn_top_headers(strbuf *sb, const qmsg *m, const dsn_report *reports
     } else {
         dsn_put_field(sb, "To", "undisclosed-recipients:;", false);
     }
-    dsn_put_field(sb, "Subject", dsn_subject(dsn_kind_of(reports, n)), false);
+    dsn_put_field(sb, "Subject", subject ? subject : dsn_subject(dsn_kind_of(reports, n)), false);
     rfc5322_date(now, date, sizeof date);
     dsn_put_field(sb, "Date", date, false);
     v = dsn_message_id(m, reports, n, reporting_mta, now);
@@ -387,6 +422,19 @@ static void dsn_top_headers(strbuf *sb, const qmsg *m, const dsn_report *reports
 char *dsn_build(const qmsg *m, const dsn_report *reports, size_t n, const char *reporting_mta,
                 int64_t now, size_t max_return, size_t *len_out)
 {
+    return dsn_build_tmpl(m, reports, n, reporting_mta, now, max_return, NULL, len_out);
+}
+
+char *dsn_build_tmpl(const qmsg *m, const dsn_report *reports, size_t n, const char *reporting_mta, int64_t now,
+                     size_t max_return, char *const templates[3], size_t *len_out)
+{
+    char *subject = NULL, *intro = NULL;
+    const char *tmpl = templates ? templates[dsn_kind_of(reports, n)] : NULL;
+    if (tmpl) {
+        char *host = dsn_clean(reporting_mta, false);
+        tmpl_split(tmpl, host, &subject, &intro);
+        free(host);
+    }
     strbuf human, status, returned, out;
     strbuf *const parts[] = {&human, &status, &returned};
     char *boundary;
@@ -395,12 +443,16 @@ char *dsn_build(const qmsg *m, const dsn_report *reports, size_t n, const char *
     sb_init(&status);
     sb_init(&returned);
     sb_init(&out);
-    dsn_human_part(&human, m, reports, n, reporting_mta);
+    dsn_human_part(&human, m, reports, n, reporting_mta, intro && *intro ? intro : NULL);
     dsn_status_part(&status, m, reports, n, reporting_mta);
     dsn_returned_part(&returned, m, max_return);
     boundary = dsn_boundary(m, now, parts, SL_ARRAY_LEN(parts));
 
-    dsn_top_headers(&out, m, reports, n, reporting_mta, now, boundary);
+    char *clean_subject = subject && *subject ? dsn_clean(subject, false) : NULL;
+    dsn_top_headers(&out, m, reports, n, reporting_mta, now, boundary, clean_subject);
+    free(clean_subject);
+    free(subject);
+    free(intro);
     sb_puts(&out, "This is a MIME-encapsulated message.\r\n");
     /* a delimiter is CRLF "--" boundary: the CRLF belongs to it, so each part keeps its last line end */
     for (size_t i = 0; i < SL_ARRAY_LEN(parts); i++) {

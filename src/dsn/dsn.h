@@ -20,11 +20,19 @@ typedef struct {
 
 /*
  * dsn_build - the complete RFC 5322 message (CRLF line ends) reporting on m's recipients.
- * reporting_mta is our host name, msgid_domain the right side of the Message-ID, now the
- * current time. RET=HDRS (or unset) returns the header as text/rfc822-headers; RET=FULL the whole
+ * reporting_mta is our host name (also the right side of the Message-ID), now the current time. RET=HDRS (or unset) returns the header as text/rfc822-headers; RET=FULL the whole
  * message as message/rfc822, cut to max_return bytes (then headers only). Caller frees.
  */
 char *dsn_build(const qmsg *m, const dsn_report *reports, size_t n, const char *reporting_mta,
                 int64_t now, size_t max_return, size_t *len_out);
+
+/*
+ * dsn_build_tmpl - dsn_build with editable texts: templates[0..2] for failed, delayed and success
+ * reports (NULL entries use the built-in text). A template's first line may be "Subject: ..."; the
+ * rest replaces the introduction of the human-readable part; "%h" stands for reporting_mta, "%%"
+ * for "%".
+ */
+char *dsn_build_tmpl(const qmsg *m, const dsn_report *reports, size_t n, const char *reporting_mta, int64_t now,
+                     size_t max_return, char *const templates[3], size_t *len_out);
 
 #endif

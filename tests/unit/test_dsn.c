@@ -392,6 +392,30 @@ static void test_envid(void **state)
     qmsg_free(&f.m);
 }
 
+/* Editable templates: the subject line and the introduction come from the template, %h expanded. */
+static void test_templates(void **state)
+{
+    (void)state;
+    fixture f;
+    dsn_report reps[2];
+    fixture_init(&f, DSN_RET_HDRS, NULL);
+    two_reports(&f, reps);
+    char *tmpl[3] = {xstrdup("Subject: Bounced by %h\nWe at %h could not deliver it.\nSorry, 100%% sure.\n"), NULL,
+                     NULL};
+    size_t len;
+    char *text = dsn_build_tmpl(&f.m, reps, 2, "mx.example.test", 1700000000, 65536, tmpl, &len);
+    assert_non_null(strstr(text, "\r\nSubject: Bounced by mx.example.test\r\n"));
+    assert_non_null(strstr(text, "We at mx.example.test could not deliver it. Sorry, 100% sure."));
+    assert_null(strstr(text, "Undelivered Mail Returned to Sender"));
+    free(text);
+    /* a kind without a template keeps the built-in text */
+    char *dflt = dsn_build_tmpl(&f.m, reps, 2, "mx.example.test", 1700000000, 65536, NULL, &len);
+    assert_non_null(strstr(dflt, "Subject: Undelivered Mail Returned to Sender"));
+    free(dflt);
+    free(tmpl[0]);
+    qmsg_free(&f.m);
+}
+
 static const struct {
     const char *actions[3];
     const char *subject;
@@ -562,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_boundary_not_in_content),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_8bit_content),
+        cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
