@@ -1,6 +1,9 @@
 /* cli.c - command-line front end (see cli.h). */
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "core/tls.h"
+
+#include <openssl/ssl.h>
 #include "cli/test_rewrite.h"
 #include "queue/qadmin.h"
 #include "rewrite/rewrite.h"
@@ -31,7 +34,17 @@ int cli_check(const char *dir)
     sl_conf *c = conf_load(dir, &errs);
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     int rc = c ? 0 : 1;
-    if (c) {
+    if (c && c->opt.tls_certificate) {
+        char err[512];
+        SSL_CTX *t = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, err, sizeof err);
+        if (!t) {
+            fprintf(stderr, "%s/option.dat: tls_certificate: %s\n", dir, err);
+            rc = 1;
+        } else {
+            SSL_CTX_free(t);
+        }
+    }
+    if (c && rc == 0) {
         strvec notes = {0};
         char *file = xasprintf("%s/sluice.cnf", dir);
         rewrite_conf_notes(c, file, &notes);
@@ -40,8 +53,8 @@ int cli_check(const char *dir)
         free(file);
         printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
                c->n_rules, c->n_channels, c->n_services, dir_domain_count(c->directory), dir_user_count(c->directory));
-        conf_free(c);
     }
+    conf_free(c);
     sv_free(&errs.msgs);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "core/ctx.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/workq.h"
 #include "dir/dir.h"
 #include "dns/dns.h"
@@ -16,7 +17,11 @@
 #include "smtp/listener.h"
 
 #include <event2/event.h>
+#include <grp.h>
+#include <openssl/ssl.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +61,40 @@ static void recovered(void *arg, qmsg *msg, char *path)
     sched_add(arg, msg, path);
 }
 
+/* tls_reload - (re)create the server context from the configuration; false (logged) on failure. */
+static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
+{
+    SSL_CTX *srv = NULL;
+    if (c->opt.tls_certificate) {
+        srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, err, errlen);
+        if (!srv) return false;
+    }
+    if (ctx->tls_server) SSL_CTX_free(ctx->tls_server);
+    ctx->tls_server = srv;
+    return true;
+}
+
+/* drop_privileges - become option.dat's run_as user once the ports are bound. */
+static void drop_privileges(const sl_conf *c)
+{
+    if (!c->opt.run_as || geteuid() != 0) return;
+    struct passwd *pw = getpwnam(c->opt.run_as);
+    if (!pw) fatal("run_as: no such user '%s'", c->opt.run_as);
+    if (chown(c->opt.queue_dir, pw->pw_uid, pw->pw_gid) < 0) log_warn(NULL, "chown_failed", "path=%s", c->opt.queue_dir);
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        fatal("run_as: cannot become '%s'", c->opt.run_as);
+    log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);
+}
+
+/* reload_tls_failed - a reload whose certificate cannot be loaded keeps the old configuration. */
+static bool reload_tls_failed(daemon_state *d, sl_conf *c)
+{
+    char err[512];
+    if (tls_reload(&d->ctx, c, err, sizeof err)) return false;
+    log_error(NULL, "reload_failed", "dir=%s error=\"%s\" keeping=old_configuration", d->dir, err);
+    return true;
+}
+
 static void reload(daemon_state *d)
 {
     conf_errors errs = {0};
@@ -63,6 +102,8 @@ static void reload(daemon_state *d)
     if (!c) {
         for (size_t i = 0; i < errs.msgs.n; i++) log_error(NULL, "reload_error", "error=\"%s\"", errs.msgs.v[i]);
         log_error(NULL, "reload_failed", "dir=%s keeping=old_configuration", d->dir);
+    } else if (reload_tls_failed(d, c)) {
+        conf_free(c);
     } else {
         ctx_conf_replace(&d->ctx, c);
         log_set_level((enum log_level)c->opt.log_level);
@@ -123,6 +164,9 @@ int daemon_serve(const char *dir)
     char err[512];
     d.ctx.store = store_open(d.ctx.base, d.ctx.wq, conf->opt.queue_dir, err, sizeof err);
     if (!d.ctx.store) fatal("%s", err);
+    if (!tls_reload(&d.ctx, conf, err, sizeof err)) fatal("tls: %s", err);
+    d.ctx.tls_client = tls_client_ctx(err, sizeof err);
+    if (!d.ctx.tls_client) fatal("tls: %s", err);
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
@@ -138,6 +182,7 @@ int daemon_serve(const char *dir)
     event_add(d.ev_term, NULL);
     event_add(d.ev_int, NULL);
     event_add(d.ev_hup, NULL);
+    drop_privileges(conf);
     sched_load_returns(d.ctx.sched);
     sched_start(d.ctx.sched);
     d.ctl = control_open(&d.ctx);
@@ -159,6 +204,8 @@ int daemon_serve(const char *dir)
     dns_free(d.ctx.dns);
     ctx_conf_release_all(&d.ctx);
     free(d.ctx.listen_addrs);
+    if (d.ctx.tls_server) SSL_CTX_free(d.ctx.tls_server);
+    SSL_CTX_free(d.ctx.tls_client);
     event_base_free(d.ctx.base);
     libevent_global_shutdown();
     return 0;

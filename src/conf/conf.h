@@ -45,7 +45,11 @@ typedef struct {
     unsigned connect_timeout;  /* connect_timeout seconds (default 30) */
     unsigned command_timeout;  /* command_timeout seconds for the SMTP client (default 300) */
     unsigned commit_workers;   /* reserved */
-    unsigned greeting_delay_ms;/* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
+    unsigned greeting_delay_ms;
+    char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
+    char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
+    char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
+    unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) *//* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
 } sl_options;
 
 enum channel_type {
@@ -107,6 +111,7 @@ typedef struct {
     enum chan_tls tls;           /* "maytls" (default for tcp_*) / "musttls" / "notls" */
     bool errsendpost;            /* "errsendpost" (default) / "nosendpost": an undeliverable DSN goes to the postmaster or is dropped */
     sl_chan_opts copts;          /* <channel>_option file */
+    char *saslswitchchannel;     /* "saslswitchchannel CH": an authenticated session's source channel becomes CH */
 } sl_channel;
 
 typedef struct {
@@ -115,11 +120,20 @@ typedef struct {
     int line;
 } sl_rule;
 
+enum svc_tls { SVC_TLS_STARTTLS = 0, SVC_TLS_REQUIRED = 1, SVC_TLS_IMPLICIT = 2, SVC_TLS_NONE = 3 };
+
 typedef struct {
     char *name;
     strvec ports;      /* PORT=, as text */
     strvec addresses;  /* INTERFACE_ADDRESS= (default 0.0.0.0) */
     char *channel;     /* PARAMETER=CHANNEL= (default tcp_local) */
+    enum svc_tls tls;  /* TLS_MODE=starttls|required|implicit|none (default starttls when a certificate is set) */
+    bool tls_set;      /* TLS_MODE given */
+    bool auth_required;/* AUTH_REQUIRED=yes: MAIL needs a successful AUTH first (submission) */
+    bool auth_plain;   /* AUTH_WITHOUT_TLS=yes: offer AUTH on an unencrypted connection */
+    unsigned max_conns;       /* MAX_CONNECTIONS (default 1000) */
+    unsigned max_per_client;  /* MAX_PER_CLIENT (default 50) */
+    unsigned backlog;         /* BACKLOG (default 511) */
     int line;
 } sl_service;
 

@@ -90,6 +90,9 @@ static void section_open(disp_parser *p, int line, char *text)
     p->in_section = true;
     p->discard = true;
     p->cur.line = line;
+    p->cur.max_conns = 1000;
+    p->cur.max_per_client = 50;
+    p->cur.backlog = 511;
     size_t n = strlen(text);
     char *eq = strchr(text, '=');
     if (text[n - 1] != ']' || !eq) {
@@ -174,6 +177,35 @@ static void key_parameter(disp_parser *p, int line, char *value)
     p->cur.channel = str_lower(xstrdup(arg));
 }
 
+static void key_tls(disp_parser *p, int line, const char *value)
+{
+    static const char *names[] = {"starttls", "required", "implicit", "none"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++)
+        if (str_ieq(value, names[i])) {
+            p->cur.tls = (enum svc_tls)i;
+            p->cur.tls_set = true;
+            return;
+        }
+    disp_error(p, line, "TLS_MODE: bad value '%s' (expected starttls, required, implicit or none)", value);
+}
+
+static void key_bool(disp_parser *p, int line, const char *key, const char *value, bool *out)
+{
+    if (str_ieq(value, "yes") || str_ieq(value, "true") || !strcmp(value, "1")) *out = true;
+    else if (str_ieq(value, "no") || str_ieq(value, "false") || !strcmp(value, "0")) *out = false;
+    else disp_error(p, line, "%s: bad value '%s' (expected yes or no)", key, value);
+}
+
+static void key_uint(disp_parser *p, int line, const char *key, const char *value, uint64_t min, uint64_t max,
+                     unsigned *out)
+{
+    uint64_t v;
+    if (parse_uint(value, min, max, &v) != 0)
+        disp_error(p, line, "%s: bad value '%s' (expected %llu..%llu)", key, value, (unsigned long long)min,
+                   (unsigned long long)max);
+    else *out = (unsigned)v;
+}
+
 /* parse_key_line - "KEY=VALUE" inside a section. */
 static void parse_key_line(disp_parser *p, int line, char *text)
 {
@@ -191,6 +223,12 @@ static void parse_key_line(disp_parser *p, int line, char *text)
     if (str_ieq(key, "PORT")) key_port(p, line, value);
     else if (str_ieq(key, "INTERFACE_ADDRESS")) key_address(p, line, value);
     else if (str_ieq(key, "PARAMETER")) key_parameter(p, line, value);
+    else if (str_ieq(key, "TLS_MODE")) key_tls(p, line, value);
+    else if (str_ieq(key, "AUTH_REQUIRED")) key_bool(p, line, key, value, &p->cur.auth_required);
+    else if (str_ieq(key, "AUTH_WITHOUT_TLS")) key_bool(p, line, key, value, &p->cur.auth_plain);
+    else if (str_ieq(key, "MAX_CONNECTIONS")) key_uint(p, line, key, value, 1, 1000000, &p->cur.max_conns);
+    else if (str_ieq(key, "MAX_PER_CLIENT")) key_uint(p, line, key, value, 1, 1000000, &p->cur.max_per_client);
+    else if (str_ieq(key, "BACKLOG")) key_uint(p, line, key, value, 1, 65535, &p->cur.backlog);
     else disp_error(p, line, "unknown key '%s'", key);
 }
 

@@ -60,6 +60,7 @@ void conf_options_defaults(sl_options *opt)
     opt->connect_timeout = 30;
     opt->command_timeout = 300;
     opt->commit_workers = 1;
+    opt->auth_max_failures = 3;
 }
 
 void conf_options_free(sl_options *opt)
@@ -67,6 +68,10 @@ void conf_options_free(sl_options *opt)
     free(opt->hostname);
     free(opt->queue_dir);
     free(opt->maildir_root);
+    free(opt->tls_certificate);
+    free(opt->tls_key);
+    free(opt->run_as);
+    opt->tls_certificate = opt->tls_key = opt->run_as = NULL;
     sv_free(&opt->dns_servers);
     free(opt->internal_networks);
     opt->hostname = opt->queue_dir = opt->maildir_root = NULL;
@@ -124,6 +129,17 @@ static int set_path(sl_options *opt, const char *v, const opt_def *d, const char
     char **field = (char **)((char *)opt + d->offset);
     free(*field);
     *field = path;
+    return 0;
+}
+
+/* set_word - a single word such as a user name. */
+static int set_word(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    if (!*v || strpbrk(v, " \t/")) return -1;
+    char **field = (char **)((char *)opt + d->offset);
+    free(*field);
+    *field = xstrdup(v);
     return 0;
 }
 
@@ -271,6 +287,10 @@ static const opt_def opt_table[] = {
     {"connect_timeout", set_duration, OFF(connect_timeout), 1, 3600, "a duration 1s..1h"},
     {"command_timeout", set_duration, OFF(command_timeout), 1, DAY, "a duration 1s..1d"},
     {"greeting_delay", set_uint, OFF(greeting_delay_ms), 0, 10000, "milliseconds 0..10000"},
+    {"tls_certificate", set_path, OFF(tls_certificate), 0, 0, "a file path"},
+    {"tls_key", set_path, OFF(tls_key), 0, 0, "a file path"},
+    {"run_as", set_word, OFF(run_as), 0, 0, "a user name"},
+    {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},
 };
 #undef OFF
 

@@ -80,6 +80,7 @@ static void channel_free(sl_channel *ch)
     free(ch->notificationchannel);
     free(ch->dispositionchannel);
     free(ch->lastresort);
+    free(ch->saslswitchchannel);
     memset(ch, 0, sizeof *ch);
 }
 
@@ -250,6 +251,12 @@ static void kw_daemon(cnf_parser *p, int line, const char *kw, char **args, size
     host_arg(p, line, kw, args[0], &p->cur.daemon);
 }
 
+static void kw_saslswitch(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    name_arg(p, line, kw, args[0], true, &p->cur.saslswitchchannel);
+}
+
 static void kw_lastresort(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
     (void)nargs;
@@ -372,6 +379,7 @@ static const chan_keyword chan_keywords[] = {
     {"notificationchannel", KW_ONE, kw_notify_channel},
     {"dispositionchannel", KW_ONE, kw_notify_channel},
     {"lastresort", KW_ONE, kw_lastresort},
+    {"saslswitchchannel", KW_ONE, kw_saslswitch},
     {"rules", KW_FLAG, kw_rules},
     {"norules", KW_FLAG, kw_rules},
     {"maytls", KW_FLAG, kw_tls},
@@ -430,6 +438,7 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
     free(ch->dispositionchannel);
     ch->dispositionchannel = xstrdup(d->dispositionchannel);
     ch->lastresort = xstrdup(d->lastresort);
+    ch->saslswitchchannel = xstrdup(d->saslswitchchannel);
     ch->rules = d->rules;
     ch->errsendpost = d->errsendpost;
 }

@@ -28,6 +28,8 @@ typedef struct sl_ctx {
     char loop_token[40];  /* installation-unique XLOOP token (QUEUE/loop-token) */
     struct sockaddr_storage *listen_addrs; /* our listening sockets, for self-MX detection */
     size_t n_listen;
+    struct ssl_ctx_st *tls_server; /* STARTTLS server context (NULL: no certificate configured) */
+    struct ssl_ctx_st *tls_client; /* opportunistic client context */
     void *conf_refs;      /* private: reference counts (ctx.c) */
 } sl_ctx;
 

@@ -298,6 +298,49 @@ int parse_duration(const char *s, int64_t *seconds)
     return 0;
 }
 
+static int b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int b64_decode(const char *in, size_t len, strbuf *out)
+{
+    if (len % 4) return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)in[i + k];
+            if (c == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad || (v[k] = b64_val(c)) < 0) {
+                return -1;
+            }
+        }
+        char b[3] = {(char)(v[0] << 2 | v[1] >> 4), (char)((v[1] & 15) << 4 | v[2] >> 2), (char)((v[2] & 3) << 6 | v[3])};
+        sb_append(out, b, (size_t)(3 - pad));
+    }
+    if (!out->data) sb_append(out, "", 0);
+    return 0;
+}
+
+void b64_encode(const void *p, size_t n, strbuf *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)b[i] << 16 | (i + 1 < n ? (unsigned)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+        char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
+        sb_append(out, q, 4);
+    }
+}
+
 int64_t now_unix(void)
 {
     return (int64_t)time(NULL);

@@ -90,6 +90,11 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* parse_duration - "30", "30s", "5m", "2h", "1d" or ISO 8601 "PT4H"/"P1DT2H" into seconds; -1 on error. */
 int parse_duration(const char *s, int64_t *seconds);
 
+/* b64_decode - decode standard base64 (padding required, no whitespace) into out; -1 if malformed. */
+int b64_decode(const char *in, size_t len, strbuf *out);
+/* b64_encode - encode n bytes as standard base64, appended to out. */
+void b64_encode(const void *p, size_t n, strbuf *out);
+
 /* now_unix - wall-clock seconds. */
 int64_t now_unix(void);
 /* now_mono_ms - monotonic milliseconds, for timeouts and latency. */

@@ -30,6 +30,10 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "core/tls.h"
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include "smtp/client.h"
 #include "smtp/parse.h"
 
@@ -46,7 +50,9 @@ enum out_state {
     OS_TXN,        /* MAIL/RCPT/DATA replies outstanding */
     OS_BODY,       /* message sent, waiting for the end-of-data reply */
     OS_DOT_ONLY,   /* DATA got 354 without accepted recipients: "." sent */
-    OS_RSET        /* no recipient accepted: RSET sent */
+    OS_RSET,       /* no recipient accepted: RSET sent */
+    OS_STARTTLS,   /* STARTTLS sent, waiting for 220 */
+    OS_TLS_HANDSHAKE /* TLS handshake in progress */
 };
 
 enum rcpt_state { RS_PENDING = 0, RS_ACCEPTED, RS_DONE };
@@ -108,11 +114,15 @@ struct smtp_out {
     bool tried_lastresort;
     unsigned msgs_on_conn; /* transactions on the current connection */
     size_t lmtp_next;     /* LMTP: next accepted recipient whose reply is due */
+    struct ssl_ctx_st *tls_ctx;
+    bool tls_active;
+    char tls_info[96];
 };
 
 static void dest_try_next(smtp_out *s);
 static void dest_start(smtp_out *s);
 static void txn_begin(smtp_out *s);
+static void session_ehlo(smtp_out *s, const char *verb);
 static void item_finish(smtp_out *s);
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -239,6 +249,7 @@ static void conn_close(smtp_out *s, bool quit)
     }
     s->gen++;
     s->st = OS_CLOSED;
+    s->tls_active = false;
     smtp_reply_parser_free(&s->rp);
     memset(&s->caps, 0, sizeof s->caps);
 }
@@ -366,6 +377,24 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
     if (s->in_connect) { /* reported from inside bufferevent_socket_connect: handled there */
         s->sync_what = what;
         s->sync_errno = errno;
+        return;
+    }
+    if (s->st == OS_TLS_HANDSHAKE) {
+        if (what & BEV_EVENT_CONNECTED) {
+            tls_describe(bufferevent_openssl_get_ssl(bev), s->tls_info, sizeof s->tls_info);
+            s->tls_active = true;
+            log_info(out_msg_id(s), "tls", "peer=%s %s", s->peer, s->tls_info);
+            session_ehlo(s, "EHLO"); /* RFC 3207: start over */
+            s->st = OS_EHLO;
+            return;
+        }
+        char err[256];
+        tls_last_error(err, sizeof err);
+        log_info(out_msg_id(s), "tls_failed", "peer=%s error=\"%s\"", s->peer, err);
+        char *what_txt = xasprintf("TLS handshake failed: %s", err);
+        fail_set_conn(s, "4.7.5", what_txt);
+        free(what_txt);
+        conn_failed(s, false);
         return;
     }
     if (s->st == OS_CONNECTING) {
@@ -814,8 +843,39 @@ static void session_on_body_reply(smtp_out *s, const smtp_reply *r)
 }
 
 /* session_on_hello_reply - the greeting, EHLO or HELO reply. */
+/* tls_begin - the reply to STARTTLS: 220 starts the handshake; anything else is no TLS. */
+static void tls_begin(smtp_out *s, const smtp_reply *r)
+{
+    if (r->code != 220) {
+        if (s->ch->tls == CHAN_TLS_MUST) {
+            fail_set_reply(s, r);
+            conn_failed(s, r->code != 421);
+            return;
+        }
+        log_info(out_msg_id(s), "tls_refused", "peer=%s code=%d", s->peer, r->code);
+        txn_begin(s); /* opportunistic: go on in clear text */
+        return;
+    }
+    /* whatever the server sent after its 220 precedes the handshake: never act on it */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    smtp_reply_parser_free(&s->rp);
+    SSL *ssl = SSL_new(s->tls_ctx);
+    struct bufferevent *tb =
+        bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    s->bev = tb;
+    s->st = OS_TLS_HANDSHAKE;
+    bufferevent_setcb(s->bev, conn_on_read, conn_on_write, conn_on_event, s);
+    conn_timeouts(s, copt(s->ch->copts.command_timeout, s->conf->opt.command_timeout, 300));
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
 static void session_on_hello_reply(smtp_out *s, const smtp_reply *r)
 {
+    if (s->st == OS_STARTTLS) {
+        tls_begin(s, r);
+        return;
+    }
     bool ok = r->code >= 200 && r->code < 300;
     if (s->st == OS_GREETING && ok) {
         session_ehlo(s, "EHLO");
@@ -836,6 +896,18 @@ static void session_on_hello_reply(smtp_out *s, const smtp_reply *r)
         smtp_caps_parse(r, &s->caps);
     else
         memset(&s->caps, 0, sizeof s->caps);
+    if (!s->tls_active && s->ch->tls != CHAN_TLS_NO) {
+        if (s->caps.starttls && s->tls_ctx) {
+            out_write(s, "STARTTLS\r\n");
+            s->st = OS_STARTTLS;
+            return;
+        }
+        if (s->ch->tls == CHAN_TLS_MUST) { /* musttls: never in clear text; a sibling may offer it */
+            fail_set_conn(s, "4.7.4", "TLS is required but the server does not offer STARTTLS");
+            conn_failed(s, true);
+            return;
+        }
+    }
     if (s->ch->loopcheck && s->self_token && s->caps.xloop[0] && !strcmp(s->caps.xloop, s->self_token)) {
         /* the next hop is this very installation: bounce now instead of looping */
         char *diag = xasprintf("smtp; mail loop: %s is this installation (XLOOP)", s->peer);
@@ -856,6 +928,7 @@ static void conn_on_reply(smtp_out *s, const smtp_reply *r)
     case OS_GREETING:
     case OS_EHLO:
     case OS_HELO:
+    case OS_STARTTLS:
         session_on_hello_reply(s, r);
         break;
     case OS_TXN:
@@ -975,6 +1048,11 @@ bool smtp_out_reusable(const smtp_out *s)
 {
     unsigned max = s->ch->copts.max_messages ? s->ch->copts.max_messages : 100;
     return s->st == OS_IDLE && s->bev && !s->item && s->msgs_on_conn < max;
+}
+
+void smtp_out_set_tls(smtp_out *s, struct ssl_ctx_st *ctx)
+{
+    s->tls_ctx = ctx;
 }
 
 void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n)

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct ssl_ctx_st;
 typedef struct smtp_out smtp_out;
 
 /* smtp_out_done_cb - every result of item is filled. Called on the loop, never from inside smtp_out_deliver. */
@@ -38,6 +39,8 @@ smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *con
  * that resolves to one of them is a loop, 5.4.6, unless the channel has selfmx). Copies.
  */
 void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n);
+/* smtp_out_set_tls - the client TLS context for STARTTLS (channel maytls/musttls); NULL disables. */
+void smtp_out_set_tls(smtp_out *s, struct ssl_ctx_st *ctx);
 /* smtp_out_deliver - deliver item (connecting first if needed); cb runs once when done. One item at a time. */
 void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *arg);
 /* smtp_out_reusable - whether the connection is open and idle, ready for another item. */

@@ -559,6 +559,7 @@ static void job_run_item(job *j)
             sl_ctx *ctx = j->s->ctx;
             j->out = smtp_out_new(ctx->base, ctx->dns, j->conf, j->ch, j->host);
             smtp_out_set_self(j->out, ctx->loop_token, ctx->listen_addrs, ctx->n_listen);
+            smtp_out_set_tls(j->out, ctx->tls_client);
         }
         smtp_out_deliver(j->out, &j->item, smtp_item_done, j);
     } else if (j->ch->type == CHAN_PROCESS) {

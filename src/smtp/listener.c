@@ -10,6 +10,11 @@
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
 #include "smtp/server.h"
+#include "core/tls.h"
+
+#include <crypt.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +34,7 @@ struct listener {
     sl_ctx *ctx;
     struct evconnlistener **evls;
     char **svc_channel;
+    char **svc_name;   /* service of each listening socket */
     size_t n;
     conn *conns;
     int nconns;
@@ -44,7 +50,13 @@ struct conn {
     sl_conf *conf;
     enq_msg *pending; /* message being committed */
     struct event *greet_timer; /* pending greeting (greeting_delay) */
+    struct event *delay_timer; /* replies held back (failed AUTH) */
+    struct event *linger;      /* waiting for the last reply to leave before closing */
+    int linger_ticks;
     bool dead;        /* connection gone while a commit was pending */
+    bool handshaking; /* TLS handshake in progress */
+    char *svc;        /* service name */
+    char ip[64];
 };
 
 static const smtp_server_ops ops;
@@ -58,36 +70,101 @@ static void conn_free(conn *c)
     l->nconns--;
     if (c->bev) bufferevent_free(c->bev);
     if (c->greet_timer) event_free(c->greet_timer);
+    if (c->delay_timer) event_free(c->delay_timer);
+    if (c->linger) event_free(c->linger);
+    free(c->svc);
     smtp_sess_free(c->sess);
     ctx_conf_put(l->ctx, c->conf);
     free(c);
 }
 
 /* conn_flush - write queued replies; close once written when the session ends. */
-static void conn_flush(conn *c)
+static void conn_delay_done(evutil_socket_t fd, short what, void *arg);
+
+/* conn_out_pending - bytes not yet handed to the kernel (a TLS filter keeps some in the socket layer). */
+static size_t conn_out_pending(conn *c)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct bufferevent *under = bufferevent_get_underlying(c->bev);
+    if (under) n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+static void conn_linger(evutil_socket_t fd, short what, void *arg);
+
+/* conn_close_when_sent - free now if everything was sent, else look again shortly (bounded). */
+static bool conn_close_when_sent(conn *c)
+{
+    if (c->pending) return false;
+    if (conn_out_pending(c) == 0 || c->linger_ticks > 100) {
+        conn_free(c);
+        return true;
+    }
+    if (!c->linger) c->linger = evtimer_new(c->l->ctx->base, conn_linger, c);
+    struct timeval tv = {0, 20000};
+    evtimer_add(c->linger, &tv);
+    return false;
+}
+
+static void conn_linger(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    c->linger_ticks++;
+    conn_close_when_sent(c);
+}
+
+/* conn_flush - returns true when the connection was freed (the caller must not touch c). */
+static bool conn_flush(conn *c)
 {
     smtp_sess *s = c->sess;
+    if (s->reply_delay_ms && s->out.len) { /* hold the answer (and the session) back for a while */
+        if (!c->delay_timer) c->delay_timer = evtimer_new(c->l->ctx->base, conn_delay_done, c);
+        struct timeval tv = {s->reply_delay_ms / 1000, (s->reply_delay_ms % 1000) * 1000};
+        s->reply_delay_ms = 0;
+        bufferevent_disable(c->bev, EV_READ);
+        evtimer_add(c->delay_timer, &tv);
+        return false;
+    }
+    if (c->delay_timer && evtimer_pending(c->delay_timer, NULL)) return false;
     if (s->out.len) {
         bufferevent_write(c->bev, s->out.data, s->out.len);
         sb_reset(&s->out);
     }
     if (s->closing) {
         bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->pending) conn_free(c);
+        return conn_close_when_sent(c);
     }
+    return false;
 }
 
 /* conn_process - feed everything buffered to the session. */
+static void conn_tls_start(conn *c);
+
 static void conn_process(conn *c)
 {
+    if (c->handshaking || (c->delay_timer && evtimer_pending(c->delay_timer, NULL))) return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t len = evbuffer_get_length(in);
-    if (len && c->sess->state != SESS_WAIT_COMMIT && c->sess->state != SESS_CLOSED) {
+    enum smtp_sess_state st = c->sess->state;
+    if (len && st != SESS_WAIT_COMMIT && st != SESS_CLOSED && st != SESS_STARTTLS) {
         const char *p = (const char *)evbuffer_pullup(in, -1);
         size_t used = smtp_sess_feed(c->sess, p, len);
         evbuffer_drain(in, used);
     }
-    conn_flush(c);
+    if (conn_flush(c)) return;
+    if (c->sess->state == SESS_STARTTLS && !c->handshaking) conn_tls_start(c);
+}
+
+static void conn_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (!c->sess->closing) bufferevent_enable(c->bev, EV_READ);
+    if (conn_flush(c)) return;
+    if (!c->sess->closing) conn_process(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -118,13 +195,26 @@ static void on_greet(evutil_socket_t fd, short what, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
-    if (c->sess->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->pending) conn_free(c);
+    (void)bev;
+    if (c->sess->closing) conn_close_when_sent(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     conn *c = arg;
+    if ((what & BEV_EVENT_CONNECTED) && c->handshaking) {
+        char info[96];
+        tls_describe(bufferevent_openssl_get_ssl(bev), info, sizeof info);
+        c->handshaking = false;
+        smtp_sess_tls_started(c->sess, info);
+        conn_process(c);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR && c->handshaking) {
+        char err[256];
+        tls_last_error(err, sizeof err);
+        log_info(c->sess->id, "tls_failed", "client=[%s] error=\"%s\"", c->sess->client_ip, err);
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         smtp_sess_timeout(c->sess);
         conn_flush(c);
@@ -152,6 +242,49 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
     }
 }
 
+static const sl_service *service_by_name(const sl_conf *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->n_services; i++)
+        if (str_ieq(conf->services[i].name, name)) return &conf->services[i];
+    return NULL;
+}
+
+/* conn_limits - why a new connection of this client to this service is refused, or NULL. */
+static const char *conn_limits(const listener *l, const sl_service *svc, const char *ip)
+{
+    if (!svc) return NULL;
+    unsigned total = 0, same = 0;
+    for (const conn *o = l->conns; o; o = o->next) {
+        if (!str_ieq(o->svc, svc->name)) continue;
+        total++;
+        if (!strcmp(o->ip, ip)) same++;
+    }
+    if (total > svc->max_conns) return "Too many connections";
+    if (same > svc->max_per_client) return "Too many connections from your address";
+    return NULL;
+}
+
+/* conn_tls_start - after "220 Ready to start TLS": drop what the client pipelined, then handshake. */
+static void conn_tls_start(conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk) {
+        /* RFC 3207: nothing sent before the handshake may be acted upon (command injection) */
+        log_info(c->sess->id, "tls_discarded", "client=[%s] bytes=%zu", c->sess->client_ip, junk);
+        evbuffer_drain(in, junk);
+    }
+    SSL *ssl = SSL_new(c->l->ctx->tls_server);
+    struct bufferevent *tb = bufferevent_openssl_filter_new(c->l->ctx->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                            BEV_OPT_CLOSE_ON_FREE);
+    c->bev = tb;
+    c->handshaking = true;
+    struct timeval idle = {c->conf->opt.idle_timeout ? c->conf->opt.idle_timeout : 300, 0};
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)evl;
@@ -168,7 +301,24 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bool internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa);
     c->sess = smtp_sess_new(c->conf, &ops, c, id, svc < l->n ? l->svc_channel[svc] : "tcp_local", ip, internal);
     c->sess->loop_token = l->ctx->loop_token;
-    c->bev = bufferevent_socket_new(l->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
+    snprintf(c->ip, sizeof c->ip, "%s", ip);
+    const sl_service *service = service_by_name(c->conf, c->svc);
+    enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
+    bool have_tls = l->ctx->tls_server != NULL;
+    c->sess->tls_offered = have_tls && (mode == SVC_TLS_STARTTLS || mode == SVC_TLS_REQUIRED);
+    c->sess->tls_required = mode == SVC_TLS_REQUIRED;
+    c->sess->auth_offered = true;
+    c->sess->auth_plain = service && service->auth_plain;
+    c->sess->auth_required = service && service->auth_required;
+    const char *refuse = conn_limits(l, service, ip);
+    if (mode == SVC_TLS_IMPLICIT && have_tls && !refuse) {
+        SSL *ssl = SSL_new(l->ctx->tls_server);
+        c->bev = bufferevent_openssl_socket_new(l->ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        c->handshaking = true;
+    } else {
+        c->bev = bufferevent_socket_new(l->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;
     l->conns = c;
@@ -178,6 +328,14 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (refuse) {
+        smtp_sess_reply(c->sess, "421 4.7.0 %s %s, try again later", c->conf->opt.hostname, refuse);
+        log_info(id, "reject", "client=[%s] cmd=connect reply=\"421 4.7.0 %s\"", ip, refuse);
+        c->sess->closing = true;
+        c->sess->state = SESS_CLOSED;
+        conn_flush(c);
+        return;
+    }
     if (c->conf->opt.greeting_delay_ms) {
         c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
         struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
@@ -260,7 +418,7 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
         for (size_t i = 0; code == 250 && i < targets.n; i++) code = route_one(s, targets.v[i], cmd, addr, reply);
         if (code != 250) smtp_sess_truncate_rcpts(s, before); /* all or nothing */
         sv_free(&targets);
-    } else if (!s->client_internal) {
+    } else if (!s->client_internal && !s->auth_user) {
         sb_printf(reply, "550 5.7.1 <%s>: Relay access denied", addr);
         code = 550;
     } else {
@@ -270,6 +428,39 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
     log_info(s->id, code == 250 ? "rcpt" : "rcpt_rejected", "to=<%s> code=%d", addr, code);
     free(addr);
     return code;
+}
+
+/* password_ok - pass against a userPassword value in a crypt(3) format ("{CRYPT}$6$..." or "$6$..."). */
+static bool password_ok(const char *stored, const char *pass)
+{
+    if (!stored) return false;
+    if (str_has_prefix_ci(stored, "{CRYPT}")) stored += 7;
+    if (stored[0] == '{' || !stored[0]) return false; /* other schemes (plain text, SSHA) are not accepted */
+    struct crypt_data *cd = xcalloc(1, sizeof *cd);
+    const char *h = crypt_r(pass, stored, cd);
+    bool ok = h && h[0] != '*' && strcmp(h, stored) == 0;
+    explicit_bzero(cd, sizeof *cd);
+    free(cd);
+    return ok;
+}
+
+static sl_result ops_auth(void *ctx, smtp_sess *s, const char *user, const char *pass)
+{
+    (void)ctx;
+    const dir_entry *e = dir_lookup(s->conf->directory, user);
+    if (!e || e->kind != DIR_USER || (e->status && !str_ieq(e->status, "active"))) {
+        /* compare anyway so that unknown users cost the same time */
+        password_ok("$6$saltsaltsaltsalt$", pass);
+        return SL_PERM;
+    }
+    if (!password_ok(e->password, pass)) return SL_PERM;
+    const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
+    if (src && src->saslswitchchannel) {
+        log_info(s->id, "channel_switch", "from=%s to=%s user=<%s>", s->src_channel, src->saslswitchchannel, user);
+        free(s->src_channel);
+        s->src_channel = xstrdup(src->saslswitchchannel);
+    }
+    return SL_OK;
 }
 
 static void commit_done(void *arg, sl_result res, const char *err)
@@ -316,11 +507,12 @@ static void ops_commit(void *ctx, smtp_sess *s)
     enqueue_submit(c->l->ctx, m, commit_done, c);
 }
 
-static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date};
+static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date, ops_auth};
 
 /* ---- services ---- */
 
-static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, char *err, size_t errlen)
+static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, int backlog, char *err,
+                                       size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -342,7 +534,7 @@ static struct evconnlistener *bind_one(listener *l, const char *addr, const char
     l->ctx->listen_addrs = xrealloc(l->ctx->listen_addrs, (l->ctx->n_listen + 1) * sizeof *l->ctx->listen_addrs);
     l->ctx->listen_addrs[l->ctx->n_listen++] = ss;
     struct evconnlistener *evl = evconnlistener_new_bind(
-        l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, backlog,
         (struct sockaddr *)&ss, (int)sl);
     if (!evl) snprintf(err, errlen, "cannot listen on %s port %s: %s", addr, port, strerror(errno));
     return evl;
@@ -362,13 +554,15 @@ listener *listener_open(sl_ctx *ctx, char *err, size_t errlen)
         for (size_t a = 0; a < naddr; a++) {
             const char *addr = svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0";
             for (size_t p = 0; p < svc->ports.n; p++) {
-                struct evconnlistener *evl = bind_one(l, addr, svc->ports.v[p], err, errlen);
+                struct evconnlistener *evl = bind_one(l, addr, svc->ports.v[p], svc->backlog ? (int)svc->backlog : 511, err, errlen);
                 if (!evl) {
                     listener_free(l);
                     return NULL;
                 }
                 l->evls = xrealloc(l->evls, (l->n + 1) * sizeof *l->evls);
                 l->svc_channel = xrealloc(l->svc_channel, (l->n + 1) * sizeof *l->svc_channel);
+                l->svc_name = xrealloc(l->svc_name, (l->n + 1) * sizeof *l->svc_name);
+                l->svc_name[l->n] = xstrdup(svc->name);
                 l->evls[l->n] = evl;
                 l->svc_channel[l->n] = xstrdup(svc->channel ? svc->channel : "tcp_local");
                 l->n++;
@@ -416,8 +610,10 @@ void listener_free(listener *l)
     for (size_t i = 0; i < l->n; i++) {
         evconnlistener_free(l->evls[i]);
         free(l->svc_channel[i]);
+        free(l->svc_name[i]);
     }
     free(l->evls);
     free(l->svc_channel);
+    free(l->svc_name);
     free(l);
 }

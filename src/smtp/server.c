@@ -42,6 +42,8 @@ void smtp_sess_free(smtp_sess *s)
     free(s->src_channel);
     free(s->client_name);
     free(s->helo);
+    free(s->auth_user);
+    free(s->auth_login_user);
     sb_free(&s->out);
     sb_free(&s->line);
     sb_free(&s->data);
@@ -155,9 +157,12 @@ static void begin_content(smtp_sess *s)
     s->ops->new_id(s->ops_ctx, s->qid, sizeof s->qid);
     s->ops->date(s->ops_ctx, date, sizeof date);
     sb_reset(&s->data);
-    const char *proto = s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP";
+    char proto[16];
+    snprintf(proto, sizeof proto, "%s%s%s", s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
+             s->tls_active ? "S" : "", s->auth_user ? "A" : "");
     sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
               s->client_ip, s->conf->opt.hostname, proto, s->qid);
+    if (s->tls_active) sb_printf(&s->data, "\r\n\t(%s)", s->tls_info);
     if (s->n_rcpts == 1) sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0].orig);
     sb_printf(&s->data, ";\r\n\t%s\r\n", date);
     s->hdr_len = s->data.len;
@@ -320,6 +325,8 @@ static void cmd_helo(smtp_sess *s, smtp_cmd *c)
     smtp_sess_reply(s, "250-ENHANCEDSTATUSCODES");
     smtp_sess_reply(s, "250-DSN");
     smtp_sess_reply(s, "250-SMTPUTF8");
+    if (s->tls_offered && !s->tls_active) smtp_sess_reply(s, "250-STARTTLS");
+    if (s->auth_offered && (s->tls_active || s->auth_plain) && !s->auth_user) smtp_sess_reply(s, "250-AUTH PLAIN LOGIN");
     if (s->loop_token && *s->loop_token) smtp_sess_reply(s, "250-XLOOP %s", s->loop_token);
     smtp_sess_reply(s, "250 CHUNKING");
 }
@@ -328,6 +335,9 @@ static void cmd_mail(smtp_sess *s, smtp_cmd *c)
 {
     if (!s->greeted_client) return reply_error(s, "MAIL", "503 5.5.1 Error: send HELO/EHLO first");
     if (s->has_mail) return reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
+    if (s->tls_required && !s->tls_active)
+        return reply_error(s, "MAIL", "530 5.7.0 Must issue a STARTTLS command first");
+    if (s->auth_required && !s->auth_user) return reply_error(s, "MAIL", "530 5.7.0 Authentication required");
     if (c->has_size && c->size > s->conf->opt.max_message_size)
         return reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed maximum message size");
     if (c->path.utf8 && !c->smtputf8)
@@ -424,6 +434,152 @@ static void cmd_help(smtp_sess *s, smtp_cmd *c)
     smtp_sess_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
 }
 
+static void cmd_starttls(smtp_sess *s, smtp_cmd *c)
+{
+    (void)c;
+    if (s->tls_active) return reply_error(s, "STARTTLS", "503 5.5.1 Error: TLS already active");
+    if (!s->tls_offered) return reply_error(s, "STARTTLS", "454 4.7.0 TLS not available");
+    smtp_sess_reply(s, "220 2.0.0 Ready to start TLS");
+    s->state = SESS_STARTTLS;
+}
+
+/* auth_result - the answer to a complete AUTH exchange. */
+static void auth_result(smtp_sess *s, const char *user, const char *pass)
+{
+    s->state = SESS_CMD;
+    s->auth_mech = s->auth_step = 0;
+    sl_result rc = user && *user && pass ? s->ops->auth(s->ops_ctx, s, user, pass) : SL_PERM;
+    if (rc == SL_OK) {
+        s->auth_user = xstrdup(user);
+        s->auth_failures = 0;
+        log_info(s->id, "auth", "client=[%s] user=<%s> result=ok", s->client_ip, user);
+        smtp_sess_reply(s, "235 2.7.0 Authentication successful");
+        return;
+    }
+    if (rc == SL_TEMP) {
+        log_info(s->id, "auth", "client=[%s] user=<%s> result=tempfail", s->client_ip, user ? user : "");
+        reply_error(s, "AUTH", "454 4.7.0 Temporary authentication failure");
+        return;
+    }
+    s->auth_failures++;
+    log_info(s->id, "auth", "client=[%s] user=<%s> result=failed failures=%u", s->client_ip, user ? user : "",
+             s->auth_failures);
+    s->reply_delay_ms = 1000 * s->auth_failures; /* slow down guessing */
+    if (s->auth_failures >= s->conf->opt.auth_max_failures) {
+        smtp_sess_reply(s, "535 5.7.8 Authentication credentials invalid");
+        smtp_sess_reply(s, "421 4.7.0 %s Too many authentication failures", s->conf->opt.hostname);
+        sess_close(s);
+        return;
+    }
+    reply_error(s, "AUTH", "535 5.7.8 Authentication credentials invalid");
+}
+
+/* auth_plain - "authzid NUL authcid NUL password" (RFC 4616). */
+static void auth_plain(smtp_sess *s, const char *b64)
+{
+    strbuf raw = {0};
+    if (b64_decode(b64, strlen(b64), &raw) < 0) {
+        sb_free(&raw);
+        s->state = SESS_CMD;
+        return reply_error(s, "AUTH", "501 5.5.2 Error: malformed base64");
+    }
+    const char *authz = raw.data;
+    const char *nul1 = memchr(raw.data, '\0', raw.len);
+    const char *nul2 = nul1 ? memchr(nul1 + 1, '\0', raw.len - (size_t)(nul1 + 1 - raw.data)) : NULL;
+    if (!nul2 || (*authz && strcmp(authz, nul1 + 1) != 0)) { /* no proxying as someone else */
+        sb_free(&raw);
+        auth_result(s, NULL, NULL);
+        return;
+    }
+    char *user = xstrndup(nul1 + 1, (size_t)(nul2 - nul1 - 1));
+    char *pass = xstrndup(nul2 + 1, raw.len - (size_t)(nul2 + 1 - raw.data));
+    auth_result(s, user, pass);
+    explicit_bzero(pass, strlen(pass));
+    explicit_bzero(raw.data, raw.len);
+    free(user);
+    free(pass);
+    sb_free(&raw);
+}
+
+/* auth_continue - one continuation line of an AUTH exchange ("*" cancels). */
+static void auth_continue(smtp_sess *s, const char *line)
+{
+    if (!strcmp(line, "*")) {
+        s->state = SESS_CMD;
+        s->auth_mech = s->auth_step = 0;
+        return reply_error(s, "AUTH", "501 5.0.0 Authentication cancelled");
+    }
+    if (s->auth_mech == 1) return auth_plain(s, line);
+    strbuf raw = {0};
+    if (b64_decode(line, strlen(line), &raw) < 0) {
+        sb_free(&raw);
+        s->state = SESS_CMD;
+        return reply_error(s, "AUTH", "501 5.5.2 Error: malformed base64");
+    }
+    if (s->auth_step == 0) { /* LOGIN: the user name, then the password */
+        free(s->auth_login_user);
+        s->auth_login_user = xstrndup(raw.data, raw.len);
+        s->auth_step = 1;
+        smtp_sess_reply(s, "334 UGFzc3dvcmQ6");
+    } else {
+        char *pass = xstrndup(raw.data, raw.len);
+        auth_result(s, s->auth_login_user, pass);
+        explicit_bzero(pass, strlen(pass));
+        free(pass);
+        free(s->auth_login_user);
+        s->auth_login_user = NULL;
+    }
+    explicit_bzero(raw.data ? raw.data : (char *)"", raw.len);
+    sb_free(&raw);
+}
+
+static void cmd_auth(smtp_sess *s, smtp_cmd *c)
+{
+    if (!s->auth_offered || !(s->tls_active || s->auth_plain))
+        return reply_error(s, "AUTH", s->auth_offered ? "538 5.7.11 Encryption required for requested authentication mechanism"
+                                                     : "502 5.5.1 Error: authentication not enabled");
+    if (!s->esmtp) return reply_error(s, "AUTH", "503 5.5.1 Error: send EHLO first");
+    if (s->auth_user) return reply_error(s, "AUTH", "503 5.5.1 Error: already authenticated");
+    if (s->has_mail) return reply_error(s, "AUTH", "503 5.5.1 Error: AUTH not allowed during a mail transaction");
+    strvec w = {0};
+    str_split_ws(c->arg ? c->arg : "", &w);
+    const char *mech = w.n ? w.v[0] : "";
+    const char *initial = w.n > 1 ? w.v[1] : NULL;
+    if (str_ieq(mech, "PLAIN")) {
+        s->auth_mech = 1;
+        s->state = SESS_AUTH;
+        if (initial && strcmp(initial, "=") != 0) auth_plain(s, initial);
+        else if (initial) auth_result(s, NULL, NULL);
+        else smtp_sess_reply(s, "334 ");
+    } else if (str_ieq(mech, "LOGIN")) {
+        s->auth_mech = 2;
+        s->auth_step = 0;
+        s->state = SESS_AUTH;
+        if (initial) auth_continue(s, initial);
+        else smtp_sess_reply(s, "334 VXNlcm5hbWU6");
+    } else {
+        reply_error(s, "AUTH", "504 5.5.4 Unrecognized authentication type");
+    }
+    sv_free(&w);
+}
+
+void smtp_sess_tls_started(smtp_sess *s, const char *info)
+{
+    /* RFC 3207: forget everything learnt before TLS, as if the connection had just started */
+    txn_reset(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->greeted_client = s->esmtp = false;
+    free(s->auth_user);
+    s->auth_user = NULL;
+    s->tls_active = true;
+    snprintf(s->tls_info, sizeof s->tls_info, "%s", info);
+    s->state = SESS_CMD;
+    sb_reset(&s->line);
+    s->skipping = false;
+    log_info(s->id, "tls", "client=[%s] %s", s->client_ip, info);
+}
+
 static void cmd_unimplemented(smtp_sess *s, smtp_cmd *c)
 {
     (void)c;
@@ -443,8 +599,8 @@ static const verb_entry verbs[] = {
     {SMTP_DATA, "DATA", cmd_data, true},      {SMTP_BDAT, "BDAT", cmd_bdat, false},
     {SMTP_RSET, "RSET", cmd_rset, false},     {SMTP_NOOP, "NOOP", cmd_noop, false},
     {SMTP_QUIT, "QUIT", cmd_quit, true},      {SMTP_VRFY, "VRFY", cmd_vrfy, false},
-    {SMTP_HELP, "HELP", cmd_help, false},     {SMTP_STARTTLS, "STARTTLS", cmd_unimplemented, true},
-    {SMTP_AUTH, "AUTH", cmd_unimplemented, false}, {SMTP_EXPN, "EXPN", cmd_unimplemented, false},
+    {SMTP_HELP, "HELP", cmd_help, false},     {SMTP_STARTTLS, "STARTTLS", cmd_starttls, false},
+    {SMTP_AUTH, "AUTH", cmd_auth, false},     {SMTP_EXPN, "EXPN", cmd_unimplemented, false},
 };
 
 static const verb_entry *verb_find(enum smtp_verb v)
@@ -517,7 +673,9 @@ static size_t feed_cmd(smtp_sess *s, const char *buf, size_t len)
     if (bare_cr) /* normalise: a bare CR inside a command is not allowed either way */
         for (size_t i = 0; i < llen; i++)
             if (line[i] == '\r') line[i] = ' ';
-    handle_line(s, line, llen, take < len);
+    if (s->state == SESS_AUTH) auth_continue(s, line);
+    else handle_line(s, line, llen, take < len);
+    explicit_bzero(line, llen);
     free(line);
     return take;
 }
@@ -528,7 +686,8 @@ size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len)
     while (used < len) {
         size_t n;
         switch (s->state) {
-        case SESS_CMD: n = feed_cmd(s, buf + used, len - used); break;
+        case SESS_CMD:
+        case SESS_AUTH: n = feed_cmd(s, buf + used, len - used); break;
         case SESS_DATA: n = feed_data(s, buf + used, len - used); break;
         case SESS_BDAT: n = feed_bdat(s, buf + used, len - used); break;
         default: return used;

@@ -40,9 +40,15 @@ typedef struct {
     void (*new_id)(void *ctx, char *buf, size_t len);
     /* date - the current date in RFC 5322 form, into buf. */
     void (*date)(void *ctx, char *buf, size_t len);
+    /* auth - check a user name and password: SL_OK, SL_PERM (wrong), SL_TEMP (cannot tell now). */
+    sl_result (*auth)(void *ctx, smtp_sess *s, const char *user, const char *pass);
 } smtp_server_ops;
 
-enum smtp_sess_state { SESS_CMD, SESS_DATA, SESS_BDAT, SESS_WAIT_COMMIT, SESS_CLOSED };
+enum smtp_sess_state {
+    SESS_CMD, SESS_DATA, SESS_BDAT, SESS_WAIT_COMMIT, SESS_CLOSED,
+    SESS_STARTTLS, /* 220 to STARTTLS queued: the I/O layer discards pipelined input and starts the handshake */
+    SESS_AUTH      /* waiting for an AUTH continuation line */
+};
 
 struct smtp_sess {
     /* fixed at creation */
@@ -55,6 +61,20 @@ struct smtp_sess {
     bool client_internal;  /* inside internal_networks */
     char *client_name;     /* reverse name or NULL */
     const char *loop_token;/* advertised as XLOOP in EHLO (owned by the caller), or NULL */
+    /* TLS and AUTH (set by the I/O layer from the service) */
+    bool tls_offered;      /* STARTTLS may be offered */
+    bool tls_required;     /* MAIL only after STARTTLS */
+    bool tls_active;
+    char tls_info[96];     /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+    bool auth_offered;     /* AUTH may be offered (also needs TLS unless auth_plain) */
+    bool auth_plain;       /* offer AUTH without TLS */
+    bool auth_required;    /* MAIL only after AUTH */
+    char *auth_user;       /* authenticated identity, or NULL */
+    unsigned auth_failures;
+    int auth_mech;         /* 1 PLAIN, 2 LOGIN (continuations) */
+    int auth_step;
+    char *auth_login_user;
+    unsigned reply_delay_ms; /* the I/O layer waits this long before sending out (failed AUTH) */
     /* session */
     enum smtp_sess_state state;
     bool greeted_client;   /* HELO/EHLO seen */
@@ -106,6 +126,8 @@ void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
 void smtp_sess_timeout(smtp_sess *s);
 /* smtp_sess_shutdown - the server is stopping: 421 and close. */
 void smtp_sess_shutdown(smtp_sess *s);
+/* smtp_sess_tls_started - the handshake finished: reset the session as RFC 3207 requires. */
+void smtp_sess_tls_started(smtp_sess *s, const char *info);
 /* smtp_sess_add_rcpt - record a routed recipient for this transaction (copies strings). */
 void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
                         const char *host, unsigned notify);

@@ -53,7 +53,15 @@ static void mock_date(void *ctx, char *buf, size_t len)
     snprintf(buf, len, "Thu, 26 Nov 2026 10:00:00 +0000");
 }
 
-static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date};
+static sl_result mock_auth(void *ctx, smtp_sess *s, const char *user, const char *pass)
+{
+    (void)ctx, (void)s;
+    if (!strcmp(user, "alice@example.test") && !strcmp(pass, "secret")) return SL_OK;
+    if (!strcmp(user, "dir@down.test")) return SL_TEMP;
+    return SL_PERM;
+}
+
+static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date, mock_auth};
 
 typedef struct {
     sl_conf conf;

@@ -1,0 +1,21 @@
+/*
+ * tls.h - OpenSSL 3 contexts for STARTTLS, server and client side (TLS 1.2 and 1.3, no SNI).
+ * Contexts are created at start-up and on reload (loop thread) and are read-only afterwards.
+ */
+#ifndef SLUICE_TLS_H
+#define SLUICE_TLS_H
+#include <stddef.h>
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+/* tls_server_ctx - a server context with the certificate chain and key (PEM); NULL + err on failure. */
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
+/* tls_client_ctx - a client context for opportunistic TLS (no certificate verification: RFC 7435). */
+SSL_CTX *tls_client_ctx(char *err, size_t errlen);
+/* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection, into buf. */
+void tls_describe(SSL *ssl, char *buf, size_t len);
+/* tls_last_error - the last OpenSSL error as text, into buf. */
+void tls_last_error(char *buf, size_t len);
+
+#endif
