@@ -321,6 +321,104 @@ static void test_async_commit_holds_input(void **state)
     assert_string_equal(feed(f, in + used), "250 2.0.0 Ok\r\n");
 }
 
+static void test_starttls_resets_session(void **state)
+{
+    fixture *f = *state;
+    f->s->tls_offered = true;
+    feed(f, "EHLO c\r\n");
+    assert_non_null(strstr(f->s->out.data, "250-STARTTLS\r\n"));
+    clear(f);
+    /* the command pipelined after STARTTLS is not consumed: the I/O layer discards it */
+    const char *in = "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\n";
+    size_t used = smtp_sess_feed(f->s, in, strlen(in));
+    assert_int_equal(used, strlen("STARTTLS\r\n"));
+    assert_string_equal(f->s->out.data, "220 2.0.0 Ready to start TLS\r\n");
+    assert_int_equal(f->s->state, SESS_STARTTLS);
+    smtp_sess_tls_started(f->s, "TLSv1.3 TEST");
+    clear(f);
+    /* RFC 3207: EHLO again is required, and STARTTLS is no longer offered */
+    assert_string_equal(feed(f, "MAIL FROM:<a@b.test>\r\n"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    clear(f);
+    feed(f, "EHLO c\r\n");
+    assert_null(strstr(f->s->out.data, "STARTTLS"));
+    clear(f);
+    assert_string_equal(feed(f, "STARTTLS\r\n"), "503 5.5.1 Error: TLS already active\r\n");
+}
+
+static void test_tls_required(void **state)
+{
+    fixture *f = *state;
+    f->s->tls_offered = f->s->tls_required = true;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "MAIL FROM:<a@b.test>\r\n"), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+}
+
+static void test_auth(void **state)
+{
+    fixture *f = *state;
+    f->s->auth_offered = true;
+    feed(f, "EHLO c\r\n");
+    assert_null(strstr(f->s->out.data, "AUTH")); /* never offered in clear text */
+    clear(f);
+    assert_non_null(strstr(feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n"), "538 5.7.11"));
+    f->s->tls_active = true;
+    clear(f);
+    feed(f, "EHLO c\r\n");
+    assert_non_null(strstr(f->s->out.data, "250-AUTH PLAIN LOGIN\r\n"));
+    clear(f);
+    /* wrong password: 535 and a delay before the answer */
+    assert_string_equal(feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n"),
+                        "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_int_equal(f->s->reply_delay_ms, 1000);
+    clear(f);
+    /* LOGIN with continuations */
+    assert_string_equal(feed(f, "AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "YWxpY2VAZXhhbXBsZS50ZXN0\r\n"), "334 UGFzc3dvcmQ6\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "c2VjcmV0\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_string_equal(f->s->auth_user, "alice@example.test");
+    clear(f);
+    assert_string_equal(feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n"),
+                        "503 5.5.1 Error: already authenticated\r\n");
+}
+
+static void test_auth_failures_close(void **state)
+{
+    fixture *f = *state;
+    f->s->auth_offered = f->s->tls_active = true;
+    f->conf.opt.auth_max_failures = 2;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n");
+    assert_false(f->s->closing);
+    feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n");
+    assert_true(f->s->closing);
+    assert_non_null(strstr(f->s->out.data, "421 4.7.0"));
+    teardown(state);
+    setup(state);
+    f = *state;
+    f->s->auth_offered = f->s->tls_active = true;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    /* directory down: a temporary answer, not a failure count */
+    assert_string_equal(feed(f, "AUTH PLAIN AGRpckBkb3duLnRlc3QAeA==\r\n"),
+                        "454 4.7.0 Temporary authentication failure\r\n");
+    assert_int_equal(f->s->auth_failures, 0);
+    clear(f);
+    assert_string_equal(feed(f, "AUTH PLAIN !!!\r\n"), "501 5.5.2 Error: malformed base64\r\n");
+}
+
+static void test_auth_required(void **state)
+{
+    fixture *f = *state;
+    f->s->auth_offered = f->s->auth_required = f->s->tls_active = true;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "MAIL FROM:<a@b.test>\r\n"), "530 5.7.0 Authentication required\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +435,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_and_too_many_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_commit_holds_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starttls_resets_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_failures_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_required, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
