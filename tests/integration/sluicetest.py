@@ -917,11 +917,13 @@ SEED_JOB_CONTROLLER = "[POOL=DEFAULT]\njob_limit=10\n\n[POOL=NOTIFY_POOL]\njob_l
 
 
 def seed_sluice_cnf(port, lmtp=None, tcp_local="smtp mx", tcp_notify=SEED_TCP_NOTIFY, extra_rules="",
-                    extra_channels=""):
+                    extra_channels="", local_port=None):
     """seed_sluice_cnf - issue 3's seed configuration: DSNs go process_dsn -> tcp_notify.
 
-    port: the destination port of tcp_local and tcp_notify (where the test's MX peers listen).
+    port: the destination port of tcp_local and tcp_notify (where the test's MX peers listen);
+    local_port, when given, replaces it for tcp_local.
     lmtp: (address, port) of an LMTP store; example.test then goes to channel lmtp_local instead of l.
+    extra_rules: rule lines put above the "." rules; extra_channels: channel blocks appended.
     """
     local_rule = "example.test  $U%$D@lmtp-daemon" if lmtp else "example.test  $U%$D@local-daemon"
     text = ("! issue 3 seed configuration\n" + local_rule + "\n" + extra_rules +
@@ -936,7 +938,7 @@ def seed_sluice_cnf(port, lmtp=None, tcp_local="smtp mx", tcp_notify=SEED_TCP_NO
             "\n")
     if lmtp:
         text += "lmtp_local lmtp daemon %s port %d\nlmtp-daemon\n\n" % lmtp
-    text += ("tcp_local %s port %d\ntcp_local-daemon\n\n" % (tcp_local, port) +
+    text += ("tcp_local %s port %d\ntcp_local-daemon\n\n" % (tcp_local, local_port or port) +
              "tcp_notify %s port %d\ntcp_notify-daemon\n" % (tcp_notify, port))
     if extra_channels:
         text += "\n" + extra_channels
