@@ -4,6 +4,7 @@
 #include "core/tls.h"
 
 #include <openssl/ssl.h>
+#include "cli/test_mapping.h"
 #include "cli/test_rewrite.h"
 #include "queue/qadmin.h"
 #include "rewrite/rewrite.h"
@@ -20,6 +21,7 @@ static void usage(FILE *f)
     fputs("usage: sluice serve [-C DIR]     run the daemon in the foreground\n"
           "       sluice check [-C DIR]     validate a configuration\n"
           "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
+          "       sluice test mapping TABLE STRING [--flags TAE] [-C DIR]\n"
           "       sluice queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID |\n"
           "                    retry ID|CHANNEL | summary  [-C DIR]   (live daemon, or the files when stopped)\n"
           "                                 show how the rewrite rules route ADDRESS\n"
@@ -101,7 +103,8 @@ int cli_main(int argc, char **argv)
     if (!strcmp(cmd, "test")) {
         int rc = 2;
         if (nrest > 0 && !strcmp(rest[0], "rewrite")) rc = cli_test_rewrite(nrest - 1, rest + 1, dir);
-        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite ADDRESS ...)\n",
+        else if (nrest > 0 && !strcmp(rest[0], "mapping")) rc = cli_test_mapping(nrest - 1, rest + 1, dir);
+        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping ...)\n",
                      nrest ? rest[0] : "");
         free(rest);
         return rc;

@@ -7,6 +7,7 @@
  * SIGHUP from the main thread; lookups are pure reads.
  */
 #include "conf/conf.h"
+#include "rewrite/mapping.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -250,6 +251,11 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     if (cnf_ok && errs->msgs.n == before_jc) resolve_channel_pools(c, errs);
     if (cnf_ok) load_chan_options(c, errs);
     load_directory(c, errs);
+    char *mpath = join_path(c->dir, "mappings");
+    char *mtext = load_file(mpath, false, errs);
+    if (mtext) c->mappings = mappings_parse(mpath, mtext, c->dir, errs);
+    free(mtext);
+    free(mpath);
     static const char *tmpl_files[3] = {"dsn_failed.txt", "dsn_delayed.txt", "dsn_success.txt"};
     for (int i = 0; i < 3; i++) {
         char *path = join_path(c->dir, tmpl_files[i]);
@@ -272,6 +278,7 @@ void conf_free(sl_conf *c)
     conf_job_controller_free(c);
     if (c->directory) dir_free(c->directory);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
+    mappings_free(c->mappings);
     free(c->dir);
     free(c);
 }

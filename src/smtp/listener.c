@@ -10,6 +10,7 @@
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
 #include "smtp/server.h"
+#include "smtp/access.h"
 #include "core/tls.h"
 
 #include <crypt.h>
@@ -57,6 +58,8 @@ struct conn {
     bool handshaking; /* TLS handshake in progress */
     char *svc;        /* service name */
     char ip[64];
+    char server_ip[64];
+    access_conn ac;   /* for access-table probes */
 };
 
 static const smtp_server_ops ops;
@@ -311,7 +314,29 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     c->sess->auth_offered = true;
     c->sess->auth_plain = service && service->auth_plain;
     c->sess->auth_required = service && service->auth_required;
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    unsigned sport = 0;
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+        addr_text((struct sockaddr *)&local, c->server_ip, sizeof c->server_ip);
+        sport = local.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&local)->sin6_port)
+                                            : ntohs(((struct sockaddr_in *)&local)->sin_port);
+    }
+    c->ac.server_ip = c->server_ip;
+    c->ac.server_port = sport;
+    c->ac.client_ip = c->ip;
+    c->ac.client_port = sa->sa_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)sa)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)sa)->sin_port);
     const char *refuse = conn_limits(l, service, ip);
+    strbuf port_reply = {0};
+    if (!refuse) {
+        char *probe = access_port_probe(&c->ac);
+        unsigned delay;
+        access_verdict v = access_check(c->conf->mappings, "PORT_ACCESS", probe, "", 554,
+                                        "Connection refused by access policy", &port_reply, &delay);
+        if (v == ACCESS_REJECT || v == ACCESS_TEMP) refuse = "port_access";
+        free(probe);
+    }
     if (mode == SVC_TLS_IMPLICIT && have_tls && !refuse) {
         SSL *ssl = SSL_new(l->ctx->tls_server);
         c->bev = bufferevent_openssl_socket_new(l->ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -329,13 +354,20 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (refuse) {
-        smtp_sess_reply(c->sess, "421 4.7.0 %s %s, try again later", c->conf->opt.hostname, refuse);
-        log_info(id, "reject", "client=[%s] cmd=connect reply=\"421 4.7.0 %s\"", ip, refuse);
+        if (port_reply.len) { /* PORT_ACCESS: its text, then the connection is closed */
+            smtp_sess_reply(c->sess, "%s", port_reply.data);
+            log_info(id, "reject", "client=[%s] cmd=connect table=PORT_ACCESS reply=\"%s\"", ip, port_reply.data);
+        } else {
+            smtp_sess_reply(c->sess, "421 4.7.0 %s %s, try again later", c->conf->opt.hostname, refuse);
+            log_info(id, "reject", "client=[%s] cmd=connect reply=\"421 4.7.0 %s\"", ip, refuse);
+        }
+        sb_free(&port_reply);
         c->sess->closing = true;
         c->sess->state = SESS_CLOSED;
         conn_flush(c);
         return;
     }
+    sb_free(&port_reply);
     if (c->conf->opt.greeting_delay_ms) {
         c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
         struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
@@ -360,6 +392,52 @@ static void ops_date(void *ctx, char *buf, size_t len)
     rfc5322_date(now_unix(), buf, len);
 }
 
+/* sess_flags - mapping input flags: T (TLS), A (authenticated), E (ESMTP). */
+static void sess_flags(const smtp_sess *s, char *buf)
+{
+    char *p = buf;
+    if (s->tls_active) *p++ = 'T';
+    if (s->auth_user) *p++ = 'A';
+    if (s->esmtp) *p++ = 'E';
+    *p = '\0';
+}
+
+static int ops_mail(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
+{
+    conn *c = ctx;
+    char flags[8];
+    sess_flags(s, flags);
+    char *from = cmd->path.is_null ? xstrdup("") : smtp_addr_format(&cmd->path);
+    char *probe = access_from_probe(&c->ac, s->src_channel, from, s->auth_user);
+    unsigned delay;
+    access_verdict v = access_check(s->conf->mappings, "FROM_ACCESS", probe, flags, 550, "Sender address rejected",
+                                    reply, &delay);
+    s->reply_delay_ms = delay;
+    free(probe);
+    free(from);
+    return v == ACCESS_REJECT ? 550 : v == ACCESS_TEMP ? 450 : 250;
+}
+
+/* rcpt_access - SEND_ACCESS then MAIL_ACCESS (orig: the ORIG_ variants) for one routed address. */
+static access_verdict rcpt_access(conn *c, smtp_sess *s, bool orig, const char *dst, const char *to, strbuf *reply)
+{
+    char flags[8];
+    sess_flags(s, flags);
+    unsigned delay;
+    char *p1 = access_send_probe(s->src_channel, s->sender ? s->sender : "", dst, to);
+    access_verdict v = access_check(s->conf->mappings, orig ? "ORIG_SEND_ACCESS" : "SEND_ACCESS", p1, flags, 550,
+                                    "Recipient address rejected by access policy", reply, &delay);
+    free(p1);
+    if (delay) s->reply_delay_ms = delay;
+    if (v == ACCESS_REJECT || v == ACCESS_TEMP) return v;
+    char *p2 = access_mail_probe(&c->ac, s->src_channel, s->sender ? s->sender : "", dst, to);
+    access_verdict v2 = access_check(s->conf->mappings, orig ? "ORIG_MAIL_ACCESS" : "MAIL_ACCESS", p2, flags, 550,
+                                     "Recipient address rejected by access policy", reply, &delay);
+    free(p2);
+    if (delay) s->reply_delay_ms = delay;
+    return v2 != ACCESS_NONE ? v2 : v;
+}
+
 /* route_one - rewrite one final address and add it to the transaction. */
 static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const char *orig, strbuf *reply)
 {
@@ -374,6 +452,11 @@ static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const 
         rw_result_free(&rw);
         return perm ? 550 : 451;
     }
+    access_verdict v = rcpt_access(s->ops_ctx, s, false, rw.channel->name, rw.addr, reply);
+    if (v == ACCESS_REJECT || v == ACCESS_TEMP) {
+        rw_result_free(&rw);
+        return v == ACCESS_REJECT ? 550 : 450;
+    }
     char *dest = route_dest_host(&rw);
     smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, dest, cmd->notify);
     free(dest);
@@ -383,7 +466,6 @@ static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const 
 
 static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
 {
-    (void)ctx;
     const sl_conf *conf = s->conf;
     const sl_directory *dir = conf->directory;
     smtp_addr a = cmd->path;
@@ -396,7 +478,15 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
     }
     char *domain = strrchr(addr, '@') + 1;
     int code = 250;
-    if (dir_domain_is_local(dir, domain)) {
+    /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS: the address as given, with the channel it routes to */
+    rw_result orw;
+    memset(&orw, 0, sizeof orw);
+    const char *odst = rewrite_address(conf, addr, s->src_channel, &orw, NULL) == SL_OK ? orw.channel->name : "";
+    access_verdict ov = rcpt_access(ctx, s, true, odst, addr, reply);
+    rw_result_free(&orw);
+    if (ov == ACCESS_REJECT || ov == ACCESS_TEMP) {
+        code = ov == ACCESS_REJECT ? 550 : 450;
+    } else if (dir_domain_is_local(dir, domain)) {
         strvec targets = {0};
         char err[256] = "";
         sl_result rc = dir_expand(dir, addr, &targets, err, sizeof err);
@@ -418,7 +508,8 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
         for (size_t i = 0; code == 250 && i < targets.n; i++) code = route_one(s, targets.v[i], cmd, addr, reply);
         if (code != 250) smtp_sess_truncate_rcpts(s, before); /* all or nothing */
         sv_free(&targets);
-    } else if (!s->client_internal && !s->auth_user) {
+    } else if (!s->client_internal && !s->auth_user && ov != ACCESS_ALLOW) {
+        /* no open relay: outsiders reach local domains only, unless an access table says $Y */
         sb_printf(reply, "550 5.7.1 <%s>: Relay access denied", addr);
         code = 550;
     } else {
@@ -507,7 +598,7 @@ static void ops_commit(void *ctx, smtp_sess *s)
     enqueue_submit(c->l->ctx, m, commit_done, c);
 }
 
-static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date, ops_auth};
+static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date, ops_mail, ops_auth};
 
 /* ---- services ---- */
 

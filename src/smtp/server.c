@@ -342,6 +342,14 @@ static void cmd_mail(smtp_sess *s, smtp_cmd *c)
         return reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed maximum message size");
     if (c->path.utf8 && !c->smtputf8)
         return reply_error(s, "MAIL", "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+    if (s->ops->mail) {
+        strbuf reply;
+        sb_init(&reply);
+        int code = s->ops->mail(s->ops_ctx, s, c, &reply);
+        if (code >= 400) reply_error(s, "MAIL", reply.data);
+        sb_free(&reply);
+        if (code >= 400) return;
+    }
     s->has_mail = true;
     s->sender = c->path.is_null ? xstrdup("") : smtp_addr_format(&c->path);
     s->mail_size = c->size;

@@ -40,6 +40,8 @@ typedef struct {
     void (*new_id)(void *ctx, char *buf, size_t len);
     /* date - the current date in RFC 5322 form, into buf. */
     void (*date)(void *ctx, char *buf, size_t len);
+    /* mail - decide on MAIL FROM (cmd->path parsed; NULL member = accept); write the reply line on refusal. */
+    int (*mail)(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply);
     /* auth - check a user name and password: SL_OK, SL_PERM (wrong), SL_TEMP (cannot tell now). */
     sl_result (*auth)(void *ctx, smtp_sess *s, const char *user, const char *pass);
 } smtp_server_ops;

@@ -61,7 +61,7 @@ static sl_result mock_auth(void *ctx, smtp_sess *s, const char *user, const char
     return SL_PERM;
 }
 
-static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date, mock_auth};
+static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date, NULL, mock_auth};
 
 typedef struct {
     sl_conf conf;

@@ -1,0 +1,38 @@
+/*
+ * access.h - the Messaging Server access tables probed by the SMTP server (doc/mappings.md):
+ * the probe strings for PORT_ACCESS, FROM_ACCESS, ORIG_SEND_ACCESS/SEND_ACCESS and
+ * ORIG_MAIL_ACCESS/MAIL_ACCESS, and turning a mapping result into an SMTP reply. Pure; any thread.
+ */
+#ifndef SLUICE_ACCESS_H
+#define SLUICE_ACCESS_H
+#include "core/util.h"
+
+struct sl_mappings;
+
+typedef struct {
+    const char *server_ip;
+    unsigned server_port;
+    const char *client_ip;
+    unsigned client_port;
+} access_conn;
+
+typedef enum { ACCESS_NONE = 0, ACCESS_ALLOW, ACCESS_REJECT, ACCESS_TEMP } access_verdict;
+
+/* access_port_probe - "TCP|server-ip|server-port|client-ip|client-port"; caller frees. */
+char *access_port_probe(const access_conn *c);
+/* access_from_probe - "TCP|...|client-port|SMTP|MAIL|src-channel|from|auth-user" for FROM_ACCESS; caller frees. */
+char *access_from_probe(const access_conn *c, const char *src_channel, const char *from, const char *auth_user);
+/* access_send_probe - "src-channel|from|dst-channel|to" (ORIG_SEND_ACCESS, SEND_ACCESS); caller frees. */
+char *access_send_probe(const char *src, const char *from, const char *dst, const char *to);
+/* access_mail_probe - "TCP|...|client-port|src-channel|from|dst-channel|to" (ORIG_MAIL_ACCESS, MAIL_ACCESS). */
+char *access_mail_probe(const access_conn *c, const char *src, const char *from, const char *dst, const char *to);
+/*
+ * access_check - probe table (absent file or table: ACCESS_NONE). On ACCESS_REJECT/ACCESS_TEMP the
+ * complete reply line is written to reply: perm_code (e.g. 550) or 450/451 for $W, the $X
+ * enhanced code or 5.7.1/4.7.1, then the table's text or default_text. A table that loops is
+ * ACCESS_TEMP (451 4.3.0). *delay_ms gets the $D delay (0 if none).
+ */
+access_verdict access_check(const struct sl_mappings *m, const char *table, const char *input, const char *flags,
+                            int perm_code, const char *default_text, strbuf *reply, unsigned *delay_ms);
+
+#endif
