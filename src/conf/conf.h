@@ -112,6 +112,7 @@ typedef struct {
     bool errsendpost;            /* "errsendpost" (default) / "nosendpost": an undeliverable DSN goes to the postmaster or is dropped */
     sl_chan_opts copts;          /* <channel>_option file */
     char *saslswitchchannel;     /* "saslswitchchannel CH": an authenticated session's source channel becomes CH */
+    char *interface_address;     /* "interfaceaddress IP": source address of outgoing connections */
 } sl_channel;
 
 typedef struct {

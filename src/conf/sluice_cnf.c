@@ -10,6 +10,7 @@
  */
 #include "conf/conf.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,7 @@ static void channel_free(sl_channel *ch)
     free(ch->dispositionchannel);
     free(ch->lastresort);
     free(ch->saslswitchchannel);
+    free(ch->interface_address);
     memset(ch, 0, sizeof *ch);
 }
 
@@ -251,6 +253,18 @@ static void kw_daemon(cnf_parser *p, int line, const char *kw, char **args, size
     host_arg(p, line, kw, args[0], &p->cur.daemon);
 }
 
+static void kw_interface(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, args[0], buf) != 1 && inet_pton(AF_INET6, args[0], buf) != 1) {
+        cnf_error(p, line, "channel keyword '%s': bad value '%s' (expected an IPv4 or IPv6 address)", kw, args[0]);
+        return;
+    }
+    free(p->cur.interface_address);
+    p->cur.interface_address = xstrdup(args[0]);
+}
+
 static void kw_saslswitch(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
     (void)nargs;
@@ -380,6 +394,7 @@ static const chan_keyword chan_keywords[] = {
     {"dispositionchannel", KW_ONE, kw_notify_channel},
     {"lastresort", KW_ONE, kw_lastresort},
     {"saslswitchchannel", KW_ONE, kw_saslswitch},
+    {"interfaceaddress", KW_ONE, kw_interface},
     {"rules", KW_FLAG, kw_rules},
     {"norules", KW_FLAG, kw_rules},
     {"maytls", KW_FLAG, kw_tls},
@@ -439,6 +454,7 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
     ch->dispositionchannel = xstrdup(d->dispositionchannel);
     ch->lastresort = xstrdup(d->lastresort);
     ch->saslswitchchannel = xstrdup(d->saslswitchchannel);
+    ch->interface_address = xstrdup(d->interface_address);
     ch->rules = d->rules;
     ch->errsendpost = d->errsendpost;
 }

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/tls.h"
@@ -440,7 +441,31 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
         s->peer = xasprintf("[%s]", s->peer_ip);
     else
         s->peer = xasprintf("%s [%s]", s->peer_name, s->peer_ip);
-    s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    evutil_socket_t fd = -1;
+    if (s->ch->interface_address) { /* a fixed source address (channel keyword interfaceaddress) */
+        struct sockaddr_storage src;
+        memset(&src, 0, sizeof src);
+        socklen_t slen = 0;
+        if (sa.ss_family == AF_INET && inet_pton(AF_INET, s->ch->interface_address,
+                                                  &((struct sockaddr_in *)&src)->sin_addr) == 1) {
+            src.ss_family = AF_INET;
+            slen = sizeof(struct sockaddr_in);
+        } else if (sa.ss_family == AF_INET6 && inet_pton(AF_INET6, s->ch->interface_address,
+                                                         &((struct sockaddr_in6 *)&src)->sin6_addr) == 1) {
+            src.ss_family = AF_INET6;
+            slen = sizeof(struct sockaddr_in6);
+        }
+        if (slen) {
+            fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && bind(fd, (struct sockaddr *)&src, slen) < 0) {
+                log_info(out_msg_id(s), "bind_failed", "address=%s error=\"%s\"", s->ch->interface_address,
+                         strerror(errno));
+                close(fd);
+                fd = -1;
+            }
+        }
+    }
+    s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) abort();
     bufferevent_setcb(s->bev, conn_on_read, conn_on_write, conn_on_event, s);
     conn_timeouts(s, copt(s->ch->copts.connect_timeout, s->conf->opt.connect_timeout, 30));
