@@ -124,6 +124,7 @@ static void dest_try_next(smtp_out *s);
 static void dest_start(smtp_out *s);
 static void txn_begin(smtp_out *s);
 static void session_ehlo(smtp_out *s, const char *verb);
+static bool is_lmtp(const smtp_out *s);
 static void item_finish(smtp_out *s);
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -189,7 +190,7 @@ static void rcpt_result_reply(smtp_out *s, size_t i, const smtp_reply *r)
     else
         smtp_reply_status(r, status, sizeof status);
     rcpt_result(s, i, res, status, diag);
-    if (res == SL_OK && !s->caps.dsn && (out_rcpt(s, i)->notify & DSN_NOTIFY_SUCCESS))
+    if (res == SL_OK && !s->caps.dsn && !is_lmtp(s) && (out_rcpt(s, i)->notify & DSN_NOTIFY_SUCCESS))
         s->item->results[i].relayed = true;
     free(diag);
     free(text);

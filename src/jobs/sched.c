@@ -788,7 +788,7 @@ typedef struct {
     admin_req *req;
     char *from, *to; /* rename (to == NULL: unlink) */
     char id[32], channel[64];
-    const char *verb;
+    char verb[16]; /* copied: the command's argv is gone when the operation completes */
     int err;
     qmsg *loaded; /* release: the decoded file */
     char *loaded_path;
@@ -866,7 +866,7 @@ static void admin_file_op(admin_req *r, const char *verb, const qmsg *m, const c
 {
     admin_op *op = xcalloc(1, sizeof *op);
     op->req = r;
-    op->verb = verb;
+    snprintf(op->verb, sizeof op->verb, "%s", verb);
     op->from = xstrdup(from);
     op->to = to;
     snprintf(op->id, sizeof op->id, "%s", m ? m->id : "");
