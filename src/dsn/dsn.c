@@ -327,11 +327,11 @@ static void dsn_returned_part(strbuf *sb, const qmsg *m, size_t max_return)
 
     if (full) {
         sb_puts(sb, "Content-Type: message/rfc822\r\n");
-        sb_puts(sb, "Content-Description: Undelivered Message\r\n");
+        sb_puts(sb, "Content-Description: Returned Message\r\n");
     } else {
         len = dsn_header_len(data, len);
         sb_puts(sb, "Content-Type: text/rfc822-headers\r\n");
-        sb_puts(sb, "Content-Description: Undelivered Message Headers\r\n");
+        sb_puts(sb, "Content-Description: Returned Message Headers\r\n");
     }
     if (dsn_has_8bit(data, len)) sb_puts(sb, "Content-Transfer-Encoding: 8bit\r\n");
     sb_puts(sb, "\r\n");
