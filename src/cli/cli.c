@@ -7,6 +7,9 @@
 #include "cli/test_mapping.h"
 #include "cli/test_rewrite.h"
 #include "queue/qadmin.h"
+#include "rewrite/mapping.h"
+
+#include <arpa/inet.h>
 #include "rewrite/rewrite.h"
 #include "conf/conf.h"
 #include "core/util.h"
@@ -30,6 +33,22 @@ static void usage(FILE *f)
           f);
 }
 
+/* check_relay_warnings - configurations that would let strangers relay are accepted with a warning. */
+static void check_relay_warnings(const sl_conf *c, const char *dir, strvec *out)
+{
+    for (size_t i = 0; i < c->opt.n_internal_networks; i++) {
+        const sl_cidr *n = &c->opt.internal_networks[i];
+        bool wide = n->family == AF_INET ? n->prefix < 8 : n->prefix < 16;
+        if (!wide) continue;
+        char buf[64];
+        inet_ntop(n->family, n->addr, buf, sizeof buf);
+        sv_push_owned(out, xasprintf("%s/option.dat: warning: internal_networks includes %s/%u: every client in it "
+                                     "may relay (open relay?)",
+                                     dir, buf, n->prefix));
+    }
+    mappings_relay_warnings(c->mappings, out);
+}
+
 int cli_check(const char *dir)
 {
     conf_errors errs = {0};
@@ -50,6 +69,7 @@ int cli_check(const char *dir)
         strvec notes = {0};
         char *file = xasprintf("%s/sluice.cnf", dir);
         rewrite_conf_notes(c, file, &notes);
+        check_relay_warnings(c, dir, &notes);
         for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
         sv_free(&notes);
         free(file);

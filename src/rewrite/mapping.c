@@ -983,3 +983,23 @@ size_t mappings_table_count(const sl_mappings *m)
 {
     return m ? m->n : 0;
 }
+
+void mappings_relay_warnings(const sl_mappings *m, strvec *out)
+{
+    static const char *tables[] = {"ORIG_SEND_ACCESS", "SEND_ACCESS", "ORIG_MAIL_ACCESS", "MAIL_ACCESS"};
+    if (!m) return;
+    for (size_t t = 0; t < m->n; t++) {
+        const m_table *tb = &m->t[t];
+        bool access = false;
+        for (size_t k = 0; k < SL_ARRAY_LEN(tables); k++) access |= str_ieq(tb->name, tables[k]);
+        if (!access) continue;
+        for (size_t i = 0; i < tb->n; i++) {
+            const m_entry *e = &tb->e[i];
+            /* a pattern of nothing but wildcards that allows: everybody may relay anywhere */
+            if (strspn(e->pattern, "*|") != strlen(e->pattern) || !strstr(e->tmpl, "$Y")) continue;
+            sv_push_owned(out, xasprintf("%s:%d: warning: %s entry '%s %s' allows any sender to any destination: "
+                                         "this makes an open relay",
+                                         e->file, e->line, tb->name, e->pattern, e->tmpl));
+        }
+    }
+}

@@ -74,6 +74,8 @@ size_t mappings_table_count(const sl_mappings *m);
  */
 sl_result mapping_probe(const sl_mappings *m, const char *table, const char *input, const char *flags,
                         mapping_result *out);
+/* mappings_relay_warnings - "file:line: warning: ..." for access-table entries that let anyone relay. */
+void mappings_relay_warnings(const sl_mappings *m, strvec *out);
 /* mapping_result_free - release what mapping_probe put in r and zero it. */
 void mapping_result_free(mapping_result *r);
 
