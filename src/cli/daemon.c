@@ -17,7 +17,9 @@
 #include "smtp/listener.h"
 
 #include <event2/event.h>
+#include <ftw.h>
 #include <grp.h>
+#include <sys/stat.h>
 #include <openssl/ssl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -74,13 +76,34 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
     return true;
 }
 
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (lchown(path, chown_uid, chown_gid) < 0) log_warn(NULL, "chown_failed", "path=%s", path);
+    return 0;
+}
+
+/* chown_tree - give a directory tree to uid:gid (start-up only). */
+static void chown_tree(const char *root, uid_t uid, gid_t gid)
+{
+    chown_uid = uid;
+    chown_gid = gid;
+    nftw(root, chown_one, 32, FTW_PHYS);
+}
+
 /* drop_privileges - become option.dat's run_as user once the ports are bound. */
 static void drop_privileges(const sl_conf *c)
 {
     if (!c->opt.run_as || geteuid() != 0) return;
     struct passwd *pw = getpwnam(c->opt.run_as);
     if (!pw) fatal("run_as: no such user '%s'", c->opt.run_as);
-    if (chown(c->opt.queue_dir, pw->pw_uid, pw->pw_gid) < 0) log_warn(NULL, "chown_failed", "path=%s", c->opt.queue_dir);
+    /* the queue and the Maildirs must stay writable after the switch */
+    chown_tree(c->opt.queue_dir, pw->pw_uid, pw->pw_gid);
+    mkdir(c->opt.maildir_root, 0700);
+    chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid);
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         fatal("run_as: cannot become '%s'", c->opt.run_as);
     log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);

@@ -262,8 +262,8 @@ static const char *conn_limits(const listener *l, const sl_service *svc, const c
         total++;
         if (!strcmp(o->ip, ip)) same++;
     }
-    if (total > svc->max_conns) return "Too many connections";
-    if (same > svc->max_per_client) return "Too many connections from your address";
+    if (total >= svc->max_conns) return "Too many connections";
+    if (same >= svc->max_per_client) return "Too many connections from your address";
     return NULL;
 }
 
