@@ -7,7 +7,7 @@
  * Strings are payloads without NUL. Every read validates everything: magic, version, known
  * record types, lengths inside the file, required records present, end record last and exactly
  * at the end of the file. Recipient state is a fixed-size field that the store updates in place
- * (pwrite + fdatasync), so a recipient's state change is durable without rewriting the file.
+ * (pwrite, flushed with the next group commit), so a state change is durable without rewriting the file.
  * Any thread may call these functions; a qmsg is owned by one thread at a time.
  */
 #ifndef SLUICE_QFILE_H

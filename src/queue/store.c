@@ -16,8 +16,21 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+typedef struct {
+    char *path;
+    size_t n;
+    off_t *offs;
+    uint8_t *bytes;
+    store_done_cb cb;
+    void *arg;
+    bool remove;
+    sl_result res;
+    char err[256];
+} ujob;
+
 typedef struct creq {
     struct creq *next;
+    ujob *upd; /* a state update riding along with the commits (no files) */
     store_file *files;
     size_t n;
     store_commit_cb cb;
@@ -38,6 +51,7 @@ struct store {
     bool stopping;
     uint32_t counter;
     uint64_t last_us;
+    int qfd; /* the queue directory, for syncfs */
 };
 
 static int mkdir_p(const char *path)
@@ -132,12 +146,18 @@ static void commit_cleanup(store *s, creq *r, size_t upto, bool renamed)
     }
 }
 
+static void update_write(ujob *u);
+
 /* commit_batch - write, flush, rename and fsync directories for a batch of requests. */
 static void commit_batch(store *s, creq *batch)
 {
     int syncfd = -1;
     for (creq *r = batch; r; r = r->next) {
         r->res = SL_OK;
+        if (r->upd) {
+            update_write(r->upd);
+            continue;
+        }
         for (size_t i = 0; i < r->n && r->res == SL_OK; i++) {
             int fd = commit_write_tmp(s, &r->files[i], r->err, sizeof r->err);
             if (fd < 0) {
@@ -154,17 +174,20 @@ static void commit_batch(store *s, creq *batch)
         }
     }
     /* One flush makes the data of every file in the batch durable (group commit). */
-    int flush_rc = 0, flush_errno = 0;
-    if (syncfd >= 0) {
-        flush_rc = syncfs(syncfd);
+    int flush_rc = syncfs(syncfd >= 0 ? syncfd : s->qfd), flush_errno = errno;
+    if (syncfd >= 0 && close(syncfd) < 0 && flush_rc == 0) {
+        flush_rc = -1;
         flush_errno = errno;
-        if (close(syncfd) < 0 && flush_rc == 0) {
-            flush_rc = -1;
-            flush_errno = errno;
-        }
     }
     strvec dirs = {0};
     for (creq *r = batch; r; r = r->next) {
+        if (r->upd) {
+            if (flush_rc < 0 && r->upd->res == SL_OK) {
+                r->upd->res = SL_TEMP;
+                snprintf(r->upd->err, sizeof r->upd->err, "syncfs: %s", strerror(flush_errno));
+            }
+            continue;
+        }
         if (r->res != SL_OK) continue;
         if (flush_rc < 0) {
             snprintf(r->err, sizeof r->err, "syncfs: %s", strerror(flush_errno));
@@ -198,7 +221,7 @@ static void commit_batch(store *s, creq *batch)
         if (fsync_dir(dirs.v[i]) == 0) continue;
         int e = errno;
         for (creq *r = batch; r; r = r->next) {
-            if (r->res != SL_OK) continue;
+            if (r->res != SL_OK || r->upd) continue;
             for (size_t j = 0; j < r->n; j++) {
                 if (strncmp(r->files[j].path, dirs.v[i], strlen(dirs.v[i])) != 0) continue;
                 snprintf(r->err, sizeof r->err, "fsync %s: %s", dirs.v[i], strerror(e));
@@ -211,9 +234,16 @@ static void commit_batch(store *s, creq *batch)
     sv_free(&dirs);
 }
 
+static void update_done(void *arg);
+
 static void commit_done(void *arg)
 {
     creq *r = arg;
+    if (r->upd) {
+        update_done(r->upd);
+        free(r);
+        return;
+    }
     r->cb(r->arg, r->res, r->err, r->files, r->n);
     for (size_t i = 0; i < r->n; i++) {
         free(r->files[i].channel);
@@ -255,6 +285,8 @@ store *store_open(struct event_base *base, workq *wq, const char *qdir, char *er
     s->qdir = xstrdup(qdir);
     s->wq = wq;
     s->port = completion_port_new(base);
+    s->qfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->qfd < 0) fatal("cannot open %s: %s", qdir, strerror(errno));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
@@ -270,6 +302,7 @@ void store_close(store *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     completion_port_free(s->port);
+    close(s->qfd);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->qdir);
@@ -287,6 +320,16 @@ void store_new_id(store *s, char *buf, size_t len)
     snprintf(buf, len, "%013" PRIX64 "%03X", us, (unsigned)(s->counter++ & 0xfff));
 }
 
+static void store_enqueue(store *s, creq *r)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->tail) s->tail->next = r;
+    else s->head = r;
+    s->tail = r;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg)
 {
     creq *r = xcalloc(1, sizeof *r);
@@ -295,12 +338,7 @@ void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, voi
     r->cb = cb;
     r->arg = arg;
     r->s = s;
-    pthread_mutex_lock(&s->mu);
-    if (s->tail) s->tail->next = r;
-    else s->head = r;
-    s->tail = r;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    store_enqueue(s, r);
 }
 
 static int read_file(const char *path, strbuf *out)
@@ -399,42 +437,31 @@ size_t store_recover(store *s, store_recover_cb cb, void *arg)
     return found;
 }
 
-typedef struct {
-    char *path;
-    size_t n;
-    off_t *offs;
-    uint8_t *bytes;
-    store_done_cb cb;
-    void *arg;
-    bool remove;
-    sl_result res;
-    char err[256];
-} ujob;
 
-static void update_run(void *arg)
+/* update_write - pwrite a state update; its flush is the batch's syncfs. */
+static void update_write(ujob *u)
+{
+    u->res = SL_OK;
+    int fd = open(u->path, O_WRONLY | O_CLOEXEC);
+    size_t sz = qfile_state_size();
+    bool ok = fd >= 0;
+    for (size_t i = 0; ok && i < u->n; i++) ok = pwrite(fd, u->bytes + i * sz, sz, u->offs[i]) == (ssize_t)sz;
+    if (fd >= 0 && close(fd) < 0) ok = false;
+    if (!ok) {
+        u->res = SL_TEMP;
+        snprintf(u->err, sizeof u->err, "update %s: %s", u->path, strerror(errno));
+    }
+}
+
+/* remove_run - unlink a finished queue file (worker thread). */
+static void remove_run(void *arg)
 {
     ujob *u = arg;
     u->res = SL_OK;
-    if (u->remove) {
-        if (unlink(u->path) < 0 && errno != ENOENT) {
-            u->res = SL_TEMP;
-            snprintf(u->err, sizeof u->err, "unlink: %s", strerror(errno));
-        }
-        return;
+    if (unlink(u->path) < 0 && errno != ENOENT) {
+        u->res = SL_TEMP;
+        snprintf(u->err, sizeof u->err, "unlink: %s", strerror(errno));
     }
-    int fd = open(u->path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) goto fail;
-    size_t sz = qfile_state_size();
-    for (size_t i = 0; i < u->n; i++)
-        if (pwrite(fd, u->bytes + i * sz, sz, u->offs[i]) != (ssize_t)sz) goto fail_fd;
-    if (fdatasync(fd) < 0) goto fail_fd;
-    if (close(fd) < 0) goto fail;
-    return;
-fail_fd:
-    close(fd);
-fail:
-    u->res = SL_TEMP;
-    snprintf(u->err, sizeof u->err, "update %s: %s", u->path, strerror(errno));
 }
 
 static void update_done(void *arg)
@@ -461,7 +488,11 @@ void store_update_states(store *s, const char *path, const qmsg *msg, store_done
     }
     u->cb = cb;
     u->arg = arg;
-    workq_submit(s->wq, update_run, update_done, u);
+    /* state updates share the committer's flush with the commits waiting at the same time */
+    creq *r = xcalloc(1, sizeof *r);
+    r->upd = u;
+    r->s = s;
+    store_enqueue(s, r);
 }
 
 void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
@@ -471,5 +502,5 @@ void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
     u->remove = true;
     u->cb = cb;
     u->arg = arg;
-    workq_submit(s->wq, update_run, update_done, u);
+    workq_submit(s->wq, remove_run, update_done, u);
 }

@@ -51,7 +51,7 @@ void store_new_id(store *s, char *buf, size_t len);
 void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg);
 /* store_recover - blocking scan at start-up: clean tmp/, validate every file, move bad ones to corrupt/. Returns files found. */
 size_t store_recover(store *s, store_recover_cb cb, void *arg);
-/* store_update_states - write the state records of msg's recipients in place and fdatasync (worker thread). */
+/* store_update_states - write the state records of msg's recipients in place; cb once they are flushed (group commit). */
 void store_update_states(store *s, const char *path, const qmsg *msg, store_done_cb cb, void *arg);
 /* store_remove - unlink a queue file whose recipients are all final (worker thread). */
 void store_remove(store *s, const char *path, store_done_cb cb, void *arg);
