@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <ftw.h>
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <openssl/ssl.h>
 #include <pwd.h>
@@ -56,6 +57,16 @@ static void loop_token_load(const char *qdir, char *buf, size_t len)
         if (!f || fprintf(f, "%s\n", buf) < 0 || fclose(f) != 0) fatal("cannot write %s", path);
     }
     free(path);
+}
+
+/* raise_fd_limit - every session and delivery is a descriptor: take the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static void recovered(void *arg, qmsg *msg, char *path)
@@ -181,6 +192,7 @@ int daemon_serve(const char *dir)
     if (!conf) return 1;
     log_set_level((enum log_level)conf->opt.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     d.ctx.base = event_base_new();
     d.ctx.conf = conf;
     d.ctx.wq = workq_new(d.ctx.base, 4);
