@@ -1,0 +1,616 @@
+#!/usr/bin/python3
+"""bench - Sluice against Postfix on the same machine in the same run (issue 5).
+
+Benchmarks (see bench/README.md for what each measures and the latest figures):
+  1  relay throughput: smtp-source -> MTA -> smtp-sink, N messages at several session counts
+  5  latency: end of DATA (".") to the 250 reply, 10 sessions, latency_client.py
+  2, 3, 4  (DSN storm, concurrent sessions, queue scale) are not implemented yet: asking for
+     them is an error.
+
+Each measurement starts a fresh private instance of the MTA (its own configuration and queue
+under the work directory), runs the load, and stops it; the MTAs alternate (Sluice first in odd
+repetitions, Postfix first in even ones) and the report gives medians and the Sluice/Postfix
+ratio. Exit status: 0 when the harness did its job (whatever the figures), 1 when the harness
+itself broke (a tool missing, an MTA or the sink that would not start, an unexpected error),
+2 for a usage error, 3 for a benchmark that is not implemented. With --strict, a run that did
+not deliver every message also exits 1.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness as h  # noqa: E402
+
+SRC = os.path.abspath(os.path.join(HERE, ".."))
+NOT_IMPLEMENTED = {2: "DSN storm", 3: "concurrent sessions", 4: "queue scale"}
+
+
+# ---------------------------------------------------------------- machine and load
+
+def system_busy():
+    """system_busy - (busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) - idle, sum(v)
+
+
+def machine_info(workdir, sluice_bin):
+    """machine_info - what the figures came from: CPU, cores, kernel, file system, versions."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    pf = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True, text=True)
+    git = subprocess.run(["git", "-C", SRC, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "workdir_fs": h.filesystem_of(workdir), "postfix": pf.stdout.strip(),
+            "sluice_bin": sluice_bin, "sluice_git": git.stdout.strip(), "loadavg_start": " ".join(load),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+class LoadMeter:
+    """Other load on the machine during a run: all CPU time minus what the benchmark's processes used."""
+
+    disk = None  # block device of the work directory, set by Bench.run
+
+    def __init__(self):
+        self.busy0, self.total0 = system_busy()
+        self.disk0 = h.disk_written_bytes(LoadMeter.disk)
+        self.self0 = self._self_cpu()
+        self.t0 = time.monotonic()
+
+    @staticmethod
+    def _self_cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def disk_mb_per_s(self):
+        """disk_mb_per_s - MB/s written to the work directory's disk by everyone since the meter started."""
+        wall = time.monotonic() - self.t0
+        return (h.disk_written_bytes(LoadMeter.disk) - self.disk0) / 1e6 / wall if wall > 0 else 0.0
+
+    def other_cores(self, ours_cpu_s):
+        """other_cores - average cores used by processes other than ours since the meter started."""
+        busy, _total = system_busy()
+        wall = time.monotonic() - self.t0
+        if wall <= 0:
+            return 0.0
+        all_s = (busy - self.busy0) / h.CLK_TCK
+        ours = ours_cpu_s + (self._self_cpu() - self.self0)
+        return max(0.0, (all_s - ours) / wall)
+
+
+class PeakSampler(threading.Thread):
+    """Samples an MTA's PSS every interval seconds; keeps the peak."""
+
+    def __init__(self, mta, interval=1.0):
+        super().__init__(daemon=True)
+        self.mta, self.interval = mta, interval
+        self.peak = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            try:
+                self.peak = max(self.peak, self.mta.pss())
+            except Exception:  # noqa: BLE001 - a process vanishing mid-read is normal
+                pass
+            self.stop_ev.wait(self.interval)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(5)
+
+
+def wait_child(proc, timeout):
+    """wait_child - reap proc with wait4 (polling); (exit status or None on timeout, CPU seconds it used)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return proc.returncode, 0.0
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, ru.ru_utime + ru.ru_stime
+        if time.monotonic() >= deadline:
+            return None, 0.0
+        time.sleep(0.002)
+
+
+def proc_cpu(pid):
+    st = h.read_stat(pid)
+    return (st["utime"] + st["stime"]) / h.CLK_TCK if st else 0.0
+
+
+class BulkWriter:
+    """--bulk-writer MB: another tenant of the queue's file system, writing MB-sized files without fsync in a loop.
+
+    It emulates what shares a real queue disk (logs, mailbox deliveries, backups): an MTA that
+    flushes only its own files does not notice it; one that flushes the whole file system does.
+    """
+
+    def __init__(self, workdir, mb):
+        self.proc = None
+        if mb <= 0:
+            return
+        path = os.path.join(workdir, "bulk-writer.dat")
+        script = ("while :; do dd if=/dev/zero of=%s bs=1M count=%d status=none conv=notrunc || exit 1; "
+                  "rm -f %s; done" % (path, mb, path))
+        self.proc = h.spawn(["/bin/sh", "-c", script], os.path.join(workdir, "bulk-writer.log"))
+
+    def stop(self):
+        if self.proc:
+            h.kill_group(self.proc, signal.SIGTERM, 5)
+
+
+# ---------------------------------------------------------------- one run
+
+class Bench:
+    """The state of one invocation: options, work directory, the sink, the results."""
+
+    def __init__(self, args):
+        self.a = args
+        self.workdir = args.workdir
+        self.sink = None
+        self.results = {"machine": None, "bench1": [], "bench5": []}
+        self.incomplete = 0
+        self.seq = 0
+
+    def log(self, msg):
+        sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+        sys.stderr.flush()
+
+    def make_mta(self, kind):
+        self.seq += 1
+        d = os.path.join(self.workdir, "%03d-%s" % (self.seq, kind))
+        if kind == "sluice":
+            return h.SluiceMTA(d, self.sink.port, self.a.jobs, self.a.sluice_bin, self.a.sluice_log_level)
+        if kind == "direct":
+            return h.DirectTarget(d, self.sink.port, self.a.jobs)
+        return h.PostfixMTA(d, self.sink.port, self.a.jobs)
+
+    def order(self, rep):
+        """order - the MTAs of repetition rep, alternating which goes first (the direct baseline runs last)."""
+        kinds = [k for k in self.a.mta if k != "direct"]
+        kinds = kinds if rep % 2 == 0 else kinds[::-1]
+        return kinds + (["direct"] if "direct" in self.a.mta else [])
+
+    def finish_mta(self, mta):
+        """finish_mta - stop it, let the sink settle, and drop its directory (unless --keep)."""
+        mta.stop()
+        self.sink.wait_quiet(0.5, 10)
+        if not self.sink.alive():
+            raise h.HarnessError("smtp-sink died: %s" % h.tail(self.sink.log))
+        mta.remove(self.a.keep)
+
+    def perf_start(self, mta, tag):
+        if not self.a.perf or mta.name != "sluice" or not shutil.which("perf"):
+            return None
+        out = os.path.join(self.workdir, "perf-%s.data" % tag)
+        return h.spawn(["perf", "record", "-F", "999", "-g", "-p", str(mta.root_pid()), "-o", out],
+                       os.path.join(self.workdir, "perf-%s.log" % tag)), out
+
+    def perf_stop(self, handle, tag):
+        if not handle:
+            return
+        proc, out = handle
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            h.kill_group(proc, signal.SIGKILL, 5)
+        rep = os.path.join(self.workdir, "perf-%s.txt" % tag)
+        with open(rep, "w") as f:
+            subprocess.run(["perf", "report", "--stdio", "--no-children", "--percent-limit", "0.5",
+                            "-g", "none", "-i", out], stdout=f, stderr=subprocess.DEVNULL, timeout=120)
+        self.log("perf profile of %s: %s" % (tag, rep))
+
+    # ---- benchmark 1
+
+    def run_relay(self, kind, sessions, n, rep):
+        a = self.a
+        mta = self.make_mta(kind)
+        r = {"mta": kind, "sessions": sessions, "messages": n, "rep": rep}
+        c0, s0 = self.sink.snapshot()[0], self.sink.sessions
+        sampler = PeakSampler(mta)
+        try:
+            mta.start()
+            time.sleep(0.5)
+            sampler.start()
+            sink_cpu0 = proc_cpu(self.sink.proc.pid)
+            cpu0 = mta.cpu()
+            meter = LoadMeter()
+            tag = "b1-%s-s%d-r%d" % (kind, sessions, rep)
+            perf = self.perf_start(mta, tag)
+            t0 = time.monotonic()
+            src = h.spawn(["smtp-source", "-l", str(a.size), "-m", str(n), "-s", str(sessions),
+                           "-f", "from@x.test", "-t", "to@y.test", "127.0.0.1:%d" % mta.port],
+                          os.path.join(mta.dir, "smtp-source.log"))
+            rc, src_cpu = wait_child(src, a.accept_timeout or 30 + n / 20.0)
+            t_acc = time.monotonic()
+            if rc is None:
+                h.kill_group(src, signal.SIGKILL, 5)
+                r["error"] = "smtp-source did not finish within the accept timeout"
+            elif rc != 0:
+                r["error"] = "smtp-source exited %s: %s" % (rc, h.tail(os.path.join(mta.dir, "smtp-source.log"), 500))
+            if "error" in r:
+                # the client gave up: only what was accepted can arrive; wait until the sink is quiet
+                got = self.sink.wait_quiet(2.0, 30) - c0
+                ok, t_end = (True, self.sink.snapshot()[1]) if got >= n else (False, got)
+            else:
+                ok, t_end = self.sink.wait_count(c0 + n, a.deliver_timeout or 60 + n / 20.0)
+            pss_end = mta.pss()
+            nprocs = mta.nprocs()
+            sampler.stop()
+            time.sleep(1.0)  # let post-delivery bookkeeping (queue file removal) finish
+            cpu1 = mta.cpu()
+            self.perf_stop(perf, tag)
+            sink_cpu = proc_cpu(self.sink.proc.pid) - sink_cpu0
+            r["other_load_cores"] = round(meter.other_cores((cpu1 - cpu0) + sink_cpu + src_cpu), 2)
+            r["disk_mb_s"] = round(meter.disk_mb_per_s(), 1)
+            r["accept_s"] = t_acc - t0
+            r["accept_rate"] = n / (t_acc - t0)
+            if ok:
+                r["e2e_s"] = t_end - t0
+                r["e2e_rate"] = n / (t_end - t0)
+            else:
+                r.setdefault("error", "only %d of %d messages reached the sink" % (t_end - c0, n))
+            r["cpu_ms_per_msg"] = (cpu1 - cpu0) * 1000.0 / n
+            r["pss_end_kib"] = pss_end
+            r["pss_peak_kib"] = max(sampler.peak, pss_end)
+            r["processes_end"] = nprocs
+            r["backlog"] = (not ok) or r["e2e_rate"] < 0.95 * r["accept_rate"]
+            probs = mta.problems()
+            if probs:
+                r["problems"] = len(probs)
+                r["problem_sample"] = probs[:5]
+        finally:
+            if sampler.is_alive():
+                sampler.stop()
+            self.finish_mta(mta)
+        r["delivered"] = self.sink.snapshot()[0] - c0
+        if r["delivered"] > 0:
+            r["sink_sessions_per_msg"] = (self.sink.sessions - s0) / r["delivered"]
+        if r["delivered"] > n:
+            r["duplicates"] = r["delivered"] - n
+            self.log("%s: the sink received %d messages more than were sent" % (kind, r["duplicates"]))
+        if "error" in r:
+            self.incomplete += 1
+            self.log("%s: %s" % (kind, r["error"]))
+        self.log("b1 %-7s s=%-3d rep %d: e2e %s msg/s, accept %.0f msg/s, cpu %.2f ms/msg, pss %.1f MiB%s" % (
+            kind, sessions, rep, "%.0f" % r["e2e_rate"] if "e2e_rate" in r else "INCOMPLETE",
+            r.get("accept_rate", 0), r.get("cpu_ms_per_msg", 0), r.get("pss_end_kib", 0) / 1024.0,
+            ", %d problem lines in its log" % r["problems"] if r.get("problems") else ""))
+        self.results["bench1"].append(r)
+
+    # ---- benchmark 5
+
+    def run_latency(self, kind, rep):
+        a = self.a
+        mta = self.make_mta(kind)
+        n = a.latency_messages
+        r = {"mta": kind, "sessions": a.latency_sessions, "messages": n, "rep": rep}
+        try:
+            mta.start()
+            time.sleep(0.5)
+            c0, _ = self.sink.snapshot()
+            sink_cpu0 = proc_cpu(self.sink.proc.pid)
+            cpu0 = mta.cpu()
+            meter = LoadMeter()
+            out = os.path.join(mta.dir, "latency.json")
+            with open(out, "wb") as f:
+                cli = h.spawn(["/usr/bin/python3", os.path.join(HERE, "latency_client.py"), "--port", str(mta.port),
+                               "--sessions", str(a.latency_sessions), "--messages", str(n), "--size", str(a.size)],
+                              os.path.join(mta.dir, "latency.log"), stdout=f)
+            rc, cli_cpu = wait_child(cli, 60 + n / 10.0)
+            if rc is None:
+                h.kill_group(cli, signal.SIGKILL, 5)
+                r["error"] = "latency client did not finish in time"
+            with open(out) as f:
+                text = f.read()
+            data = json.loads(text) if text.strip() else {"latencies_ms": [], "errors": ["no output"]}
+            lat = sorted(data["latencies_ms"])
+            if data.get("errors"):
+                r["error"] = "latency client: %s" % "; ".join(data["errors"][:3])
+            ok, _t = self.sink.wait_count(c0 + len(lat), 60 + n / 20.0)
+            if not ok:
+                r.setdefault("error", "not every accepted message reached the sink")
+            mta_cpu = mta.cpu() - cpu0
+            r["other_load_cores"] = round(meter.other_cores(mta_cpu + cli_cpu + proc_cpu(self.sink.proc.pid) -
+                                                            sink_cpu0), 2)
+            r["cpu_ms_per_msg"] = mta_cpu * 1000.0 / max(1, n)
+            r["disk_mb_s"] = round(meter.disk_mb_per_s(), 1)
+            if lat:
+                r["n"] = len(lat)
+                r["p50_ms"] = pct(lat, 50)
+                r["p90_ms"] = pct(lat, 90)
+                r["p99_ms"] = pct(lat, 99)
+                r["max_ms"] = lat[-1]
+                r["mean_ms"] = statistics.fmean(lat)
+                r["rate"] = len(lat) / data["wall_s"]
+            probs = mta.problems()
+            if probs:
+                r["problems"] = len(probs)
+                r["problem_sample"] = probs[:5]
+        finally:
+            self.finish_mta(mta)
+        if "error" in r:
+            self.incomplete += 1
+            self.log("%s: %s" % (kind, r["error"]))
+        if "p50_ms" in r:
+            self.log("b5 %-7s rep %d: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f msg/s" % (
+                kind, rep, r["p50_ms"], r["p99_ms"], r["max_ms"], r["rate"]))
+        self.results["bench5"].append(r)
+
+    # ---- driver
+
+    def run(self):
+        a = self.a
+        self.results["machine"] = machine_info(self.workdir, a.sluice_bin)
+        self.results["settings"] = {k: v for k, v in vars(a).items() if k not in ("workdir",)}
+        m = self.results["machine"]
+        LoadMeter.disk = h.disk_of(self.workdir)
+        self.log("work directory %s (%s); %s cores; load %s" % (self.workdir, m["workdir_fs"], m["cores"],
+                                                                 m["loadavg_start"]))
+        if "tmpfs" in m["workdir_fs"]:
+            self.log("WARNING: the work directory is on tmpfs, where fsync costs nothing: use --workdir on a disk")
+        self.sink = h.Sink(self.workdir)
+        writer = BulkWriter(self.workdir, a.bulk_writer)
+        try:
+            if 1 in a.bench:
+                for sessions in a.sessions:
+                    for rep in range(a.reps):
+                        for kind in self.order(rep):
+                            self.run_relay(kind, sessions, a.messages, rep)
+            if 5 in a.bench:
+                for rep in range(a.reps):
+                    for kind in self.order(rep):
+                        self.run_latency(kind, rep)
+        finally:
+            writer.stop()
+            self.sink.stop()
+        with open("/proc/loadavg") as f:
+            m["loadavg_end"] = " ".join(f.read().split()[:3])
+
+
+# ---------------------------------------------------------------- reporting
+
+def pct(sorted_vals, p):
+    """pct - the p-th percentile (nearest rank) of sorted values."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec="%.0f"):
+    return "-" if v is None else spec % v
+
+
+def ratio(s, p):
+    return "-" if s is None or p in (None, 0) else "%.2f" % (s / p)
+
+
+def report(res, a):
+    """report - the tables of medians and Sluice/Postfix ratios, as text."""
+    out = []
+    m = res["machine"]
+    out.append("machine: %s, %s cores, kernel %s, work dir on %s; Postfix %s; Sluice %s (%s)" % (
+        m["cpu"], m["cores"], m["kernel"], m["workdir_fs"], m["postfix"], m["sluice_git"], m["sluice_bin"]))
+    out.append("load average at start %s, at end %s" % (m["loadavg_start"], m.get("loadavg_end", "?")))
+    if a.bulk_writer:
+        out.append("with a bulk writer: a %d MB file rewritten in a loop, without fsync, on the same file system"
+                   % a.bulk_writer)
+    b1 = res["bench1"]
+    if b1:
+        out.append("")
+        out.append("benchmark 1 - relay throughput: %d messages of %d bytes, %d repetition(s), medians; "
+                   "delivery jobs %d" % (a.messages, a.size, a.reps, a.jobs))
+        hdr = "%-8s %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+            "sessions", "mta", "e2e/s", "accept/s", "cpu ms/msg", "PSS MiB", "peak MiB", "procs",
+            "other cpu", "disk MB/s", "conn/msg", "backlog")
+        out.append(hdr)
+        out.append("-" * len(hdr))
+        for s in a.sessions:
+            meds = {}
+            for kind in a.mta:
+                rows = [r for r in b1 if r["sessions"] == s and r["mta"] == kind]
+                if not rows:
+                    continue
+                e2e, acc = med(rows, "e2e_rate"), med(rows, "accept_rate")
+                meds[kind] = {"e2e": e2e, "acc": acc, "cpu": med(rows, "cpu_ms_per_msg"),
+                              "pss": med(rows, "pss_end_kib")}
+                if kind == "direct":  # no MTA: nothing to weigh
+                    rows = [dict(r, pss_peak_kib=None, processes_end=None) for r in rows]
+                    meds[kind].update(cpu=None, pss=None)
+                backlog = sum(1 for r in rows if r.get("backlog"))
+                incomplete = sum(1 for r in rows if "error" in r)
+                out.append("%-8d %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+                    s, kind, fmt(e2e), fmt(acc), fmt(meds[kind]["cpu"], "%.3f"),
+                    fmt(None if meds[kind]["pss"] is None else meds[kind]["pss"] / 1024.0, "%.1f"),
+                    fmt(None if med(rows, "pss_peak_kib") is None else med(rows, "pss_peak_kib") / 1024.0, "%.1f"),
+                    fmt(med(rows, "processes_end")), fmt(med(rows, "other_load_cores"), "%.2f"),
+                    fmt(med(rows, "disk_mb_s"), "%.1f"), fmt(med(rows, "sink_sessions_per_msg"), "%.2f"),
+                    ("%d/%d runs" % (backlog, len(rows)) if backlog else "no") +
+                    (" (%d incomplete)" % incomplete if incomplete else "")))
+            if "sluice" in meds and "postfix" in meds:
+                sl, pf = meds["sluice"], meds["postfix"]
+                out.append("%-8d %-8s %9s %9s %10s %10s" % (
+                    s, "S/P", ratio(sl["e2e"], pf["e2e"]), ratio(sl["acc"], pf["acc"]),
+                    ratio(sl["cpu"], pf["cpu"]), ratio(sl["pss"], pf["pss"])))
+    b5 = res["bench5"]
+    if b5:
+        out.append("")
+        out.append("benchmark 5 - latency from \".\" to the 250 reply: %d sessions, %d messages of %d bytes, "
+                   "%d repetition(s), medians over repetitions" % (a.latency_sessions, a.latency_messages, a.size,
+                                                                    a.reps))
+        hdr = "%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms",
+                                                        "msg/s", "cpu ms/msg", "disk MB/s")
+        out.append(hdr)
+        out.append("-" * len(hdr))
+        meds = {}
+        for kind in a.mta:
+            rows = [r for r in b5 if r["mta"] == kind]
+            if not rows:
+                continue
+            meds[kind] = {k: med(rows, k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "rate",
+                                                     "cpu_ms_per_msg", "disk_mb_s")}
+            mm = meds[kind]
+            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % (
+                kind, fmt(mm["p50_ms"], "%.2f"), fmt(mm["p90_ms"], "%.2f"), fmt(mm["p99_ms"], "%.2f"),
+                fmt(mm["max_ms"], "%.2f"), fmt(mm["mean_ms"], "%.2f"), fmt(mm["rate"]),
+                "-" if kind == "direct" else fmt(mm["cpu_ms_per_msg"], "%.3f"), fmt(mm["disk_mb_s"], "%.1f")))
+        if "sluice" in meds and "postfix" in meds:
+            sl, pf = meds["sluice"], meds["postfix"]
+            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s" % (
+                "S/P", ratio(sl["p50_ms"], pf["p50_ms"]), ratio(sl["p90_ms"], pf["p90_ms"]),
+                ratio(sl["p99_ms"], pf["p99_ms"]), ratio(sl["max_ms"], pf["max_ms"]),
+                ratio(sl["mean_ms"], pf["mean_ms"]), ratio(sl["rate"], pf["rate"]),
+                ratio(sl["cpu_ms_per_msg"], pf["cpu_ms_per_msg"])))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- command line
+
+def int_list(text):
+    return [int(x) for x in text.replace(",", " ").split()]
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description="Sluice against Postfix (issue 5).")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a few hundred messages, one repetition, both MTAs (CI); overrides the sizes below")
+    ap.add_argument("--bench", type=int_list, default=[1, 5], help="benchmarks to run, e.g. 1,5 (default 1,5)")
+    ap.add_argument("--mta", default="sluice,postfix,direct",
+                    help="what to measure: sluice, postfix, and direct (smtp-source straight into smtp-sink, "
+                         "the ceiling of load generator and sink on this machine); default all three")
+    ap.add_argument("--messages", type=int, default=20000, help="benchmark 1: messages per run (default 20000)")
+    ap.add_argument("--sessions", type=int_list, default=[10, 50, 100],
+                    help="benchmark 1: client session counts (default 10,50,100)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per MTA and setting (default 3)")
+    ap.add_argument("--size", type=int, default=4096, help="message body bytes (default 4096)")
+    ap.add_argument("--latency-messages", type=int, default=2000, help="benchmark 5: messages per run (default 2000)")
+    ap.add_argument("--latency-sessions", type=int, default=10, help="benchmark 5: sessions (default 10)")
+    ap.add_argument("--jobs", type=int, default=20,
+                    help="outbound connections to the sink: Sluice's job_limit/maxjobs and Postfix's "
+                         "default_destination_concurrency_limit (default 20, Postfix's default)")
+    ap.add_argument("--sluice-bin", default=os.path.join(SRC, "build-release", "sluice"))
+    ap.add_argument("--sluice-log-level", default="warn")
+    ap.add_argument("--workdir", help="parent of the run's private directory (default $BENCH_TMPDIR or /var/tmp)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (configurations, logs, queues)")
+    ap.add_argument("--json", help="also write every run's figures to this file")
+    ap.add_argument("--accept-timeout", type=float, default=0, help="seconds per smtp-source run (default 30+N/20)")
+    ap.add_argument("--deliver-timeout", type=float, default=0,
+                    help="seconds to wait for the sink to count N (default 60+N/20)")
+    ap.add_argument("--bulk-writer", type=int, default=0, metavar="MB",
+                    help="while measuring, another process rewrites an MB-sized file in the work directory in a "
+                         "loop without fsync (a noisy neighbour on the queue's file system); default off")
+    ap.add_argument("--perf", action="store_true", help="record Sluice with perf during benchmark 1 runs")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if any run did not deliver every message")
+    a = ap.parse_args(argv)
+    a.mta = [x.strip() for x in a.mta.split(",") if x.strip()]
+    for kind in a.mta:
+        if kind not in ("sluice", "postfix", "direct"):
+            ap.error("unknown MTA %r (sluice, postfix, direct)" % kind)
+    if a.smoke:
+        a.messages, a.reps, a.latency_messages = 300, 1, 200
+    for b in a.bench:
+        if b not in (1, 2, 3, 4, 5):
+            ap.error("no benchmark %d (1..5)" % b)
+    return a
+
+
+def check_tools(a):
+    """check_tools - the programs and privileges the harness needs, or HarnessError."""
+    if os.geteuid() != 0:
+        raise h.HarnessError("run as root: a private Postfix instance and smtp-sink -u nobody need it")
+    for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
+        if not shutil.which(tool):
+            raise h.HarnessError("%s not found: install Debian's postfix package (scripts/setup.sh)" % tool)
+    if "sluice" in a.mta and not os.access(a.sluice_bin, os.X_OK):
+        raise h.HarnessError("%s not found: build it with cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release "
+                             "&& make -C build-release sluice" % a.sluice_bin)
+
+
+def main(argv):
+    a = parse_args(argv)
+    missing = [b for b in a.bench if b in NOT_IMPLEMENTED]
+    if missing:
+        for b in missing:
+            sys.stderr.write("benchmark %d (%s) is not implemented yet: see bench/README.md\n" % (b, NOT_IMPLEMENTED[b]))
+        return 3
+
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    parent = a.workdir or os.environ.get("BENCH_TMPDIR") or "/var/tmp"
+    workdir = tempfile.mkdtemp(prefix="sluice-bench-", dir=parent)
+    a.workdir = workdir
+    bench = Bench(a)
+    status = 0
+    try:
+        check_tools(a)
+        bench.run()
+    except h.HarnessError as e:
+        sys.stderr.write("bench: harness error: %s\n" % e)
+        status = 1
+    except SystemExit:
+        sys.stderr.write("bench: interrupted\n")
+        status = 1
+        raise
+    except Exception:  # noqa: BLE001 - any other failure is the harness breaking
+        import traceback
+        traceback.print_exc()
+        status = 1
+    finally:
+        if bench.results["machine"]:
+            text = report(bench.results, a)
+            print(text)
+            sys.stdout.flush()
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(bench.results, f, indent=1, default=str)
+        if a.keep or a.perf:
+            sys.stderr.write("bench: kept %s\n" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if status == 0 and bench.incomplete:
+        sys.stderr.write("bench: %d run(s) did not deliver every message (see above)\n" % bench.incomplete)
+        if a.strict:
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
