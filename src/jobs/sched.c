@@ -282,20 +282,27 @@ static bool wants_delay_dsn(unsigned notify)
     return notify == 0 || (notify & DSN_NOTIFY_DELAY);
 }
 
+/* states_written - the new states are durable: the message waits again, or leaves the disk. */
 static void states_written(void *arg, sl_result res, const char *err)
 {
-    job *j = arg;
-    qent *e = j->cur;
+    qent *e = arg;
+    sched *s = e->cq->s;
     if (res != SL_OK) log_error(e->msg->id, "state_write_error", "error=\"%s\"", err);
-    item_clear(&j->item);
-    j->cur = NULL;
+    s->busy--;
     qent_requeue(e);
-    job_next(j);
+    kick(e->cq);
 }
 
+/* persist - make the item's new recipient states durable, then let the job go on at once: the
+ * flush (shared with the commits of the moment) must not hold a delivery connection. */
 static void persist(job *j)
 {
-    store_update_states(j->s->ctx->store, j->cur->path, j->cur->msg, states_written, j);
+    qent *e = j->cur;
+    item_clear(&j->item);
+    j->cur = NULL;
+    j->s->busy++;
+    store_update_states(j->s->ctx->store, e->path, e->msg, states_written, e);
+    job_next(j);
 }
 
 /* report - one DSN line item. */

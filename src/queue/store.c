@@ -51,7 +51,6 @@ struct store {
     bool stopping;
     uint32_t counter;
     uint64_t last_us;
-    int qfd; /* the queue directory, for syncfs */
 };
 
 static int mkdir_p(const char *path)
@@ -146,62 +145,79 @@ static void commit_cleanup(store *s, creq *r, size_t upto, bool renamed)
     }
 }
 
-static void update_write(ujob *u);
+static int update_write(ujob *u);
 
 /* commit_batch - write, flush, rename and fsync directories for a batch of requests. */
+/* batch_fds - every open descriptor of a batch, for the flush. */
+typedef struct {
+    int *fd;
+    creq **owner;
+    size_t n, cap;
+} batch_fds;
+
+static void fds_add(batch_fds *b, int fd, creq *owner)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->fd = xrealloc(b->fd, b->cap * sizeof *b->fd);
+        b->owner = xrealloc(b->owner, b->cap * sizeof *b->owner);
+    }
+    b->fd[b->n] = fd;
+    b->owner[b->n++] = owner;
+}
+
+static void req_fail(creq *r, const char *what, int err)
+{
+    if (r->upd) {
+        if (r->upd->res != SL_OK) return;
+        r->upd->res = SL_TEMP;
+        snprintf(r->upd->err, sizeof r->upd->err, "%s %s: %s", what, r->upd->path, strerror(err));
+    } else if (r->res == SL_OK) {
+        r->res = SL_TEMP;
+        snprintf(r->err, sizeof r->err, "%s: %s", what, strerror(err));
+    }
+}
+
 static void commit_batch(store *s, creq *batch)
 {
-    int syncfd = -1;
+    batch_fds b = {0};
     for (creq *r = batch; r; r = r->next) {
         r->res = SL_OK;
         if (r->upd) {
-            update_write(r->upd);
+            int fd = update_write(r->upd);
+            if (fd >= 0) fds_add(&b, fd, r);
             continue;
         }
-        for (size_t i = 0; i < r->n && r->res == SL_OK; i++) {
+        for (size_t i = 0; i < r->n; i++) {
             int fd = commit_write_tmp(s, &r->files[i], r->err, sizeof r->err);
             if (fd < 0) {
                 r->res = SL_TEMP;
-                commit_cleanup(s, r, i, false);
                 break;
             }
-            if (syncfd < 0) syncfd = fd;
-            else if (close(fd) < 0) {
-                snprintf(r->err, sizeof r->err, "close: %s", strerror(errno));
-                r->res = SL_TEMP;
-                commit_cleanup(s, r, i + 1, false);
-            }
+            fds_add(&b, fd, r);
         }
     }
-    /* One flush makes the data of every file in the batch durable (group commit). */
-    int flush_rc = syncfs(syncfd >= 0 ? syncfd : s->qfd), flush_errno = errno;
-    if (syncfd >= 0 && close(syncfd) < 0 && flush_rc == 0) {
-        flush_rc = -1;
-        flush_errno = errno;
+    /* Group commit: start the writeback of every file of the batch, then wait for each; the
+       device sees one batch, and other writers on the file system are not waited for. */
+    for (size_t i = 0; i < b.n; i++) sync_file_range(b.fd[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (size_t i = 0; i < b.n; i++) {
+        if (fdatasync(b.fd[i]) < 0) req_fail(b.owner[i], "fdatasync", errno);
+        if (close(b.fd[i]) < 0) req_fail(b.owner[i], "close", errno);
     }
+    free(b.fd);
+    free(b.owner);
+    for (creq *r = batch; r; r = r->next)
+        if (!r->upd && r->res != SL_OK) commit_cleanup(s, r, r->n, false);
     strvec dirs = {0};
     for (creq *r = batch; r; r = r->next) {
-        if (r->upd) {
-            if (flush_rc < 0 && r->upd->res == SL_OK) {
-                r->upd->res = SL_TEMP;
-                snprintf(r->upd->err, sizeof r->upd->err, "syncfs: %s", strerror(flush_errno));
-            }
-            continue;
-        }
-        if (r->res != SL_OK) continue;
-        if (flush_rc < 0) {
-            snprintf(r->err, sizeof r->err, "syncfs: %s", strerror(flush_errno));
-            r->res = SL_TEMP;
-            commit_cleanup(s, r, r->n, false);
-            continue;
-        }
+        if (r->upd || r->res != SL_OK) continue;
         for (size_t i = 0; i < r->n; i++) {
             store_file *f = &r->files[i];
             char *dir = file_dir(s, f);
             char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
             f->path = xasprintf("%s/%s", dir, f->id);
-            int rc = mkdir_p(dir);
-            if (rc == 0) rc = rename(tmp, f->path);
+            int rc = rename(tmp, f->path);
+            if (rc < 0 && errno == ENOENT && mkdir_p(dir) == 0) rc = rename(tmp, f->path); /* first use */
             if (rc < 0) {
                 snprintf(r->err, sizeof r->err, "rename %s: %s", f->path, strerror(errno));
                 r->res = SL_TEMP;
@@ -260,8 +276,14 @@ static void *committer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
-        creq *batch = s->head;
-        s->head = s->tail = NULL;
+        /* take what waits, up to a bound (every file stays open until the batch's flush) */
+        creq *batch = s->head, *last = s->head;
+        for (int n = 1; last && last->next && n < 256; n++) last = last->next;
+        if (last) {
+            s->head = last->next;
+            if (!s->head) s->tail = NULL;
+            last->next = NULL;
+        }
         pthread_mutex_unlock(&s->mu);
         if (!batch) return NULL;
         commit_batch(s, batch);
@@ -285,8 +307,6 @@ store *store_open(struct event_base *base, workq *wq, const char *qdir, char *er
     s->qdir = xstrdup(qdir);
     s->wq = wq;
     s->port = completion_port_new(base);
-    s->qfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->qfd < 0) fatal("cannot open %s: %s", qdir, strerror(errno));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
@@ -302,7 +322,6 @@ void store_close(store *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     completion_port_free(s->port);
-    close(s->qfd);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->qdir);
@@ -438,19 +457,19 @@ size_t store_recover(store *s, store_recover_cb cb, void *arg)
 }
 
 
-/* update_write - pwrite a state update; its flush is the batch's syncfs. */
-static void update_write(ujob *u)
+/* update_write - pwrite a state update; returns the open descriptor for the batch's flush, or -1. */
+static int update_write(ujob *u)
 {
     u->res = SL_OK;
     int fd = open(u->path, O_WRONLY | O_CLOEXEC);
     size_t sz = qfile_state_size();
     bool ok = fd >= 0;
     for (size_t i = 0; ok && i < u->n; i++) ok = pwrite(fd, u->bytes + i * sz, sz, u->offs[i]) == (ssize_t)sz;
-    if (fd >= 0 && close(fd) < 0) ok = false;
-    if (!ok) {
-        u->res = SL_TEMP;
-        snprintf(u->err, sizeof u->err, "update %s: %s", u->path, strerror(errno));
-    }
+    if (ok) return fd;
+    u->res = SL_TEMP;
+    snprintf(u->err, sizeof u->err, "update %s: %s", u->path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
 }
 
 /* remove_run - unlink a finished queue file (worker thread). */

@@ -4,11 +4,13 @@
  * Layout: QUEUE/<channel>/<NNN>/<id> (NNN = 000 .. subdirs-1), QUEUE/tmp/ for files being
  * written, QUEUE/corrupt/ for files that failed validation.
  * Commit (group commit): a dedicated committer thread takes every pending commit request at
- * once, writes each file into tmp/, flushes the data of the whole batch with one syncfs(2),
+ * once (up to 256), writes each file into tmp/, starts the writeback of the whole batch
+ * (sync_file_range) and then waits for each file (fdatasync), so the device sees one batch,
  * renames the files into their channel directories, fsyncs each distinct directory once, and
  * only then reports success; so the 250 a client gets means the message is on disk, and
  * concurrent messages share the flushes. Any error fails the whole request and removes its
- * files (no partial messages). Recipient state updates and removals run on the worker queue.
+ * files (no partial messages). Recipient state updates ride in the same batches; removals run
+ * on the worker queue.
  * store_* functions are called on the loop thread; callbacks run on the loop thread.
  */
 #ifndef SLUICE_STORE_H
