@@ -53,6 +53,7 @@ typedef struct poolq {
 struct chanq {
     char *name;
     bool kicking; /* re-entrancy guard: a job can end inside kick */
+    struct job *idle; /* parked jobs (they still count in active) */
     qent **heap;
     size_t n, cap;
     int active;
@@ -71,7 +72,12 @@ typedef struct job {
     qent *cur;
     deliv_item item;
     size_t pending_bounce;
+    struct event *idle_timer; /* parked: connection kept open for more mail to the same host */
+    struct job *idle_next;
+    bool idle;
 } job;
+
+#define SCHED_IDLE_KEEP_SECS 2 /* how long an SMTP job with nothing to do keeps its connection */
 
 struct sched {
     sl_ctx *ctx;
@@ -88,6 +94,7 @@ struct sched {
 
 static void kick(chanq *cq);
 static void job_next(job *j);
+static void job_park(job *j);
 
 /* ---- heap of waiting qents by due time ---- */
 
@@ -615,6 +622,7 @@ static void job_end(job *j)
     sched *s = j->s;
     poolq *p = j->pq;
     if (j->out) smtp_out_free(j->out);
+    if (j->idle_timer) event_free(j->idle_timer);
     ctx_conf_put(s->ctx, j->conf);
     free(j->host);
     free(j);
@@ -623,6 +631,67 @@ static void job_end(job *j)
     s->busy--;
     kick(cq);
     kick_pool(s, p);
+}
+
+static void job_unpark(job *j)
+{
+    chanq *cq = j->cq;
+    for (job **pp = &cq->idle; *pp; pp = &(*pp)->idle_next)
+        if (*pp == j) {
+            *pp = j->idle_next;
+            break;
+        }
+    j->idle_next = NULL;
+    j->idle = false;
+    evtimer_del(j->idle_timer);
+}
+
+static void idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job *j = arg;
+    job_unpark(j);
+    job_end(j);
+}
+
+/* job_park - keep an idle SMTP connection a little while: mail for the same host often follows. */
+static void job_park(job *j)
+{
+    if (!j->idle_timer) j->idle_timer = evtimer_new(j->s->ctx->base, idle_expired, j);
+    j->idle = true;
+    j->idle_next = j->cq->idle;
+    j->cq->idle = j;
+    struct timeval tv = {SCHED_IDLE_KEEP_SECS, 0};
+    evtimer_add(j->idle_timer, &tv);
+}
+
+/* idle_take - a parked job of cq that can take e now (same host and a live connection), or NULL. */
+static job *idle_take(chanq *cq, qent *e, int64_t now)
+{
+    for (job *j = cq->idle; j; j = j->idle_next) {
+        if (!smtp_out_reusable(j->out)) continue;
+        heap_remove(cq, e->heap_idx);
+        if (item_select(j, e, now, j->host)) {
+            job_unpark(j);
+            return j;
+        }
+        heap_push(cq, e);
+    }
+    return NULL;
+}
+
+/* pool_reclaim_idle - end one parked job of pool p (any channel) to free a slot; false if none. */
+static bool pool_reclaim_idle(sched *s, poolq *p)
+{
+    for (size_t i = 0; i < s->n_chans; i++) {
+        job *j = s->chans[i]->idle;
+        if (!j || j->pq != p) continue;
+        job_unpark(j);
+        job_end(j);
+        return true;
+    }
+    return false;
 }
 
 /* job_next - after an item: take the next due message for the same host, or end the job. */
@@ -642,6 +711,8 @@ static void job_next(job *j)
             }
             heap_push(cq, e);
         }
+        job_park(j);
+        return;
     }
     job_end(j);
 }
@@ -690,8 +761,24 @@ static void kick(chanq *cq)
     int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
     if ((int)plimit < limit) limit = (int)plimit;
     int64_t now = now_unix();
-    while (cq->active < limit && p->active < (int)plimit && cq->n && cq->heap[0]->due <= now) {
+    while (cq->n && cq->heap[0]->due <= now) {
         qent *e = cq->heap[0];
+        job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
+        if (ij) { /* a parked connection to the same host takes it */
+            job_run_item(ij);
+            continue;
+        }
+        if (cq->active >= limit) { /* a parked connection to another host gives its slot up */
+            job *v = cq->idle;
+            if (!v) break;
+            job_unpark(v);
+            job_end(v);
+            continue;
+        }
+        if (p->active >= (int)plimit) { /* the same, for the pool's shared limit */
+            if (!pool_reclaim_idle(s, p)) break;
+            continue;
+        }
         heap_remove(cq, 0);
         job_start(cq, ch, p, e, now);
         ch = conf_channel_by_name(s->ctx->conf, cq->name);
@@ -747,7 +834,15 @@ void sched_start(sched *s)
 void sched_stop(sched *s)
 {
     s->running = false;
-    for (size_t i = 0; i < s->n_chans; i++) evtimer_del(s->chans[i]->timer);
+    for (size_t i = 0; i < s->n_chans; i++) {
+        chanq *cq = s->chans[i];
+        evtimer_del(cq->timer);
+        while (cq->idle) {
+            job *j = cq->idle;
+            job_unpark(j);
+            job_end(j);
+        }
+    }
 }
 
 int sched_idle(const sched *s)

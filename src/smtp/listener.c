@@ -253,7 +253,7 @@ static const sl_service *service_by_name(const sl_conf *conf, const char *name)
 }
 
 /* conn_limits - why a new connection of this client to this service is refused, or NULL. */
-static const char *conn_limits(const listener *l, const sl_service *svc, const char *ip)
+static const char *conn_limits(const listener *l, const sl_service *svc, const char *ip, bool internal)
 {
     if (!svc) return NULL;
     unsigned total = 0, same = 0;
@@ -263,7 +263,7 @@ static const char *conn_limits(const listener *l, const sl_service *svc, const c
         if (!strcmp(o->ip, ip)) same++;
     }
     if (total >= svc->max_conns) return "Too many connections";
-    if (same >= svc->max_per_client) return "Too many connections from your address";
+    if (same >= svc->max_per_client && !internal) return "Too many connections from your address";
     return NULL;
 }
 
@@ -327,7 +327,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     c->ac.client_ip = c->ip;
     c->ac.client_port = sa->sa_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)sa)->sin6_port)
                                                   : ntohs(((struct sockaddr_in *)sa)->sin_port);
-    const char *refuse = conn_limits(l, service, ip);
+    const char *refuse = conn_limits(l, service, ip, internal);
     strbuf port_reply = {0};
     if (!refuse) {
         char *probe = access_port_probe(&c->ac);
