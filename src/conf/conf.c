@@ -68,30 +68,11 @@ size_t conf_split_list(const char *s, strvec *out)
     return count;
 }
 
-/* read_text - the whole file as a string; NULL with errno set on failure. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    strbuf sb;
-    char buf[8192];
-    size_t n;
-    sb_init(&sb);
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&sb, buf, n);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        sb_free(&sb);
-        errno = EIO;
-        return NULL;
-    }
-    return sb_steal(&sb);
-}
 
 /* load_file - read dir/name; an absent optional file gives NULL without error. */
 static char *load_file(const char *path, bool required, conf_errors *errs)
 {
-    char *text = read_text(path);
+    char *text = file_read_text(path);
     if (text) return text;
     if (errno == ENOENT && !required) return NULL;
     conf_error(errs, path, 0, "cannot read: %s", strerror(errno));

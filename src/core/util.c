@@ -3,11 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(void)
 {
@@ -339,6 +341,33 @@ void b64_encode(const void *p, size_t n, strbuf *out)
         char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
         sb_append(out, q, 4);
     }
+}
+
+int file_read(const char *path, strbuf *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[65536];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0) sb_append(out, buf, (size_t)r);
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (!out->data) sb_append(out, "", 0);
+    return r < 0 ? -1 : 0;
+}
+
+char *file_read_text(const char *path)
+{
+    strbuf sb;
+    sb_init(&sb);
+    if (file_read(path, &sb) < 0) {
+        int e = errno;
+        sb_free(&sb);
+        errno = e;
+        return NULL;
+    }
+    return sb_steal(&sb);
 }
 
 int64_t now_unix(void)

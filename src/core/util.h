@@ -95,6 +95,11 @@ int b64_decode(const char *in, size_t len, strbuf *out);
 /* b64_encode - encode n bytes as standard base64, appended to out. */
 void b64_encode(const void *p, size_t n, strbuf *out);
 
+/* file_read - append a whole file to out; -1 with errno set on failure (out may hold a part). */
+int file_read(const char *path, strbuf *out);
+/* file_read_text - a whole file as a NUL-terminated string (caller frees); NULL with errno set. */
+char *file_read_text(const char *path);
+
 /* now_unix - wall-clock seconds. */
 int64_t now_unix(void);
 /* now_mono_ms - monotonic milliseconds, for timeouts and latency. */

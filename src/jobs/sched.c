@@ -930,11 +930,7 @@ static void admin_file_run(void *arg)
     if (!op->err && op->loaded_path) { /* release: read the file back for the scheduler */
         strbuf sb = {0};
         char errbuf[256];
-        int fd = open(op->to, O_RDONLY | O_CLOEXEC);
-        char buf[65536];
-        ssize_t n;
-        while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) sb_append(&sb, buf, (size_t)n);
-        if (fd >= 0) close(fd);
+        file_read(op->to, &sb);
         op->loaded = xcalloc(1, sizeof *op->loaded);
         if (qfile_decode(sb.data ? sb.data : "", sb.len, op->loaded, errbuf, sizeof errbuf) < 0) {
             free(op->loaded);
@@ -1122,12 +1118,8 @@ void sched_load_returns(sched *s)
         mkdir(parent, 0700);
         mkdir(dir, 0700);
         strbuf sb = {0};
-        char err[256];
-        int fd = open(from, O_RDONLY | O_CLOEXEC);
-        char buf[65536];
-        ssize_t n;
-        while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) sb_append(&sb, buf, (size_t)n);
-        if (fd >= 0) close(fd);
+        char err[256] = "unreadable";
+        file_read(from, &sb);
         qmsg *m = xcalloc(1, sizeof *m);
         if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) == 0 && rename(from, to) == 0) {
             sched_add(s, m, xstrdup(to));

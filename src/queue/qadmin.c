@@ -145,22 +145,12 @@ typedef struct {
     size_t n;
 } qfile_set;
 
-static int read_whole(const char *path, strbuf *sb)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char buf[65536];
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof buf)) > 0) sb_append(sb, buf, (size_t)r);
-    close(fd);
-    return r < 0 ? -1 : 0;
-}
 
 static void set_add(qfile_set *set, const char *path, const char *state)
 {
     strbuf sb = {0};
     char err[256];
-    if (read_whole(path, &sb) < 0) goto out;
+    if (file_read(path, &sb) < 0) goto out;
     qmsg m;
     memset(&m, 0, sizeof m);
     if (qfile_decode(sb.data ? sb.data : "", sb.len, &m, err, sizeof err) < 0) goto out;

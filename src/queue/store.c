@@ -408,18 +408,6 @@ void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, voi
     store_enqueue(s, r);
 }
 
-static int read_file(const char *path, strbuf *out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char buf[65536];
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof buf)) > 0) sb_append(out, buf, (size_t)r);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r < 0 ? -1 : 0;
-}
 
 static void move_corrupt(store *s, const char *path, const char *chan, const char *name, const char *why)
 {
@@ -438,7 +426,7 @@ static void recover_file(store *s, const char *path, const char *chan, const cha
     strbuf sb;
     sb_init(&sb);
     char err[256];
-    if (read_file(path, &sb) < 0) {
+    if (file_read(path, &sb) < 0) {
         log_error(name, "queue_read_error", "path=%s error=\"%s\"", path, strerror(errno));
         sb_free(&sb);
         return;

@@ -746,25 +746,6 @@ typedef struct {
 
 static void parse_text(parse_ctx *pc, const char *file, const char *text, int depth);
 
-/* read_whole - a file's text; NULL with errno set. */
-static char *read_whole(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    strbuf sb;
-    char buf[8192];
-    size_t n;
-    sb_init(&sb);
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_append(&sb, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        sb_free(&sb);
-        errno = EIO;
-        return NULL;
-    }
-    return sb_steal(&sb);
-}
 
 /* file_keep - a stable copy of a file name for entries to point at. */
 static const char *file_keep(sl_mappings *m, const char *file)
@@ -790,7 +771,7 @@ static void parse_include(parse_ctx *pc, const char *file, int line, const char 
     size_t dl = strlen(pc->confdir);
     char *path = name[0] == '/' ? xstrdup(name)
                                 : xasprintf("%s%s%s", pc->confdir, dl && pc->confdir[dl - 1] == '/' ? "" : "/", name);
-    char *text = read_whole(path);
+    char *text = file_read_text(path);
     if (!text) conf_error(pc->errs, file, line, "cannot read include file '%s': %s", path, strerror(errno));
     else parse_text(pc, file_keep(pc->m, path), text, depth + 1);
     free(text);
