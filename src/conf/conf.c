@@ -69,6 +69,18 @@ size_t conf_split_list(const char *s, strvec *out)
 }
 
 
+int conf_section(char *text, char **kind, char **name)
+{
+    size_t n = strlen(text);
+    char *eq = strchr(text, '=');
+    if (n < 3 || text[0] != '[' || text[n - 1] != ']' || !eq) return -1;
+    text[n - 1] = '\0';
+    *eq = '\0';
+    *kind = str_trim(text + 1);
+    *name = str_trim(eq + 1);
+    return 0;
+}
+
 /* load_file - read dir/name; an absent optional file gives NULL without error. */
 static char *load_file(const char *path, bool required, conf_errors *errs)
 {

@@ -193,6 +193,9 @@ bool conf_cidr_match(const sl_cidr *nets, size_t n, const struct sockaddr *sa);
 char *conf_next_line(char **cursor);
 /* conf_line_is_comment - whether line (after leading blanks) starts with one of the chars in marks. */
 bool conf_line_is_comment(const char *line, const char *marks);
+/* conf_section - parse "[KIND=NAME]" in place. Returns 0 and sets kind and name (trimmed, inside
+ * text), or -1 for a malformed header; the caller checks the kind and the name. */
+int conf_section(char *text, char **kind, char **name);
 /* conf_split_list - split s at commas and blanks into out (copies, empty items dropped). Returns the count. */
 size_t conf_split_list(const char *s, strvec *out);
 /* conf_dispatcher_free - release c->services (from conf_parse_dispatcher). */

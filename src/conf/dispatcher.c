@@ -93,15 +93,11 @@ static void section_open(disp_parser *p, int line, char *text)
     p->cur.max_conns = 1000;
     p->cur.max_per_client = 50;
     p->cur.backlog = 511;
-    size_t n = strlen(text);
-    char *eq = strchr(text, '=');
-    if (text[n - 1] != ']' || !eq) {
+    char *kind, *name;
+    if (conf_section(text, &kind, &name) < 0) {
         disp_error(p, line, "malformed section header '%s' (expected [SERVICE=NAME])", text);
         return;
     }
-    text[n - 1] = '\0';
-    *eq = '\0';
-    char *kind = str_trim(text + 1), *name = str_trim(eq + 1);
     if (!str_ieq(kind, "SERVICE")) {
         disp_error(p, line, "unknown section '[%s=...]' (expected [SERVICE=NAME])", kind);
         return;

@@ -72,15 +72,11 @@ static void section_open(jc_parser *p, int line, char *text)
 {
     p->in_section = true;
     p->cur = -1;
-    size_t n = strlen(text);
-    char *eq = strchr(text, '=');
-    if (text[n - 1] != ']' || !eq) {
+    char *kind, *name;
+    if (conf_section(text, &kind, &name) < 0) {
         jc_error(p, line, "malformed section header '%s' (expected [POOL=NAME])", text);
         return;
     }
-    text[n - 1] = '\0';
-    *eq = '\0';
-    char *kind = str_trim(text + 1), *name = str_trim(eq + 1);
     if (!str_ieq(kind, "POOL")) {
         jc_error(p, line, "unknown section '[%s=...]' (expected [POOL=NAME])", kind);
         return;
