@@ -303,9 +303,10 @@ static void *committer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
-        /* take what waits, up to a bound (every file stays open until the batch's flush) */
+        /* take what waits, up to 32 requests: every file stays open until the batch's flush, and a
+           commit arriving meanwhile should not wait behind a huge batch */
         creq *batch = s->head, *last = s->head;
-        for (int n = 1; last && last->next && n < 256; n++) last = last->next;
+        for (int n = 1; last && last->next && n < 32; n++) last = last->next;
         if (last) {
             s->head = last->next;
             if (!s->head) s->tail = NULL;

@@ -4,9 +4,9 @@
  * Layout: QUEUE/<channel>/<NNN>/<id> (NNN = 000 .. subdirs-1), QUEUE/tmp/ for files being
  * written, QUEUE/corrupt/ for files that failed validation.
  * Commit (group commit): a dedicated committer thread takes every pending commit request at
- * once (up to 256), writes each file into tmp/, starts the writeback of the whole batch
- * (sync_file_range) and then waits for each file (fdatasync), so the device sees one batch,
- * renames the files into their channel directories, fsyncs each distinct directory once, and
+ * once (up to 32, so that no commit waits behind a huge batch), writes each file into tmp/,
+ * starts the writeback of the whole batch (sync_file_range) and then waits for each file
+ * (fdatasync), so the device sees one batch, renames the files into their channel directories, fsyncs each distinct directory once, and
  * only then reports success; so the 250 a client gets means the message is on disk, and
  * concurrent messages share the flushes. Any error fails the whole request and removes its
  * files (no partial messages). Recipient state updates ride in the same batches; removals run
