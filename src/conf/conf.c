@@ -17,17 +17,22 @@
 
 #include "dir/dir.h"
 
-void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, ...)
+void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt, va_list ap)
 {
     strbuf sb;
-    va_list ap;
     sb_init(&sb);
     if (line > 0) sb_printf(&sb, "%s:%d: ", file, line);
     else sb_printf(&sb, "%s: ", file);
-    va_start(ap, fmt);
     sb_vprintf(&sb, fmt, ap);
-    va_end(ap);
     sv_push_owned(&errs->msgs, sb_steal(&sb));
+}
+
+void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conf_verror(errs, file, line, fmt, ap);
+    va_end(ap);
 }
 
 char *conf_next_line(char **cursor)

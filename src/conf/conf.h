@@ -7,6 +7,7 @@
  */
 #ifndef SLUICE_CONF_H
 #define SLUICE_CONF_H
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -162,6 +163,9 @@ typedef struct {
 /* conf_error - record an error for file:line (line 0 = whole file). */
 void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* conf_verror - conf_error with a va_list, for parsers that wrap it. */
+void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt, va_list ap);
 
 /* conf_load - parse every file in dir; NULL and errs filled if any error. Caller frees with conf_free. */
 sl_conf *conf_load(const char *dir, conf_errors *errs);

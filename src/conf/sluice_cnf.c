@@ -50,14 +50,10 @@ typedef struct {
 static void cnf_error(cnf_parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void cnf_error(cnf_parser *p, int line, const char *fmt, ...)
 {
-    strbuf sb;
     va_list ap;
-    sb_init(&sb);
     va_start(ap, fmt);
-    sb_vprintf(&sb, fmt, ap);
+    conf_verror(p->errs, p->file, line, fmt, ap);
     va_end(ap);
-    conf_error(p->errs, p->file, line, "%s", sb.data);
-    sb_free(&sb);
     p->nerr++;
 }
 

@@ -120,13 +120,9 @@ static void load_error(dir_loader *L, int line, const char *fmt, ...) __attribut
 static void load_error(dir_loader *L, int line, const char *fmt, ...)
 {
     va_list ap;
-    strbuf sb;
-    sb_init(&sb);
     va_start(ap, fmt);
-    sb_vprintf(&sb, fmt, ap);
+    conf_verror(L->errs, L->file, line, fmt, ap);
     va_end(ap);
-    conf_error(L->errs, L->file, line, "%s", sb.data ? sb.data : "");
-    sb_free(&sb);
     L->errors++;
 }
 
