@@ -8,6 +8,7 @@
 #include "queue/enqueue.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
+#include "rewrite/mapping.h"
 #include "rewrite/route.h"
 #include "smtp/server.h"
 #include "smtp/access.h"
@@ -479,11 +480,14 @@ static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
     char *domain = strrchr(addr, '@') + 1;
     int code = 250;
     /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS: the address as given, with the channel it routes to */
-    rw_result orw;
-    memset(&orw, 0, sizeof orw);
-    const char *odst = rewrite_address(conf, addr, s->src_channel, &orw, NULL) == SL_OK ? orw.channel->name : "";
-    access_verdict ov = rcpt_access(ctx, s, true, odst, addr, reply);
-    rw_result_free(&orw);
+    access_verdict ov = ACCESS_NONE;
+    if (mappings_has_table(conf->mappings, "ORIG_SEND_ACCESS") || mappings_has_table(conf->mappings, "ORIG_MAIL_ACCESS")) {
+        rw_result orw;
+        memset(&orw, 0, sizeof orw);
+        const char *odst = rewrite_address(conf, addr, s->src_channel, &orw, NULL) == SL_OK ? orw.channel->name : "";
+        ov = rcpt_access(ctx, s, true, odst, addr, reply);
+        rw_result_free(&orw);
+    }
     if (ov == ACCESS_REJECT || ov == ACCESS_TEMP) {
         code = ov == ACCESS_REJECT ? 550 : 450;
     } else if (dir_domain_is_local(dir, domain)) {
