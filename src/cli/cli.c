@@ -26,7 +26,7 @@ static void usage(FILE *f)
           "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
           "       sluice test mapping TABLE STRING [--flags TAE] [-C DIR]\n"
           "       sluice queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID |\n"
-          "                    retry ID|CHANNEL | summary  [-C DIR]   (live daemon, or the files when stopped)\n"
+          "                    retry ID|CHANNEL | summary | stats  [-C DIR]   (live daemon, or the files when stopped)\n"
           "                                 show how the rewrite rules route ADDRESS\n"
           "       sluice version\n"
           "DIR defaults to /etc/sluice.\n",

@@ -69,9 +69,15 @@ static void raise_fd_limit(void)
     }
 }
 
-static void recovered(void *arg, qmsg *msg, char *path)
+static void recovered(void *arg, qmsg **msgs, char **paths, size_t n)
 {
-    sched_add(arg, msg, path);
+    for (size_t i = 0; i < n; i++) sched_add(arg, msgs[i], paths[i]);
+}
+
+static void recovery_done(void *arg, size_t found, double secs)
+{
+    sched_recovery(arg, false, found, secs);
+    log_info(NULL, "recovered", "messages=%zu secs=%.3f", found, secs);
 }
 
 /* tls_reload - (re)create the server context from the configuration; false (logged) on failure. */
@@ -206,8 +212,6 @@ int daemon_serve(const char *dir)
     if (!d.ctx.dns) fatal("dns: %s", err);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
     d.ctx.sched = sched_new(&d.ctx);
-    size_t n = store_recover(d.ctx.store, recovered, d.ctx.sched);
-    log_info(NULL, "recovered", "messages=%zu queue_dir=%s", n, conf->opt.queue_dir);
     d.lst = listener_open(&d.ctx, err, sizeof err);
     if (!d.lst) fatal("%s", err);
     d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
@@ -220,6 +224,9 @@ int daemon_serve(const char *dir)
     drop_privileges(conf);
     sched_load_returns(d.ctx.sched);
     sched_start(d.ctx.sched);
+    /* The queue is read back in the background: new mail is accepted meanwhile. */
+    sched_recovery(d.ctx.sched, true, 0, 0);
+    store_recover_start(d.ctx.store, recovered, recovery_done, d.ctx.sched);
     d.ctl = control_open(&d.ctx);
     log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s domain=%s", SLUICE_VERSION, dir,
              conf->opt.hostname, conf->opt.maildir_root,

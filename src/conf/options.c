@@ -45,6 +45,7 @@ void conf_options_defaults(sl_options *opt)
     opt->queue_dir = xstrdup("/var/spool/sluice");
     opt->maildir_root = xstrdup("/var/mail/sluice");
     opt->max_message_size = 10ULL * 1024 * 1024;
+    opt->queue_cache_size = 64ULL * 1024 * 1024;
     opt->max_recipients = 100;
     opt->log_level = LOG_LVL_INFO;
     opt->n_internal_networks = 2;
@@ -148,7 +149,7 @@ static int set_size(sl_options *opt, const char *v, const opt_def *d, const char
     (void)file, (void)bad;
     uint64_t n;
     if (parse_size(v, &n) != 0 || n < d->min || n > d->max) return -1;
-    opt->max_message_size = n;
+    *(uint64_t *)((char *)opt + d->offset) = n;
     return 0;
 }
 
@@ -274,7 +275,8 @@ static const opt_def opt_table[] = {
     {"queue_dir", set_path, OFF(queue_dir), 0, 0, "a directory path"},
     {"maildir_root", set_path, OFF(maildir_root), 0, 0, "a directory path"},
     {"dns_servers", set_dns_servers, 0, 0, 0, "IP, IP:port or [IPv6]:port, separated by commas or spaces"},
-    {"max_message_size", set_size, 0, 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)"},
+    {"max_message_size", set_size, OFF(max_message_size), 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)"},
+    {"queue_cache_size", set_size, OFF(queue_cache_size), 0, 1ULL << 40, "a size such as 64M (suffix K, M or G)"},
     {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000"},
     {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug"},
     {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1"},

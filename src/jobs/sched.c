@@ -25,10 +25,12 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct chanq chanq;
@@ -90,7 +92,22 @@ struct sched {
     bool running;
     int busy;      /* jobs plus outstanding removals */
     size_t count;  /* qents held */
+    uint64_t body_bytes; /* message content held in memory (queue_cache_size bounds it) */
+    /* statistics for "queue stats" (benchmark 4: the cost of a decision must not grow with the queue) */
+    uint64_t heap_ops, heap_ns;     /* pushes and removals in the channel heaps, and their time */
+    uint64_t decisions, decide_ns;  /* messages handed to a new job by kick, and the time per hand-over */
+    size_t heap_max;                /* the largest channel heap seen */
+    bool recovering;                /* the start-up scan is still running */
+    size_t recovered;
+    double recover_secs;
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void kick(chanq *cq);
 static void job_next(job *j);
@@ -129,6 +146,7 @@ static void heap_down(chanq *cq, size_t i)
 
 static void heap_push(chanq *cq, qent *e)
 {
+    uint64_t t0 = mono_ns();
     if (cq->n == cq->cap) {
         cq->cap = cq->cap ? cq->cap * 2 : 64;
         cq->heap = xrealloc(cq->heap, cq->cap * sizeof *cq->heap);
@@ -137,18 +155,25 @@ static void heap_push(chanq *cq, qent *e)
     e->in_heap = true;
     cq->heap[cq->n++] = e;
     heap_up(cq, e->heap_idx);
+    if (cq->n > cq->s->heap_max) cq->s->heap_max = cq->n;
+    cq->s->heap_ops++;
+    cq->s->heap_ns += mono_ns() - t0;
 }
 
 static void heap_remove(chanq *cq, size_t i)
 {
+    uint64_t t0 = mono_ns();
     qent *e = cq->heap[i];
     e->in_heap = false;
     cq->n--;
-    if (i == cq->n) return;
-    cq->heap[i] = cq->heap[cq->n];
-    cq->heap[i]->heap_idx = i;
-    heap_down(cq, i);
-    heap_up(cq, i);
+    if (i != cq->n) {
+        cq->heap[i] = cq->heap[cq->n];
+        cq->heap[i]->heap_idx = i;
+        heap_down(cq, i);
+        heap_up(cq, i);
+    }
+    cq->s->heap_ops++;
+    cq->s->heap_ns += mono_ns() - t0;
 }
 
 /* ---- queue entries ---- */
@@ -174,8 +199,29 @@ static void qent_unlink(qent *e)
     e->prev = e->next = NULL;
 }
 
+/* body_keep - account for a message's content in memory, or drop it when over queue_cache_size. */
+static void body_keep(sched *s, qmsg *m)
+{
+    if (m->body_on_disk) return;
+    if (s->body_bytes + m->data_len > s->ctx->conf->opt.queue_cache_size) {
+        qmsg_drop_data(m);
+        return;
+    }
+    s->body_bytes += m->data_len;
+}
+
+/* body_trim - after an attempt: give a waiting message's content up while the cache is over its size. */
+static void body_trim(sched *s, qmsg *m)
+{
+    if (m->body_on_disk || s->body_bytes <= s->ctx->conf->opt.queue_cache_size) return;
+    s->body_bytes -= m->data_len;
+    qmsg_drop_data(m);
+}
+
 static void qent_free(qent *e)
 {
+    sched *s = e->cq->s;
+    if (!e->msg->body_on_disk) s->body_bytes -= e->msg->data_len;
     qent_unlink(e);
     qmsg_free(e->msg);
     free(e->msg);
@@ -208,6 +254,7 @@ static void qent_requeue(qent *e)
         return;
     }
     e->due = due;
+    body_trim(s, e->msg);
     heap_push(e->cq, e);
 }
 
@@ -563,8 +610,62 @@ static void return_run(void *arg)
                          NULL);
 }
 
+typedef struct {
+    job *j;
+    char *path;
+    size_t len;
+    char id[32];
+    qmsg loaded; /* the content read back (data_owned), or nothing with err set */
+    int rc;
+    char err[256];
+} body_load;
+
+static void body_load_run(void *arg)
+{
+    body_load *b = arg;
+    memset(&b->loaded, 0, sizeof b->loaded);
+    snprintf(b->loaded.id, sizeof b->loaded.id, "%s", b->id);
+    b->loaded.data_len = b->len;
+    b->loaded.body_on_disk = true;
+    b->rc = qfile_load_data(b->path, &b->loaded, b->err, sizeof b->err);
+}
+
+static void job_run_item(job *j);
+
+/* body_load_done - the content is back in memory (and counted), or the attempt is deferred. */
+static void body_load_done(void *arg)
+{
+    body_load *b = arg;
+    job *j = b->j;
+    qmsg *m = j->cur->msg;
+    if (b->rc == 0) {
+        m->data_owned = b->loaded.data_owned;
+        m->data = m->data_owned;
+        m->body_on_disk = false;
+        j->s->body_bytes += m->data_len;
+        job_run_item(j);
+    } else {
+        log_error(m->id, "queue_read_error", "path=%s error=\"%s\"", j->cur->path, b->err);
+        char *diag = xasprintf("x-sluice; queue file unreadable: %s", b->err);
+        for (size_t i = 0; i < j->item.n; i++) deliv_result_set(&j->item.results[i], SL_TEMP, "4.3.0", diag, NULL);
+        free(diag);
+        item_done(j);
+    }
+    free(b->path);
+    free(b);
+}
+
 static void job_run_item(job *j)
 {
+    if (j->cur->msg->body_on_disk) { /* beyond queue_cache_size: read the content back first */
+        body_load *b = xcalloc(1, sizeof *b);
+        b->j = j;
+        b->path = xstrdup(j->cur->path);
+        b->len = j->cur->msg->data_len;
+        snprintf(b->id, sizeof b->id, "%s", j->cur->msg->id);
+        workq_submit(j->s->ctx->wq, body_load_run, body_load_done, b);
+        return;
+    }
     if (j->cur->return_now) {
         j->cur->return_now = false;
         workq_submit(j->s->ctx->wq, return_run, local_done, j);
@@ -762,6 +863,7 @@ static void kick(chanq *cq)
     if ((int)plimit < limit) limit = (int)plimit;
     int64_t now = now_unix();
     while (cq->n && cq->heap[0]->due <= now) {
+        uint64_t t0 = mono_ns();
         qent *e = cq->heap[0];
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
         if (ij) { /* a parked connection to the same host takes it */
@@ -781,6 +883,8 @@ static void kick(chanq *cq)
         }
         heap_remove(cq, 0);
         job_start(cq, ch, p, e, now);
+        s->decisions++;
+        s->decide_ns += mono_ns() - t0;
         ch = conf_channel_by_name(s->ctx->conf, cq->name);
         if (!ch) break;
     }
@@ -821,6 +925,7 @@ void sched_add(sched *s, qmsg *msg, char *path)
     if (s->all) s->all->prev = e;
     s->all = e;
     s->count++;
+    body_keep(s, msg);
     qent_requeue(e);
     kick(e->cq);
 }
@@ -969,7 +1074,10 @@ static void admin_file_op(admin_req *r, const char *verb, const qmsg *m, const c
     op->to = to;
     snprintf(op->id, sizeof op->id, "%s", m ? m->id : "");
     snprintf(op->channel, sizeof op->channel, "%s", m ? m->channel : "");
-    if (load) op->loaded_path = xstrdup(to);
+    if (load) {
+        op->loaded_path = xstrdup(to);
+        store_claim(r->s->ctx->store, op->id); /* a background recovery scan must not add it too */
+    }
     r->pending++;
     workq_submit(r->s->ctx->wq, admin_file_run, admin_file_done, op);
 }
@@ -1038,6 +1146,8 @@ void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg)
         qadmin_summary sum = {0};
         for (qent *e = s->all; e; e = e->next) qadmin_summary_add(&sum, e->msg);
         qadmin_summary_print(&sum, now_unix(), &r->out);
+    } else if (!strcmp(cmd, "stats") && argc == 1) {
+        sched_stats(s, &r->out);
     } else if (!strcmp(cmd, "release") && by_id) {
         admin_release(r, argv[1]);
     } else if (by_id && (!strcmp(cmd, "show") || !strcmp(cmd, "hold") || !strcmp(cmd, "delete") ||
@@ -1092,10 +1202,31 @@ void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg)
         }
     } else {
         sb_printf(&r->out, "usage: queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID | "
-                           "retry ID|CHANNEL | summary\n");
+                           "retry ID|CHANNEL | summary | stats\n");
         r->status = 2;
     }
     admin_finish(r);
+}
+
+void sched_stats(const sched *s, strbuf *out)
+{
+    sb_printf(out, "messages: %zu\n", s->count);
+    sb_printf(out, "recovery: %s", s->recovering ? "running" : "done");
+    if (!s->recovering) sb_printf(out, " (%zu messages in %.3f s)", s->recovered, s->recover_secs);
+    sb_printf(out, "\nbodies in memory: %" PRIu64 " bytes (queue_cache_size %" PRIu64 ")\n", s->body_bytes,
+              s->ctx->conf->opt.queue_cache_size);
+    sb_printf(out, "largest channel heap: %zu\n", s->heap_max);
+    sb_printf(out, "heap operations: %" PRIu64 " (%.0f ns each)\n", s->heap_ops,
+              s->heap_ops ? (double)s->heap_ns / (double)s->heap_ops : 0.0);
+    sb_printf(out, "decisions: %" PRIu64 " (%.0f ns each)\n", s->decisions,
+              s->decisions ? (double)s->decide_ns / (double)s->decisions : 0.0);
+}
+
+void sched_recovery(sched *s, bool running, size_t found, double secs)
+{
+    s->recovering = running;
+    s->recovered = found;
+    s->recover_secs = secs;
 }
 
 void sched_load_returns(sched *s)
@@ -1121,6 +1252,7 @@ void sched_load_returns(sched *s)
         char err[256] = "unreadable";
         file_read(from, &sb);
         qmsg *m = xcalloc(1, sizeof *m);
+        store_claim(s->ctx->store, dot + 1);
         if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) == 0 && rename(from, to) == 0) {
             sched_add(s, m, xstrdup(to));
             qent *e = s->all; /* the one just added */

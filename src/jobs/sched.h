@@ -41,6 +41,10 @@ typedef void (*sched_admin_cb)(void *arg, int status, strbuf *out);
 void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg);
 /* sched_return_pending - start-up: queue files moved to QUEUE/.return while stopped are bounced now. */
 void sched_load_returns(sched *s);
+/* sched_stats - "queue stats": messages, recovery, bodies in memory, heap and decision costs. */
+void sched_stats(const sched *s, strbuf *out);
+/* sched_recovery - the start-up scan is running, or ended having found messages in secs. */
+void sched_recovery(sched *s, bool running, size_t found, double secs);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 

@@ -323,6 +323,9 @@ int qadmin_offline(const sl_conf *conf, int argc, char **argv, strbuf *out)
         for (size_t i = 0; i < set.n; i++)
             if (!strcmp(set.v[i].state, "queued")) qadmin_summary_add(&sum, &set.v[i].m);
         qadmin_summary_print(&sum, now_unix(), out);
+    } else if (!strcmp(cmd, "stats")) {
+        sb_printf(out, "stats: the daemon is not running (scheduler statistics come from the live daemon)\n");
+        rc = 1;
     } else if (argc == 2 && (!strcmp(cmd, "show") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
                              !strcmp(cmd, "delete") || !strcmp(cmd, "return") || !strcmp(cmd, "retry"))) {
         size_t found = 0;

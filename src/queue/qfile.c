@@ -31,6 +31,7 @@
  */
 #include "queue/qfile.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,42 @@ void qmsg_free(qmsg *m)
     free(m->rcpts);
     free(m->data_owned);
     memset(m, 0, sizeof *m);
+}
+
+void qmsg_drop_data(qmsg *m)
+{
+    if (m->body_on_disk) return;
+    free(m->data_owned);
+    m->data_owned = NULL;
+    m->data = NULL;
+    m->body_on_disk = true;
+}
+
+int qfile_load_data(const char *path, qmsg *m, char *err, size_t errlen)
+{
+    strbuf sb;
+    qmsg tmp;
+    int rc = -1;
+    sb_init(&sb);
+    if (file_read(path, &sb) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (qfile_decode(sb.data ? sb.data : "", sb.len, &tmp, err, errlen) < 0) goto out;
+    if (strcmp(tmp.id, m->id) != 0 || tmp.data_len != m->data_len) {
+        snprintf(err, errlen, "%s holds message %s of %zu bytes, not %s", path, tmp.id, tmp.data_len, m->id);
+    } else {
+        free(m->data_owned);
+        m->data_owned = tmp.data_owned;
+        m->data = tmp.data_owned;
+        m->body_on_disk = false;
+        tmp.data_owned = NULL;
+        rc = 0;
+    }
+    qmsg_free(&tmp);
+out:
+    sb_free(&sb);
+    return rc;
 }
 
 /*

@@ -57,12 +57,22 @@ typedef struct {
     const char *data;
     size_t data_len;
     char *data_owned;  /* set when the qmsg owns data (decode copies into it) */
+    bool body_on_disk; /* the content is not in memory (data NULL, data_len kept): qfile_load_data */
 } qmsg;
 
 /* qmsg_free - release everything a qmsg owns (not the qmsg itself). */
 void qmsg_free(qmsg *m);
 /* qmsg_add_rcpt - append a recipient (copies strings); returns it. */
 qrcpt *qmsg_add_rcpt(qmsg *m, const char *addr, const char *orig, const char *orcpt, const char *host, unsigned notify);
+
+/* qmsg_drop_data - forget the content (kept on disk); data_len stays for sizes and logs. */
+void qmsg_drop_data(qmsg *m);
+/*
+ * qfile_load_data - read the content of m back from its queue file at path (after
+ * qmsg_drop_data). Blocking: call it on a worker thread. Returns 0, or -1 with a reason in err
+ * (unreadable, damaged, or a file of another message).
+ */
+int qfile_load_data(const char *path, qmsg *m, char *err, size_t errlen);
 
 /* qfile_encode - serialise m into out, setting each rcpt's state_off. */
 void qfile_encode(qmsg *m, strbuf *out);

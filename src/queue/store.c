@@ -59,7 +59,69 @@ struct store {
     unsigned *free_ids; /* names of recyclable files in .free/ */
     size_t n_free, cap_free;
     unsigned next_free_id;
+    /* Background recovery (store_recover_start): ids this process put into the channel
+       directories while the scan runs, so the scan never hands the same message over twice. */
+    pthread_mutex_t claim_mu;
+    bool recovering, recover_stop, recover_thread;
+    char **claimed; /* open addressing, NULL = empty */
+    size_t n_claimed, cap_claimed;
+    pthread_t recover_tid;
+    store_recover_batch_cb rbatch;
+    store_recover_done_cb rdone;
+    void *rarg;
 };
+
+/* claim_slot - the slot of id in the claimed set (its own, or the empty one it would take). */
+static size_t claim_slot(char **tab, size_t cap, const char *id)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    size_t i = h & (cap - 1);
+    while (tab[i] && strcmp(tab[i], id) != 0) i = (i + 1) & (cap - 1);
+    return i;
+}
+
+void store_claim(store *s, const char *id)
+{
+    pthread_mutex_lock(&s->claim_mu);
+    if (s->recovering) {
+        if ((s->n_claimed + 1) * 2 > s->cap_claimed) {
+            size_t ncap = s->cap_claimed ? s->cap_claimed * 2 : 1024;
+            char **nt = xcalloc(ncap, sizeof *nt);
+            for (size_t i = 0; i < s->cap_claimed; i++)
+                if (s->claimed[i]) nt[claim_slot(nt, ncap, s->claimed[i])] = s->claimed[i];
+            free(s->claimed);
+            s->claimed = nt;
+            s->cap_claimed = ncap;
+        }
+        size_t i = claim_slot(s->claimed, s->cap_claimed, id);
+        if (!s->claimed[i]) {
+            s->claimed[i] = xstrdup(id);
+            s->n_claimed++;
+        }
+    }
+    pthread_mutex_unlock(&s->claim_mu);
+}
+
+/* claimed - whether this process already owns the file named id (recovery thread). */
+static bool claimed(store *s, const char *id)
+{
+    pthread_mutex_lock(&s->claim_mu);
+    bool yes = s->cap_claimed && s->claimed[claim_slot(s->claimed, s->cap_claimed, id)] != NULL;
+    pthread_mutex_unlock(&s->claim_mu);
+    return yes;
+}
+
+static void claims_clear(store *s)
+{
+    pthread_mutex_lock(&s->claim_mu);
+    for (size_t i = 0; i < s->cap_claimed; i++) free(s->claimed[i]);
+    free(s->claimed);
+    s->claimed = NULL;
+    s->n_claimed = s->cap_claimed = 0;
+    s->recovering = false;
+    pthread_mutex_unlock(&s->claim_mu);
+}
 
 #define STORE_FREE_MAX 4096 /* recycled files kept at most */
 
@@ -243,6 +305,7 @@ static void commit_batch(store *s, creq *batch)
             char *dir = file_dir(s, f);
             char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
             f->path = xasprintf("%s/%s", dir, f->id);
+            store_claim(s, f->id);
             int rc = rename(tmp, f->path);
             if (rc < 0 && errno == ENOENT && mkdir_p(dir) == 0) rc = rename(tmp, f->path); /* first use */
             if (rc < 0) {
@@ -355,6 +418,7 @@ store *store_open(struct event_base *base, workq *wq, const char *qdir, char *er
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->free_mu, NULL);
+    pthread_mutex_init(&s->claim_mu, NULL);
     free_reset(s);
     if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
     return s;
@@ -368,7 +432,15 @@ void store_close(store *s)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    if (s->recover_thread) {
+        pthread_mutex_lock(&s->claim_mu);
+        s->recover_stop = true;
+        pthread_mutex_unlock(&s->claim_mu);
+        pthread_join(s->recover_tid, NULL);
+    }
     completion_port_free(s->port);
+    claims_clear(s);
+    pthread_mutex_destroy(&s->claim_mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->free_mu);
@@ -421,27 +493,26 @@ static void move_corrupt(store *s, const char *path, const char *chan, const cha
     free(dst);
 }
 
-static void recover_file(store *s, const char *path, const char *chan, const char *name, store_recover_cb cb,
-                         void *arg, size_t *found)
+/* recover_file - read and validate one queue file: the message, or NULL (damaged ones moved aside). */
+static qmsg *recover_file(store *s, const char *path, const char *chan, const char *name)
 {
     strbuf sb;
     sb_init(&sb);
     char err[256];
+    qmsg *m = NULL;
     if (file_read(path, &sb) < 0) {
-        log_error(name, "queue_read_error", "path=%s error=\"%s\"", path, strerror(errno));
-        sb_free(&sb);
-        return;
+        if (errno != ENOENT) log_error(name, "queue_read_error", "path=%s error=\"%s\"", path, strerror(errno));
+        goto out;
     }
-    qmsg *m = xcalloc(1, sizeof *m);
+    m = xcalloc(1, sizeof *m);
     if (qfile_decode(sb.data ? sb.data : "", sb.len, m, err, sizeof err) < 0) {
         move_corrupt(s, path, chan, name, err);
-        qmsg_free(m);
         free(m);
-    } else {
-        (*found)++;
-        cb(arg, m, xstrdup(path));
+        m = NULL;
     }
+out:
     sb_free(&sb);
+    return m;
 }
 
 static void scan_dir(const char *dir, strvec *names)
@@ -454,33 +525,50 @@ static void scan_dir(const char *dir, strvec *names)
     closedir(d);
 }
 
-size_t store_recover(store *s, store_recover_cb cb, void *arg)
+/* recover_tmp - remove files left in tmp/: they were never acknowledged (not yet renamed). */
+static void recover_tmp(store *s)
 {
-    size_t found = 0;
-    strvec tmps = {0}, chans = {0};
+    strvec tmps = {0};
     char *tmpdir = xasprintf("%s/tmp", s->qdir);
     scan_dir(tmpdir, &tmps);
     for (size_t i = 0; i < tmps.n; i++) {
-        /* Never acknowledged: the committer had not renamed them yet. */
         char *p = xasprintf("%s/%s", tmpdir, tmps.v[i]);
         unlink(p);
         free(p);
     }
     free(tmpdir);
+    sv_free(&tmps);
+}
+
+/* recover_visit - called for each valid file; returns false to stop the scan. */
+typedef bool (*recover_visit)(void *ctx, qmsg *m, char *path);
+
+/* recover_scan - every QUEUE/<channel>/<NNN>/<id>, one directory at a time; returns files found. */
+static size_t recover_scan(store *s, recover_visit visit, void *ctx)
+{
+    size_t found = 0;
+    bool go = true;
+    strvec chans = {0};
     scan_dir(s->qdir, &chans);
-    for (size_t c = 0; c < chans.n; c++) {
+    for (size_t c = 0; go && c < chans.n; c++) {
         if (!strcmp(chans.v[c], "tmp") || !strcmp(chans.v[c], "corrupt")) continue;
         char *cdir = xasprintf("%s/%s", s->qdir, chans.v[c]);
         strvec subs = {0};
         scan_dir(cdir, &subs);
-        for (size_t j = 0; j < subs.n; j++) {
+        for (size_t j = 0; go && j < subs.n; j++) {
             char *sdir = xasprintf("%s/%s", cdir, subs.v[j]);
             strvec files = {0};
             scan_dir(sdir, &files);
-            for (size_t k = 0; k < files.n; k++) {
+            for (size_t k = 0; go && k < files.n; k++) {
+                if (claimed(s, files.v[k])) continue; /* committed or moved in by this process */
                 char *p = xasprintf("%s/%s", sdir, files.v[k]);
-                recover_file(s, p, chans.v[c], files.v[k], cb, arg, &found);
-                free(p);
+                qmsg *m = recover_file(s, p, chans.v[c], files.v[k]);
+                if (m) {
+                    found++;
+                    go = visit(ctx, m, p);
+                } else {
+                    free(p);
+                }
             }
             sv_free(&files);
             free(sdir);
@@ -488,11 +576,106 @@ size_t store_recover(store *s, store_recover_cb cb, void *arg)
         sv_free(&subs);
         free(cdir);
     }
-    sv_free(&tmps);
     sv_free(&chans);
     return found;
 }
 
+typedef struct {
+    store_recover_cb cb;
+    void *arg;
+} sync_visit;
+
+static bool visit_sync(void *ctx, qmsg *m, char *path)
+{
+    sync_visit *v = ctx;
+    v->cb(v->arg, m, path);
+    return true;
+}
+
+size_t store_recover(store *s, store_recover_cb cb, void *arg)
+{
+    sync_visit v = {cb, arg};
+    recover_tmp(s);
+    return recover_scan(s, visit_sync, &v);
+}
+
+#define RECOVER_BATCH 256 /* messages handed to the loop at a time */
+
+typedef struct {
+    store *s;
+    qmsg *msgs[RECOVER_BATCH];
+    char *paths[RECOVER_BATCH];
+    size_t n;
+    bool last;
+    size_t found;
+    double secs;
+} rbatch;
+
+static void rbatch_done(void *arg)
+{
+    rbatch *b = arg;
+    store *s = b->s;
+    if (b->n) s->rbatch(s->rarg, b->msgs, b->paths, b->n);
+    if (b->last) {
+        claims_clear(s);
+        s->rdone(s->rarg, b->found, b->secs);
+    }
+    free(b);
+}
+
+typedef struct {
+    store *s;
+    rbatch *cur;
+} bg_visit;
+
+static bool visit_bg(void *ctx, qmsg *m, char *path)
+{
+    bg_visit *v = ctx;
+    if (!v->cur) {
+        v->cur = xcalloc(1, sizeof *v->cur);
+        v->cur->s = v->s;
+    }
+    v->cur->msgs[v->cur->n] = m;
+    v->cur->paths[v->cur->n++] = path;
+    if (v->cur->n == RECOVER_BATCH) {
+        completion_port_post(v->s->port, rbatch_done, v->cur);
+        v->cur = NULL;
+    }
+    pthread_mutex_lock(&v->s->claim_mu);
+    bool stop = v->s->recover_stop;
+    pthread_mutex_unlock(&v->s->claim_mu);
+    return !stop;
+}
+
+static void *recover_main(void *arg)
+{
+    store *s = arg;
+    int64_t t0 = now_mono_ms();
+    bg_visit v = {s, NULL};
+    size_t found = recover_scan(s, visit_bg, &v);
+    if (!v.cur) {
+        v.cur = xcalloc(1, sizeof *v.cur);
+        v.cur->s = s;
+    }
+    v.cur->last = true;
+    v.cur->found = found;
+    v.cur->secs = (double)(now_mono_ms() - t0) / 1000.0;
+    completion_port_post(s->port, rbatch_done, v.cur);
+    return NULL;
+}
+
+void store_recover_start(store *s, store_recover_batch_cb batch, store_recover_done_cb done, void *arg)
+{
+    recover_tmp(s);
+    s->rbatch = batch;
+    s->rdone = done;
+    s->rarg = arg;
+    pthread_mutex_lock(&s->claim_mu);
+    s->recovering = true;
+    pthread_mutex_unlock(&s->claim_mu);
+    if (pthread_create(&s->recover_tid, NULL, recover_main, s) != 0) fatal("cannot start the recovery thread");
+    s->recover_thread = true;
+}
 
 /* update_write - pwrite a state update; returns the open descriptor for the batch's flush, or -1. */
 static int update_write(ujob *u)

@@ -38,6 +38,10 @@ typedef struct {
 typedef void (*store_commit_cb)(void *arg, sl_result res, const char *err, store_file *files, size_t n);
 /* store_recover_cb - one valid queue file found at start-up; msg and path are handed over (caller frees). */
 typedef void (*store_recover_cb)(void *arg, qmsg *msg, char *path);
+/* store_recover_batch_cb - valid queue files found by the background scan (loop thread); msgs[i] and paths[i] are handed over. */
+typedef void (*store_recover_batch_cb)(void *arg, qmsg **msgs, char **paths, size_t n);
+/* store_recover_done_cb - the background scan ended: files found, and how long it took. */
+typedef void (*store_recover_done_cb)(void *arg, size_t found, double secs);
 /* store_done_cb - completion of an update or removal. */
 typedef void (*store_done_cb)(void *arg, sl_result res, const char *err);
 
@@ -53,6 +57,15 @@ void store_new_id(store *s, char *buf, size_t len);
 void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg);
 /* store_recover - blocking scan at start-up: clean tmp/, validate every file, move bad ones to corrupt/. Returns files found. */
 size_t store_recover(store *s, store_recover_cb cb, void *arg);
+/*
+ * store_recover_start - clean tmp/ now, then scan the queue on a thread of its own while the
+ * daemon already accepts mail: batches of valid files reach batch on the loop, then done once.
+ * Files this process commits (or claims) during the scan are never handed over.
+ */
+void store_recover_start(store *s, store_recover_batch_cb batch, store_recover_done_cb done, void *arg);
+/* store_claim - id is a file this process moved into a channel directory itself (admin release,
+ * start-up returns): the background scan must not hand it over again. Any thread. */
+void store_claim(store *s, const char *id);
 /* store_update_states - write the state records of msg's recipients in place; cb once they are flushed (group commit). */
 void store_update_states(store *s, const char *path, const qmsg *msg, store_done_cb cb, void *arg);
 /* store_remove - unlink a queue file whose recipients are all final (worker thread). */
