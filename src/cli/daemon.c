@@ -199,7 +199,13 @@ int daemon_serve(const char *dir)
     log_set_level((enum log_level)conf->opt.log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    d.ctx.base = event_base_new();
+    /* The epoll changelist folds the add/remove pairs of one loop iteration (a reply enables the
+       write event, the write disables it) into at most one epoll_ctl per descriptor. */
+    struct event_config *ecfg = event_config_new();
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    d.ctx.base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
+    if (!d.ctx.base) fatal("cannot create the event loop");
     d.ctx.conf = conf;
     d.ctx.wq = workq_new(d.ctx.base, 4);
     char err[512];

@@ -17,6 +17,7 @@
  * Only the loop thread calls these functions; SIGPIPE must be ignored by the process.
  */
 #include "deliver/smtp_out.h"
+#include "core/bev.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -219,7 +220,7 @@ static void rcpts_fail_all(smtp_out *s, sl_result res, const char *status, const
 /* out_write - queue text for the peer. */
 static void out_write(smtp_out *s, const char *text)
 {
-    bufferevent_write(s->bev, text, strlen(text));
+    bev_send(s->bev, text, strlen(text));
 }
 
 /* copt - a per-channel timeout (<channel>_option), else the global one, else def. */
@@ -731,8 +732,15 @@ static void txn_begin(smtp_out *s)
 static void txn_send_body(smtp_out *s)
 {
     const qmsg *m = s->item->msg;
-    smtp_client_dot_stuff(m->data, m->data_len, emit_evbuffer, bufferevent_get_output(s->bev));
+    struct evbuffer *body = evbuffer_new();
+    smtp_client_dot_stuff(m->data, m->data_len, emit_evbuffer, body);
+    bool sent = bev_send_buffer(s->bev, body);
+    evbuffer_free(body);
     s->st = OS_BODY;
+    if (sent) { /* all in the kernel already: the reply is what we wait for */
+        conn_timeouts(s, s->conf->opt.command_timeout);
+        return;
+    }
     /* No reply is due while a large message is still being written: only the write timeout
        runs until conn_on_write sees the output drained. */
     struct timeval tv = {(time_t)copt(s->ch->copts.data_timeout, s->conf->opt.command_timeout, 600), 0};

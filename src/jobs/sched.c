@@ -348,12 +348,19 @@ static void states_written(void *arg, sl_result res, const char *err)
 }
 
 /* persist - make the item's new recipient states durable, then let the job go on at once: the
- * flush (shared with the commits of the moment) must not hold a delivery connection. */
+ * flush (shared with the commits of the moment) must not hold a delivery connection. When every
+ * recipient is final the removal of the file is the record (as in Postfix): no state flush, and
+ * a crash before the removal only repeats deliveries, never loses one. */
 static void persist(job *j)
 {
     qent *e = j->cur;
     item_clear(&j->item);
     j->cur = NULL;
+    if (qent_due(e) < 0) {
+        qent_requeue(e);
+        job_next(j);
+        return;
+    }
     j->s->busy++;
     store_update_states(j->s->ctx->store, e->path, e->msg, states_written, e);
     job_next(j);
@@ -855,14 +862,17 @@ static void kick(chanq *cq)
     sched *s = cq->s;
     if (!s->running || cq->kicking) return;
     const sl_channel *ch = conf_channel_by_name(s->ctx->conf, cq->name);
-    if (!ch || ch->type == CHAN_HOLD) return;
+    if (!ch) return;
+    /* a hold channel keeps its messages until released; only an administrator's return runs */
+    bool hold = ch->type == CHAN_HOLD;
+    if (hold && !(cq->n && cq->heap[0]->return_now)) return;
     cq->kicking = true;
     unsigned plimit;
     poolq *p = pool_of(s, ch, &plimit);
     int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
     if ((int)plimit < limit) limit = (int)plimit;
     int64_t now = now_unix();
-    while (cq->n && cq->heap[0]->due <= now) {
+    while (cq->n && cq->heap[0]->due <= now && (!hold || cq->heap[0]->return_now)) {
         uint64_t t0 = mono_ns();
         qent *e = cq->heap[0];
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
@@ -888,7 +898,7 @@ static void kick(chanq *cq)
         ch = conf_channel_by_name(s->ctx->conf, cq->name);
         if (!ch) break;
     }
-    if (cq->n && cq->heap[0]->due > now) {
+    if (cq->n && cq->heap[0]->due > now && !hold) {
         struct timeval tv = {(time_t)(cq->heap[0]->due - now), 0};
         evtimer_add(cq->timer, &tv);
     }
@@ -1175,7 +1185,7 @@ void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg)
             } else if (!strcmp(cmd, "return")) {
                 if (admin_take(r, e)) {
                     e->return_now = true;
-                    e->due = 0;
+                    e->due = -1; /* ahead of everything, also in a hold channel */
                     heap_push(e->cq, e);
                     sb_printf(&r->out, "%s %s: return\n", e->msg->id, e->msg->channel);
                     log_info(e->msg->id, "admin", "action=return channel=%s", e->msg->channel);
@@ -1258,7 +1268,7 @@ void sched_load_returns(sched *s)
             qent *e = s->all; /* the one just added */
             if (e->in_heap) heap_remove(e->cq, e->heap_idx);
             e->return_now = true;
-            e->due = 0;
+            e->due = -1;
             heap_push(e->cq, e);
             log_info(m->id, "admin", "action=return channel=%s when=start-up", chan);
         } else {

@@ -273,6 +273,7 @@ static void commit_batch(store *s, creq *batch)
     for (creq *r = batch; r; r = r->next) {
         r->res = SL_OK;
         if (r->upd) {
+            if (r->upd->remove) continue; /* after the batch's completions (committer_main) */
             int fd = update_write(r->upd);
             if (fd >= 0) fds_add(&b, fd, r);
             continue;
@@ -360,6 +361,8 @@ static void commit_done(void *arg)
     free(r);
 }
 
+static void remove_run(void *arg);
+
 static void *committer_main(void *arg)
 {
     store *s = arg;
@@ -378,10 +381,25 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (!batch) return NULL;
         commit_batch(s, batch);
+        /* Commits and state updates are answered first; then the removals of finished files
+           (renamed into .free/ for reuse) run here too, so that no other thread is woken. */
+        creq *removals = NULL, **rt = &removals;
         while (batch) {
             creq *next = batch->next;
-            completion_port_post(s->port, commit_done, batch);
+            if (batch->upd && batch->upd->remove) {
+                batch->next = NULL;
+                *rt = batch;
+                rt = &batch->next;
+            } else {
+                completion_port_post(s->port, commit_done, batch);
+            }
             batch = next;
+        }
+        while (removals) {
+            creq *next = removals->next;
+            remove_run(removals->upd);
+            completion_port_post(s->port, commit_done, removals);
+            removals = next;
         }
     }
 }
@@ -419,6 +437,7 @@ store *store_open(struct event_base *base, workq *wq, const char *qdir, char *er
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->free_mu, NULL);
     pthread_mutex_init(&s->claim_mu, NULL);
+    s->recovering = true; /* claims count from the start: start-up returns come before the scan */
     free_reset(s);
     if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
     return s;
@@ -595,6 +614,7 @@ static bool visit_sync(void *ctx, qmsg *m, char *path)
 size_t store_recover(store *s, store_recover_cb cb, void *arg)
 {
     sync_visit v = {cb, arg};
+    claims_clear(s); /* the blocking scan hands everything over */
     recover_tmp(s);
     return recover_scan(s, visit_sync, &v);
 }
@@ -765,5 +785,8 @@ void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
     u->cb = cb;
     u->arg = arg;
     u->s = s;
-    workq_submit(s->wq, remove_run, update_done, u);
+    creq *r = xcalloc(1, sizeof *r);
+    r->upd = u;
+    r->s = s;
+    store_enqueue(s, r);
 }

@@ -9,8 +9,8 @@
  * (fdatasync), so the device sees one batch, renames the files into their channel directories, fsyncs each distinct directory once, and
  * only then reports success; so the 250 a client gets means the message is on disk, and
  * concurrent messages share the flushes. Any error fails the whole request and removes its
- * files (no partial messages). Recipient state updates ride in the same batches; removals run
- * on the worker queue.
+ * files (no partial messages). Recipient state updates ride in the same batches; removals are
+ * done by the committer too, after each batch is answered.
  * store_* functions are called on the loop thread; callbacks run on the loop thread.
  */
 #ifndef SLUICE_STORE_H
@@ -68,7 +68,7 @@ void store_recover_start(store *s, store_recover_batch_cb batch, store_recover_d
 void store_claim(store *s, const char *id);
 /* store_update_states - write the state records of msg's recipients in place; cb once they are flushed (group commit). */
 void store_update_states(store *s, const char *path, const qmsg *msg, store_done_cb cb, void *arg);
-/* store_remove - unlink a queue file whose recipients are all final (worker thread). */
+/* store_remove - retire a queue file whose recipients are all final (recycled into .free/ by the committer). */
 void store_remove(store *s, const char *path, store_done_cb cb, void *arg);
 
 #endif

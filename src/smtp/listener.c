@@ -2,6 +2,7 @@
  * listener.c - dispatcher services, connection I/O and session policy (see listener.h).
  */
 #include "smtp/listener.h"
+#include "core/bev.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "dir/dir.h"
@@ -133,7 +134,7 @@ static bool conn_flush(conn *c)
     }
     if (c->delay_timer && evtimer_pending(c->delay_timer, NULL)) return false;
     if (s->out.len) {
-        bufferevent_write(c->bev, s->out.data, s->out.len);
+        bev_send(c->bev, s->out.data, s->out.len); /* now, unless the socket is full or TLS */
         sb_reset(&s->out);
     }
     if (s->closing) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -90,6 +91,35 @@ static void test_crc32_vector(void **state)
     assert_int_equal(qfile_crc32(0, "123456789", 9), 0xcbf43926u);
     assert_int_equal(qfile_crc32(qfile_crc32(0, "1234", 4), "56789", 5), 0xcbf43926u);
     assert_int_equal(qfile_crc32(0, "", 0), 0);
+}
+
+/* crc_bitwise - the textbook one-bit-at-a-time CRC-32, the reference for the table version. */
+static uint32_t crc_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void test_crc32_matches_bitwise(void **state)
+{
+    (void)state;
+    uint8_t buf[1031];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t off = 0; off < 9; off++) /* every alignment, every tail length */
+        for (size_t n = 0; n + off <= sizeof buf; n += 37) {
+            assert_int_equal(qfile_crc32(0, buf + off, n), crc_bitwise(buf + off, n));
+            size_t half = n / 3;
+            assert_int_equal(qfile_crc32(qfile_crc32(0, buf + off, half), buf + off + half, n - half),
+                             crc_bitwise(buf + off, n));
+        }
 }
 
 static void test_round_trip(void **state)
@@ -623,10 +653,163 @@ static void test_bit_flips(void **state)
     qmsg_free(&m);
 }
 
+/* ---- qmsg_drop_data / qfile_load_data (queue_cache_size: content read back from disk) ---- */
+
+/* write_temp - the bytes into a fresh file under /tmp; its path into path (>= 64 bytes). */
+static void write_temp(char *path, const void *data, size_t len)
+{
+    snprintf(path, 64, "/tmp/sluice-qfile-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* encode_decode_drop - make_sample encoded into a temp file, decoded into d, content dropped. */
+static void encode_decode_drop(char *path, strbuf *out, qmsg *d)
+{
+    qmsg m;
+    char err[128] = "";
+    make_sample(&m);
+    sb_init(out);
+    qfile_encode(&m, out);
+    write_temp(path, out->data, out->len);
+    assert_int_equal(qfile_decode(out->data, out->len, d, err, sizeof err), 0);
+    qmsg_free(&m);
+    assert_false(d->body_on_disk);
+    qmsg_drop_data(d);
+    assert_true(d->body_on_disk);
+    assert_null(d->data);
+    assert_null(d->data_owned);
+    assert_int_equal(d->data_len, sizeof sample_data - 1);
+    qmsg_drop_data(d); /* twice is harmless */
+    assert_true(d->body_on_disk);
+}
+
+static void test_load_data_round_trip(void **state)
+{
+    (void)state;
+    char path[64], err[256] = "";
+    strbuf out;
+    qmsg d;
+    encode_decode_drop(path, &out, &d);
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), 0);
+    assert_false(d.body_on_disk);
+    assert_non_null(d.data);
+    assert_ptr_equal(d.data, d.data_owned);
+    assert_int_equal(d.data_len, sizeof sample_data - 1);
+    assert_memory_equal(d.data, sample_data, d.data_len);
+    /* the envelope is untouched by the load */
+    assert_string_equal(d.id, "4fK2x9aB0001");
+    assert_int_equal(d.n_rcpts, 3);
+    assert_string_equal(d.rcpts[2].orig, "alias@example.org");
+    /* drop and load again: no leak, same bytes */
+    qmsg_drop_data(&d);
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), 0);
+    assert_memory_equal(d.data, sample_data, d.data_len);
+    qmsg_free(&d);
+    sb_free(&out);
+    unlink(path);
+}
+
+static void test_load_data_missing_file(void **state)
+{
+    (void)state;
+    char path[64], err[256] = "";
+    strbuf out;
+    qmsg d;
+    encode_decode_drop(path, &out, &d);
+    unlink(path);
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_non_null(strstr(err, "No such file"));
+    assert_true(d.body_on_disk);
+    assert_null(d.data);
+    qmsg_free(&d);
+    sb_free(&out);
+}
+
+static void test_load_data_other_message(void **state)
+{
+    (void)state;
+    char path[64], err[256] = "";
+    strbuf out;
+    qmsg d;
+    encode_decode_drop(path, &out, &d);
+    /* the same file, but the message in memory has another id */
+    strcpy(d.id, "4fK2x9aB0002");
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_true(d.body_on_disk);
+    assert_null(d.data);
+    /* right id, but another size than the one in memory: still not this message */
+    strcpy(d.id, "4fK2x9aB0001");
+    d.data_len--;
+    err[0] = '\0';
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_true(d.body_on_disk);
+    d.data_len++;
+    /* a genuine file of another message at the path */
+    qmsg o;
+    strbuf ob;
+    make_sample(&o);
+    strcpy(o.id, "4fK2x9aBFFFF");
+    sb_init(&ob);
+    qfile_encode(&o, &ob);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(ob.data, 1, ob.len, fp), ob.len);
+    fclose(fp);
+    err[0] = '\0';
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_non_null(strstr(err, "4fK2x9aBFFFF"));
+    assert_true(d.body_on_disk);
+    assert_null(d.data);
+    qmsg_free(&o);
+    sb_free(&ob);
+    qmsg_free(&d);
+    sb_free(&out);
+    unlink(path);
+}
+
+static void test_load_data_damaged(void **state)
+{
+    (void)state;
+    char path[64], err[256] = "";
+    strbuf out;
+    qmsg d;
+    encode_decode_drop(path, &out, &d);
+    /* flip one byte inside the content (past the header records, before the end record) */
+    const char *hit = memmem(out.data, out.len, "body line", 9);
+    assert_non_null(hit);
+    size_t at = (size_t)(hit - out.data);
+    out.data[at] ^= 0x20;
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)at, SEEK_SET), 0);
+    assert_int_equal(fputc((unsigned char)out.data[at], fp), (unsigned char)out.data[at]);
+    fclose(fp);
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_true(d.body_on_disk);
+    assert_null(d.data);
+    /* a truncated file fails too */
+    assert_int_equal(truncate(path, (off_t)out.len / 2), 0);
+    err[0] = '\0';
+    assert_int_equal(qfile_load_data(path, &d, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_true(d.body_on_disk);
+    qmsg_free(&d);
+    sb_free(&out);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_vector),
+        cmocka_unit_test(test_crc32_matches_bitwise),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_round_trip_optional),
         cmocka_unit_test(test_many_rcpts),
@@ -636,6 +819,10 @@ int main(void)
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_corruptions),
         cmocka_unit_test(test_bit_flips),
+        cmocka_unit_test(test_load_data_round_trip),
+        cmocka_unit_test(test_load_data_missing_file),
+        cmocka_unit_test(test_load_data_other_message),
+        cmocka_unit_test(test_load_data_damaged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
