@@ -172,6 +172,7 @@ def run_size(a, work, n):
         want = before["decisions"] + a.decisions
         h.wait_until(lambda: stats(a.binary, d)["decisions"] >= want, 60, 0.2)
         after = stats(a.binary, d)
+        sys.stderr.write("[queue] sluice queue stats at %d:\n%s" % (n, after["raw"]))
         dd = after["decisions"] - before["decisions"]
         dh = after["heap_ops"] - before["heap_ops"]
         res["decisions"] = dd
