@@ -200,6 +200,19 @@ static void content_byte(smtp_sess *s, char c)
     s->dstate = D_MID;
 }
 
+/* content_run - ordinary bytes from buf[start] up to the next CR, LF or NUL, appended at once;
+ * returns where the run ends. */
+static size_t content_run(smtp_sess *s, const char *buf, size_t start, size_t len)
+{
+    size_t j = start;
+    while (j < len && buf[j] != '\r' && buf[j] != '\n' && buf[j] != '\0') j++;
+    s->dline_len += j - start;
+    if (s->dline_len > 998) s->long_line = true;
+    content_put(s, buf + start, j - start);
+    s->dstate = D_MID;
+    return j;
+}
+
 /* finish_content - the whole message is in: refuse it if flagged, else commit. */
 static void finish_content(smtp_sess *s)
 {
@@ -233,7 +246,8 @@ static size_t feed_data(smtp_sess *s, const char *buf, size_t len)
             if (c == '.' && s->dline_real) s->dstate = D_DOT;
             else if (c == '\r') s->dstate = D_CR;
             else if (c == '\n') content_eol(s, false);
-            else content_byte(s, c);
+            else if (c == '\0') content_byte(s, c);
+            else i = content_run(s, buf, i - 1, len);
             break;
         case D_DOT:
             if (c == '\r') s->dstate = D_DOT_CR;
@@ -254,7 +268,8 @@ static size_t feed_data(smtp_sess *s, const char *buf, size_t len)
         case D_MID:
             if (c == '\r') s->dstate = D_CR;
             else if (c == '\n') content_eol(s, false);
-            else content_byte(s, c);
+            else if (c == '\0') content_byte(s, c);
+            else i = content_run(s, buf, i - 1, len);
             break;
         case D_CR:
             if (c == '\n') content_eol(s, true);
