@@ -240,6 +240,10 @@ int daemon_serve(const char *dir)
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.ctx.sched) && listener_sessions(d.lst) == 0;
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.ctx.sched));
+    if (!store_recover_stop(d.ctx.store, 2000)) {
+        log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");
+        _exit(0); /* its thread still uses the store: nothing may be freed (the queue on disk is intact) */
+    }
     if (!clean) return 0; /* in-flight work is abandoned; the queue on disk is intact */
     listener_free(d.lst);
     event_free(d.ev_term);

@@ -512,6 +512,14 @@ static void move_corrupt(store *s, const char *path, const char *chan, const cha
     free(dst);
 }
 
+static bool recover_stopping(store *s)
+{
+    pthread_mutex_lock(&s->claim_mu);
+    bool stop = s->recover_stop;
+    pthread_mutex_unlock(&s->claim_mu);
+    return stop;
+}
+
 /* recover_file - read and validate one queue file: the message, or NULL (damaged ones moved aside). */
 static qmsg *recover_file(store *s, const char *path, const char *chan, const char *name)
 {
@@ -579,6 +587,7 @@ static size_t recover_scan(store *s, recover_visit visit, void *ctx)
             strvec files = {0};
             scan_dir(sdir, &files);
             for (size_t k = 0; go && k < files.n; k++) {
+                if (recover_stopping(s)) break;
                 if (claimed(s, files.v[k])) continue; /* committed or moved in by this process */
                 char *p = xasprintf("%s/%s", sdir, files.v[k]);
                 qmsg *m = recover_file(s, p, chans.v[c], files.v[k]);
@@ -635,10 +644,19 @@ static void rbatch_done(void *arg)
 {
     rbatch *b = arg;
     store *s = b->s;
-    if (b->n) s->rbatch(s->rarg, b->msgs, b->paths, b->n);
-    if (b->last) {
-        claims_clear(s);
-        s->rdone(s->rarg, b->found, b->secs);
+    if (recover_stopping(s)) { /* the daemon is stopping: the files stay for the next start */
+        for (size_t i = 0; i < b->n; i++) {
+            qmsg_free(b->msgs[i]);
+            free(b->msgs[i]);
+            free(b->paths[i]);
+        }
+        if (b->last) log_info(NULL, "recovery_stopped", "messages=%zu secs=%.3f", b->found, b->secs);
+    } else {
+        if (b->n) s->rbatch(s->rarg, b->msgs, b->paths, b->n);
+        if (b->last) {
+            claims_clear(s);
+            s->rdone(s->rarg, b->found, b->secs);
+        }
     }
     free(b);
 }
@@ -661,10 +679,7 @@ static bool visit_bg(void *ctx, qmsg *m, char *path)
         completion_port_post(v->s->port, rbatch_done, v->cur);
         v->cur = NULL;
     }
-    pthread_mutex_lock(&v->s->claim_mu);
-    bool stop = v->s->recover_stop;
-    pthread_mutex_unlock(&v->s->claim_mu);
-    return !stop;
+    return !recover_stopping(v->s);
 }
 
 static void *recover_main(void *arg)
@@ -682,6 +697,25 @@ static void *recover_main(void *arg)
     v.cur->secs = (double)(now_mono_ms() - t0) / 1000.0;
     completion_port_post(s->port, rbatch_done, v.cur);
     return NULL;
+}
+
+bool store_recover_stop(store *s, int timeout_ms)
+{
+    if (!s->recover_thread) return true;
+    pthread_mutex_lock(&s->claim_mu);
+    s->recover_stop = true;
+    pthread_mutex_unlock(&s->claim_mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(s->recover_tid, NULL, &ts) != 0) return false;
+    s->recover_thread = false;
+    return true;
 }
 
 void store_recover_start(store *s, store_recover_batch_cb batch, store_recover_done_cb done, void *arg)

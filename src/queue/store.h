@@ -15,6 +15,7 @@
  */
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,9 @@ size_t store_recover(store *s, store_recover_cb cb, void *arg);
  * Files this process commits (or claims) during the scan are never handed over.
  */
 void store_recover_start(store *s, store_recover_batch_cb batch, store_recover_done_cb done, void *arg);
+/* store_recover_stop - ask the background scan to stop and wait up to timeout_ms for it; false if
+ * it is still blocked (in a read that does not return): the caller must then not close the store. */
+bool store_recover_stop(store *s, int timeout_ms);
 /* store_claim - id is a file this process moved into a channel directory itself (admin release,
  * start-up returns): the background scan must not hand it over again. Any thread. */
 void store_claim(store *s, const char *id);

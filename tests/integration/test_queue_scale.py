@@ -12,6 +12,11 @@ start-up (background recovery), on a real daemon with real peers:
   also added back by the background scan;
 - a queue file damaged while its content is not in memory: the attempt logs queue_read_error and
   is deferred; nothing damaged is sent and the daemon keeps running.
+- `queue return` of a message in a hold channel, live or offline (then a start): the sender gets
+  exactly one DSN, the message leaves the queue, the other held messages stay held (and the
+  offline case is recovered N-1, not handed over twice);
+- SIGTERM while the start-up scan waits at a gate: the daemon exits at once (status 0, no
+  sanitizer report) and the next start recovers every message exactly once.
 
 Channels: example.test is local (channel l); hold.test goes to channel hold_q (kept until
 released); everything else goes by tcp_local to this test's sink (or a closed port).
