@@ -29,6 +29,13 @@ typedef struct {
     struct store *s;
 } ujob;
 
+/* Committer threads: while one waits for its batch's flush, the next batch starts on another, so a
+   message never waits for a whole flush that began before it arrived (the file system merges
+   concurrent flushes into one journal commit). */
+#ifndef STORE_COMMITTERS
+#define STORE_COMMITTERS 2
+#endif
+
 typedef struct creq {
     struct creq *next;
     ujob *upd; /* a state update riding along with the commits (no files) */
@@ -45,7 +52,7 @@ struct store {
     char *qdir;
     workq *wq;
     completion_port *port;
-    pthread_t thread;
+    pthread_t threads[STORE_COMMITTERS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     creq *head, *tail;
@@ -439,7 +446,8 @@ store *store_open(struct event_base *base, workq *wq, const char *qdir, char *er
     pthread_mutex_init(&s->claim_mu, NULL);
     s->recovering = true; /* claims count from the start: start-up returns come before the scan */
     free_reset(s);
-    if (pthread_create(&s->thread, NULL, committer_main, s) != 0) fatal("cannot start committer thread");
+    for (int i = 0; i < STORE_COMMITTERS; i++)
+        if (pthread_create(&s->threads[i], NULL, committer_main, s) != 0) fatal("cannot start committer thread");
     return s;
 }
 
@@ -450,7 +458,7 @@ void store_close(store *s)
     s->stopping = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+    for (int i = 0; i < STORE_COMMITTERS; i++) pthread_join(s->threads[i], NULL);
     if (s->recover_thread) {
         pthread_mutex_lock(&s->claim_mu);
         s->recover_stop = true;
