@@ -4,9 +4,11 @@
 Benchmarks (see bench/README.md for what each measures and the latest figures):
   1  relay throughput: smtp-source -> MTA -> smtp-sink, N messages at several session counts
   5  latency: end of DATA (".") to the 250 reply, 10 sessions, latency_client.py
-  2  DSN storm: bench/storm.py (Sluice set-ups (a), (b), (c); Postfix during the storm not yet)
+  2  DSN storm: bench/storm.py (Sluice set-ups (a), (b), (c), Postfix (p0), (p)); options this script
+     does not know are passed to storm.py (e.g. --sink-kind blackhole --storm-rate 0 --variants a,b)
   3  concurrent sessions: bench/sessions.py (Sluice only)
-  4  (queue scale) is not implemented yet: asking for it is an error.
+  4  queue scale: bench/queue.py (Sluice only: 10k, 100k, 1M queued messages, restart, decision cost);
+     options this script does not know are passed to queue.py too (e.g. --sizes 10000,100000)
 
 Each measurement starts a fresh private instance of the MTA (its own configuration and queue
 under the work directory), runs the load, and stops it; the MTAs alternate (Sluice first in odd
@@ -35,7 +37,7 @@ sys.path.insert(0, HERE)
 import harness as h  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(HERE, ".."))
-NOT_IMPLEMENTED = {4: "queue scale"}
+NOT_IMPLEMENTED = {}
 
 
 # ---------------------------------------------------------------- machine and load
@@ -537,7 +539,10 @@ def parse_args(argv):
                          "loop without fsync (a noisy neighbour on the queue's file system); default off")
     ap.add_argument("--perf", action="store_true", help="record Sluice with perf during benchmark 1 runs")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run did not deliver every message")
-    a = ap.parse_args(argv)
+    a, a.storm_args = ap.parse_known_args(argv)
+    if a.storm_args and 2 not in a.bench and 4 not in a.bench:
+        ap.error("unrecognized arguments: %s (options of bench/storm.py or bench/queue.py need --bench 2 or 4)"
+                 % " ".join(a.storm_args))
     a.mta = [x.strip() for x in a.mta.split(",") if x.strip()]
     for kind in a.mta:
         if kind not in ("sluice", "postfix", "direct"):
@@ -565,10 +570,11 @@ def check_tools(a):
 def main(argv):
     a = parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
-    for b, script in ((2, "storm.py"), (3, "sessions.py")):  # scripts of their own (Sluice set-ups only)
+    for b, script in ((2, "storm.py"), (3, "sessions.py"), (4, "queue.py")):  # scripts of their own
         if b not in a.bench:
             continue
-        rc = subprocess.call([sys.executable, os.path.join(here, script), "--binary", a.sluice_bin])
+        rc = subprocess.call([sys.executable, os.path.join(here, script), "--binary", a.sluice_bin] +
+                             (a.storm_args + (["--keep"] if a.keep else []) if b in (2, 4) else []))
         a.bench = [x for x in a.bench if x != b]
         if not a.bench or rc != 0:
             return rc
@@ -614,6 +620,20 @@ def main(argv):
             sys.stderr.write("bench: kept %s\n" % workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if a.smoke and status == 0:
+        # benchmark 2 in miniature (about 20 s): 200 storm messages, 5 s of ordinary mail, set-ups (a) and (b)
+        sys.stdout.flush()
+        if subprocess.call([sys.executable, os.path.join(here, "storm.py"), "--binary", a.sluice_bin, "--storm", "200",
+                            "--seconds", "5", "--drain", "20", "--variants", "a,b", "--sink-kind", "tarpit"]) != 0:
+            sys.stderr.write("bench: the storm smoke run failed\n")
+            status = 1
+    if a.smoke and status == 0:
+        # benchmark 4 in miniature (about 5 s): 1000 queued messages, restart, 100 decisions
+        sys.stdout.flush()
+        if subprocess.call([sys.executable, os.path.join(here, "queue.py"), "--binary", a.sluice_bin, "--sizes", "1000",
+                            "--decisions", "100"]) != 0:
+            sys.stderr.write("bench: the queue-scale smoke run failed\n")
+            status = 1
     if status == 0 and bench.incomplete:
         sys.stderr.write("bench: %d run(s) did not deliver every message (see above)\n" % bench.incomplete)
         if a.strict:

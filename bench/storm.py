@@ -1,25 +1,33 @@
 #!/usr/bin/python3
 """storm.py - benchmark 2, the DSN storm: while thousands of messages to local users fail after
-acceptance and their senders' MX is a tarpit (accepts TCP, never greets), a steady stream of
-ordinary mail goes to a working MX. Measures the ordinary mail's delivery latency (acceptance to
-arrival at the MX) and throughput in three Sluice set-ups:
-  (a) no storm,
-  (b) storm with the seed notification set-up (DSNs: process_dsn -> tcp_notify in NOTIFY_POOL),
-  (c) storm with every message through one channel (tcp_local, one pool).
-Postfix during the storm is not measured yet (see bench/README.md).
+acceptance and their senders' MX is a tarpit (accepts TCP, never greets) or a black hole (SYNs
+dropped), a steady stream of ordinary mail goes to a working MX. Measures the ordinary mail's
+delivery latency (end of submission to arrival at the MX), its 250-reply latency and throughput in
+these set-ups (--variants, default a,b,c,p0,p):
+  (a)  Sluice, no storm,
+  (b)  Sluice, storm, seed notification set-up (DSNs: process_dsn -> tcp_notify in NOTIFY_POOL),
+  (c)  Sluice, storm, every message through one channel (tcp_local, one pool),
+  (p0) Postfix (default configuration plus a transport map), no storm,
+  (p)  Postfix, storm.
 
-    /usr/bin/python3 bench/storm.py [--storm 5000] [--rate 20] [--seconds 30] [--binary build-release/sluice]
+    /usr/bin/python3 bench/storm.py [--storm 5000] [--storm-rate 200] [--rate 20] [--seconds 30]
+                                    [--sink-kind tarpit|blackhole] [--variants a,b,c,p0,p] [--binary build-release/sluice]
 
+The storm is injected by our own paced client (--storm-rate messages/s over 20 persistent sessions,
+starting 1 s before the ordinary stream) or, with --storm-rate 0, by smtp-source as fast as it can.
+With --sink-kind blackhole the script re-executes itself in a new network namespace (unshare -n,
+root only) where 10.99.0.2 (the deadspam.test MX) is an address whose packets are dropped.
 Everything listens on loopback only (127.0.0.1, 127.0.0.66 tarpit, 127.0.0.67 working MX); every
-process and thread is stopped at the end; every wait is bounded.
+process and thread is stopped at the end; every wait is bounded. STORM_DUMP=PREFIX writes
+per-message timings of the ordinary mail to PREFIX.<set-up>.
 """
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 GOOD_ADDR, TARPIT_ADDR = "127.0.0.67", "127.0.0.66"
+BLACKHOLE_ADDR = "10.99.0.2"   # --sink-kind blackhole: inside our network namespace, packets to it are dropped
+NETNS_ENV = "STORM_IN_NETNS"
+VARIANTS = ("a", "b", "c", "p0", "p")
+NAMES = {"a": "(a) no storm", "b": "(b) storm, tcp_notify", "c": "(c) storm, one channel",
+         "p0": "(p0) Postfix, no storm", "p": "(p) Postfix, storm"}
 
 
 class Tarpit(threading.Thread):
@@ -63,6 +76,42 @@ class Tarpit(threading.Thread):
         for c in self.conns:
             c.close()
         self.sock.close()
+
+
+class SynSampler(threading.Thread):
+    """Black hole: samples /proc/net/tcp (what `ss -tn state syn-sent dst ADDR` shows) every second.
+    total = distinct sockets seen in SYN-SENT towards addr (a lower bound of the connect() attempts: one
+    that begins and times out between two samples is missed; connect timeouts here are >= 30 s), peak =
+    the most at one sample."""
+
+    def __init__(self, addr, interval=1.0):
+        super().__init__(daemon=True)
+        self.hexaddr = socket.inet_aton(addr)[::-1].hex().upper()
+        self.interval = interval
+        self.seen, self.total, self.peak = set(), 0, 0
+        self.stopping = threading.Event()
+
+    def sample(self):
+        now = set()
+        try:
+            with open("/proc/net/tcp") as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "02" and parts[2].split(":")[0] == self.hexaddr:  # SYN_SENT
+                        now.add((parts[1], parts[2], parts[9]))  # a set: a read may list a socket twice
+        except OSError:
+            pass
+        self.seen |= now
+        self.total, self.peak = len(self.seen), max(self.peak, len(now))
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            self.sample()
+
+    def stop(self):
+        self.stopping.set()
+        self.join(3)
 
 
 class GoodMX(threading.Thread):
@@ -106,6 +155,8 @@ class GoodMX(threading.Thread):
                 else:
                     writer.write(b"250 ok\r\n")
                 await writer.drain()
+        except (ConnectionError, OSError):
+            pass
         finally:
             writer.close()
 
@@ -124,13 +175,155 @@ class GoodMX(threading.Thread):
         self.join(2)
 
 
-def start_dns(work, port, mx_port_unused=None):
+class SmtpConn:
+    """One client SMTP session (no pipelining), bounded by a socket timeout."""
+
+    def __init__(self, port, helo, timeout=30.0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.f = self.s.makefile("rb")
+        if not self.reply().startswith(b"220"):
+            raise IOError("no greeting")
+        self.s.sendall(b"EHLO " + helo + b"\r\n")
+        self.reply()
+
+    def reply(self):
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise IOError("connection closed")
+            if line[3:4] != b"-":
+                return line
+
+    def close(self):
+        try:
+            self.s.sendall(b"QUIT\r\n")
+            self.reply()
+        except OSError:
+            pass
+        self.f.close()
+        self.s.close()
+
+
+STORM_BODY = b"".join(b"%s\r\n" % (b"spam line %03d " % i + b"y" * 60) for i in range(25))  # ~1.9 KB
+
+
+class StormClient:
+    """The paced storm: n messages spammer@deadspam.test -> user@local.test, message i due at
+    start + i/rate, over `sessions` persistent sessions (message i on session i % sessions). A session
+    behind schedule sends at once (catches up). Counts 250s, other replies and errors."""
+
+    def __init__(self, port, n, rate, sessions=20):
+        self.port, self.n, self.rate, self.sessions = port, n, rate, sessions
+        self.accepted = self.refused = self.errors = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.start_t = self.end_t = None
+        self.threads = []
+
+    def start(self):
+        self.start_t = time.monotonic()
+        self.threads = [threading.Thread(target=self.worker, args=(k,), daemon=True) for k in range(self.sessions)]
+        for t in self.threads:
+            t.start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        for t in self.threads:
+            t.join()
+        self.end_t = time.monotonic()
+
+    def count(self, what):
+        with self.lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+    def worker(self, k):
+        conn = None
+        for i in range(k, self.n, self.sessions):
+            if self.stopping.is_set():
+                break
+            delay = self.start_t + i / self.rate - time.monotonic()
+            if delay > 0 and self.stopping.wait(delay):
+                break
+            try:
+                if conn is None:
+                    conn = SmtpConn(self.port, b"storm%d.deadspam.test" % k)
+                conn.s.sendall(b"MAIL FROM:<spammer@deadspam.test>\r\n")
+                ok = conn.reply().startswith(b"250")
+                conn.s.sendall(b"RCPT TO:<user@local.test>\r\n")
+                ok = conn.reply().startswith(b"250") and ok
+                conn.s.sendall(b"DATA\r\n")
+                if not conn.reply().startswith(b"354"):
+                    self.count("refused")
+                    conn.s.sendall(b"RSET\r\n")
+                    conn.reply()
+                    continue
+                conn.s.sendall(b"From: spammer@deadspam.test\r\nTo: user@local.test\r\nMessage-ID: <storm-%d@deadspam.test>\r\n"
+                               b"Subject: storm %d\r\n\r\n" % (i, i) + STORM_BODY + b".\r\n")
+                self.count("accepted" if conn.reply().startswith(b"250") and ok else "refused")
+            except (OSError, IOError):
+                self.count("errors")
+                if conn is not None:
+                    try:
+                        conn.s.close()
+                    except OSError:
+                        pass
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return self.end_t is not None or all(not t.is_alive() for t in self.threads)
+
+    def stop(self):
+        self.stopping.set()
+        self.wait(35)
+
+
+class FloodStorm:
+    """--storm-rate 0: smtp-source -c, 20 sessions, as fast as it can (one connection per message)."""
+
+    def __init__(self, port, n, log):
+        self.port, self.n, self.log = port, n, log
+        self.start_t = self.end_t = None
+        self.proc = None
+        self.refused = self.errors = 0
+
+    def start(self):
+        self.start_t = time.monotonic()
+        self.proc = h.spawn(["smtp-source", "-c", "-l", "2000", "-m", str(self.n), "-s", "20",
+                             "-f", "spammer@deadspam.test", "-t", "user@local.test", "127.0.0.1:%d" % self.port], self.log)
+
+        def watch():
+            try:
+                self.proc.wait(3600)
+            except subprocess.TimeoutExpired:
+                return
+            self.end_t = time.monotonic()
+        threading.Thread(target=watch, daemon=True).start()
+
+    @property
+    def accepted(self):
+        """smtp-source -c's last counter value (messages it completed)."""
+        nums = re.findall(r"(\d+)", h.tail(self.log, 200))
+        return int(nums[-1]) if nums else 0
+
+    def wait(self, timeout):
+        return h.wait_until(lambda: self.end_t is not None, timeout, 0.1) is not None
+
+    def stop(self):
+        h.kill_group(self.proc, signal.SIGTERM, 5)
+
+
+def start_dns(work, port, dead_addr):
     conf = os.path.join(work, "dnsmasq.conf")
     with open(conf, "w") as f:
         f.write("port=%d\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\n"
                 "user=root\ngroup=root\nkeep-in-foreground\nlocal=/test/\n"
                 "mx-host=deadspam.test,mx.deadspam.test,10\nhost-record=mx.deadspam.test,%s\n"
-                "mx-host=good.test,mx.good.test,10\nhost-record=mx.good.test,%s\n" % (port, TARPIT_ADDR, GOOD_ADDR))
+                "mx-host=good.test,mx.good.test,10\nhost-record=mx.good.test,%s\n" % (port, dead_addr, GOOD_ADDR))
     return h.spawn(["dnsmasq", "--conf-file=" + conf], os.path.join(work, "dnsmasq.log"))
 
 
@@ -158,23 +351,89 @@ def sluice_conf(d, variant, smtp_port, mx_port, back_port, dns_port):
         w("tcp_notify_option", "CONNECT_TIMEOUT=60\n")
 
 
-def steady_stream(port, rate, seconds, tag):
+def sluice_queue_census(qdir):
+    """sluice_queue_census - {channel: files} of the queue, and how many of the files outside tcp_back
+    (the local back-end's channel) mention spammer@deadspam.test, i.e. DSNs to the storm's senders
+    still queued (none can leave: their MX is the tarpit or the black hole)."""
+    per, dsn = {}, 0
+    try:
+        chans = [c for c in os.listdir(qdir) if not c.startswith(".") and c not in ("tmp", "bad", "corrupt")]
+    except OSError:
+        return per, 0
+    for c in chans:
+        cdir = os.path.join(qdir, c)
+        if not os.path.isdir(cdir):
+            continue
+        for root, _dirs, files in os.walk(cdir):
+            for fn in files:
+                per[c] = per.get(c, 0) + 1
+                if c != "tcp_back":
+                    try:
+                        with open(os.path.join(root, fn), "rb") as f:
+                            if b"spammer@deadspam.test" in f.read():
+                                dsn += 1
+                    except OSError:
+                        pass
+    return per, dsn
+
+
+class SluiceStorm:
+    """A Sluice daemon in one of the set-ups a, b, c."""
+
+    def __init__(self, a, work, variant, ports):
+        self.dir = os.path.join(work, "sluice-" + variant)
+        self.log = os.path.join(work, "sluice-%s.log" % variant)
+        self.port = ports["smtp"]
+        sluice_conf(self.dir, variant, ports["smtp"], ports["mx"], ports["back"], ports["dns"])
+        self.proc = h.spawn([a.binary, "serve", "-C", self.dir], self.log)
+        if not h.wait_until(lambda: self.proc.poll() is not None or h.smtp_greets(self.port), 15) or self.proc.poll() is not None:
+            text = h.tail(self.log)
+            self.stop()
+            raise h.HarnessError("sluice did not start: %s" % text)
+        h.check_loopback_only(self.proc.pid, "sluice")
+
+    def census(self):
+        per, dsn = sluice_queue_census(os.path.join(self.dir, "queue"))
+        return {"dsn": dsn, "dsn_how": "queue files for spammer@deadspam.test at the end",
+                "queue": " ".join("%s=%d" % kv for kv in sorted(per.items()))}
+
+    def diagnostics(self):
+        return h.tail(self.log, 1500)
+
+    def stop(self):
+        h.kill_group(self.proc, signal.SIGTERM, 10)
+
+
+class PostfixStorm(h.PostfixMTA):
+    """The harness's private Postfix, but with no relayhost, Postfix's default concurrency, and a
+    transport map: local.test -> the refusing back-end sink, deadspam.test -> the tarpit/black hole,
+    good.test -> the working MX (no DNS: smtp_dns_support_level = disabled)."""
+
+    def __init__(self, work, variant, ports, dead_addr):
+        super().__init__(os.path.join(work, "postfix-" + variant), ports["back"], 20)
+        with open(os.path.join(self.etc, "transport"), "w") as f:
+            f.write("local.test     smtp:[127.0.0.1]:%d\n"
+                    "deadspam.test  smtp:[%s]:%d\n"
+                    "good.test      smtp:[%s]:%d\n" % (ports["back"], dead_addr, ports["mx"], GOOD_ADDR, ports["mx"]))
+        path = os.path.join(self.etc, "main.cf")
+        with open(path) as f:
+            lines = [ln for ln in f if not ln.startswith(("relayhost ", "default_destination_concurrency_limit "))]
+        lines.append("relayhost =\ntransport_maps = texthash:%s\n" % os.path.join(self.etc, "transport"))
+        with open(path, "w") as f:
+            f.writelines(lines)
+
+    def census(self):
+        text = h.tail(self.maillog, 50 * 1000 * 1000)
+        return {"dsn": len(re.findall(r"sender non-delivery notification", text)),
+                "dsn_how": "maillog 'sender non-delivery notification' lines",
+                "queue": "bounced=%d deferred=%d" % (len(re.findall(r"status=bounced", text)),
+                                                    len(re.findall(r"status=deferred", text)))}
+
+
+def steady_stream(port, rate, seconds, tag, acked=None):
     """Send one message at a time at a fixed rate; returns {message-id: submission time} of those accepted."""
     accepted = {}
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    f = s.makefile("rb")
-
-    def reply():
-        while True:
-            line = f.readline()
-            if not line:
-                raise IOError("closed")
-            if line[3:4] == b" ":
-                return line
-
-    reply()
-    s.sendall(b"EHLO steady.bench.test\r\n")
-    reply()
+    c = SmtpConn(port, b"steady.bench.test")
     n = int(rate * seconds)
     t0 = time.monotonic()
     for i in range(n):
@@ -183,16 +442,17 @@ def steady_stream(port, rate, seconds, tag):
         if due > now:
             time.sleep(due - now)
         mid = b"<steady-%s-%d@bench.test>" % (tag.encode(), i)
-        s.sendall(b"MAIL FROM:<alice@good.test>\r\nRCPT TO:<bob@good.test>\r\nDATA\r\n")
+        c.s.sendall(b"MAIL FROM:<alice@good.test>\r\nRCPT TO:<bob@good.test>\r\nDATA\r\n")
         for _ in range(3):
-            reply()
+            c.reply()
         t_sent = time.monotonic()  # latency runs from the end of the submission to the arrival
-        s.sendall(b"From: alice@good.test\r\nTo: bob@good.test\r\nMessage-ID: " + mid +
-                  b"\r\nSubject: steady\r\n\r\n" + b"x" * 900 + b"\r\n.\r\n")
-        if reply().startswith(b"250"):
+        c.s.sendall(b"From: alice@good.test\r\nTo: bob@good.test\r\nMessage-ID: " + mid +
+                    b"\r\nSubject: steady\r\n\r\n" + b"x" * 900 + b"\r\n.\r\n")
+        if c.reply().startswith(b"250"):
             accepted[mid] = t_sent
-    s.sendall(b"QUIT\r\n")
-    s.close()
+            if acked is not None:
+                acked[mid] = time.monotonic()
+    c.close()
     return accepted
 
 
@@ -204,66 +464,170 @@ def pct(vals, p):
 
 
 def run_variant(a, work, variant, ports):
-    d = os.path.join(work, "sluice-" + variant)
-    sluice_conf(d, variant, ports["smtp"], ports["mx"], ports["back"], ports["dns"])
-    good, tarpit = GoodMX(ports["mx"]), Tarpit(ports["mx"])
+    with_storm = variant in ("b", "c", "p")
+    good = GoodMX(ports["mx"])
     good.start()
     good.ready.wait(5)
-    tarpit.start()
-    proc = h.spawn([a.binary, "serve", "-C", d], os.path.join(work, "sluice-%s.log" % variant))
-    storm = None
+    sink = Tarpit(ports["mx"]) if a.sink_kind == "tarpit" else SynSampler(a.dead_addr)
+    sink.start()
+    mta = storm = None
     try:
-        if not h.wait_until(lambda: h.smtp_greets(ports["smtp"]), 15):
-            raise h.HarnessError("sluice did not start: %s" % h.tail(os.path.join(work, "sluice-%s.log" % variant)))
-        if variant != "a":
-            storm = h.spawn(["smtp-source", "-c", "-l", "2000", "-m", str(a.storm), "-s", "20",
-                             "-f", "spammer@deadspam.test", "-t", "user@local.test", "127.0.0.1:%d" % ports["smtp"]],
-                            os.path.join(work, "storm-%s.log" % variant))
+        if variant.startswith("p"):
+            mta = PostfixStorm(work, variant, ports, a.dead_addr)
+            mta.start()
+        else:
+            mta = SluiceStorm(a, work, variant, ports)
+        time.sleep(0.5)
+        if with_storm:
+            storm = (StormClient(mta.port, a.storm, a.storm_rate) if a.storm_rate > 0 else
+                     FloodStorm(mta.port, a.storm, os.path.join(work, "storm-%s.log" % variant)))
+            storm.start()
             time.sleep(1.0)  # the storm is under way
+        acked = {}
         try:
-            accepted = steady_stream(ports["smtp"], a.rate, a.seconds, variant)
+            accepted = steady_stream(mta.port, a.rate, a.seconds, variant, acked)
         except OSError as e:
-            raise h.HarnessError("steady stream: %s; sluice log: %s" % (e, h.tail(os.path.join(work, "sluice-%s.log" % variant), 1500)))
+            raise h.HarnessError("steady stream: %s; MTA log: %s" % (e, mta.diagnostics()))
+        if storm:
+            storm.wait(a.drain)
         h.wait_until(lambda: all(m in good.arrivals for m in accepted), a.drain)
+        time.sleep(1.0 if with_storm else 0.5)  # DSNs of the last storm messages; removal of the last queue file
+        census = mta.census()
+        storm_end = storm.end_t if storm else None
         lat = [good.arrivals[m] - t for m, t in accepted.items() if m in good.arrivals]
         arrived = [good.arrivals[m] for m in accepted if m in good.arrivals]
         span = (max(arrived) - min(accepted.values())) if arrived else float("nan")
+        if os.environ.get("STORM_DUMP"):
+            with open(os.environ["STORM_DUMP"] + "." + variant, "w") as f:
+                t0 = min(accepted.values()) if accepted else 0
+                for m, t in sorted(accepted.items(), key=lambda kv: kv[1]):
+                    f.write("%.3f %.2f %.2f\n" % (t - t0, (acked.get(m, t) - t) * 1000,
+                                                   (good.arrivals.get(m, float("nan")) - t) * 1000))
+                if storm:
+                    f.write("# storm start %.3f\n" % (storm.start_t - t0))
+                if storm_end is not None:
+                    f.write("# storm end %.3f\n" % (storm_end - t0))
+        ack = [acked[m] - t for m, t in accepted.items() if m in acked]
+        # "while the storm is being injected": submitted before the storm client finished
+        inj = [good.arrivals[m] - t for m, t in accepted.items()
+               if m in good.arrivals and storm and (storm_end is None or t <= storm_end)]
+        post = [good.arrivals[m] - t for m, t in accepted.items()
+                if m in good.arrivals and not (storm and (storm_end is None or t <= storm_end))]
         return {"variant": variant, "sent": len(accepted), "delivered": len(lat),
+                "ack50": pct(ack, 50) * 1000, "ack99": pct(ack, 99) * 1000,
+                "n_inj": len(inj), "inj99": pct(inj, 99) * 1000, "n_post": len(post), "post99": pct(post, 99) * 1000,
                 "p50": pct(lat, 50) * 1000, "p99": pct(lat, 99) * 1000,
                 "rate": len(lat) / span if span and span == span and span > 0 else float("nan"),
-                "tarpit_total": tarpit.total, "tarpit_peak": tarpit.peak}
+                "sink_total": sink.total, "sink_peak": sink.peak,
+                "storm_acc": storm.accepted if storm else 0, "storm_ref": storm.refused if storm else 0,
+                "storm_err": storm.errors if storm else 0,
+                "storm_secs": (storm_end - storm.start_t) if storm and storm_end else float("nan"),
+                "dsn": census["dsn"] if with_storm else 0, "dsn_how": census["dsn_how"], "queue": census["queue"]}
     finally:
         if storm:
-            h.kill_group(storm, signal.SIGTERM, 5)
-        h.kill_group(proc, signal.SIGTERM, 10)
-        tarpit.stop()
+            storm.stop()
+        if mta:
+            mta.stop()
+        sink.stop()
         good.stop()
+
+
+def enter_netns(argv):
+    """Black hole: re-execute this script in a new network namespace (same pid, so whoever started us
+    can still signal us), where the set-up below happens before anything else starts."""
+    if os.geteuid() != 0:
+        sys.stderr.write("storm: --sink-kind blackhole needs root (unshare -n, ip link add)\n")
+        sys.exit(2)
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        sys.stderr.write("storm: --sink-kind blackhole needs unshare and ip\n")
+        sys.exit(1)
+    env = dict(os.environ)
+    env[NETNS_ENV] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__)] + argv, env)
+
+
+def setup_blackhole(mx_port):
+    """Inside the new namespace: lo up; veth v0/v1 with 10.99.0.1/24 on v0; 10.99.0.2's neighbour
+    entry a foreign MAC, so frames to it leave v0, reach v1 and are dropped. Checked by a connect."""
+    for cmd in (["ip", "link", "set", "lo", "up"],
+                ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                ["ip", "addr", "add", "10.99.0.1/24", "dev", "v0"],
+                ["ip", "link", "set", "v0", "up"],
+                ["ip", "link", "set", "v1", "up"],
+                ["ip", "neigh", "add", BLACKHOLE_ADDR, "lladdr", "02:00:00:00:00:02", "dev", "v0", "nud", "permanent"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise h.HarnessError("%s: %s" % (" ".join(cmd), r.stderr.strip()))
+    s = socket.socket()
+    s.settimeout(1.5)
+    try:
+        s.connect((BLACKHOLE_ADDR, mx_port))
+        raise h.HarnessError("the black hole %s:%d accepted a connection" % (BLACKHOLE_ADDR, mx_port))
+    except socket.timeout:
+        pass  # the SYN vanished, as it should
+    except OSError as e:
+        raise h.HarnessError("connect to the black hole %s:%d failed at once (%s), it should time out"
+                             % (BLACKHOLE_ADDR, mx_port, e))
+    finally:
+        s.close()
+
+
+def parse_variants(text):
+    out = re.findall(r"p0|[abcp]", text.replace(",", " "))
+    return [v for v in VARIANTS if v in out]
 
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--storm", type=int, default=5000, help="failing messages in the storm")
-    p.add_argument("--rate", type=float, default=20.0, help="ordinary messages per second")
-    p.add_argument("--seconds", type=float, default=30.0, help="duration of the ordinary stream")
+    p.add_argument("--storm", type=int, default=5000, help="failing messages in the storm (default 5000)")
+    p.add_argument("--storm-rate", type=float, default=200.0,
+                   help="storm messages/s from our paced client over 20 sessions; 0 = smtp-source as fast as possible "
+                        "(default 200)")
+    p.add_argument("--rate", type=float, default=20.0, help="ordinary messages per second (default 20)")
+    p.add_argument("--seconds", type=float, default=30.0, help="duration of the ordinary stream (default 30)")
     p.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the last ordinary message")
+    p.add_argument("--sink-kind", choices=("tarpit", "blackhole"), default="tarpit",
+                   help="the storm senders' MX: a loopback listener that never greets, or an address whose SYNs are "
+                        "dropped (network namespace; root)")
     p.add_argument("--binary", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                     "build-release", "sluice"))
+    p.add_argument("--variants", default="a,b,c,p0,p", help="set-ups to run: a, b, c, p0, p (default all)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (configurations, logs, queues)")
     a = p.parse_args(argv)
+    variants = parse_variants(a.variants)
+    if not variants:
+        p.error("no set-up in --variants %r (a, b, c, p0, p)" % a.variants)
+    if a.sink_kind == "blackhole" and not os.environ.get(NETNS_ENV):
+        enter_netns(argv)  # does not return
+    a.dead_addr = BLACKHOLE_ADDR if a.sink_kind == "blackhole" else TARPIT_ADDR
+    if any(v.startswith("p") for v in variants) and (os.geteuid() != 0 or not shutil.which("postfix")):
+        sys.stderr.write("storm: the Postfix set-ups need root and Debian's postfix package\n")
+        return 1
+
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_term)
     work = tempfile.mkdtemp(prefix="sluice-storm-", dir=os.environ.get("BENCH_TMPDIR", "/var/tmp"))
     dns = back = None
     status = 0
     results = []
+    with open("/proc/loadavg") as f:
+        load0 = " ".join(f.read().split()[:3])
     try:
         ports = {"smtp": h.free_port(), "back": h.free_port(), "dns": h.free_port()}
         ports["mx"] = h.free_port(GOOD_ADDR)
-        dns = start_dns(work, ports["dns"])
+        if a.sink_kind == "blackhole":
+            setup_blackhole(ports["mx"])
+        dns = start_dns(work, ports["dns"], a.dead_addr)
         back_argv = ["smtp-sink", "-f", "."] + (["-u", "nobody"] if os.geteuid() == 0 else []) + \
                     ["127.0.0.1:%d" % ports["back"], "1024"]
         back = h.spawn(back_argv, os.path.join(work, "back-sink.log"))  # rejects every message after DATA
         if not h.wait_until(lambda: h.smtp_greets(ports["back"]), 10):
             raise h.HarnessError("the rejecting back-end sink did not start")
-        for v in ("a", "b", "c"):
-            sys.stderr.write("[storm] variant %s...\n" % v)
+        for v in variants:
+            sys.stderr.write("[storm %s] set-up %s...\n" % (time.strftime("%H:%M:%S"), NAMES[v]))
             results.append(run_variant(a, work, v, ports))
     except (h.HarnessError, OSError) as e:
         sys.stderr.write("storm: harness error: %s\n" % e)
@@ -272,21 +636,55 @@ def main(argv):
         for proc in (back, dns):
             if proc:
                 h.kill_group(proc, signal.SIGTERM, 5)
-        shutil.rmtree(work, ignore_errors=True)
+        if a.keep:
+            sys.stderr.write("storm: kept %s\n" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if results:
-        names = {"a": "(a) no storm", "b": "(b) storm, tcp_notify", "c": "(c) storm, one channel"}
-        print("benchmark 2 - DSN storm: %d failing messages whose senders' MX is a tarpit; ordinary mail at %.0f/s for %.0f s"
-              % (a.storm, a.rate, a.seconds))
-        print("%-26s %6s %9s %10s %10s %9s %12s" % ("set-up", "sent", "delivered", "p50 ms", "p99 ms", "msg/s",
-                                                   "tarpit conns"))
-        for r in results:
-            print("%-26s %6d %9d %10.1f %10.1f %9.1f %6d (peak %d)" % (names[r["variant"]], r["sent"], r["delivered"],
-                                                                     r["p50"], r["p99"], r["rate"], r["tarpit_total"],
-                                                                     r["tarpit_peak"]))
-        base = results[0]["p99"]
-        for r in results[1:]:
-            print("%s p99 / (a) p99 = %.2f" % (names[r["variant"]], r["p99"] / base if base else float("nan")))
+        report(a, results, load0)
     return status
+
+
+def report(a, results, load0):
+    with open("/proc/loadavg") as f:
+        load1 = " ".join(f.read().split()[:3])
+    git = subprocess.run(["git", "-C", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), "log", "-1",
+                          "--format=%h"], capture_output=True, text=True).stdout.strip()
+    sinkdesc = ("a tarpit (%s, accepts, never greets)" % TARPIT_ADDR if a.sink_kind == "tarpit" else
+                "a black hole (%s in a network namespace, SYNs dropped)" % BLACKHOLE_ADDR)
+    inj = ("our paced client, %.0f msg/s over 20 sessions" % a.storm_rate if a.storm_rate > 0 else
+           "smtp-source, 20 sessions, as fast as possible")
+    print("benchmark 2 - DSN storm: %d failing messages (%s) whose senders' MX is %s; ordinary mail at %.0f/s for %.0f s"
+          % (a.storm, inj, sinkdesc, a.rate, a.seconds))
+    print("%s UTC, commit %s, load average %s at the start, %s at the end" %
+          (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), git or "?", load0, load1))
+    conns = "tarpit conns" if a.sink_kind == "tarpit" else "SYN-SENT seen"
+    print("%-24s %5s %9s %8s %9s %7s %9s %9s %13s %15s" % ("set-up", "sent", "delivered", "p50 ms", "p99 ms", "msg/s",
+                                                          "250 p50", "250 p99", "p99 in storm", "p99 after"))
+    for r in results:
+        print("%-24s %5d %9d %8.1f %9.1f %7.1f %9.1f %9.1f %6.1f (%4d) %8.1f (%4d)" % (
+            NAMES[r["variant"]], r["sent"], r["delivered"], r["p50"], r["p99"], r["rate"], r["ack50"], r["ack99"],
+            r["inj99"], r["n_inj"], r["post99"], r["n_post"]))
+    print("%-24s %14s %8s %10s %18s  %s" % ("storm", "accepted/sent", "inject s", "DSNs", conns, "queue / log at the end"))
+    for r in results:
+        if r["variant"] in ("a", "p0"):
+            print("%-24s %14s %8s %10s %11d (peak %d)  %s" % (NAMES[r["variant"]], "-", "-", "-", r["sink_total"],
+                                                              r["sink_peak"], r["queue"]))
+            continue
+        print("%-24s %14s %8.1f %10d %11d (peak %d)  %s" % (
+            NAMES[r["variant"]], "%d/%d%s" % (r["storm_acc"], a.storm,
+                                            " (%d refused, %d errors)" % (r["storm_ref"], r["storm_err"])
+                                            if r["storm_ref"] or r["storm_err"] else ""),
+            r["storm_secs"], r["dsn"], r["sink_total"], r["sink_peak"], r["queue"]))
+    hows = sorted({r["dsn_how"] for r in results if r["variant"] not in ("a", "p0")})
+    if hows:
+        print("DSNs counted from: %s" % "; ".join("%s (%s)" % (hw, "Sluice" if "queue" in hw else "Postfix") for hw in hows))
+    by = {r["variant"]: r for r in results}
+    for v, base in (("b", "a"), ("c", "a"), ("p", "a"), ("p0", "a"), ("p", "p0")):
+        if v in by and base in by:
+            b = by[base]["p99"]
+            print("%s p99 / %s p99 = %.2f" % (NAMES[v].split()[0], NAMES[base].split()[0],
+                                             by[v]["p99"] / b if b and b == b else float("nan")))
 
 
 if __name__ == "__main__":
