@@ -825,7 +825,9 @@ static void job_next(job *j)
     job_end(j);
 }
 
-static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_t now)
+/* job_start - a new job for e; t0 is when kick began looking at e: the decision's cost is counted
+ * up to the job being ready, before its first I/O (connect, or reading the content back). */
+static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_t now, uint64_t t0)
 {
     sched *s = cq->s;
     job *j = xcalloc(1, sizeof *j);
@@ -845,6 +847,8 @@ static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_
     j->host = xstrdup(j->item.host);
     log_debug(e->msg->id, "job_start", "channel=%s host=%s pool=%s channel_jobs=%d pool_jobs=%d", ch->name, j->host,
               p->name, cq->active, p->active);
+    s->decisions++;
+    s->decide_ns += mono_ns() - t0;
     job_run_item(j);
 }
 
@@ -892,9 +896,7 @@ static void kick(chanq *cq)
             continue;
         }
         heap_remove(cq, 0);
-        job_start(cq, ch, p, e, now);
-        s->decisions++;
-        s->decide_ns += mono_ns() - t0;
+        job_start(cq, ch, p, e, now, t0);
         ch = conf_channel_by_name(s->ctx->conf, cq->name);
         if (!ch) break;
     }
