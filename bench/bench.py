@@ -574,7 +574,8 @@ def main(argv):
         if b not in a.bench:
             continue
         rc = subprocess.call([sys.executable, os.path.join(here, script), "--binary", a.sluice_bin] +
-                             (a.storm_args + (["--keep"] if a.keep else []) if b in (2, 4) else []))
+                             (a.storm_args + (["--keep"] if a.keep else []) if b in (2, 4) else []) +
+                             (["--reps", str(a.reps)] if b == 2 else []))
         a.bench = [x for x in a.bench if x != b]
         if not a.bench or rc != 0:
             return rc

@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -595,6 +596,9 @@ def main(argv):
                                                     "build-release", "sluice"))
     p.add_argument("--variants", default="a,b,c,p0,p", help="set-ups to run: a, b, c, p0, p (default all)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (configurations, logs, queues)")
+    p.add_argument("--reps", type=int, default=1,
+                   help="repetitions; the set-ups alternate (reversed order in odd repetitions) and the ratios "
+                        "use the medians (default 1)")
     a = p.parse_args(argv)
     variants = parse_variants(a.variants)
     if not variants:
@@ -626,9 +630,14 @@ def main(argv):
         back = h.spawn(back_argv, os.path.join(work, "back-sink.log"))  # rejects every message after DATA
         if not h.wait_until(lambda: h.smtp_greets(ports["back"]), 10):
             raise h.HarnessError("the rejecting back-end sink did not start")
-        for v in variants:
-            sys.stderr.write("[storm %s] set-up %s...\n" % (time.strftime("%H:%M:%S"), NAMES[v]))
-            results.append(run_variant(a, work, v, ports))
+        for rep in range(max(1, a.reps)):
+            for v in (variants if rep % 2 == 0 else list(reversed(variants))):
+                sys.stderr.write("[storm %s] rep %d set-up %s...\n" % (time.strftime("%H:%M:%S"), rep, NAMES[v]))
+                rwork = os.path.join(work, "rep%d" % rep)
+                os.makedirs(rwork, exist_ok=True)
+                r = run_variant(a, rwork, v, ports)
+                r["rep"] = rep
+                results.append(r)
     except (h.HarnessError, OSError) as e:
         sys.stderr.write("storm: harness error: %s\n" % e)
         status = 1
@@ -661,30 +670,48 @@ def report(a, results, load0):
     conns = "tarpit conns" if a.sink_kind == "tarpit" else "SYN-SENT seen"
     print("%-24s %5s %9s %8s %9s %7s %9s %9s %13s %15s" % ("set-up", "sent", "delivered", "p50 ms", "p99 ms", "msg/s",
                                                           "250 p50", "250 p99", "p99 in storm", "p99 after"))
+    many = any(r.get("rep", 0) for r in results)
+
+    def label(r):
+        return NAMES[r["variant"]] + (" #%d" % r.get("rep", 0) if many else "")
     for r in results:
         print("%-24s %5d %9d %8.1f %9.1f %7.1f %9.1f %9.1f %6.1f (%4d) %8.1f (%4d)" % (
-            NAMES[r["variant"]], r["sent"], r["delivered"], r["p50"], r["p99"], r["rate"], r["ack50"], r["ack99"],
+            label(r), r["sent"], r["delivered"], r["p50"], r["p99"], r["rate"], r["ack50"], r["ack99"],
             r["inj99"], r["n_inj"], r["post99"], r["n_post"]))
     print("%-24s %14s %8s %10s %18s  %s" % ("storm", "accepted/sent", "inject s", "DSNs", conns, "queue / log at the end"))
     for r in results:
         if r["variant"] in ("a", "p0"):
-            print("%-24s %14s %8s %10s %11d (peak %d)  %s" % (NAMES[r["variant"]], "-", "-", "-", r["sink_total"],
+            print("%-24s %14s %8s %10s %11d (peak %d)  %s" % (label(r), "-", "-", "-", r["sink_total"],
                                                               r["sink_peak"], r["queue"]))
             continue
         print("%-24s %14s %8.1f %10d %11d (peak %d)  %s" % (
-            NAMES[r["variant"]], "%d/%d%s" % (r["storm_acc"], a.storm,
+            label(r), "%d/%d%s" % (r["storm_acc"], a.storm,
                                             " (%d refused, %d errors)" % (r["storm_ref"], r["storm_err"])
                                             if r["storm_ref"] or r["storm_err"] else ""),
             r["storm_secs"], r["dsn"], r["sink_total"], r["sink_peak"], r["queue"]))
     hows = sorted({r["dsn_how"] for r in results if r["variant"] not in ("a", "p0")})
     if hows:
         print("DSNs counted from: %s" % "; ".join("%s (%s)" % (hw, "Sluice" if "queue" in hw else "Postfix") for hw in hows))
-    by = {r["variant"]: r for r in results}
+    reps = max(r.get("rep", 0) for r in results) + 1
+    by = {}
+    for r in results:
+        by.setdefault(r["variant"], []).append(r)
+
+    def med(v, key):
+        vals = sorted(x[key] for x in by[v] if x[key] == x[key])  # NaN (nothing delivered) left out
+        return statistics.median(vals) if vals else float("nan")
+    if reps > 1:
+        print("medians over %d repetitions (set-ups alternating)" % reps)
+        print("%-24s %9s %8s %9s %9s %9s" % ("set-up", "delivered", "p50 ms", "p99 ms", "250 p99", "runs"))
+        for v in by:
+            print("%-24s %9.0f %8.1f %9.1f %9.1f %9d" % (NAMES[v], med(v, "delivered"), med(v, "p50"), med(v, "p99"),
+                                                         med(v, "ack99"), len(by[v])))
     for v, base in (("b", "a"), ("c", "a"), ("p", "a"), ("p0", "a"), ("p", "p0")):
         if v in by and base in by:
-            b = by[base]["p99"]
-            print("%s p99 / %s p99 = %.2f" % (NAMES[v].split()[0], NAMES[base].split()[0],
-                                             by[v]["p99"] / b if b and b == b else float("nan")))
+            b = med(base, "p99")
+            print("%s p99 / %s p99 = %.2f%s" % (NAMES[v].split()[0], NAMES[base].split()[0],
+                                               med(v, "p99") / b if b and b == b else float("nan"),
+                                               " (medians)" if reps > 1 else ""))
 
 
 if __name__ == "__main__":
