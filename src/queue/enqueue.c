@@ -119,5 +119,7 @@ void enqueue_submit(sl_ctx *ctx, enq_msg *m, enqueue_cb cb, void *arg)
         qfile_encode(j->msgs[i], &files[i].data);
     }
     sv_free(&chans);
-    store_commit(ctx->store, files, j->n, enqueue_committed, j);
+    /* a notification waits behind the messages clients are waiting for (a bounce storm must not
+       delay their 250) */
+    store_commit_bg(ctx->store, files, j->n, !m->is_notification, enqueue_committed, j);
 }

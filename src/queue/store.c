@@ -55,7 +55,8 @@ struct store {
     pthread_t threads[STORE_COMMITTERS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    creq *head, *tail;
+    creq *head, *tail;   /* urgent: commits a client is waiting for */
+    creq *bhead, *btail; /* background: notifications, state updates, removals */
     bool stopping;
     uint32_t counter;
     uint64_t last_us;
@@ -375,15 +376,25 @@ static void *committer_main(void *arg)
     store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->head && !s->bhead && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
         /* take what waits, up to 32 requests: every file stays open until the batch's flush, and a
-           commit arriving meanwhile should not wait behind a huge batch */
-        creq *batch = s->head, *last = s->head;
-        for (int n = 1; last && last->next && n < 32; n++) last = last->next;
-        if (last) {
-            s->head = last->next;
-            if (!s->head) s->tail = NULL;
-            last->next = NULL;
+           commit arriving meanwhile should not wait behind a huge batch. The commits clients wait
+           for come first; background work (DSNs, state updates, removals) fills the rest, so a
+           storm of bounces cannot push an ordinary message's 250 back. */
+        creq *batch = NULL, **bt = &batch;
+        int n = 0;
+        while (n < 32 && (s->head || s->bhead)) {
+            creq **lane = s->head ? &s->head : &s->bhead;
+            creq *r = *lane;
+            *lane = r->next;
+            if (!*lane) {
+                if (lane == &s->head) s->tail = NULL;
+                else s->btail = NULL;
+            }
+            r->next = NULL;
+            *bt = r;
+            bt = &r->next;
+            n++;
         }
         pthread_mutex_unlock(&s->mu);
         if (!batch) return NULL;
@@ -487,17 +498,18 @@ void store_new_id(store *s, char *buf, size_t len)
     snprintf(buf, len, "%013" PRIX64 "%03X", us, (unsigned)(s->counter++ & 0xfff));
 }
 
-static void store_enqueue(store *s, creq *r)
+static void store_enqueue(store *s, creq *r, bool urgent)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->tail) s->tail->next = r;
-    else s->head = r;
-    s->tail = r;
+    creq **head = urgent ? &s->head : &s->bhead, **tail = urgent ? &s->tail : &s->btail;
+    if (*tail) (*tail)->next = r;
+    else *head = r;
+    *tail = r;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg)
+void store_commit_bg(store *s, store_file *files, size_t n, bool urgent, store_commit_cb cb, void *arg)
 {
     creq *r = xcalloc(1, sizeof *r);
     r->files = files;
@@ -505,7 +517,12 @@ void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, voi
     r->cb = cb;
     r->arg = arg;
     r->s = s;
-    store_enqueue(s, r);
+    store_enqueue(s, r, urgent);
+}
+
+void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg)
+{
+    store_commit_bg(s, files, n, true, cb, arg);
 }
 
 
@@ -816,7 +833,7 @@ void store_update_states(store *s, const char *path, const qmsg *msg, store_done
     creq *r = xcalloc(1, sizeof *r);
     r->upd = u;
     r->s = s;
-    store_enqueue(s, r);
+    store_enqueue(s, r, false);
 }
 
 void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
@@ -830,5 +847,5 @@ void store_remove(store *s, const char *path, store_done_cb cb, void *arg)
     creq *r = xcalloc(1, sizeof *r);
     r->upd = u;
     r->s = s;
-    store_enqueue(s, r);
+    store_enqueue(s, r, false);
 }

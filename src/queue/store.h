@@ -9,7 +9,8 @@
  * (fdatasync), so the device sees one batch, renames the files into their channel directories, fsyncs each distinct directory once, and
  * only then reports success; so the 250 a client gets means the message is on disk, and
  * concurrent messages share the flushes. Any error fails the whole request and removes its
- * files (no partial messages). Recipient state updates ride in the same batches; removals are
+ * files (no partial messages). Commits that a client waits for go first; notifications, recipient
+ * state updates and removals fill the rest of each batch; removals are
  * done by the committer too, after each batch is answered.
  * store_* functions are called on the loop thread; callbacks run on the loop thread.
  */
@@ -56,6 +57,9 @@ void store_close(store *s);
 void store_new_id(store *s, char *buf, size_t len);
 /* store_commit - make n files durable (group commit); takes ownership of files[] and their data. */
 void store_commit(store *s, store_file *files, size_t n, store_commit_cb cb, void *arg);
+/* store_commit_bg - store_commit; urgent=false puts it behind every commit a client waits for
+ * (notifications and other background work). */
+void store_commit_bg(store *s, store_file *files, size_t n, bool urgent, store_commit_cb cb, void *arg);
 /* store_recover - blocking scan at start-up: clean tmp/, validate every file, move bad ones to corrupt/. Returns files found. */
 size_t store_recover(store *s, store_recover_cb cb, void *arg);
 /*
