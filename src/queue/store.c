@@ -80,11 +80,11 @@ struct store {
 };
 
 /* claim_slot - the slot of id in the claimed set (its own, or the empty one it would take). */
+static unsigned id_hash(const char *id);
+
 static size_t claim_slot(char **tab, size_t cap, const char *id)
 {
-    unsigned h = 2166136261u;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    size_t i = h & (cap - 1);
+    size_t i = id_hash(id) & (cap - 1);
     while (tab[i] && strcmp(tab[i], id) != 0) i = (i + 1) & (cap - 1);
     return i;
 }
