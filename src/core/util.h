@@ -104,6 +104,8 @@ char *file_read_text(const char *path);
 int64_t now_unix(void);
 /* now_mono_ms - monotonic milliseconds, for timeouts and latency. */
 int64_t now_mono_ms(void);
+/* now_mono_ns - monotonic nanoseconds, for timing short operations. */
+uint64_t now_mono_ns(void);
 /* rfc5322_date - format t as an RFC 5322 date into buf (at least 64 bytes). */
 void rfc5322_date(int64_t t, char *buf, size_t len);
 

@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct chanq chanq;
@@ -102,13 +101,6 @@ struct sched {
     double recover_secs;
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void kick(chanq *cq);
 static void job_next(job *j);
 static void job_park(job *j);
@@ -146,7 +138,7 @@ static void heap_down(chanq *cq, size_t i)
 
 static void heap_push(chanq *cq, qent *e)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = now_mono_ns();
     if (cq->n == cq->cap) {
         cq->cap = cq->cap ? cq->cap * 2 : 64;
         cq->heap = xrealloc(cq->heap, cq->cap * sizeof *cq->heap);
@@ -157,12 +149,12 @@ static void heap_push(chanq *cq, qent *e)
     heap_up(cq, e->heap_idx);
     if (cq->n > cq->s->heap_max) cq->s->heap_max = cq->n;
     cq->s->heap_ops++;
-    cq->s->heap_ns += mono_ns() - t0;
+    cq->s->heap_ns += now_mono_ns() - t0;
 }
 
 static void heap_remove(chanq *cq, size_t i)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = now_mono_ns();
     qent *e = cq->heap[i];
     e->in_heap = false;
     cq->n--;
@@ -173,7 +165,7 @@ static void heap_remove(chanq *cq, size_t i)
         heap_up(cq, i);
     }
     cq->s->heap_ops++;
-    cq->s->heap_ns += mono_ns() - t0;
+    cq->s->heap_ns += now_mono_ns() - t0;
 }
 
 /* ---- queue entries ---- */
@@ -848,7 +840,7 @@ static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_
     log_debug(e->msg->id, "job_start", "channel=%s host=%s pool=%s channel_jobs=%d pool_jobs=%d", ch->name, j->host,
               p->name, cq->active, p->active);
     s->decisions++;
-    s->decide_ns += mono_ns() - t0;
+    s->decide_ns += now_mono_ns() - t0;
     job_run_item(j);
 }
 
@@ -877,7 +869,7 @@ static void kick(chanq *cq)
     if ((int)plimit < limit) limit = (int)plimit;
     int64_t now = now_unix();
     while (cq->n && cq->heap[0]->due <= now && (!hold || cq->heap[0]->return_now)) {
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = now_mono_ns();
         qent *e = cq->heap[0];
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
         if (ij) { /* a parked connection to the same host takes it */
