@@ -45,6 +45,14 @@ char *xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
+char *xmemdup0(const void *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 char *xstrndup(const char *s, size_t n)
 {
     size_t l = strnlen(s, n);

@@ -23,6 +23,8 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 /* xstrdup - strdup that aborts on failure; NULL gives NULL. */
 char *xstrdup(const char *s);
+/* xmemdup0 - copy exactly n bytes (NULs included) plus a terminating NUL. */
+char *xmemdup0(const void *s, size_t n);
 /* xstrndup - copy at most n bytes plus a terminating NUL. */
 char *xstrndup(const char *s, size_t n);
 /* xasprintf - allocate a formatted string; caller frees. */

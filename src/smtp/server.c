@@ -506,10 +506,12 @@ static void auth_plain(smtp_sess *s, const char *b64)
         s->state = SESS_CMD;
         return reply_error(s, "AUTH", "501 5.5.2 Error: malformed base64");
     }
-    const char *authz = raw.data;
-    const char *nul1 = memchr(raw.data, '\0', raw.len);
+    const char *authz = raw.data ? raw.data : "";
+    const char *nul1 = raw.len ? memchr(raw.data, '\0', raw.len) : NULL;
     const char *nul2 = nul1 ? memchr(nul1 + 1, '\0', raw.len - (size_t)(nul1 + 1 - raw.data)) : NULL;
-    if (!nul2 || (*authz && strcmp(authz, nul1 + 1) != 0)) { /* no proxying as someone else */
+    bool nul3 = nul2 && memchr(nul2 + 1, '\0', raw.len - (size_t)(nul2 + 1 - raw.data)) != NULL;
+    if (!nul2 || nul3 || (*authz && strcmp(authz, nul1 + 1) != 0)) { /* no proxying as someone else */
+        explicit_bzero(raw.data ? raw.data : (char *)"", raw.len);
         sb_free(&raw);
         auth_result(s, NULL, NULL);
         return;
@@ -525,8 +527,13 @@ static void auth_plain(smtp_sess *s, const char *b64)
 }
 
 /* auth_continue - one continuation line of an AUTH exchange ("*" cancels). */
-static void auth_continue(smtp_sess *s, const char *line)
+static void auth_continue(smtp_sess *s, const char *line, size_t len)
 {
+    if (memchr(line, '\0', len)) { /* base64 never holds a NUL: a truncated line is not an answer */
+        s->state = SESS_CMD;
+        s->auth_mech = s->auth_step = 0;
+        return reply_error(s, "AUTH", "501 5.5.2 Error: malformed base64");
+    }
     if (!strcmp(line, "*")) {
         s->state = SESS_CMD;
         s->auth_mech = s->auth_step = 0;
@@ -538,6 +545,13 @@ static void auth_continue(smtp_sess *s, const char *line)
         sb_free(&raw);
         s->state = SESS_CMD;
         return reply_error(s, "AUTH", "501 5.5.2 Error: malformed base64");
+    }
+    if (memchr(raw.data ? raw.data : "", '\0', raw.len)) { /* a NUL in a LOGIN name or password */
+        explicit_bzero(raw.data, raw.len);
+        sb_free(&raw);
+        free(s->auth_login_user);
+        s->auth_login_user = NULL;
+        return auth_result(s, NULL, NULL);
     }
     if (s->auth_step == 0) { /* LOGIN: the user name, then the password */
         free(s->auth_login_user);
@@ -578,7 +592,7 @@ static void cmd_auth(smtp_sess *s, smtp_cmd *c)
         s->auth_mech = 2;
         s->auth_step = 0;
         s->state = SESS_AUTH;
-        if (initial) auth_continue(s, initial);
+        if (initial) auth_continue(s, initial, strlen(initial));
         else smtp_sess_reply(s, "334 VXNlcm5hbWU6");
     } else {
         reply_error(s, "AUTH", "504 5.5.4 Unrecognized authentication type");
@@ -690,13 +704,15 @@ static size_t feed_cmd(smtp_sess *s, const char *buf, size_t len)
         reply_error(s, "BARE", "500 5.5.2 Error: bare CR or LF in command (use CRLF)");
         return take;
     }
-    char *line = xstrndup(s->line.data ? s->line.data : "", s->line.len);
+    /* The copy keeps every byte (a NUL included) and its true length, so the parser sees what the
+     * client sent and refuses it, and the wipe below covers exactly what was allocated. */
     size_t llen = s->line.len;
+    char *line = xmemdup0(s->line.data ? s->line.data : "", llen);
     sb_reset(&s->line);
     if (bare_cr) /* normalise: a bare CR inside a command is not allowed either way */
         for (size_t i = 0; i < llen; i++)
             if (line[i] == '\r') line[i] = ' ';
-    if (s->state == SESS_AUTH) auth_continue(s, line);
+    if (s->state == SESS_AUTH) auth_continue(s, line, llen);
     else handle_line(s, line, llen, take < len);
     explicit_bzero(line, llen);
     free(line);

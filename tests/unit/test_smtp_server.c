@@ -419,6 +419,58 @@ static void test_auth_required(void **state)
     assert_string_equal(feed(f, "MAIL FROM:<a@b.test>\r\n"), "530 5.7.0 Authentication required\r\n");
 }
 
+/* A NUL inside a command line: the whole line (its true length) is refused, the session goes on.
+ * Regression: the line used to be copied up to the NUL but parsed and wiped at its full length. */
+static void test_nul_in_command(void **state)
+{
+    fixture *f = *state;
+    clear(f);
+    char line[420];
+    memcpy(line, "NOOP\0", 5);
+    memset(line + 5, 'A', 400);
+    memcpy(line + 405, "\r\n", 2);
+    assert_string_equal(feedn(f, line, 407), "500 5.5.2 Invalid characters in command\r\n");
+    assert_false(f->s->closing);
+    clear(f);
+    static const char nul_mid[] = "EHLO a\0b\r\n";
+    assert_string_equal(feedn(f, nul_mid, sizeof nul_mid - 1), "500 5.5.2 Invalid characters in command\r\n");
+    clear(f);
+    assert_string_equal(feedn(f, "\0\r\n", 3), "500 5.5.2 Invalid characters in command\r\n");
+    clear(f);
+    assert_non_null(strstr(feed(f, "EHLO c\r\n"), "250-mx.test"));
+}
+
+/* NULs in AUTH continuations: raw on the line, or decoded inside a LOGIN name or password. */
+static void test_auth_nul(void **state)
+{
+    fixture *f = *state;
+    f->s->auth_offered = f->s->tls_active = true;
+    f->conf.opt.auth_max_failures = 10;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    clear(f);
+    static const char raw_nul[] = "\0\1\r\n";
+    assert_string_equal(feedn(f, raw_nul, sizeof raw_nul - 1), "501 5.5.2 Error: malformed base64\r\n");
+    assert_int_equal(f->s->state, SESS_CMD);
+    clear(f);
+    /* "AAE=" decodes to NUL 0x01: not an empty user name */
+    assert_string_equal(feed(f, "AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "AAE=\r\n"), "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_null(f->s->auth_user);
+    clear(f);
+    /* a password with a NUL inside ("alice@example.test" / "secret\0x") */
+    assert_string_equal(feed(f, "AUTH LOGIN YWxpY2VAZXhhbXBsZS50ZXN0\r\n"), "334 UGFzc3dvcmQ6\r\n");
+    clear(f);
+    assert_string_equal(feed(f, "c2VjcmV0AHg=\r\n"), "535 5.7.8 Authentication credentials invalid\r\n");
+    clear(f);
+    /* PLAIN: a third NUL (password "secret\0x") is not the password "secret" */
+    assert_string_equal(feed(f, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQAeA==\r\n"),
+                        "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_null(f->s->auth_user);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +492,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_failures_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_nul, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,53 @@
+"""test_hardening.py - hostile input against the running daemon (issue 13).
+
+Each test drives the real daemon over loopback as an attacker would, then checks that the daemon
+is still alive and serving (a new session gets its greeting and a message through), and the
+teardown fails on any sanitizer report in the daemon's log.
+"""
+import uuid
+
+import sluicetest as st
+from sluicetest import Client
+
+
+def _still_serving(mta):
+    assert mta.running(), "the daemon died"
+    mid = "alive-%s@test" % uuid.uuid4().hex[:12]
+    r, _ = st.send_message(mta.port, "alice@example.test", ["bob@example.test"], st.make_message(mid))
+    assert r.code == 250, r
+    mta.wait_message("bob@example.test", mid.encode())
+
+
+def test_nul_in_command_line(harness):
+    """NOOP NUL + 400 bytes before EHLO: refused with 500 5.5.2, the session and the daemon go on."""
+    mta = harness.sluice()
+    for _ in range(5):  # heap damage showed up as an abort after a few such lines
+        with Client(mta.port) as c:
+            c.send(b"NOOP\x00" + b"A" * 400 + b"\r\n")
+            r = c.reply()
+            assert (r.code, r.enhanced()) == (500, "5.5.2"), r
+            c.send(b"\x00\r\n")
+            assert c.reply().code == 500
+            r = c.cmd("NOOP")
+            assert r.code == 250, r
+            c.quit()
+    _still_serving(mta)
+
+
+def test_nul_in_auth_login(harness):
+    """An AUTH LOGIN continuation holding NUL bytes is malformed, not an empty user name."""
+    mta = harness.sluice(start=False)
+    mta.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\n"
+              "PARAMETER=CHANNEL=tcp_local\nAUTH_WITHOUT_TLS=yes\n" % mta.port)
+    mta.start()
+    with Client(mta.port) as c:
+        c.ehlo()
+        assert c.cmd("AUTH LOGIN").code == 334
+        c.send(b"\x00\x01\r\n")
+        r = c.reply()
+        assert (r.code, r.enhanced()) == (501, "5.5.2"), r
+        assert c.cmd("AUTH LOGIN").code == 334
+        assert c.cmd("AAE=").code == 535  # decodes to NUL 0x01
+        assert c.cmd("NOOP").code == 250
+        c.quit()
+    _still_serving(mta)
