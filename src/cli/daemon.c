@@ -14,6 +14,7 @@
 #include "dns/dns.h"
 #include "jobs/sched.h"
 #include "queue/store.h"
+#include "policy/policy.h"
 #include "smtp/listener.h"
 
 #include <event2/event.h>
@@ -33,6 +34,7 @@
 typedef struct {
     sl_ctx ctx;
     listener *lst;
+    policy *pol;
     control *ctl;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
@@ -218,7 +220,8 @@ int daemon_serve(const char *dir)
     if (!d.ctx.dns) fatal("dns: %s", err);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
     d.ctx.sched = sched_new(&d.ctx);
-    d.lst = listener_open(&d.ctx, err, sizeof err);
+    d.pol = policy_new(&d.ctx);
+    d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);
     d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
     d.ev_int = evsignal_new(d.ctx.base, SIGINT, on_signal, &d);
@@ -250,7 +253,8 @@ int daemon_serve(const char *dir)
     event_free(d.ev_int);
     event_free(d.ev_hup);
     event_free(d.ev_stop);
-    workq_free(d.ctx.wq);
+    workq_free(d.ctx.wq); /* runs the completions of abandoned AUTH checks (they drop their answer) */
+    policy_free(d.pol);
     store_close(d.ctx.store);
     sched_free(d.ctx.sched);
     dns_free(d.ctx.dns);

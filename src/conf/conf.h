@@ -51,6 +51,7 @@ typedef struct {
     char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
+    char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) *//* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
 } sl_options;
 
@@ -175,6 +176,8 @@ void conf_free(sl_conf *c);
 
 /* conf_parse_options - parse option.dat text into opt (defaults first). Returns error count added. */
 int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs);
+/* conf_postmaster - the postmaster address of these options (caller frees). */
+char *conf_postmaster(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */
 void conf_options_defaults(sl_options *opt);
 /* conf_options_free - release what conf_parse_options allocated. */

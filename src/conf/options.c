@@ -72,7 +72,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_certificate);
     free(opt->tls_key);
     free(opt->run_as);
-    opt->tls_certificate = opt->tls_key = opt->run_as = NULL;
+    free(opt->postmaster);
+    opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = NULL;
     sv_free(&opt->dns_servers);
     free(opt->internal_networks);
     opt->hostname = opt->queue_dir = opt->maildir_root = NULL;
@@ -105,6 +106,22 @@ static int set_hostname(sl_options *opt, const char *v, const opt_def *d, const 
     free(opt->hostname);
     opt->hostname = xstrdup(v);
     return 0;
+}
+
+/* set_postmaster - an address "local@domain" with a valid domain. */
+static int set_postmaster(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    const char *at = strrchr(v, '@');
+    if (!at || at == v || !valid_hostname(at + 1) || strpbrk(v, " \t<>\"")) return -1;
+    free(opt->postmaster);
+    opt->postmaster = xstrdup(v);
+    return 0;
+}
+
+char *conf_postmaster(const sl_options *opt)
+{
+    return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);
 }
 
 /* resolve_path - v when absolute, else realpath(directory of file) + "/" + v (target need not exist). */
@@ -292,6 +309,7 @@ static const opt_def opt_table[] = {
     {"tls_certificate", set_path, OFF(tls_certificate), 0, 0, "a file path"},
     {"tls_key", set_path, OFF(tls_key), 0, 0, "a file path"},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name"},
+    {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com"},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},
 };
 #undef OFF

@@ -2,7 +2,6 @@
 #include "dsn/bounce.h"
 #include "conf/conf.h"
 #include "core/log.h"
-#include "dir/dir.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
@@ -22,8 +21,7 @@ typedef struct {
 
 char *bounce_postmaster(const sl_ctx *ctx)
 {
-    const char *d = dir_first_domain(ctx->conf->directory);
-    return xasprintf("postmaster@%s", d ? d : ctx->conf->opt.hostname);
+    return conf_postmaster(&ctx->conf->opt);
 }
 
 static void bounce_committed(void *arg, sl_result res, const char *err)

@@ -15,7 +15,7 @@
 
 /* bounce_submit - queue a DSN for reports[] of m; cb(arg, SL_OK) when it is durable or was suppressed. */
 void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t n, enqueue_cb cb, void *arg);
-/* bounce_postmaster - the postmaster address: postmaster@<first directory domain, else host_name>; caller frees. */
+/* bounce_postmaster - the postmaster address (option postmaster, default postmaster@<host_name>); caller frees. */
 char *bounce_postmaster(const sl_ctx *ctx);
 
 #endif

@@ -1,21 +1,13 @@
 /*
- * listener.c - dispatcher services, connection I/O and session policy (see listener.h).
+ * listener.c - dispatcher services, connection I/O, TLS and connection limits (see listener.h).
  */
 #include "smtp/listener.h"
-#include "core/bev.h"
 #include "conf/conf.h"
+#include "core/bev.h"
 #include "core/log.h"
-#include "dir/dir.h"
-#include "queue/enqueue.h"
-#include "queue/store.h"
-#include "rewrite/rewrite.h"
-#include "rewrite/mapping.h"
-#include "rewrite/route.h"
-#include "smtp/server.h"
-#include "smtp/access.h"
 #include "core/tls.h"
+#include "smtp/server.h"
 
-#include <crypt.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
@@ -35,6 +27,8 @@ typedef struct conn conn;
 
 struct listener {
     sl_ctx *ctx;
+    const smtp_server_ops *ops; /* the decider's (policy) */
+    void *ops_arg;
     struct evconnlistener **evls;
     char **svc_channel;
     char **svc_name;   /* service of each listening socket */
@@ -51,20 +45,16 @@ struct conn {
     struct bufferevent *bev;
     smtp_sess *sess;
     sl_conf *conf;
-    enq_msg *pending; /* message being committed */
     struct event *greet_timer; /* pending greeting (greeting_delay) */
     struct event *delay_timer; /* replies held back (failed AUTH) */
     struct event *linger;      /* waiting for the last reply to leave before closing */
     int linger_ticks;
-    bool dead;        /* connection gone while a commit was pending */
+    bool dead;        /* connection gone while a decision or commit was pending */
     bool handshaking; /* TLS handshake in progress */
     char *svc;        /* service name */
     char ip[64];
     char server_ip[64];
-    access_conn ac;   /* for access-table probes */
 };
-
-static const smtp_server_ops ops;
 
 static void conn_free(conn *c)
 {
@@ -100,7 +90,7 @@ static void conn_linger(evutil_socket_t fd, short what, void *arg);
 /* conn_close_when_sent - free now if everything was sent, else look again shortly (bounded). */
 static bool conn_close_when_sent(conn *c)
 {
-    if (c->pending) return false;
+    if (smtp_sess_waiting(c->sess)) return false;
     if (conn_out_pending(c) == 0 || c->linger_ticks > 100) {
         conn_free(c);
         return true;
@@ -124,20 +114,22 @@ static void conn_linger(evutil_socket_t fd, short what, void *arg)
 static bool conn_flush(conn *c)
 {
     smtp_sess *s = c->sess;
-    if (s->reply_delay_ms && s->out.len) { /* hold the answer (and the session) back for a while */
+    unsigned delay = smtp_sess_take_delay(s);
+    if (delay) { /* hold the answer (and the session) back for a while */
         if (!c->delay_timer) c->delay_timer = evtimer_new(c->l->ctx->base, conn_delay_done, c);
-        struct timeval tv = {s->reply_delay_ms / 1000, (s->reply_delay_ms % 1000) * 1000};
-        s->reply_delay_ms = 0;
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
         bufferevent_disable(c->bev, EV_READ);
         evtimer_add(c->delay_timer, &tv);
         return false;
     }
     if (c->delay_timer && evtimer_pending(c->delay_timer, NULL)) return false;
-    if (s->out.len) {
-        bev_send(c->bev, s->out.data, s->out.len); /* now, unless the socket is full or TLS */
-        sb_reset(&s->out);
+    size_t n;
+    const char *out = smtp_sess_output(s, &n);
+    if (out) {
+        bev_send(c->bev, out, n); /* now, unless the socket is full or TLS */
+        smtp_sess_output_clear(s);
     }
-    if (s->closing) {
+    if (smtp_sess_closing(s)) {
         bufferevent_disable(c->bev, EV_READ);
         return conn_close_when_sent(c);
     }
@@ -152,14 +144,24 @@ static void conn_process(conn *c)
     if (c->handshaking || (c->delay_timer && evtimer_pending(c->delay_timer, NULL))) return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t len = evbuffer_get_length(in);
-    enum smtp_sess_state st = c->sess->state;
-    if (len && st != SESS_WAIT_COMMIT && st != SESS_CLOSED && st != SESS_STARTTLS) {
+    if (len && smtp_sess_accepts_input(c->sess)) {
         const char *p = (const char *)evbuffer_pullup(in, -1);
         size_t used = smtp_sess_feed(c->sess, p, len);
         evbuffer_drain(in, used);
     }
     if (conn_flush(c)) return;
-    if (c->sess->state == SESS_STARTTLS && !c->handshaking) conn_tls_start(c);
+    if (smtp_sess_wants_tls(c->sess) && !c->handshaking) conn_tls_start(c);
+}
+
+/* conn_resume - an answer that came later let the session go on (or the client left meanwhile). */
+static void conn_resume(void *arg)
+{
+    conn *c = arg;
+    if (c->dead) {
+        conn_free(c);
+        return;
+    }
+    conn_process(c);
 }
 
 static void conn_delay_done(evutil_socket_t fd, short what, void *arg)
@@ -167,9 +169,9 @@ static void conn_delay_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn *c = arg;
-    if (!c->sess->closing) bufferevent_enable(c->bev, EV_READ);
+    if (!smtp_sess_closing(c->sess)) bufferevent_enable(c->bev, EV_READ);
     if (conn_flush(c)) return;
-    if (!c->sess->closing) conn_process(c);
+    if (!smtp_sess_closing(c->sess)) conn_process(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -201,7 +203,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
     (void)bev;
-    if (c->sess->closing) conn_close_when_sent(c);
+    if (smtp_sess_closing(c->sess)) conn_close_when_sent(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -218,16 +220,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_ERROR && c->handshaking) {
         char err[256];
         tls_last_error(err, sizeof err);
-        log_info(c->sess->id, "tls_failed", "client=[%s] error=\"%s\"", c->sess->client_ip, err);
+        log_info(smtp_sess_id(c->sess), "tls_failed", "client=[%s] error=\"%s\"", c->ip, err);
     }
     if (what & BEV_EVENT_TIMEOUT) {
         smtp_sess_timeout(c->sess);
         conn_flush(c);
         return;
     }
-    log_info(c->sess->id, "disconnect", "client=[%s]%s", c->sess->client_ip,
-             c->sess->state == SESS_CLOSED ? "" : " reason=lost");
-    if (c->pending) { /* the commit callback frees the connection */
+    log_info(smtp_sess_id(c->sess), "disconnect", "client=[%s]%s", c->ip, smtp_sess_closed(c->sess) ? "" : " reason=lost");
+    if (smtp_sess_waiting(c->sess)) { /* the answer's resume frees the connection */
         c->dead = true;
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -254,19 +255,15 @@ static const sl_service *service_by_name(const sl_conf *conf, const char *name)
     return NULL;
 }
 
-/* conn_limits - why a new connection of this client to this service is refused, or NULL. */
-static const char *conn_limits(const listener *l, const sl_service *svc, const char *ip, bool internal)
+/* conn_count - connections open on service svc, and of them from ip (the decider applies the limits). */
+static void conn_count(const listener *l, const char *svc, const char *ip, unsigned *total, unsigned *same)
 {
-    if (!svc) return NULL;
-    unsigned total = 0, same = 0;
+    *total = *same = 0;
     for (const conn *o = l->conns; o; o = o->next) {
-        if (!str_ieq(o->svc, svc->name)) continue;
-        total++;
-        if (!strcmp(o->ip, ip)) same++;
+        if (!str_ieq(o->svc, svc)) continue;
+        (*total)++;
+        if (!strcmp(o->ip, ip)) (*same)++;
     }
-    if (total >= svc->max_conns) return "Too many connections";
-    if (same >= svc->max_per_client && !internal) return "Too many connections from your address";
-    return NULL;
 }
 
 /* conn_tls_start - after "220 Ready to start TLS": drop what the client pipelined, then handshake. */
@@ -276,7 +273,7 @@ static void conn_tls_start(conn *c)
     size_t junk = evbuffer_get_length(in);
     if (junk) {
         /* RFC 3207: nothing sent before the handshake may be acted upon (command injection) */
-        log_info(c->sess->id, "tls_discarded", "client=[%s] bytes=%zu", c->sess->client_ip, junk);
+        log_info(smtp_sess_id(c->sess), "tls_discarded", "client=[%s] bytes=%zu", c->ip, junk);
         evbuffer_drain(in, junk);
     }
     SSL *ssl = SSL_new(c->l->ctx->tls_server);
@@ -290,9 +287,44 @@ static void conn_tls_start(conn *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* sock_port - the port of a socket address. */
+static unsigned sock_port(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port)
+                                     : ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+}
+
+/* conn_session - the SMTP session of a new connection, with the facts of its service. */
+static void conn_session(conn *c, const sl_service *service, const char *channel, const struct sockaddr *sa,
+                         evutil_socket_t fd, const char *id)
+{
+    listener *l = c->l;
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    unsigned sport = 0;
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+        addr_text((struct sockaddr *)&local, c->server_ip, sizeof c->server_ip);
+        sport = sock_port((struct sockaddr *)&local);
+    }
+    enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
+    bool have_tls = l->ctx->tls_server != NULL;
+    smtp_sess_info info = {
+        .id = id, .service = c->svc, .src_channel = channel, .client_ip = c->ip, .server_ip = c->server_ip,
+        .client_port = sock_port(sa), .server_port = sport,
+        .client_internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa),
+        .loop_token = l->ctx->loop_token,
+        .tls_offered = have_tls && (mode == SVC_TLS_STARTTLS || mode == SVC_TLS_REQUIRED),
+        .tls_required = mode == SVC_TLS_REQUIRED, .auth_offered = true,
+        .auth_plain = service && service->auth_plain, .auth_required = service && service->auth_required,
+    };
+    conn_count(l, c->svc, c->ip, &info.conns_service, &info.conns_client);
+    c->sess = smtp_sess_new(c->conf, l->ops, l->ops_arg, &info);
+    smtp_sess_set_resume(c->sess, conn_resume, c);
+    log_info(id, "connect", "client=[%s] channel=%s internal=%s", c->ip, channel, info.client_internal ? "yes" : "no");
+}
+
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)evl;
     (void)salen;
     listener *l = arg;
     size_t svc = 0;
@@ -300,46 +332,15 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     conn *c = xcalloc(1, sizeof *c);
     c->l = l;
     c->conf = ctx_conf_get(l->ctx);
-    char ip[64], id[24];
-    addr_text(sa, ip, sizeof ip);
+    char id[24];
+    addr_text(sa, c->ip, sizeof c->ip);
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
-    bool internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa);
-    c->sess = smtp_sess_new(c->conf, &ops, c, id, svc < l->n ? l->svc_channel[svc] : "tcp_local", ip, internal);
-    c->sess->loop_token = l->ctx->loop_token;
     c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
-    snprintf(c->ip, sizeof c->ip, "%s", ip);
     const sl_service *service = service_by_name(c->conf, c->svc);
-    enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
-    bool have_tls = l->ctx->tls_server != NULL;
-    c->sess->tls_offered = have_tls && (mode == SVC_TLS_STARTTLS || mode == SVC_TLS_REQUIRED);
-    c->sess->tls_required = mode == SVC_TLS_REQUIRED;
-    c->sess->auth_offered = true;
-    c->sess->auth_plain = service && service->auth_plain;
-    c->sess->auth_required = service && service->auth_required;
-    struct sockaddr_storage local;
-    socklen_t llen = sizeof local;
-    unsigned sport = 0;
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
-        addr_text((struct sockaddr *)&local, c->server_ip, sizeof c->server_ip);
-        sport = local.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&local)->sin6_port)
-                                            : ntohs(((struct sockaddr_in *)&local)->sin_port);
-    }
-    c->ac.server_ip = c->server_ip;
-    c->ac.server_port = sport;
-    c->ac.client_ip = c->ip;
-    c->ac.client_port = sa->sa_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)sa)->sin6_port)
-                                                  : ntohs(((struct sockaddr_in *)sa)->sin_port);
-    const char *refuse = conn_limits(l, service, ip, internal);
-    strbuf port_reply = {0};
-    if (!refuse) {
-        char *probe = access_port_probe(&c->ac);
-        unsigned delay;
-        access_verdict v = access_check(c->conf->mappings, "PORT_ACCESS", probe, "", 554,
-                                        "Connection refused by access policy", &port_reply, &delay);
-        if (v == ACCESS_REJECT || v == ACCESS_TEMP) refuse = "port_access";
-        free(probe);
-    }
-    if (mode == SVC_TLS_IMPLICIT && have_tls && !refuse) {
+    conn_session(c, service, svc < l->n ? l->svc_channel[svc] : "tcp_local", sa, fd, id);
+    smtp_sess_connect(c->sess); /* limits and PORT_ACCESS: a refusal is queued with the close */
+    bool implicit = service && service->tls == SVC_TLS_IMPLICIT && l->ctx->tls_server;
+    if (implicit && !smtp_sess_closing(c->sess)) {
         SSL *ssl = SSL_new(l->ctx->tls_server);
         c->bev = bufferevent_openssl_socket_new(l->ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
         c->handshaking = true;
@@ -350,26 +351,14 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     if (l->conns) l->conns->prev = c;
     l->conns = c;
     l->nconns++;
-    log_info(id, "connect", "client=[%s] channel=%s internal=%s", ip, c->sess->src_channel, internal ? "yes" : "no");
     struct timeval idle = {c->conf->opt.idle_timeout ? c->conf->opt.idle_timeout : 300, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (refuse) {
-        if (port_reply.len) { /* PORT_ACCESS: its text, then the connection is closed */
-            smtp_sess_reply(c->sess, "%s", port_reply.data);
-            log_info(id, "reject", "client=[%s] cmd=connect table=PORT_ACCESS reply=\"%s\"", ip, port_reply.data);
-        } else {
-            smtp_sess_reply(c->sess, "421 4.7.0 %s %s, try again later", c->conf->opt.hostname, refuse);
-            log_info(id, "reject", "client=[%s] cmd=connect reply=\"421 4.7.0 %s\"", ip, refuse);
-        }
-        sb_free(&port_reply);
-        c->sess->closing = true;
-        c->sess->state = SESS_CLOSED;
+    if (smtp_sess_closing(c->sess)) {
         conn_flush(c);
         return;
     }
-    sb_free(&port_reply);
     if (c->conf->opt.greeting_delay_ms) {
         c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
         struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
@@ -379,231 +368,6 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     smtp_sess_greet(c->sess);
     conn_flush(c);
 }
-
-/* ---- session policy ---- */
-
-static void ops_new_id(void *ctx, char *buf, size_t len)
-{
-    conn *c = ctx;
-    store_new_id(c->l->ctx->store, buf, len);
-}
-
-static void ops_date(void *ctx, char *buf, size_t len)
-{
-    (void)ctx;
-    rfc5322_date(now_unix(), buf, len);
-}
-
-/* sess_flags - mapping input flags: T (TLS), A (authenticated), E (ESMTP). */
-static void sess_flags(const smtp_sess *s, char *buf)
-{
-    char *p = buf;
-    if (s->tls_active) *p++ = 'T';
-    if (s->auth_user) *p++ = 'A';
-    if (s->esmtp) *p++ = 'E';
-    *p = '\0';
-}
-
-static int ops_mail(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
-{
-    conn *c = ctx;
-    char flags[8];
-    sess_flags(s, flags);
-    char *from = cmd->path.is_null ? xstrdup("") : smtp_addr_format(&cmd->path);
-    char *probe = access_from_probe(&c->ac, s->src_channel, from, s->auth_user);
-    unsigned delay;
-    access_verdict v = access_check(s->conf->mappings, "FROM_ACCESS", probe, flags, 550, "Sender address rejected",
-                                    reply, &delay);
-    s->reply_delay_ms = delay;
-    free(probe);
-    free(from);
-    return v == ACCESS_REJECT ? 550 : v == ACCESS_TEMP ? 450 : 250;
-}
-
-/* rcpt_access - SEND_ACCESS then MAIL_ACCESS (orig: the ORIG_ variants) for one routed address. */
-static access_verdict rcpt_access(conn *c, smtp_sess *s, bool orig, const char *dst, const char *to, strbuf *reply)
-{
-    char flags[8];
-    sess_flags(s, flags);
-    unsigned delay;
-    char *p1 = access_send_probe(s->src_channel, s->sender ? s->sender : "", dst, to);
-    access_verdict v = access_check(s->conf->mappings, orig ? "ORIG_SEND_ACCESS" : "SEND_ACCESS", p1, flags, 550,
-                                    "Recipient address rejected by access policy", reply, &delay);
-    free(p1);
-    if (delay) s->reply_delay_ms = delay;
-    if (v == ACCESS_REJECT || v == ACCESS_TEMP) return v;
-    char *p2 = access_mail_probe(&c->ac, s->src_channel, s->sender ? s->sender : "", dst, to);
-    access_verdict v2 = access_check(s->conf->mappings, orig ? "ORIG_MAIL_ACCESS" : "MAIL_ACCESS", p2, flags, 550,
-                                     "Recipient address rejected by access policy", reply, &delay);
-    free(p2);
-    if (delay) s->reply_delay_ms = delay;
-    return v2 != ACCESS_NONE ? v2 : v;
-}
-
-/* route_one - rewrite one final address and add it to the transaction. */
-static int route_one(smtp_sess *s, const char *addr, const smtp_cmd *cmd, const char *orig, strbuf *reply)
-{
-    rw_result rw;
-    memset(&rw, 0, sizeof rw);
-    sl_result rc = rewrite_address(s->conf, addr, s->src_channel, &rw, NULL);
-    if (rc != SL_OK) {
-        bool perm = rc == SL_PERM;
-        const char *st = rw.status[0] ? rw.status : perm ? "5.1.2" : "4.4.3";
-        sb_printf(reply, "%s %s <%s>: Recipient address rejected: %s", perm ? "550" : "451", st, orig,
-                  rw.error ? rw.error : "cannot route");
-        rw_result_free(&rw);
-        return perm ? 550 : 451;
-    }
-    access_verdict v = rcpt_access(s->ops_ctx, s, false, rw.channel->name, rw.addr, reply);
-    if (v == ACCESS_REJECT || v == ACCESS_TEMP) {
-        rw_result_free(&rw);
-        return v == ACCESS_REJECT ? 550 : 450;
-    }
-    char *dest = route_dest_host(&rw);
-    smtp_sess_add_rcpt(s, rw.addr, orig, cmd->orcpt, rw.channel->name, dest, cmd->notify);
-    free(dest);
-    rw_result_free(&rw);
-    return 250;
-}
-
-static int ops_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
-{
-    const sl_conf *conf = s->conf;
-    const sl_directory *dir = conf->directory;
-    smtp_addr a = cmd->path;
-    char *addr;
-    if (!a.domain || !a.domain[0]) { /* RCPT TO:<Postmaster> */
-        const char *d = dir_first_domain(dir);
-        addr = xasprintf("postmaster@%s", d ? d : conf->opt.hostname);
-    } else {
-        addr = smtp_addr_format(&a);
-    }
-    char *domain = strrchr(addr, '@') + 1;
-    int code = 250;
-    /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS: the address as given, with the channel it routes to */
-    access_verdict ov = ACCESS_NONE;
-    if (mappings_has_table(conf->mappings, "ORIG_SEND_ACCESS") || mappings_has_table(conf->mappings, "ORIG_MAIL_ACCESS")) {
-        rw_result orw;
-        memset(&orw, 0, sizeof orw);
-        const char *odst = rewrite_address(conf, addr, s->src_channel, &orw, NULL) == SL_OK ? orw.channel->name : "";
-        ov = rcpt_access(ctx, s, true, odst, addr, reply);
-        rw_result_free(&orw);
-    }
-    if (ov == ACCESS_REJECT || ov == ACCESS_TEMP) {
-        code = ov == ACCESS_REJECT ? 550 : 450;
-    } else if (dir_domain_is_local(dir, domain)) {
-        strvec targets = {0};
-        char err[256] = "";
-        sl_result rc = dir_expand(dir, addr, &targets, err, sizeof err);
-        bool postmaster = str_has_prefix_ci(addr, "postmaster@");
-        if (rc == SL_PERM && postmaster) {
-            sv_push(&targets, addr);
-            rc = SL_OK;
-        }
-        if (rc == SL_TEMP) {
-            sb_printf(reply, "451 4.3.0 <%s>: Recipient address lookup failed, try again later", addr);
-            code = 451;
-        } else if (rc != SL_OK) {
-            bool disabled = strstr(err, "disabled") != NULL;
-            sb_printf(reply, "550 %s <%s>: Recipient address rejected: %s", disabled ? "5.2.1" : "5.1.1", addr,
-                      disabled ? "mailbox disabled" : "User unknown in local recipient table");
-            code = 550;
-        }
-        size_t before = s->n_rcpts;
-        for (size_t i = 0; code == 250 && i < targets.n; i++) code = route_one(s, targets.v[i], cmd, addr, reply);
-        if (code != 250) smtp_sess_truncate_rcpts(s, before); /* all or nothing */
-        sv_free(&targets);
-    } else if (!s->client_internal && !s->auth_user && ov != ACCESS_ALLOW) {
-        /* no open relay: outsiders reach local domains only, unless an access table says $Y */
-        sb_printf(reply, "550 5.7.1 <%s>: Relay access denied", addr);
-        code = 550;
-    } else {
-        code = route_one(s, addr, cmd, addr, reply);
-    }
-    if (code == 250) sb_printf(reply, "250 2.1.5 Ok");
-    log_info(s->id, code == 250 ? "rcpt" : "rcpt_rejected", "to=<%s> code=%d", addr, code);
-    free(addr);
-    return code;
-}
-
-/* password_ok - pass against a userPassword value in a crypt(3) format ("{CRYPT}$6$..." or "$6$..."). */
-static bool password_ok(const char *stored, const char *pass)
-{
-    if (!stored) return false;
-    if (str_has_prefix_ci(stored, "{CRYPT}")) stored += 7;
-    if (stored[0] == '{' || !stored[0]) return false; /* other schemes (plain text, SSHA) are not accepted */
-    struct crypt_data *cd = xcalloc(1, sizeof *cd);
-    const char *h = crypt_r(pass, stored, cd);
-    bool ok = h && h[0] != '*' && strcmp(h, stored) == 0;
-    explicit_bzero(cd, sizeof *cd);
-    free(cd);
-    return ok;
-}
-
-static sl_result ops_auth(void *ctx, smtp_sess *s, const char *user, const char *pass)
-{
-    (void)ctx;
-    const dir_entry *e = dir_lookup(s->conf->directory, user);
-    if (!e || e->kind != DIR_USER || (e->status && !str_ieq(e->status, "active"))) {
-        /* compare anyway so that unknown users cost the same time */
-        password_ok("$6$saltsaltsaltsalt$", pass);
-        return SL_PERM;
-    }
-    if (!password_ok(e->password, pass)) return SL_PERM;
-    const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
-    if (src && src->saslswitchchannel) {
-        log_info(s->id, "channel_switch", "from=%s to=%s user=<%s>", s->src_channel, src->saslswitchchannel, user);
-        free(s->src_channel);
-        s->src_channel = xstrdup(src->saslswitchchannel);
-    }
-    return SL_OK;
-}
-
-static void commit_done(void *arg, sl_result res, const char *err)
-{
-    conn *c = arg;
-    enq_msg *m = c->pending;
-    c->pending = NULL;
-    if (res == SL_OK)
-        log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", c->sess->id,
-                 c->sess->client_ip, m->sender, m->data_len, m->n_rcpts);
-    enqueue_msg_free(m);
-    free(m);
-    if (c->dead) { /* client left: the message is queued (or not) all the same */
-        conn_free(c);
-        return;
-    }
-    smtp_sess_commit_done(c->sess, res, err);
-    conn_process(c);
-}
-
-static void ops_commit(void *ctx, smtp_sess *s)
-{
-    conn *c = ctx;
-    enq_msg *m = xcalloc(1, sizeof *m);
-    snprintf(m->id, sizeof m->id, "%s", s->qid);
-    m->sender = xstrdup(s->sender);
-    m->envid = xstrdup(s->envid);
-    m->ret = (uint8_t)s->ret;
-    m->body = (uint8_t)s->body;
-    m->smtputf8 = s->smtputf8;
-    m->arrival = now_unix();
-    m->src_channel = xstrdup(s->src_channel);
-    m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
-    for (size_t i = 0; i < s->n_rcpts; i++) {
-        smtp_rcpt *r = &s->rcpts[i];
-        bool dup = false; /* one copy per final address, as with alias and group overlap */
-        for (size_t k = 0; k < i && !dup; k++)
-            dup = str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel);
-        if (!dup) enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
-    }
-    m->data = s->data.data;
-    m->data_len = s->data.len;
-    c->pending = m;
-    enqueue_submit(c->l->ctx, m, commit_done, c);
-}
-
-static const smtp_server_ops ops = {ops_rcpt, ops_commit, ops_new_id, ops_date, ops_mail, ops_auth};
 
 /* ---- services ---- */
 
@@ -639,10 +403,12 @@ bad:
     return NULL;
 }
 
-listener *listener_open(sl_ctx *ctx, char *err, size_t errlen)
+listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, char *err, size_t errlen)
 {
     listener *l = xcalloc(1, sizeof *l);
     l->ctx = ctx;
+    l->ops = ops;
+    l->ops_arg = ops_arg;
     const sl_conf *c = ctx->conf;
     for (size_t i = 0; i < c->n_services; i++) {
         const sl_service *svc = &c->services[i];
@@ -683,7 +449,7 @@ void listener_close(listener *l)
     conn *c = l->conns;
     while (c) {
         conn *next = c->next;
-        if (!c->pending && c->bev) {
+        if (!smtp_sess_waiting(c->sess) && c->bev) {
             smtp_sess_shutdown(c->sess);
             conn_flush(c);
         }
@@ -695,13 +461,7 @@ void listener_free(listener *l)
 {
     if (!l) return;
     while (l->conns) {
-        conn *c = l->conns;
-        if (c->pending) { /* the store callback will never run now: abandon it */
-            enqueue_msg_free(c->pending);
-            free(c->pending);
-            c->pending = NULL;
-        }
-        conn_free(c);
+        conn_free(l->conns); /* a pending decision or commit is abandoned by the decider's close */
     }
     for (size_t i = 0; i < l->n; i++) {
         evconnlistener_free(l->evls[i]);

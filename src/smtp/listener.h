@@ -1,19 +1,20 @@
 /*
  * listener.h - the dispatcher: binds every service of dispatcher.cnf, accepts connections and
- * runs an SMTP server session on each (bufferevent I/O, idle timeout, one write per reply batch).
- * Also the session policy: RCPT decisions from the directory, relay control and rewriting, and
- * the commit of a finished message through enqueue. Loop thread only.
+ * runs an SMTP server session on each (bufferevent I/O, TLS, idle timeout, greeting delay, one
+ * write per reply batch). Every decision (including the connection limits it counts for) is the
+ * decider's, whose operations the daemon passes in (policy/). Loop thread only.
  */
 #ifndef SLUICE_LISTENER_H
 #define SLUICE_LISTENER_H
 #include <stddef.h>
 
 #include "core/ctx.h"
+#include "smtp/server.h"
 
 typedef struct listener listener;
 
 /* listener_open - bind every service of ctx->conf; NULL with err on failure (start-up only). */
-listener *listener_open(sl_ctx *ctx, char *err, size_t errlen);
+listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, char *err, size_t errlen);
 /* listener_count - sessions open. */
 int listener_sessions(const listener *l);
 /* listener_close - stop accepting and end every session with 421. */

@@ -9,6 +9,7 @@
  */
 #include "smtp/server.h"
 #include "core/log.h"
+#include "smtp/session.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,29 +19,46 @@
 enum { D_LINE_START, D_DOT, D_DOT_CR, D_MID, D_CR };
 
 static void txn_reset(smtp_sess *s);
+static size_t smtp_sess_feed_all(smtp_sess *s, const char *buf, size_t len);
+static void commit_reply(smtp_sess *s, sl_result res, const char *err);
 
-smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_ctx, const char *id,
-                         const char *src_channel, const char *client_ip, bool client_internal)
+smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_arg, const smtp_sess_info *info)
 {
     smtp_sess *s = xcalloc(1, sizeof *s);
     s->conf = conf;
     s->ops = ops;
-    s->ops_ctx = ops_ctx;
-    snprintf(s->id, sizeof s->id, "%s", id);
-    s->src_channel = xstrdup(src_channel);
-    snprintf(s->client_ip, sizeof s->client_ip, "%s", client_ip);
-    s->client_internal = client_internal;
+    snprintf(s->id, sizeof s->id, "%s", info->id);
+    s->service = xstrdup(info->service ? info->service : "");
+    s->src_channel = xstrdup(info->src_channel);
+    snprintf(s->client_ip, sizeof s->client_ip, "%s", info->client_ip);
+    snprintf(s->server_ip, sizeof s->server_ip, "%s", info->server_ip ? info->server_ip : "");
+    s->client_port = info->client_port;
+    s->server_port = info->server_port;
+    s->client_internal = info->client_internal;
+    s->conns_service = info->conns_service;
+    s->conns_client = info->conns_client;
+    s->loop_token = info->loop_token && *info->loop_token ? xstrdup(info->loop_token) : NULL;
+    s->tls_offered = info->tls_offered;
+    s->tls_required = info->tls_required;
+    s->auth_offered = info->auth_offered;
+    s->auth_plain = info->auth_plain;
+    s->auth_required = info->auth_required;
     s->state = SESS_CMD;
+    s->ops_ctx = ops->open ? ops->open(ops_arg, s) : ops_arg;
     return s;
 }
 
 void smtp_sess_free(smtp_sess *s)
 {
     if (!s) return;
+    if (s->ops->close) s->ops->close(s->ops_ctx);
     txn_reset(s);
+    smtp_cmd_free(&s->ask_cmd);
+    free(s->ask_user);
     free(s->rcpts);
+    free(s->service);
     free(s->src_channel);
-    free(s->client_name);
+    free(s->loop_token);
     free(s->helo);
     free(s->auth_user);
     free(s->auth_login_user);
@@ -65,16 +83,24 @@ static void sess_close(smtp_sess *s)
     s->state = SESS_CLOSED;
 }
 
-/* reply_error - a 4xx/5xx reply to a command; counts towards max_errors. */
-static void reply_error(smtp_sess *s, const char *cmdname, const char *text)
+/* reply_refusal - a 4xx/5xx reply to a command, logged with why (NULL or "key=value ..."); counts
+ * towards max_errors. */
+static void reply_refusal(smtp_sess *s, const char *cmdname, const char *text, const char *why)
 {
     smtp_sess_reply(s, "%s", text);
-    log_info(s->id, "reject", "client=[%s] cmd=%s reply=\"%s\"", s->client_ip, cmdname, text);
+    log_info(s->id, "reject", "client=[%s] cmd=%s%s%s reply=\"%s\"", s->client_ip, cmdname, why ? " " : "",
+             why ? why : "", text);
     if (++s->errors >= s->conf->opt.max_errors && s->state != SESS_CLOSED) {
         smtp_sess_reply(s, "421 4.7.0 %s Too many errors, closing connection", s->conf->opt.hostname);
         log_info(s->id, "disconnect", "client=[%s] reason=too_many_errors", s->client_ip);
         sess_close(s);
     }
+}
+
+/* reply_error - a protocol error (or a refusal without a cause to log). */
+static void reply_error(smtp_sess *s, const char *cmdname, const char *text)
+{
+    reply_refusal(s, cmdname, text, NULL);
 }
 
 void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
@@ -125,9 +151,41 @@ static void txn_reset(smtp_sess *s)
     s->bdat_prev_cr = 0;
 }
 
+/* ask - hand a decision to the decider; the engine takes no input until smtp_sess_answer.
+ * The command (if any) moves into the session until then. */
+static void ask(smtp_sess *s, enum smtp_stage stage, smtp_cmd *c, const char *user, const char *pass)
+{
+    s->state = SESS_DECIDE;
+    s->ask_stage = stage;
+    if (c) {
+        s->ask_cmd = *c;
+        memset(c, 0, sizeof *c);
+        c->verb = s->ask_cmd.verb;
+    }
+    free(s->ask_user);
+    s->ask_user = user ? xstrdup(user) : NULL;
+    smtp_ask q = {stage, c ? &s->ask_cmd : NULL, user, pass};
+    s->ops->decide(s->ops_ctx, s, &q);
+}
+
+void smtp_sess_connect(smtp_sess *s)
+{
+    bool outer = !s->in_engine;
+    s->in_engine = true;
+    ask(s, SMTP_STAGE_CONNECT, NULL, NULL, NULL);
+    if (outer) s->in_engine = false;
+}
+
 void smtp_sess_greet(smtp_sess *s)
 {
-    smtp_sess_reply(s, "220 %s ESMTP Sluice", s->conf->opt.hostname);
+    s->greet_wanted = true;
+    if (s->connect_ok && s->state != SESS_CLOSED) smtp_sess_reply(s, "220 %s ESMTP Sluice", s->conf->opt.hostname);
+}
+
+void smtp_sess_set_resume(smtp_sess *s, void (*fn)(void *), void *arg)
+{
+    s->resume = fn;
+    s->resume_arg = arg;
 }
 
 void smtp_sess_pregreet(smtp_sess *s)
@@ -324,6 +382,12 @@ static size_t feed_bdat(smtp_sess *s, const char *buf, size_t len)
 
 static void cmd_helo(smtp_sess *s, smtp_cmd *c)
 {
+    ask(s, SMTP_STAGE_HELO, c, NULL, NULL);
+}
+
+/* helo_accept - the decider let HELO/EHLO through: greet back and list the extensions. */
+static void helo_accept(smtp_sess *s, const smtp_cmd *c)
+{
     txn_reset(s);
     free(s->helo);
     s->helo = xstrdup(c->arg);
@@ -350,21 +414,14 @@ static void cmd_mail(smtp_sess *s, smtp_cmd *c)
 {
     if (!s->greeted_client) return reply_error(s, "MAIL", "503 5.5.1 Error: send HELO/EHLO first");
     if (s->has_mail) return reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
-    if (s->tls_required && !s->tls_active)
-        return reply_error(s, "MAIL", "530 5.7.0 Must issue a STARTTLS command first");
-    if (s->auth_required && !s->auth_user) return reply_error(s, "MAIL", "530 5.7.0 Authentication required");
-    if (c->has_size && c->size > s->conf->opt.max_message_size)
-        return reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed maximum message size");
     if (c->path.utf8 && !c->smtputf8)
         return reply_error(s, "MAIL", "553 5.6.7 Non-ASCII address requires SMTPUTF8");
-    if (s->ops->mail) {
-        strbuf reply;
-        sb_init(&reply);
-        int code = s->ops->mail(s->ops_ctx, s, c, &reply);
-        if (code >= 400) reply_error(s, "MAIL", reply.data);
-        sb_free(&reply);
-        if (code >= 400) return;
-    }
+    ask(s, SMTP_STAGE_MAIL, c, NULL, NULL);
+}
+
+/* mail_accept - the decider let MAIL through: the transaction begins. */
+static void mail_accept(smtp_sess *s, smtp_cmd *c)
+{
     s->has_mail = true;
     s->sender = c->path.is_null ? xstrdup("") : smtp_addr_format(&c->path);
     s->mail_size = c->size;
@@ -379,16 +436,9 @@ static void cmd_mail(smtp_sess *s, smtp_cmd *c)
 static void cmd_rcpt(smtp_sess *s, smtp_cmd *c)
 {
     if (!s->has_mail) return reply_error(s, "RCPT", "503 5.5.1 Error: need MAIL command");
-    if (s->n_rcpts >= s->conf->opt.max_recipients)
-        return reply_error(s, "RCPT", "452 4.5.3 Error: too many recipients");
     if (c->path.utf8 && !s->smtputf8)
         return reply_error(s, "RCPT", "553 5.6.7 Non-ASCII address requires SMTPUTF8");
-    strbuf reply;
-    sb_init(&reply);
-    int code = s->ops->rcpt(s->ops_ctx, s, c, &reply);
-    if (code >= 400) reply_error(s, "RCPT", reply.data);
-    else smtp_sess_reply(s, "%s", reply.data);
-    sb_free(&reply);
+    ask(s, SMTP_STAGE_RCPT, c, NULL, NULL);
 }
 
 static void cmd_data(smtp_sess *s, smtp_cmd *c)
@@ -466,35 +516,40 @@ static void cmd_starttls(smtp_sess *s, smtp_cmd *c)
     s->state = SESS_STARTTLS;
 }
 
-/* auth_result - the answer to a complete AUTH exchange. */
+/* auth_result - a complete AUTH exchange: the decider checks the credentials (a missing user
+ * name or password is asked about as empty, and refused there). */
 static void auth_result(smtp_sess *s, const char *user, const char *pass)
 {
-    s->state = SESS_CMD;
     s->auth_mech = s->auth_step = 0;
-    sl_result rc = user && *user && pass ? s->ops->auth(s->ops_ctx, s, user, pass) : SL_PERM;
-    if (rc == SL_OK) {
+    ask(s, SMTP_STAGE_AUTH, NULL, user ? user : "", pass ? pass : "");
+}
+
+/* auth_answer - the decider's verdict on the credentials. */
+static void auth_answer(smtp_sess *s, const smtp_answer *a)
+{
+    const char *user = s->ask_user ? s->ask_user : "";
+    if (a->code / 100 == 2) {
         s->auth_user = xstrdup(user);
         s->auth_failures = 0;
         log_info(s->id, "auth", "client=[%s] user=<%s> result=ok", s->client_ip, user);
-        smtp_sess_reply(s, "235 2.7.0 Authentication successful");
+        smtp_sess_reply(s, "%s", a->line ? a->line : "235 2.7.0 Authentication successful");
         return;
     }
-    if (rc == SL_TEMP) {
-        log_info(s->id, "auth", "client=[%s] user=<%s> result=tempfail", s->client_ip, user ? user : "");
-        reply_error(s, "AUTH", "454 4.7.0 Temporary authentication failure");
+    if (a->code / 100 == 4) {
+        log_info(s->id, "auth", "client=[%s] user=<%s> result=tempfail", s->client_ip, user);
+        reply_refusal(s, "AUTH", a->line, a->why);
         return;
     }
     s->auth_failures++;
-    log_info(s->id, "auth", "client=[%s] user=<%s> result=failed failures=%u", s->client_ip, user ? user : "",
-             s->auth_failures);
+    log_info(s->id, "auth", "client=[%s] user=<%s> result=failed failures=%u", s->client_ip, user, s->auth_failures);
     s->reply_delay_ms = 1000 * s->auth_failures; /* slow down guessing */
     if (s->auth_failures >= s->conf->opt.auth_max_failures) {
-        smtp_sess_reply(s, "535 5.7.8 Authentication credentials invalid");
+        smtp_sess_reply(s, "%s", a->line);
         smtp_sess_reply(s, "421 4.7.0 %s Too many authentication failures", s->conf->opt.hostname);
         sess_close(s);
         return;
     }
-    reply_error(s, "AUTH", "535 5.7.8 Authentication credentials invalid");
+    reply_refusal(s, "AUTH", a->line, a->why);
 }
 
 /* auth_plain - "authzid NUL authcid NUL password" (RFC 4616). */
@@ -719,7 +774,61 @@ static size_t feed_cmd(smtp_sess *s, const char *buf, size_t len)
     return take;
 }
 
+/* refusal - a refused command's reply (the decider always gives the line of a refusal). */
+static void refusal(smtp_sess *s, const char *cmdname, const smtp_answer *a)
+{
+    reply_refusal(s, cmdname, a->line ? a->line : "451 4.3.0 Error: no reply from policy", a->why);
+}
+
+/* connect_answer - the connect decision: greet (when asked to) or refuse and close. */
+static void connect_answer(smtp_sess *s, const smtp_answer *a)
+{
+    if (a->code / 100 == 2) {
+        s->connect_ok = true;
+        if (s->greet_wanted) smtp_sess_greet(s);
+        return;
+    }
+    const char *line = a->line ? a->line : "421 4.3.0 Error: no reply from policy";
+    smtp_sess_reply(s, "%s", line);
+    log_info(s->id, "reject", "client=[%s] cmd=connect%s%s reply=\"%s\"", s->client_ip, a->why ? " " : "",
+             a->why ? a->why : "", line);
+    sess_close(s);
+}
+
+void smtp_sess_answer(smtp_sess *s, const smtp_answer *a)
+{
+    if (s->state != SESS_DECIDE) return; /* nothing asked (a stale answer) */
+    s->state = SESS_CMD;
+    if (a->delay_ms > s->reply_delay_ms) s->reply_delay_ms = a->delay_ms;
+    bool ok = a->code / 100 == 2;
+    switch (s->ask_stage) {
+    case SMTP_STAGE_CONNECT: connect_answer(s, a); break;
+    case SMTP_STAGE_HELO: ok ? helo_accept(s, &s->ask_cmd) : refusal(s, s->ask_cmd.verb == SMTP_EHLO ? "EHLO" : "HELO", a); break;
+    case SMTP_STAGE_MAIL: ok ? mail_accept(s, &s->ask_cmd) : refusal(s, "MAIL", a); break;
+    case SMTP_STAGE_RCPT:
+        if (ok) smtp_sess_reply(s, "%s", a->line ? a->line : "250 2.1.5 Ok");
+        else refusal(s, "RCPT", a);
+        break;
+    case SMTP_STAGE_AUTH: auth_answer(s, a); break;
+    }
+    if (a->disconnect && s->state != SESS_CLOSED) sess_close(s);
+    smtp_cmd_free(&s->ask_cmd);
+    free(s->ask_user);
+    s->ask_user = NULL;
+    if (!s->in_engine && s->resume) s->resume(s->resume_arg); /* may free s: nothing after this */
+}
+
 size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len)
+{
+    bool outer = !s->in_engine;
+    s->in_engine = true;
+    size_t used = smtp_sess_feed_all(s, buf, len);
+    if (outer) s->in_engine = false;
+    return used;
+}
+
+/* smtp_sess_feed_all - the body of smtp_sess_feed. */
+static size_t smtp_sess_feed_all(smtp_sess *s, const char *buf, size_t len)
 {
     size_t used = 0;
     while (used < len) {
@@ -741,6 +850,13 @@ size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len)
 void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err)
 {
     if (s->state != SESS_WAIT_COMMIT) return;
+    commit_reply(s, res, err);
+    if (!s->in_engine && s->resume) s->resume(s->resume_arg); /* may free s */
+}
+
+/* commit_reply - the reply to the end of data, and a fresh transaction. */
+static void commit_reply(smtp_sess *s, sl_result res, const char *err)
+{
     s->state = SESS_CMD;
     if (res == SL_OK) {
         smtp_sess_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
@@ -752,4 +868,63 @@ void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err)
         reply_error(s, "DATA", full ? "452 4.3.1 Error: insufficient system storage" : "451 4.3.0 Error: queue file write error");
     }
     if (s->state != SESS_CLOSED) txn_reset(s);
+}
+
+bool smtp_sess_accepts_input(const smtp_sess *s)
+{
+    return s->state == SESS_CMD || s->state == SESS_AUTH || s->state == SESS_DATA || s->state == SESS_BDAT;
+}
+
+bool smtp_sess_waiting(const smtp_sess *s)
+{
+    return s->state == SESS_DECIDE || s->state == SESS_WAIT_COMMIT;
+}
+
+const char *smtp_sess_output(const smtp_sess *s, size_t *len)
+{
+    *len = s->out.len;
+    return s->out.len ? s->out.data : NULL;
+}
+
+void smtp_sess_output_clear(smtp_sess *s)
+{
+    sb_reset(&s->out);
+}
+
+unsigned smtp_sess_take_delay(smtp_sess *s)
+{
+    unsigned d = s->out.len ? s->reply_delay_ms : 0;
+    if (d) s->reply_delay_ms = 0;
+    return d;
+}
+
+bool smtp_sess_closing(const smtp_sess *s)
+{
+    return s->closing;
+}
+
+bool smtp_sess_closed(const smtp_sess *s)
+{
+    return s->state == SESS_CLOSED;
+}
+
+bool smtp_sess_wants_tls(const smtp_sess *s)
+{
+    return s->state == SESS_STARTTLS;
+}
+
+const char *smtp_sess_id(const smtp_sess *s)
+{
+    return s->id;
+}
+
+const char *smtp_sess_client_ip(const smtp_sess *s)
+{
+    return s->client_ip;
+}
+
+void smtp_sess_set_channel(smtp_sess *s, const char *channel)
+{
+    free(s->src_channel);
+    s->src_channel = xstrdup(channel);
 }

@@ -1,11 +1,16 @@
 /*
- * server.h - the ESMTP server session engine (RFC 5321, 1870, 2920, 3030, 3461, 6152, 6531).
+ * server.h - the ESMTP server session engine (RFC 5321, 1870, 2920, 3030, 3461, 4954, 6152, 6531).
  *
- * Pure: smtp_sess_feed takes the bytes a client sent and appends replies to sess->out; it does
- * no I/O and reads no clock. Policy decisions that need the directory or the queue are made
- * through smtp_server_ops. Committing a message is asynchronous: the engine calls ops->commit
- * and consumes no more input until smtp_sess_commit_done. The I/O layer (smtp/listener.c)
- * writes sess->out in one write after each feed, and closes when sess->closing is set.
+ * Pure: smtp_sess_feed takes the bytes a client sent and queues replies; it does no I/O and
+ * reads no clock. Every policy decision (connect, HELO/EHLO, MAIL, RCPT, AUTH) is asked of the
+ * layer above through smtp_server_ops.decide, and the engine consumes no more input until the
+ * answer comes (smtp_sess_answer, at once or later on the loop): pipelined commands keep their
+ * order and replies stay in RFC 2920 order. Committing a finished message works the same way
+ * (ops.commit, then smtp_sess_commit_done). Protocol errors (syntax, sequence, content format)
+ * are answered by the engine itself; policy replies come from the decider.
+ *
+ * The I/O layer (smtp/listener.c) sees the session as an opaque type and uses only the
+ * functions below; the decider reads the session's facts through smtp/session.h.
  * One session is used by one thread (the loop) only.
  */
 #ifndef SLUICE_SMTP_SERVER_H
@@ -20,6 +25,26 @@
 
 typedef struct smtp_sess smtp_sess;
 
+/* The stages at which the engine asks for a decision. */
+enum smtp_stage { SMTP_STAGE_CONNECT, SMTP_STAGE_HELO, SMTP_STAGE_MAIL, SMTP_STAGE_RCPT, SMTP_STAGE_AUTH };
+
+/* A question to the decider; valid only during the decide call (copy what is needed later). */
+typedef struct {
+    enum smtp_stage stage;
+    const smtp_cmd *cmd; /* HELO/EHLO, MAIL, RCPT: the parsed command */
+    const char *user;    /* AUTH: the user name */
+    const char *pass;    /* AUTH: the password (wiped after the call) */
+} smtp_ask;
+
+/* The decider's answer. */
+typedef struct {
+    int code;          /* 2xx accepts (235 for AUTH), 4xx/5xx refuses */
+    const char *line;  /* the complete reply line without CRLF; NULL on acceptance = the engine's own */
+    unsigned delay_ms; /* hold the reply back this long */
+    bool disconnect;   /* close the session after the reply */
+    const char *why;   /* for the reject log line: "key=value ..." naming the cause, or NULL */
+} smtp_answer;
+
 /* A recipient accepted at RCPT time, already routed. */
 typedef struct {
     char *addr;    /* address to deliver to */
@@ -31,110 +56,96 @@ typedef struct {
 } smtp_rcpt;
 
 typedef struct {
-    /* rcpt - decide on RCPT TO (cmd->path parsed); add routed recipients with smtp_sess_add_rcpt and
-     * write the complete reply line (no CRLF) into reply. Returns the reply code. */
-    int (*rcpt)(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply);
-    /* commit - the message in s is complete and valid; reply later with smtp_sess_commit_done. */
+    /* open - a session begins: the decider's per-session state, passed as ctx to the other ops. */
+    void *(*open)(void *arg, smtp_sess *s);
+    /* close - the session is being freed. If a decision or a commit is still pending (shutdown),
+     * the decider must never answer it. */
+    void (*close)(void *ctx);
+    /* decide - decide at q->stage; answer with smtp_sess_answer, now or later (loop thread). */
+    void (*decide)(void *ctx, smtp_sess *s, const smtp_ask *q);
+    /* commit - the message in s is complete and valid; answer with smtp_sess_commit_done. */
     void (*commit)(void *ctx, smtp_sess *s);
     /* new_id - a fresh queue id for the transaction's Received: header, into buf. */
     void (*new_id)(void *ctx, char *buf, size_t len);
     /* date - the current date in RFC 5322 form, into buf. */
     void (*date)(void *ctx, char *buf, size_t len);
-    /* mail - decide on MAIL FROM (cmd->path parsed; NULL member = accept); write the reply line on refusal. */
-    int (*mail)(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply);
-    /* auth - check a user name and password: SL_OK, SL_PERM (wrong), SL_TEMP (cannot tell now). */
-    sl_result (*auth)(void *ctx, smtp_sess *s, const char *user, const char *pass);
 } smtp_server_ops;
 
-enum smtp_sess_state {
-    SESS_CMD, SESS_DATA, SESS_BDAT, SESS_WAIT_COMMIT, SESS_CLOSED,
-    SESS_STARTTLS, /* 220 to STARTTLS queued: the I/O layer discards pipelined input and starts the handshake */
-    SESS_AUTH      /* waiting for an AUTH continuation line */
-};
+/* What the I/O layer knows of the connection and its service when the session starts. */
+typedef struct {
+    const char *id;          /* session id for logs ("S12") */
+    const char *service;     /* dispatcher service name */
+    const char *src_channel; /* source channel of the service */
+    const char *client_ip, *server_ip;
+    unsigned client_port, server_port;
+    bool client_internal;    /* inside internal_networks */
+    const char *loop_token;  /* advertised as XLOOP in EHLO, or NULL */
+    bool tls_offered;        /* STARTTLS may be offered */
+    bool tls_required;       /* MAIL only after STARTTLS */
+    bool auth_offered;       /* AUTH may be offered (also needs TLS unless auth_plain) */
+    bool auth_plain;         /* offer AUTH without TLS */
+    bool auth_required;      /* MAIL only after AUTH */
+    unsigned conns_service;  /* connections open on this service, this one excluded */
+    unsigned conns_client;   /* of them, from this client address */
+} smtp_sess_info;
 
-struct smtp_sess {
-    /* fixed at creation */
-    const sl_conf *conf;
-    const smtp_server_ops *ops;
-    void *ops_ctx;
-    char id[24];           /* session id for logs */
-    char *src_channel;     /* source channel of the service */
-    char client_ip[64];
-    bool client_internal;  /* inside internal_networks */
-    char *client_name;     /* reverse name or NULL */
-    const char *loop_token;/* advertised as XLOOP in EHLO (owned by the caller), or NULL */
-    /* TLS and AUTH (set by the I/O layer from the service) */
-    bool tls_offered;      /* STARTTLS may be offered */
-    bool tls_required;     /* MAIL only after STARTTLS */
-    bool tls_active;
-    char tls_info[96];     /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
-    bool auth_offered;     /* AUTH may be offered (also needs TLS unless auth_plain) */
-    bool auth_plain;       /* offer AUTH without TLS */
-    bool auth_required;    /* MAIL only after AUTH */
-    char *auth_user;       /* authenticated identity, or NULL */
-    unsigned auth_failures;
-    int auth_mech;         /* 1 PLAIN, 2 LOGIN (continuations) */
-    int auth_step;
-    char *auth_login_user;
-    unsigned reply_delay_ms; /* the I/O layer waits this long before sending out (failed AUTH) */
-    /* session */
-    enum smtp_sess_state state;
-    bool greeted_client;   /* HELO/EHLO seen */
-    bool esmtp;
-    char *helo;
-    unsigned errors;
-    strbuf out;            /* replies waiting to be written */
-    bool closing;          /* close after writing out */
-    /* command line assembly */
-    strbuf line;
-    bool skipping;         /* discarding the rest of an over-long line */
-    /* transaction */
-    bool has_mail;
-    char *sender;          /* "" for <> */
-    uint64_t mail_size;
-    enum smtp_body body;
-    bool smtputf8;
-    enum dsn_ret ret;
-    char *envid;
-    smtp_rcpt *rcpts;
-    size_t n_rcpts, cap_rcpts;
-    char qid[32];
-    strbuf data;           /* Received: header + message */
-    size_t hdr_len;        /* length of our Received: header at the start of data */
-    /* data scanner */
-    int dstate;
-    bool dline_real;       /* current line start follows a real CRLF */
-    size_t dline_len;
-    bool too_big, bare_eol, long_line, has_nul;
-    uint64_t bdat_left;
-    bool bdat_last, bdat_error, bdat_mode;
-    int bdat_prev_cr;
-};
-
-/* smtp_sess_new - a session for a client; appends nothing yet (call smtp_sess_greet). */
-smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_ctx, const char *id,
-                         const char *src_channel, const char *client_ip, bool client_internal);
-/* smtp_sess_free - release a session. */
+/* smtp_sess_new - a session for a client (strings copied); nothing is queued yet: call smtp_sess_connect. */
+smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *ops_arg, const smtp_sess_info *info);
+/* smtp_sess_free - release a session (tells the decider through ops->close). */
 void smtp_sess_free(smtp_sess *s);
-/* smtp_sess_greet - queue the 220 greeting. */
+/* smtp_sess_set_resume - fn(arg) runs when an answer that arrived later (not within a feed) let the session go on. */
+void smtp_sess_set_resume(smtp_sess *s, void (*fn)(void *), void *arg);
+
+/* ---- for the I/O layer ---- */
+
+/* smtp_sess_connect - ask the connect decision; a refusal queues its reply and closes. */
+void smtp_sess_connect(smtp_sess *s);
+/* smtp_sess_greet - the greeting may go out: queue 220 (at once, or when the connect decision accepts). */
 void smtp_sess_greet(smtp_sess *s);
 /* smtp_sess_pregreet - the client spoke before the greeting: 554 and close. */
 void smtp_sess_pregreet(smtp_sess *s);
 /* smtp_sess_feed - consume client bytes; returns how many were consumed (the rest must be fed again later). */
 size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len);
-/* smtp_sess_commit_done - the queue's answer for the committed message: reply and reset the transaction. */
-void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
+/* smtp_sess_accepts_input - whether feeding now would consume anything (not waiting, not closed). */
+bool smtp_sess_accepts_input(const smtp_sess *s);
+/* smtp_sess_waiting - a decision or a commit is pending. */
+bool smtp_sess_waiting(const smtp_sess *s);
+/* smtp_sess_output - the replies queued so far (len bytes, not NUL-terminated); NULL when none. */
+const char *smtp_sess_output(const smtp_sess *s, size_t *len);
+/* smtp_sess_output_clear - the queued replies were handed to the socket. */
+void smtp_sess_output_clear(smtp_sess *s);
+/* smtp_sess_take_delay - how long to hold the queued replies back (then 0). */
+unsigned smtp_sess_take_delay(smtp_sess *s);
+/* smtp_sess_closing - close once the queued replies are written. */
+bool smtp_sess_closing(const smtp_sess *s);
+/* smtp_sess_closed - the session ended (QUIT, 421, refusal) rather than being cut off. */
+bool smtp_sess_closed(const smtp_sess *s);
+/* smtp_sess_wants_tls - "220 Ready to start TLS" was queued: discard pipelined input, then handshake. */
+bool smtp_sess_wants_tls(const smtp_sess *s);
+/* smtp_sess_tls_started - the handshake finished: reset the session as RFC 3207 requires. */
+void smtp_sess_tls_started(smtp_sess *s, const char *info);
 /* smtp_sess_timeout - the idle timer fired: 421 and close. */
 void smtp_sess_timeout(smtp_sess *s);
 /* smtp_sess_shutdown - the server is stopping: 421 and close. */
 void smtp_sess_shutdown(smtp_sess *s);
-/* smtp_sess_tls_started - the handshake finished: reset the session as RFC 3207 requires. */
-void smtp_sess_tls_started(smtp_sess *s, const char *info);
+/* smtp_sess_id - the session id for logs. */
+const char *smtp_sess_id(const smtp_sess *s);
+/* smtp_sess_client_ip - the client's address text. */
+const char *smtp_sess_client_ip(const smtp_sess *s);
+
+/* ---- for the decider ---- */
+
+/* smtp_sess_answer - the decision asked last; the session goes on (a resume if it came later). */
+void smtp_sess_answer(smtp_sess *s, const smtp_answer *a);
+/* smtp_sess_commit_done - the queue's answer for the committed message: reply and reset the transaction. */
+void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
 /* smtp_sess_add_rcpt - record a routed recipient for this transaction (copies strings). */
 void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
                         const char *host, unsigned notify);
 /* smtp_sess_truncate_rcpts - drop recipients added after the first n (an all-or-nothing RCPT that failed). */
 void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n);
+/* smtp_sess_set_channel - switch the session's source channel (e.g. after AUTH). */
+void smtp_sess_set_channel(smtp_sess *s, const char *channel);
 /* smtp_sess_reply - append a reply line (adds CRLF). */
 void smtp_sess_reply(smtp_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -236,6 +236,7 @@ class Sluice:
         os.makedirs(self.confdir)
         opts = {
             "host_name": host_name,
+            "postmaster": "postmaster@example.test",
             "queue_dir": self.queue_dir,
             "maildir_root": self.maildir_root,
             # A port where nothing answers, so nothing ever asks a real resolver.

@@ -1,6 +1,7 @@
-/* test_access.c - the access tables of the SMTP server (src/smtp/access.h): the probe string built
+/* test_access.c - the access tables of the SMTP server (src/policy/access.h): the probe string built
  * for each table (PORT_ACCESS, FROM_ACCESS, ORIG_SEND_ACCESS/SEND_ACCESS, ORIG_MAIL_ACCESS/
- * MAIL_ACCESS) and the SMTP reply access_check makes of each kind of mapping result. The tables
+ * MAIL_ACCESS) and the verdict access_check makes of each kind of mapping result (as the reply line
+ * verdict_reply writes for it). The tables
  * are a real mappings file (with an include) written to a temporary directory, read back and
  * parsed by mappings_parse; probes are built by the access_*_probe functions, so the saved-string
  * numbering the documentation promises ($2 = client IP in PORT_ACCESS, ...) is tested end to end. */
@@ -17,7 +18,7 @@
 
 #include "conf/conf.h"
 #include "rewrite/mapping.h"
-#include "smtp/access.h"
+#include "policy/access.h"
 
 /* ---------------------------------------------------------------- probe strings */
 
@@ -276,9 +277,12 @@ static void test_check_table(void **state)
         const check_case *k = &CASES[i];
         char *probe = case_probe(k);
         strbuf reply = {0};
-        unsigned delay = 12345;
+        verdict vd;
         const char *dflt = k->kind == P_PORT ? "Connection refused by access policy" : "Sender address rejected";
-        access_verdict v = access_check(m, k->table, probe, k->flags, k->perm_code, dflt, &reply, &delay);
+        access_verdict v = access_check(m, k->table, probe, k->flags, k->perm_code, dflt, &vd);
+        if (vd.cls != VERDICT_OK) verdict_reply(&vd, "mx.test", &reply);
+        unsigned delay = vd.delay_ms;
+        verdict_free(&vd);
         const char *got = reply.len ? reply.data : "";
         if (v != k->want || strcmp(got, k->reply) != 0 || delay != k->delay_ms) {
             print_error("case '%s' (%s '%s'): verdict %d reply '%s' delay %u; want %d '%s' %u\n", k->name, k->table,
@@ -294,11 +298,10 @@ static void test_check_table(void **state)
 static void test_check_without_mappings(void **state)
 {
     (void)state;
-    strbuf reply = {0};
-    unsigned delay = 7;
-    assert_int_equal(access_check(NULL, "PORT_ACCESS", "TCP|a|1|b|2", "", 554, "x", &reply, &delay), ACCESS_NONE);
-    assert_int_equal(reply.len, 0);
-    assert_int_equal(delay, 0);
+    verdict vd;
+    assert_int_equal(access_check(NULL, "PORT_ACCESS", "TCP|a|1|b|2", "", 554, "x", &vd), ACCESS_NONE);
+    assert_int_equal(vd.cls, VERDICT_OK);
+    assert_int_equal(vd.delay_ms, 0);
 }
 
 /* A temporary verdict is never answered with a permanent code, whatever the caller's perm_code. */
@@ -310,8 +313,10 @@ static void test_check_temp_never_5xx(void **state)
         access_conn c = {FE, 25, CL, 1};
         char *probe = access_from_probe(&c, "tcp_local", "x@later.test", NULL);
         strbuf reply = {0};
-        unsigned delay;
-        assert_int_equal(access_check(m, "FROM_ACCESS", probe, "", codes[i], "d", &reply, &delay), ACCESS_TEMP);
+        verdict vd;
+        assert_int_equal(access_check(m, "FROM_ACCESS", probe, "", codes[i], "d", &vd), ACCESS_TEMP);
+        verdict_reply(&vd, "mx.test", &reply);
+        verdict_free(&vd);
         assert_true(reply.len > 0 && reply.data[0] == '4');
         sb_free(&reply);
         free(probe);

@@ -9,27 +9,77 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "smtp/server.h"
+#include "policy/verdict.h"
+#include "smtp/session.h"
 
+/* The mock decider: the answers of the real policy for what these tests need (replies from the
+ * real verdict table), at once, or held back until the test answers (hold). */
 typedef struct {
     int commits;
     strbuf last_data;
     bool auto_commit;
+    bool hold;          /* do not answer: the test calls answer_held */
+    int asked;          /* decisions asked */
+    verdict held;       /* the verdict a held decision will get */
 } mock;
 
-static int mock_rcpt(void *ctx, smtp_sess *s, const smtp_cmd *cmd, strbuf *reply)
+/* answer - reply to the engine as the policy does. */
+static void answer(smtp_sess *s, verdict *v)
 {
-    (void)ctx;
+    strbuf line = {0};
+    bool ok = v->cls == VERDICT_OK;
+    if (!ok) verdict_reply(v, "mx.test", &line);
+    smtp_answer a = {verdict_code(v), ok ? NULL : line.data, v->delay_ms, v->disconnect, NULL};
+    verdict_free(v);
+    smtp_sess_answer(s, &a);
+    sb_free(&line);
+}
+
+static verdict mock_rcpt(smtp_sess *s, const smtp_cmd *cmd)
+{
+    if (s->n_rcpts >= s->conf->opt.max_recipients) return verdict_refuse(VERDICT_RCPT_LIMIT, true, NULL);
     char *a = smtp_addr_format(&cmd->path);
+    verdict v = verdict_ok();
     if (strncmp(a, "bad", 3) == 0) {
-        sb_printf(reply, "550 5.1.1 <%s>: User unknown", a);
-        free(a);
-        return 550;
+        v = verdict_refuse(VERDICT_UNKNOWN_USER, false, NULL);
+        verdict_set_text(&v, "User unknown");
+    } else {
+        smtp_sess_add_rcpt(s, a, a, cmd->orcpt, "l", "", cmd->notify);
     }
-    smtp_sess_add_rcpt(s, a, a, cmd->orcpt, "l", "", cmd->notify);
     free(a);
-    sb_puts(reply, "250 2.1.5 Ok");
-    return 250;
+    return v;
+}
+
+static verdict mock_mail(smtp_sess *s, const smtp_cmd *cmd)
+{
+    if (s->tls_required && !s->tls_active) return verdict_refuse(VERDICT_TLS_REQUIRED, false, NULL);
+    if (s->auth_required && !s->auth_user) return verdict_refuse(VERDICT_AUTH_REQUIRED, false, NULL);
+    if (cmd->has_size && cmd->size > s->conf->opt.max_message_size) return verdict_refuse(VERDICT_SIZE, false, NULL);
+    return verdict_ok();
+}
+
+static verdict mock_auth(const char *user, const char *pass)
+{
+    verdict v = verdict_ok();
+    if (!strcmp(user, "alice@example.test") && !strcmp(pass, "secret")) v.cls = VERDICT_AUTH_OK;
+    else if (!strcmp(user, "dir@down.test")) v = verdict_refuse(VERDICT_AUTH_TEMP, true, NULL);
+    else v = verdict_refuse(VERDICT_AUTH_FAILED, false, NULL);
+    return v;
+}
+
+static void mock_decide(void *ctx, smtp_sess *s, const smtp_ask *q)
+{
+    mock *m = ctx;
+    m->asked++;
+    verdict v = verdict_ok();
+    if (q->stage == SMTP_STAGE_MAIL) v = mock_mail(s, q->cmd);
+    else if (q->stage == SMTP_STAGE_RCPT) v = mock_rcpt(s, q->cmd);
+    else if (q->stage == SMTP_STAGE_AUTH) v = mock_auth(q->user, q->pass);
+    if (m->hold) {
+        m->held = v;
+        return;
+    }
+    answer(s, &v);
 }
 
 static void mock_commit(void *ctx, smtp_sess *s)
@@ -53,15 +103,7 @@ static void mock_date(void *ctx, char *buf, size_t len)
     snprintf(buf, len, "Thu, 26 Nov 2026 10:00:00 +0000");
 }
 
-static sl_result mock_auth(void *ctx, smtp_sess *s, const char *user, const char *pass)
-{
-    (void)ctx, (void)s;
-    if (!strcmp(user, "alice@example.test") && !strcmp(pass, "secret")) return SL_OK;
-    if (!strcmp(user, "dir@down.test")) return SL_TEMP;
-    return SL_PERM;
-}
-
-static const smtp_server_ops ops = {mock_rcpt, mock_commit, mock_id, mock_date, NULL, mock_auth};
+static const smtp_server_ops ops = {NULL, NULL, mock_decide, mock_commit, mock_id, mock_date};
 
 typedef struct {
     sl_conf conf;
@@ -79,7 +121,10 @@ static int setup(void **state)
     f->conf.opt.max_recipients = 3;
     f->conf.opt.max_errors = 5;
     f->m.auto_commit = true;
-    f->s = smtp_sess_new(&f->conf, &ops, &f->m, "S1", "tcp_local", "127.0.0.1", true);
+    smtp_sess_info info = {.id = "S1", .service = "SMTP", .src_channel = "tcp_local", .client_ip = "127.0.0.1",
+                           .server_ip = "127.0.0.1", .client_internal = true};
+    f->s = smtp_sess_new(&f->conf, &ops, &f->m, &info);
+    smtp_sess_connect(f->s);
     smtp_sess_greet(f->s);
     *state = f;
     return 0;
@@ -471,6 +516,61 @@ static void test_auth_nul(void **state)
     assert_null(f->s->auth_user);
 }
 
+static void count_resume(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Decisions answered later: the engine takes no input meanwhile, pipelined commands are decided
+ * one at a time in order, each later answer resumes the I/O layer, and replies keep their order. */
+static void test_held_decisions_keep_order(void **state)
+{
+    fixture *f = *state;
+    int resumes = 0;
+    smtp_sess_set_resume(f->s, count_resume, &resumes);
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    f->m.hold = true;
+    const char *in = "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nRCPT TO:<bad@y.test>\r\nDATA\r\n";
+    size_t off = 0, rounds = 0;
+    int asked = f->m.asked;
+    while (off < strlen(in) && rounds++ < 10) {
+        off += smtp_sess_feed(f->s, in + off, strlen(in) - off);
+        if (!smtp_sess_waiting(f->s)) continue;
+        assert_false(smtp_sess_accepts_input(f->s));
+        assert_int_equal(smtp_sess_feed(f->s, in + off, strlen(in) - off), 0); /* nothing taken while waiting */
+        verdict v = f->m.held;
+        answer(f->s, &v);
+    }
+    assert_int_equal(f->m.asked - asked, 3);
+    assert_int_equal(resumes, 3);
+    assert_string_equal(f->s->out.data, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                                        "550 5.1.1 <>: Recipient address rejected: User unknown\r\n"
+                                        "354 End data with <CR><LF>.<CR><LF>\r\n");
+    assert_int_equal(f->s->n_rcpts, 1);
+    /* an answer nobody asked for is ignored */
+    verdict stray = verdict_refuse(VERDICT_ACCESS, false, NULL);
+    answer(f->s, &stray);
+    assert_int_equal(f->s->state, SESS_DATA);
+}
+
+/* A connect decision that refuses: its reply, then the session closes without a greeting. */
+static void test_connect_refused(void **state)
+{
+    fixture *f = *state;
+    smtp_sess_free(f->s);
+    f->m.hold = true;
+    smtp_sess_info info = {.id = "S2", .service = "SMTP", .src_channel = "tcp_local", .client_ip = "192.0.2.1"};
+    f->s = smtp_sess_new(&f->conf, &ops, &f->m, &info);
+    smtp_sess_connect(f->s);
+    smtp_sess_greet(f->s); /* asked for before the decision came: it waits for it */
+    assert_null(smtp_sess_output(f->s, &(size_t){0}));
+    verdict v = verdict_refuse(VERDICT_CONN_LIMIT, true, NULL);
+    answer(f->s, &v);
+    assert_string_equal(f->s->out.data, "421 4.7.0 mx.test Too many connections, try again later\r\n");
+    assert_true(smtp_sess_closing(f->s));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_in_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_nul, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_decisions_keep_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,12 @@
 /*
  * access.h - the Messaging Server access tables probed by the SMTP server (doc/mappings.md):
  * the probe strings for PORT_ACCESS, FROM_ACCESS, ORIG_SEND_ACCESS/SEND_ACCESS and
- * ORIG_MAIL_ACCESS/MAIL_ACCESS, and turning a mapping result into an SMTP reply. Pure; any thread.
+ * ORIG_MAIL_ACCESS/MAIL_ACCESS, and turning a mapping result into a verdict. Pure; any thread.
  */
 #ifndef SLUICE_ACCESS_H
 #define SLUICE_ACCESS_H
 #include "core/util.h"
+#include "policy/verdict.h"
 
 struct sl_mappings;
 
@@ -27,12 +28,14 @@ char *access_send_probe(const char *src, const char *from, const char *dst, cons
 /* access_mail_probe - "TCP|...|client-port|src-channel|from|dst-channel|to" (ORIG_MAIL_ACCESS, MAIL_ACCESS). */
 char *access_mail_probe(const access_conn *c, const char *src, const char *from, const char *dst, const char *to);
 /*
- * access_check - probe table (absent file or table: ACCESS_NONE). On ACCESS_REJECT/ACCESS_TEMP the
- * complete reply line is written to reply: perm_code (e.g. 550) or 450/451 for $W, the $X
- * enhanced code or 5.7.1/4.7.1, then the table's text or default_text. A table that loops is
- * ACCESS_TEMP (451 4.3.0). *delay_ms gets the $D delay (0 if none).
+ * access_check - probe table (absent file or table: ACCESS_NONE). On ACCESS_REJECT/ACCESS_TEMP *out
+ * is a VERDICT_ACCESS refusal: code perm_code (e.g. 550), or 450 for $W (421 when perm_code is
+ * 554, at connect), the $X enhanced code if any, and the table's text or default_text. A table
+ * that loops is ACCESS_TEMP with a VERDICT_LOOKUP_FAILED. Otherwise *out accepts. In every case
+ * out->delay_ms is the $D delay (0 if none); out->table is table, which must outlive *out.
+ * The caller frees *out with verdict_free.
  */
 access_verdict access_check(const struct sl_mappings *m, const char *table, const char *input, const char *flags,
-                            int perm_code, const char *default_text, strbuf *reply, unsigned *delay_ms);
+                            int perm_code, const char *default_text, verdict *out);
 
 #endif

@@ -1,9 +1,10 @@
 /* access.c - access-table probes and verdicts (see access.h). */
-#include "smtp/access.h"
+#include "policy/access.h"
 #include "core/log.h"
 #include "rewrite/mapping.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 char *access_port_probe(const access_conn *c)
@@ -33,28 +34,33 @@ char *access_mail_probe(const access_conn *c, const char *src, const char *from,
 }
 
 access_verdict access_check(const struct sl_mappings *m, const char *table, const char *input, const char *flags,
-                            int perm_code, const char *default_text, strbuf *reply, unsigned *delay_ms)
+                            int perm_code, const char *default_text, verdict *out)
 {
-    *delay_ms = 0;
+    *out = verdict_ok();
     if (!m || !mappings_has_table(m, table)) return ACCESS_NONE;
     mapping_result r;
     memset(&r, 0, sizeof r);
     sl_result rc = mapping_probe(m, table, input, flags, &r);
     access_verdict v = ACCESS_NONE;
     if (rc != SL_OK) {
-        sb_printf(reply, "451 4.3.0 Access check failed (%s), try again later", table);
+        *out = verdict_refuse(VERDICT_LOOKUP_FAILED, true, NULL);
+        char text[160];
+        snprintf(text, sizeof text, "Access check failed (%s), try again later", table);
+        verdict_set_text(out, text);
+        out->table = table;
         v = ACCESS_TEMP;
     } else if (r.matched && (r.no_flag || r.temp)) {
         bool temp = r.temp;
-        const char *enh = r.status_code ? r.status_code : temp ? "4.7.1" : "5.7.1";
-        int code = temp ? (perm_code == 554 ? 421 : 450) : perm_code;
-        const char *text = r.output && *r.output ? r.output : default_text;
-        sb_printf(reply, "%d %s %s", code, enh, text);
+        *out = verdict_refuse(VERDICT_ACCESS, temp, NULL);
+        out->code = temp ? (perm_code == 554 ? 421 : 450) : perm_code;
+        verdict_set_status(out, r.status_code);
+        verdict_set_text(out, r.output && *r.output ? r.output : default_text);
+        out->table = table;
         v = temp ? ACCESS_TEMP : ACCESS_REJECT;
     } else if (r.matched && r.ok_flag) {
         v = ACCESS_ALLOW;
     }
-    *delay_ms = r.delay_ms;
+    out->delay_ms = r.delay_ms;
     log_debug(NULL, "access", "table=%s input=\"%s\" verdict=%d line=%d", table, input, (int)v, r.entry_line);
     mapping_result_free(&r);
     return v;

@@ -1,0 +1,105 @@
+/*
+ * auth.c - the AUTH decision: the user's entry in the directory (on the loop), the password
+ * hash compared on a worker thread (crypt_r costs milliseconds: never on the loop), then the
+ * answer and, on success, the source channel's saslswitchchannel. Unknown and inactive users
+ * cost one hash too, so the time taken does not tell which names exist.
+ */
+#include "conf/conf.h"
+#include "core/log.h"
+#include "core/workq.h"
+#include "dir/dir.h"
+#include "policy/decide.h"
+
+#include <crypt.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One credential check in flight. */
+typedef struct auth_job {
+    policy_sess *ps;  /* NULL once the session is gone */
+    char *user;
+    char *pass;       /* wiped and freed after the hash */
+    char *stored;     /* the user's userPassword, NULL for an unknown or inactive user */
+    bool ok;          /* result, written by the worker */
+} auth_job;
+
+/* password_ok - pass against a userPassword value in a crypt(3) format ("{CRYPT}$6$..." or "$6$..."). */
+static bool password_ok(const char *stored, const char *pass)
+{
+    if (!stored) return false;
+    if (str_has_prefix_ci(stored, "{CRYPT}")) stored += 7;
+    if (stored[0] == '{' || !stored[0]) return false; /* other schemes (plain text, SSHA) are not accepted */
+    struct crypt_data *cd = xcalloc(1, sizeof *cd);
+    const char *h = crypt_r(pass, stored, cd);
+    bool ok = h && h[0] != '*' && strcmp(h, stored) == 0;
+    explicit_bzero(cd, sizeof *cd);
+    free(cd);
+    return ok;
+}
+
+/* auth_hash - worker thread: compare the password (a dummy hash for unknown users). */
+static void auth_hash(void *arg)
+{
+    auth_job *j = arg;
+    if (j->stored) j->ok = password_ok(j->stored, j->pass);
+    else password_ok("$6$saltsaltsaltsalt$", j->pass);
+    explicit_bzero(j->pass, strlen(j->pass));
+}
+
+static void auth_job_free(auth_job *j)
+{
+    free(j->user);
+    free(j->pass);
+    free(j->stored);
+    free(j);
+}
+
+/* auth_switch_channel - saslswitchchannel of the source channel, after a successful AUTH. */
+static void auth_switch_channel(smtp_sess *s, const char *user)
+{
+    const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
+    if (!src || !src->saslswitchchannel) return;
+    log_info(s->id, "channel_switch", "from=%s to=%s user=<%s>", s->src_channel, src->saslswitchchannel, user);
+    smtp_sess_set_channel(s, src->saslswitchchannel);
+}
+
+/* auth_checked - loop thread: answer the session (if it is still there). */
+static void auth_checked(void *arg)
+{
+    auth_job *j = arg;
+    policy_sess *ps = j->ps;
+    bool ok = j->ok;
+    if (ps) {
+        ps->auth = NULL;
+        if (ok) auth_switch_channel(ps->s, j->user);
+    }
+    auth_job_free(j);
+    if (!ps) return;
+    verdict v = ok ? verdict_ok() : verdict_refuse(VERDICT_AUTH_FAILED, false, NULL);
+    if (ok) v.cls = VERDICT_AUTH_OK;
+    policy_answer(ps, &v);
+}
+
+void policy_decide_auth(policy_sess *ps, const char *user, const char *pass)
+{
+    if (!*user || !*pass) {
+        verdict v = verdict_refuse(VERDICT_AUTH_FAILED, false, NULL);
+        policy_answer(ps, &v);
+        return;
+    }
+    const dir_entry *e = dir_lookup(ps->s->conf->directory, user);
+    bool active = e && e->kind == DIR_USER && (!e->status || str_ieq(e->status, "active"));
+    auth_job *j = xcalloc(1, sizeof *j);
+    j->ps = ps;
+    j->user = xstrdup(user);
+    j->pass = xstrdup(pass);
+    j->stored = active && e->password ? xstrdup(e->password) : NULL;
+    ps->auth = j;
+    workq_submit(ps->p->ctx->wq, auth_hash, auth_checked, j);
+}
+
+void policy_auth_abandon(policy_sess *ps)
+{
+    ps->auth->ps = NULL;
+    ps->auth = NULL;
+}

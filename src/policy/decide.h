@@ -1,0 +1,36 @@
+/*
+ * decide.h - shared by the files of the policy module (not for other modules): the policy and
+ * its per-session state, and the decisions that live in files of their own. Loop thread only.
+ */
+#ifndef SLUICE_POLICY_DECIDE_H
+#define SLUICE_POLICY_DECIDE_H
+#include "core/ctx.h"
+#include "policy/verdict.h"
+#include "smtp/session.h"
+
+struct policy {
+    sl_ctx *ctx;
+};
+
+struct auth_job;
+
+/* The decider's state for one SMTP session. */
+typedef struct policy_sess {
+    struct policy *p;
+    smtp_sess *s;
+    void *pending;          /* enq_msg being committed, or NULL */
+    struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
+} policy_sess;
+
+/* policy_answer - answer the engine with v (consumed). The session may be gone on return. */
+void policy_answer(policy_sess *ps, verdict *v);
+/* policy_decide_rcpt - the RCPT TO decision (policy/rcpt.c). */
+void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd);
+/* policy_decide_auth - check credentials off the loop, then answer (policy/auth.c). */
+void policy_decide_auth(policy_sess *ps, const char *user, const char *pass);
+/* policy_auth_abandon - the session ends while a check runs: its answer is dropped. */
+void policy_auth_abandon(policy_sess *ps);
+/* policy_sess_flags - mapping input flags of the session: T (TLS), A (authenticated), E (ESMTP). */
+void policy_sess_flags(const smtp_sess *s, char buf[8]);
+
+#endif
