@@ -437,3 +437,35 @@ def test_implicit_tls_service(lab):
     assert got, lab.a.log_excerpt("tls")
     rcvd = re.sub(r"\s+", " ", st.parse_mail(got[0]).get_all("Received")[0])
     assert " with ESMTPSA " in rcvd and re.search(r"\(TLSv1\.[23] ", rcvd), rcvd
+
+
+def test_slow_password_check_does_not_stall_other_sessions(harness):
+    """A decision that waits (here an AUTH against a SHA-512 hash of 6,000,000 rounds, a few seconds
+    of work) runs off the event loop: while one session waits for its AUTH answer, another session
+    gets its whole transaction through, and the slow AUTH still succeeds afterwards."""
+    import select
+    import warnings
+    with warnings.catch_warnings():  # Debian's Python 3.11 still has crypt (deprecated): a real crypt(3) hash
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    slow_hash = crypt.crypt(tlsauth.PASSWORD, "$6$rounds=6000000$slowsaltslowsalt$")
+    ldif = st.DEFAULT_LDIF + ("\ndn: uid=slow,ou=people,dc=example,dc=test\n"
+                              "objectClass: inetOrgPerson\nobjectClass: mailUser\n"
+                              "uid: slow\ncn: Slow\nsn: Test\nmail: slow@example.test\n"
+                              "userPassword: {CRYPT}%s\n" % slow_hash)
+    mta = harness.sluice(start=False, ldif=ldif)
+    mta.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\n"
+              "PARAMETER=CHANNEL=tcp_local\nAUTH_WITHOUT_TLS=yes\n" % mta.port)
+    mta.start()
+    with st.Client(mta.port) as slow:
+        slow.ehlo()
+        slow.send(("AUTH PLAIN %s\r\n" % tlsauth.b64("\0slow@example.test\0" + tlsauth.PASSWORD)).encode())
+        mid = "during-slow-auth@test"
+        r, _ = st.send_message(mta.port, "alice@example.test", ["bob@example.test"], st.make_message(mid))
+        assert r.code == 250, r
+        pending, _, _ = select.select([slow.sock], [], [], 0)
+        assert not pending, "the slow AUTH was answered before the other session's message: is it on the loop?"
+        r = slow.reply()
+        assert r.code == 235, r
+        slow.quit()
+    mta.wait_message("bob@example.test", mid.encode())
