@@ -13,7 +13,7 @@
 #include "rewrite/rewrite.h"
 #include "conf/conf.h"
 #include "core/util.h"
-#include "dir/dir.h"
+#include "cli/load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +52,9 @@ static void check_relay_warnings(const sl_conf *c, const char *dir, strvec *out)
 int cli_check(const char *dir)
 {
     conf_errors errs = {0};
-    sl_conf *c = conf_load(dir, &errs);
+    sl_conf *c;
+    sl_dir *d;
+    load_all(dir, &errs, &c, &d);
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     int rc = c ? 0 : 1;
     if (c && c->opt.tls_certificate) {
@@ -73,10 +75,13 @@ int cli_check(const char *dir)
         for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
         sv_free(&notes);
         free(file);
+        size_t nd, nu;
+        dir_stats(d, &nd, &nu);
         printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
-               c->n_rules, c->n_channels, c->n_services, dir_domain_count(c->directory), dir_user_count(c->directory));
+               c->n_rules, c->n_channels, c->n_services, nd, nu);
     }
     conf_free(c);
+    dir_unref(d);
     sv_free(&errs.msgs);
     return rc;
 }

@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/workq.h"
-#include "dir/dir.h"
+#include "cli/load.h"
 #include "dns/dns.h"
 #include "jobs/sched.h"
 #include "queue/store.h"
@@ -140,14 +140,18 @@ static bool reload_tls_failed(daemon_state *d, sl_conf *c)
 static void reload(daemon_state *d)
 {
     conf_errors errs = {0};
-    sl_conf *c = conf_load(d->dir, &errs);
-    if (!c) {
+    sl_conf *c;
+    sl_dir *dir;
+    if (!load_all(d->dir, &errs, &c, &dir)) {
         for (size_t i = 0; i < errs.msgs.n; i++) log_error(NULL, "reload_error", "error=\"%s\"", errs.msgs.v[i]);
         log_error(NULL, "reload_failed", "dir=%s keeping=old_configuration", d->dir);
     } else if (reload_tls_failed(d, c)) {
         conf_free(c);
+        dir_unref(dir);
     } else {
         ctx_conf_replace(&d->ctx, c);
+        dir_unref(d->ctx.dir); /* sessions under way keep theirs */
+        d->ctx.dir = dir;
         log_set_level((enum log_level)c->opt.log_level);
         log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu note=\"listening services change on restart\"",
                  d->dir, c->n_rules, c->n_channels);
@@ -194,7 +198,9 @@ int daemon_serve(const char *dir)
     daemon_state d = {0};
     d.dir = dir;
     conf_errors errs = {0};
-    sl_conf *conf = conf_load(dir, &errs);
+    sl_conf *conf;
+    sl_dir *directory;
+    load_all(dir, &errs, &conf, &directory);
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!conf) return 1;
@@ -209,6 +215,7 @@ int daemon_serve(const char *dir)
     event_config_free(ecfg);
     if (!d.ctx.base) fatal("cannot create the event loop");
     d.ctx.conf = conf;
+    d.ctx.dir = directory;
     d.ctx.wq = workq_new(d.ctx.base, 4);
     char err[512];
     d.ctx.store = store_open(d.ctx.base, d.ctx.wq, conf->opt.queue_dir, err, sizeof err);
@@ -237,9 +244,11 @@ int daemon_serve(const char *dir)
     sched_recovery(d.ctx.sched, true, 0, 0);
     store_recover_start(d.ctx.store, recovered, recovery_done, d.ctx.sched);
     d.ctl = control_open(&d.ctx);
-    log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s domain=%s", SLUICE_VERSION, dir,
-             conf->opt.hostname, conf->opt.maildir_root,
-             dir_first_domain(conf->directory) ? dir_first_domain(conf->directory) : "-");
+    size_t ndom, nusers;
+    dir_stats(directory, &ndom, &nusers);
+    log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s directory=%s domains=%zu users=%zu",
+             SLUICE_VERSION, dir, conf->opt.hostname, conf->opt.maildir_root, dir_backend_name(directory), ndom,
+             nusers);
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.ctx.sched) && listener_sessions(d.lst) == 0;
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.ctx.sched));
@@ -259,6 +268,7 @@ int daemon_serve(const char *dir)
     sched_free(d.ctx.sched);
     dns_free(d.ctx.dns);
     ctx_conf_release_all(&d.ctx);
+    dir_unref(d.ctx.dir);
     free(d.ctx.listen_addrs);
     if (d.ctx.tls_server) SSL_CTX_free(d.ctx.tls_server);
     SSL_CTX_free(d.ctx.tls_client);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dir/dir.h"
 
 void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt, va_list ap)
 {
@@ -86,8 +85,7 @@ int conf_section(char *text, char **kind, char **name)
     return 0;
 }
 
-/* load_file - read dir/name; an absent optional file gives NULL without error. */
-static char *load_file(const char *path, bool required, conf_errors *errs)
+char *conf_file_read(const char *path, bool required, conf_errors *errs)
 {
     char *text = file_read_text(path);
     if (text) return text;
@@ -107,7 +105,7 @@ static char *join_path(const char *dir, const char *name)
 static void load_options(sl_conf *c, conf_errors *errs)
 {
     char *path = join_path(c->dir, "option.dat");
-    char *text = load_file(path, false, errs);
+    char *text = conf_file_read(path, false, errs);
     if (text) conf_parse_options(path, text, &c->opt, errs);
     else conf_options_defaults(&c->opt);
     free(text);
@@ -119,18 +117,8 @@ static void load_required(sl_conf *c, const char *name, conf_errors *errs,
                           int (*parse)(const char *, const char *, sl_conf *, conf_errors *))
 {
     char *path = join_path(c->dir, name);
-    char *text = load_file(path, true, errs);
+    char *text = conf_file_read(path, true, errs);
     if (text) parse(path, text, c, errs);
-    free(text);
-    free(path);
-}
-
-/* load_directory - directory.ldif, or an empty directory when it is absent. */
-static void load_directory(sl_conf *c, conf_errors *errs)
-{
-    char *path = join_path(c->dir, "directory.ldif");
-    char *text = load_file(path, false, errs);
-    c->directory = dir_load_ldif(path, text ? text : "", errs);
     free(text);
     free(path);
 }
@@ -152,7 +140,7 @@ static void check_service_channels(sl_conf *c, conf_errors *errs)
 static void load_job_controller(sl_conf *c, conf_errors *errs)
 {
     char *path = join_path(c->dir, "job_controller.cnf");
-    char *text = load_file(path, false, errs);
+    char *text = conf_file_read(path, false, errs);
     conf_parse_job_controller(path, text ? text : "", c, errs);
     free(text);
     free(path);
@@ -193,7 +181,7 @@ static int is_option_file(const struct dirent *e)
 static void apply_option_file(sl_conf *c, const char *name, sl_chan_opts *o, conf_errors *errs)
 {
     char *path = join_path(c->dir, name);
-    char *text = load_file(path, true, errs);
+    char *text = conf_file_read(path, true, errs);
     if (text) conf_parse_chan_option(path, text, o, errs);
     free(text);
     free(path);
@@ -248,16 +236,15 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     load_job_controller(c, errs);
     if (cnf_ok && errs->msgs.n == before_jc) resolve_channel_pools(c, errs);
     if (cnf_ok) load_chan_options(c, errs);
-    load_directory(c, errs);
     char *mpath = join_path(c->dir, "mappings");
-    char *mtext = load_file(mpath, false, errs);
+    char *mtext = conf_file_read(mpath, false, errs);
     if (mtext) c->mappings = mappings_parse(mpath, mtext, c->dir, errs);
     free(mtext);
     free(mpath);
     static const char *tmpl_files[3] = {"dsn_failed.txt", "dsn_delayed.txt", "dsn_success.txt"};
     for (int i = 0; i < 3; i++) {
         char *path = join_path(c->dir, tmpl_files[i]);
-        c->dsn_templates[i] = load_file(path, false, errs);
+        c->dsn_templates[i] = conf_file_read(path, false, errs);
         free(path);
     }
     if (errs->msgs.n != before) {
@@ -274,7 +261,6 @@ void conf_free(sl_conf *c)
     conf_dispatcher_free(c);
     conf_sluice_cnf_free(c);
     conf_job_controller_free(c);
-    if (c->directory) dir_free(c->directory);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     mappings_free(c->mappings);
     free(c->dir);

@@ -14,7 +14,6 @@
 
 #include "core/util.h"
 
-struct sl_directory; /* dir/dir.h */
 
 /* An IPv4 or IPv6 network, for internal_networks. */
 typedef struct {
@@ -152,7 +151,6 @@ typedef struct sl_conf {
     size_t n_services;
     sl_pool *pools;       /* job_controller.cnf; pools[0] is the default pool */
     size_t n_pools;
-    struct sl_directory *directory;
     char *dsn_templates[3]; /* dsn_failed.txt, dsn_delayed.txt, dsn_success.txt (optional; NULL = built in) */
     struct sl_mappings *mappings; /* mappings file (NULL when absent) */
 } sl_conf;
@@ -176,6 +174,9 @@ void conf_free(sl_conf *c);
 
 /* conf_parse_options - parse option.dat text into opt (defaults first). Returns error count added. */
 int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs);
+/* conf_file_read - a file's text; an absent optional file gives NULL without error (else
+ * "path: cannot read" in errs). Caller frees. */
+char *conf_file_read(const char *path, bool required, conf_errors *errs);
 /* conf_postmaster - the postmaster address of these options (caller frees). */
 char *conf_postmaster(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */

@@ -16,10 +16,12 @@ struct store;
 struct workq;
 struct dns_ctx;
 struct sched;
+struct sl_dir;
 
 typedef struct sl_ctx {
     struct event_base *base;
     struct sl_conf *conf; /* current configuration */
+    struct sl_dir *dir;   /* current directory (dir/dir.h; reference-counted, swapped on reload) */
     struct store *store;
     struct workq *wq;
     struct dns_ctx *dns;

@@ -1,6 +1,6 @@
 /*
- * auth.c - the AUTH decision: the user's entry in the directory (on the loop), the password
- * hash compared on a worker thread (crypt_r costs milliseconds: never on the loop), then the
+ * auth.c - the AUTH decision: the user's entry from the directory (answered now or later), the
+ * password hash compared on a worker thread (crypt_r costs milliseconds: never on the loop), then the
  * answer and, on success, the source channel's saslswitchchannel. Unknown and inactive users
  * cost one hash too, so the time taken does not tell which names exist.
  */
@@ -80,6 +80,29 @@ static void auth_checked(void *arg)
     policy_answer(ps, &v);
 }
 
+/* auth_user_known - the directory's answer about the user: hash on a worker (a dummy hash for an
+ * unknown or inactive user), or a temporary failure when the directory cannot tell. */
+static void auth_user_known(void *arg, sl_result rc, dir_user *u)
+{
+    auth_job *j = arg;
+    bool active = rc == SL_OK && !u->is_group && (!u->status || str_ieq(u->status, "active"));
+    if (active && u->password) j->stored = xstrdup(u->password);
+    if (rc == SL_OK) dir_user_free(u);
+    if (!j->ps) { /* the session ended meanwhile */
+        auth_job_free(j);
+        return;
+    }
+    if (rc == SL_TEMP) {
+        policy_sess *ps = j->ps;
+        ps->auth = NULL;
+        auth_job_free(j);
+        verdict v = verdict_refuse(VERDICT_AUTH_TEMP, true, NULL);
+        policy_answer(ps, &v);
+        return;
+    }
+    workq_submit(j->ps->p->ctx->wq, auth_hash, auth_checked, j);
+}
+
 void policy_decide_auth(policy_sess *ps, const char *user, const char *pass)
 {
     if (!*user || !*pass) {
@@ -87,15 +110,12 @@ void policy_decide_auth(policy_sess *ps, const char *user, const char *pass)
         policy_answer(ps, &v);
         return;
     }
-    const dir_entry *e = dir_lookup(ps->s->conf->directory, user);
-    bool active = e && e->kind == DIR_USER && (!e->status || str_ieq(e->status, "active"));
     auth_job *j = xcalloc(1, sizeof *j);
     j->ps = ps;
     j->user = xstrdup(user);
     j->pass = xstrdup(pass);
-    j->stored = active && e->password ? xstrdup(e->password) : NULL;
     ps->auth = j;
-    workq_submit(ps->p->ctx->wq, auth_hash, auth_checked, j);
+    dir_user_lookup(ps->dir, user, auth_user_known, j);
 }
 
 void policy_auth_abandon(policy_sess *ps)

@@ -13,6 +13,8 @@ struct policy {
 };
 
 struct auth_job;
+struct rcpt_req;
+struct sl_dir;
 
 /* The decider's state for one SMTP session. */
 typedef struct policy_sess {
@@ -20,12 +22,16 @@ typedef struct policy_sess {
     smtp_sess *s;
     void *pending;          /* enq_msg being committed, or NULL */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
+    struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
+    struct sl_dir *dir;     /* the directory the session started with (a reference) */
 } policy_sess;
 
 /* policy_answer - answer the engine with v (consumed). The session may be gone on return. */
 void policy_answer(policy_sess *ps, verdict *v);
 /* policy_decide_rcpt - the RCPT TO decision (policy/rcpt.c). */
 void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd);
+/* policy_rcpt_abandon - the session ends while the directory is asked: its answer is dropped. */
+void policy_rcpt_abandon(policy_sess *ps);
 /* policy_decide_auth - check credentials off the loop, then answer (policy/auth.c). */
 void policy_decide_auth(policy_sess *ps, const char *user, const char *pass);
 /* policy_auth_abandon - the session ends while a check runs: its answer is dropped. */

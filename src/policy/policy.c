@@ -6,6 +6,7 @@
 #include "policy/policy.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "dir/dir.h"
 #include "policy/access.h"
 #include "policy/decide.h"
 #include "queue/enqueue.h"
@@ -128,6 +129,7 @@ static void *ops_open(void *arg, smtp_sess *s)
     policy_sess *ps = xcalloc(1, sizeof *ps);
     ps->p = arg;
     ps->s = s;
+    ps->dir = dir_ref(ps->p->ctx->dir);
     return ps;
 }
 
@@ -146,6 +148,8 @@ static void ops_close(void *ctx)
     policy_sess *ps = ctx;
     if (ps->pending) commit_abandon(ps);
     if (ps->auth) policy_auth_abandon(ps);
+    if (ps->rcpt) policy_rcpt_abandon(ps);
+    dir_unref(ps->dir);
     free(ps);
 }
 

@@ -2,7 +2,8 @@
  * rcpt.c - the RCPT TO decision: the recipient limit, ORIG_SEND_ACCESS/ORIG_MAIL_ACCESS on the
  * address as given, the directory for local domains (users, aliases, groups, statuses), relay
  * control for the others, then rewriting and SEND_ACCESS/MAIL_ACCESS for every final address.
- * An address that expands to several is accepted all or nothing.
+ * An address that expands to several is accepted all or nothing. The directory may answer later:
+ * the decision is a chain of callbacks (domain, then expansion) that ends in rcpt_finish.
  */
 #include "conf/conf.h"
 #include "core/log.h"
@@ -17,13 +18,14 @@
 #include <string.h>
 
 /* One RCPT decision in progress. */
-typedef struct {
-    policy_sess *ps;
+typedef struct rcpt_req {
+    policy_sess *ps; /* NULL once the session is gone (its answer is dropped) */
     smtp_sess *s;
-    const smtp_cmd *cmd;
+    smtp_cmd *cmd;   /* the session's copy of the command (valid until the answer) */
     char *addr;      /* the recipient as given (<Postmaster> completed) */
     bool postmaster; /* RCPT TO:<Postmaster>: RFC 5321 4.5.1 says it is always accepted */
     unsigned delay;  /* the longest $D delay met */
+    access_verdict orig; /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS */
 } rcpt_req;
 
 /* rcpt_access - SEND_ACCESS then MAIL_ACCESS (orig: the ORIG_ variants) for one routed address. */
@@ -93,12 +95,8 @@ static access_verdict orig_access(rcpt_req *q, verdict *v)
 }
 
 /* local_recipient - a recipient in one of our domains: the directory's expansion, each routed. */
-static verdict local_recipient(rcpt_req *q)
+static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const char *err)
 {
-    const sl_directory *dir = q->s->conf->directory;
-    strvec targets = {0};
-    char err[256] = "";
-    sl_result rc = dir_expand(dir, q->addr, &targets, err, sizeof err);
     if (rc == SL_PERM && str_has_prefix_ci(q->addr, "postmaster@")) { /* RFC 5321: always accepted */
         sv_push(&targets, q->addr);
         rc = SL_OK;
@@ -120,36 +118,87 @@ static verdict local_recipient(rcpt_req *q)
     return v;
 }
 
-/* recipient_verdict - the decision for q->addr, recipients added on acceptance. */
-static verdict recipient_verdict(rcpt_req *q)
+/* rcpt_finish - log the decision, answer the session and let the request go. */
+static void rcpt_finish(rcpt_req *q, verdict *v)
 {
+    policy_sess *ps = q->ps;
+    if (!ps) { /* the session ended while the directory was asked */
+        verdict_free(v);
+        free(q->addr);
+        free(q);
+        return;
+    }
+    ps->rcpt = NULL;
+    if (q->delay > v->delay_ms) v->delay_ms = q->delay;
+    if (v->cls == VERDICT_OK)
+        log_info(q->s->id, "rcpt", "to=<%s> code=250", q->addr);
+    else
+        log_info(q->s->id, "rcpt_rejected", "to=<%s> code=%d class=%s", q->addr, verdict_code(v),
+                 verdict_class_name(v->cls));
+    char *addr = q->addr; /* v->subject points into it until the answer is made */
+    free(q);
+    policy_answer(ps, v);
+    free(addr);
+}
+
+/* rcpt_expanded - the directory's expansion of a local recipient. */
+static void rcpt_expanded(void *arg, sl_result rc, strvec targets, const char *why)
+{
+    rcpt_req *q = arg;
+    verdict v = q->ps ? local_recipient(q, rc, targets, why) : verdict_ok();
+    if (!q->ps) sv_free(&targets);
+    rcpt_finish(q, &v);
+}
+
+/* rcpt_domain_known - whether the recipient's domain is ours: expand it, or relay control. */
+static void rcpt_domain_known(void *arg, sl_result rc)
+{
+    rcpt_req *q = arg;
     smtp_sess *s = q->s;
-    verdict v;
-    if (s->n_rcpts >= s->conf->opt.max_recipients) return verdict_refuse(VERDICT_RCPT_LIMIT, true, q->addr);
-    access_verdict ov = orig_access(q, &v);
-    if (ov == ACCESS_REJECT || ov == ACCESS_TEMP) return v;
-    verdict_free(&v);
-    const char *domain = strrchr(q->addr, '@') + 1;
-    if (dir_domain_is_local(s->conf->directory, domain)) return local_recipient(q);
-    if (!s->client_internal && !s->auth_user && ov != ACCESS_ALLOW && !q->postmaster) /* no open relay */
-        return verdict_refuse(VERDICT_RELAY_DENIED, false, q->addr);
-    return route_one(q, q->addr);
+    verdict v = verdict_ok();
+    if (!q->ps) {
+        rcpt_finish(q, &v);
+    } else if (rc == SL_OK) {
+        dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
+    } else if (rc == SL_TEMP) {
+        v = verdict_refuse(VERDICT_LOOKUP_FAILED, true, q->addr);
+        char *text = xasprintf("<%s>: Recipient domain lookup failed, try again later", q->addr);
+        verdict_set_text(&v, text);
+        free(text);
+        rcpt_finish(q, &v);
+    } else {
+        if (!s->client_internal && !s->auth_user && q->orig != ACCESS_ALLOW && !q->postmaster) /* no open relay */
+            v = verdict_refuse(VERDICT_RELAY_DENIED, false, q->addr);
+        else
+            v = route_one(q, q->addr);
+        rcpt_finish(q, &v);
+    }
 }
 
 void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd)
 {
     smtp_sess *s = ps->s;
-    rcpt_req q = {ps, s, cmd, NULL, false, 0};
-    q.postmaster = !cmd->path.domain || !cmd->path.domain[0];
-    q.addr = q.postmaster ? conf_postmaster(&s->conf->opt) : smtp_addr_format(&cmd->path);
-    verdict v = recipient_verdict(&q);
-    if (q.delay > v.delay_ms) v.delay_ms = q.delay;
-    if (v.cls == VERDICT_OK)
-        log_info(s->id, "rcpt", "to=<%s> code=250", q.addr);
-    else
-        log_info(s->id, "rcpt_rejected", "to=<%s> code=%d class=%s", q.addr, verdict_code(&v),
-                 verdict_class_name(v.cls));
-    char *addr = q.addr; /* v.subject points into it until the answer is made */
-    policy_answer(ps, &v);
-    free(addr);
+    rcpt_req *q = xcalloc(1, sizeof *q);
+    q->ps = ps;
+    q->s = s;
+    q->cmd = &s->ask_cmd;
+    (void)cmd; /* the same command, kept by the session until the answer */
+    q->postmaster = !q->cmd->path.domain || !q->cmd->path.domain[0];
+    q->addr = q->postmaster ? conf_postmaster(&s->conf->opt) : smtp_addr_format(&q->cmd->path);
+    ps->rcpt = q;
+    verdict v;
+    if (s->n_rcpts >= s->conf->opt.max_recipients) {
+        v = verdict_refuse(VERDICT_RCPT_LIMIT, true, q->addr);
+        return rcpt_finish(q, &v);
+    }
+    q->orig = orig_access(q, &v);
+    if (q->orig == ACCESS_REJECT || q->orig == ACCESS_TEMP) return rcpt_finish(q, &v);
+    verdict_free(&v);
+    dir_domain(ps->dir, strrchr(q->addr, '@') + 1, rcpt_domain_known, q);
+}
+
+void policy_rcpt_abandon(policy_sess *ps)
+{
+    ps->rcpt->ps = NULL;
+    ps->rcpt = NULL;
 }

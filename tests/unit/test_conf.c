@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/load.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "rewrite/rewrite.h"
@@ -1025,7 +1026,6 @@ static void test_load_embedded(void **state)
     assert_int_equal(t->tls, CHAN_TLS_MAY);
     assert_string_equal(t->notificationchannel, "process"); /* no channel process: not an error */
     assert_int_equal(t->copts.connect_timeout, 30);
-    assert_non_null(c->directory);
     free(got);
     conf_free(c);
 }
@@ -1043,8 +1043,15 @@ static void test_load_minimal_dir(void **state)
     assert_non_null(c);
     assert_string_equal(c->dir, dir);
     assert_string_equal(c->opt.queue_dir, "/var/spool/sluice"); /* option.dat absent: defaults */
-    assert_non_null(c->directory);                             /* directory.ldif absent: empty */
     assert_string_equal(c->services[0].addresses.v[0], "0.0.0.0");
+    conf_free(c);
+    sl_dir *d;
+    assert_true(load_all(dir, &errs, &c, &d)); /* directory.ldif absent: an empty directory */
+    size_t nd = 9, nu = 9;
+    dir_stats(d, &nd, &nu);
+    assert_true(nd == 0 && nu == 0);
+    assert_string_equal(dir_backend_name(d), "embedded");
+    dir_unref(d);
     conf_free(c);
     remove_files(dir);
 }

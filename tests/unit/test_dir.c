@@ -1,6 +1,7 @@
 /*
  * test_dir.c - the embedded directory: LDIF parsing (errors with line numbers, base64,
- * continuations), entry kinds, lookups and recursive expansion, and a 10,000-user directory.
+ * continuations), entry kinds, lookups and recursive expansion, and a 10,000-user directory;
+ * then the directory interface (dir/dir.h) over it: answers, ownership, errors, references.
  * Runs with the working directory tests/unit (etc/ is two levels up).
  */
 #include <setjmp.h>
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 
 #include "dir/dir.h"
+#include "dir/embedded.h"
+#include <unistd.h>
 
 #define DOMAIN_HEAD "dn: dc=example,dc=test\nobjectClass: mailDomain\n\n" /* lines 1-3 */
 
@@ -42,10 +45,10 @@ static void errs_dump(const conf_errors *e)
 }
 
 /* load_ok - load text that must be valid. */
-static sl_directory *load_ok(const char *text)
+static embedded_dir *load_ok(const char *text)
 {
     conf_errors e = {0};
-    sl_directory *d = dir_load_ldif("t.ldif", text, &e);
+    embedded_dir *d = embedded_load_ldif("t.ldif", text, &e);
     if (!d || e.msgs.n) errs_dump(&e);
     assert_non_null(d);
     assert_int_equal(e.msgs.n, 0);
@@ -53,12 +56,12 @@ static sl_directory *load_ok(const char *text)
     return d;
 }
 
-/* expand_str - dir_expand's result joined with spaces (or the error text). */
-static char *expand_str(const sl_directory *d, const char *addr, sl_result *res)
+/* expand_str - embedded_expand's result joined with spaces (or the error text). */
+static char *expand_str(const embedded_dir *d, const char *addr, sl_result *res)
 {
     strvec out = {0};
     char err[256];
-    *res = dir_expand(d, addr, &out, err, sizeof err);
+    *res = embedded_expand(d, addr, &out, err, sizeof err);
     strbuf sb;
     sb_init(&sb);
     if (*res != SL_OK) {
@@ -73,7 +76,7 @@ static char *expand_str(const sl_directory *d, const char *addr, sl_result *res)
     return sb_steal(&sb);
 }
 
-static void assert_expands(const sl_directory *d, const char *addr, sl_result want, const char *text)
+static void assert_expands(const embedded_dir *d, const char *addr, sl_result want, const char *text)
 {
     sl_result r;
     char *got = expand_str(d, addr, &r);
@@ -87,26 +90,26 @@ static void test_example_file(void **state)
 {
     (void)state;
     char *text = read_file("../../etc/directory.ldif");
-    sl_directory *d = load_ok(text);
-    assert_int_equal(dir_domain_count(d), 1);
-    assert_int_equal(dir_user_count(d), 2);
-    assert_string_equal(dir_first_domain(d), "example.com");
-    assert_true(dir_domain_is_local(d, "example.com"));
-    assert_true(dir_domain_is_local(d, "EXAMPLE.Com"));
-    assert_false(dir_domain_is_local(d, "example.org"));
-    assert_false(dir_domain_is_local(d, "com"));
+    embedded_dir *d = load_ok(text);
+    assert_int_equal(embedded_domain_count(d), 1);
+    assert_int_equal(embedded_user_count(d), 2);
+    assert_string_equal(embedded_first_domain(d), "example.com");
+    assert_true(embedded_domain_is_local(d, "example.com"));
+    assert_true(embedded_domain_is_local(d, "EXAMPLE.Com"));
+    assert_false(embedded_domain_is_local(d, "example.org"));
+    assert_false(embedded_domain_is_local(d, "com"));
 
-    const dir_entry *a = dir_lookup(d, "alice@example.com");
+    const dir_entry *a = embedded_lookup(d, "alice@example.com");
     assert_non_null(a);
     assert_int_equal(a->kind, DIR_USER);
     assert_string_equal(a->mail, "alice@example.com");
     assert_string_equal(a->uid, "alice");
-    assert_ptr_equal(dir_lookup(d, "ALICE@Example.COM"), a);
-    assert_ptr_equal(dir_lookup(d, "a@example.com"), a);
-    assert_null(dir_lookup(d, "alice@example.org"));
-    assert_null(dir_lookup(d, "alic@example.com"));
+    assert_ptr_equal(embedded_lookup(d, "ALICE@Example.COM"), a);
+    assert_ptr_equal(embedded_lookup(d, "a@example.com"), a);
+    assert_null(embedded_lookup(d, "alice@example.org"));
+    assert_null(embedded_lookup(d, "alic@example.com"));
 
-    const dir_entry *g = dir_lookup(d, "staff@example.com");
+    const dir_entry *g = embedded_lookup(d, "staff@example.com");
     assert_non_null(g);
     assert_int_equal(g->kind, DIR_GROUP);
     assert_int_equal(g->members.n, 2);
@@ -115,7 +118,7 @@ static void test_example_file(void **state)
     assert_expands(d, "A@EXAMPLE.COM", SL_OK, "alice@example.com");
     assert_expands(d, "staff@example.com", SL_OK, "alice@example.com bob@example.com");
     assert_expands(d, "carol@example.com", SL_PERM, "no such user");
-    dir_free(d);
+    embedded_free(d);
     free(text);
 }
 
@@ -194,7 +197,7 @@ static void test_errors_with_lines(void **state)
     for (size_t i = 0; i < SL_ARRAY_LEN(error_cases); i++) {
         const error_case *c = &error_cases[i];
         conf_errors e = {0};
-        sl_directory *d = dir_load_ldif("t.ldif", c->text, &e);
+        embedded_dir *d = embedded_load_ldif("t.ldif", c->text, &e);
         char want[32];
         snprintf(want, sizeof want, "t.ldif:%d:", c->line);
         bool found = false;
@@ -216,7 +219,7 @@ static void test_errors_all_reported(void **state)
     conf_errors e = {0};
     const char *text = DOMAIN_HEAD "dn: uid=a,dc=example,dc=test\nobjectClass: mailUser\nbroken\nmail: a@example.test\n\n"
                                    "dn: uid=b,dc=example,dc=test\nobjectClass: mailUser\nmail: b@elsewhere.test\n";
-    assert_null(dir_load_ldif("t.ldif", text, &e));
+    assert_null(embedded_load_ldif("t.ldif", text, &e));
     assert_int_equal(e.msgs.n, 2);
     errs_free(&e);
 }
@@ -245,18 +248,18 @@ static void test_base64_and_continuation(void **state)
                        "userPassword:: e1NTSEF9YWJj\n"
                        "mailAlternateAddress:: Yz\n"
                        " NAZXhhbXBsZS50ZXN0\n";
-    sl_directory *d = load_ok(text);
-    assert_string_equal(dir_first_domain(d), "example.test"); /* from the dc= components */
-    const dir_entry *c = dir_lookup(d, "carol@example.test");
+    embedded_dir *d = load_ok(text);
+    assert_string_equal(embedded_first_domain(d), "example.test"); /* from the dc= components */
+    const dir_entry *c = embedded_lookup(d, "carol@example.test");
     assert_non_null(c);
     assert_string_equal(c->dn, "uid=carol,dc=example,dc=test");
     assert_string_equal(c->uid, "carol");
     assert_string_equal(c->password, "{SSHA}abc");
     assert_int_equal(c->line, 9);
     assert_int_equal(c->alt.n, 2);
-    assert_ptr_equal(dir_lookup(d, "carol2@example.test"), c);
-    assert_ptr_equal(dir_lookup(d, "c3@example.test"), c);
-    dir_free(d);
+    assert_ptr_equal(embedded_lookup(d, "carol2@example.test"), c);
+    assert_ptr_equal(embedded_lookup(d, "c3@example.test"), c);
+    embedded_free(d);
 }
 
 static void test_kinds(void **state)
@@ -269,16 +272,16 @@ static void test_kinds(void **state)
                        "dn: uid=p,ou=people,dc=acme,dc=test\nobjectClass: inetOrgPerson\nmail: p@acme.test\n\n"
                        "dn: uid=q,ou=people,dc=acme,dc=test\nobjectClass: inetOrgPerson\ncn: no mail, not a user\n\n"
                        "dn: uid=r,ou=people,dc=acme,dc=test\nobjectClass: mailUser\nmail: r@ACME.EXAMPLE\n";
-    sl_directory *d = load_ok(text);
-    assert_int_equal(dir_domain_count(d), 2);
-    assert_int_equal(dir_user_count(d), 2);
-    assert_string_equal(dir_first_domain(d), "acme.test");
-    assert_true(dir_domain_is_local(d, "acme.example"));
-    const dir_entry *r = dir_lookup(d, "r@acme.example");
+    embedded_dir *d = load_ok(text);
+    assert_int_equal(embedded_domain_count(d), 2);
+    assert_int_equal(embedded_user_count(d), 2);
+    assert_string_equal(embedded_first_domain(d), "acme.test");
+    assert_true(embedded_domain_is_local(d, "acme.example"));
+    const dir_entry *r = embedded_lookup(d, "r@acme.example");
     assert_non_null(r);
     assert_string_equal(r->mail, "r@acme.example"); /* domain lower-cased */
-    assert_non_null(dir_lookup(d, "p@acme.test"));
-    dir_free(d);
+    assert_non_null(embedded_lookup(d, "p@acme.test"));
+    embedded_free(d);
 }
 
 static void test_forwarding(void **state)
@@ -297,7 +300,7 @@ static void test_forwarding(void **state)
         "member: uid=x,dc=example,dc=test\nmember: uid=f,dc=example,dc=test\nmember: uid=z,dc=example,dc=test\n\n"
         "dn: cn=off,dc=example,dc=test\nobjectClass: mailGroup\nmail: off@example.test\n"
         "member: uid=x,dc=example,dc=test\n";
-    sl_directory *d = load_ok(text);
+    embedded_dir *d = load_ok(text);
     assert_expands(d, "f@example.test", SL_OK, "f@elsewhere.test f2@elsewhere.test");
     assert_expands(d, "k@example.test", SL_OK, "k@elsewhere.test k@example.test");
     assert_expands(d, "m@example.test", SL_OK, "m@example.test");
@@ -306,10 +309,10 @@ static void test_forwarding(void **state)
     assert_expands(d, "z@example.test", SL_OK, "z@example.test");
     assert_expands(d, "all@example.test", SL_OK, "f@elsewhere.test f2@elsewhere.test z@example.test");
     assert_expands(d, "off@example.test", SL_PERM, "group has no deliverable members");
-    assert_true(dir_lookup(d, "k@example.test")->keep_mailbox);
-    assert_false(dir_lookup(d, "f@example.test")->keep_mailbox);
-    assert_string_equal(dir_lookup(d, "x@example.test")->status, "Inactive");
-    dir_free(d);
+    assert_true(embedded_lookup(d, "k@example.test")->keep_mailbox);
+    assert_false(embedded_lookup(d, "f@example.test")->keep_mailbox);
+    assert_string_equal(embedded_lookup(d, "x@example.test")->status, "Inactive");
+    embedded_free(d);
 }
 
 static void test_group_members(void **state)
@@ -331,16 +334,16 @@ static void test_group_members(void **state)
         "dn: uid=a,dc=example,dc=test\nobjectClass: mailUser\nmail: a@example.test\n\n"
         "dn: uid=b,dc=example,dc=test\nobjectClass: mailUser\nmail: b@example.test\nmailAlternateAddress: b2@example.test\n\n"
         "dn: uid=c,dc=example,dc=test\nobjectClass: mailUser\nmail: c@example.test\n";
-    sl_directory *d = load_ok(text);
+    embedded_dir *d = load_ok(text);
     /* in order, deduplicated, the cycle sub -> team adds nothing, unknown addresses kept as is */
     assert_expands(d, "crew@example.test", SL_OK,
                    "Outside@Partner.Test a@example.test b@example.test c@example.test nobody@example.test");
     assert_expands(d, "sub@example.test", SL_OK,
                    "a@example.test c@example.test Outside@Partner.Test b@example.test nobody@example.test");
-    const dir_entry *team = dir_lookup(d, "team@example.test");
+    const dir_entry *team = embedded_lookup(d, "team@example.test");
     assert_int_equal(team->members.n, 6);
     assert_string_equal(team->members.v[1], "a@example.test"); /* member DN resolved to its mail */
-    dir_free(d);
+    embedded_free(d);
 }
 
 /* nested_groups - LDIF with groups g1 -> g2 -> ... -> gN -> user u. */
@@ -363,9 +366,9 @@ static void test_recursion_bound(void **state)
 {
     (void)state;
     char *ten = nested_groups(10);
-    sl_directory *d = load_ok(ten);
+    embedded_dir *d = load_ok(ten);
     assert_expands(d, "g1@example.test", SL_OK, "u@example.test");
-    dir_free(d);
+    embedded_free(d);
     free(ten);
 
     char *eleven = nested_groups(11);
@@ -376,7 +379,7 @@ static void test_recursion_bound(void **state)
     assert_non_null(strstr(got, "nesting"));
     free(got);
     assert_expands(d, "g2@example.test", SL_OK, "u@example.test");
-    dir_free(d);
+    embedded_free(d);
     free(eleven);
 }
 
@@ -395,41 +398,150 @@ static void test_large_directory(void **state)
                   "dn: uid=user%d,ou=people,dc=big,dc=test\nobjectClass: inetOrgPerson\nobjectClass: mailUser\n"
                   "uid: user%d\nmail: user%d@big.test\nmailAlternateAddress: u%d@big.test\n\n",
                   i, i, i, i);
-    sl_directory *d = load_ok(sb.data);
+    embedded_dir *d = load_ok(sb.data);
     sb_free(&sb);
-    assert_int_equal(dir_user_count(d), N);
-    assert_int_equal(dir_domain_count(d), 1);
+    assert_int_equal(embedded_user_count(d), N);
+    assert_int_equal(embedded_domain_count(d), 1);
     for (int i = 0; i < N; i++) {
         char addr[64];
         snprintf(addr, sizeof addr, "USER%d@Big.Test", i);
-        const dir_entry *e = dir_lookup(d, addr);
+        const dir_entry *e = embedded_lookup(d, addr);
         assert_non_null(e);
         snprintf(addr, sizeof addr, "u%d@big.test", i);
-        assert_ptr_equal(dir_lookup(d, addr), e);
+        assert_ptr_equal(embedded_lookup(d, addr), e);
         snprintf(addr, sizeof addr, "user%d", i);
         assert_string_equal(e->uid, addr);
     }
-    assert_null(dir_lookup(d, "user10000@big.test"));
+    assert_null(embedded_lookup(d, "user10000@big.test"));
     strvec out = {0};
     char err[128];
-    assert_int_equal(dir_expand(d, "everyone@big.test", &out, err, sizeof err), SL_OK);
+    assert_int_equal(embedded_expand(d, "everyone@big.test", &out, err, sizeof err), SL_OK);
     assert_int_equal(out.n, N);
     assert_string_equal(out.v[N - 1], "user9999@big.test");
     sv_free(&out);
-    dir_free(d);
+    embedded_free(d);
 }
 
 static void test_empty_and_null(void **state)
 {
     (void)state;
-    sl_directory *d = load_ok("# nothing here\n\n");
-    assert_int_equal(dir_domain_count(d), 0);
-    assert_null(dir_first_domain(d));
-    assert_null(dir_lookup(d, "a@b.test"));
-    assert_false(dir_domain_is_local(d, "b.test"));
+    embedded_dir *d = load_ok("# nothing here\n\n");
+    assert_int_equal(embedded_domain_count(d), 0);
+    assert_null(embedded_first_domain(d));
+    assert_null(embedded_lookup(d, "a@b.test"));
+    assert_false(embedded_domain_is_local(d, "b.test"));
     assert_expands(d, "a@b.test", SL_PERM, "no such user");
-    dir_free(d);
-    dir_free(NULL);
+    embedded_free(d);
+    embedded_free(NULL);
+}
+
+/* ---- the directory interface over the embedded backend ---- */
+
+typedef struct {
+    int calls;
+    sl_result res;
+    strvec targets;
+    char why[64];
+    dir_user user;
+} answer_rec;
+
+static void rec_domain(void *arg, sl_result res)
+{
+    answer_rec *a = arg;
+    a->calls++;
+    a->res = res;
+}
+
+static void rec_expand(void *arg, sl_result res, strvec targets, const char *why)
+{
+    answer_rec *a = arg;
+    a->calls++;
+    a->res = res;
+    sv_free(&a->targets);
+    a->targets = targets; /* the caller owns the answer */
+    snprintf(a->why, sizeof a->why, "%s", why ? why : "");
+}
+
+static void rec_user(void *arg, sl_result res, dir_user *u)
+{
+    answer_rec *a = arg;
+    a->calls++;
+    a->res = res;
+    dir_user_free(&a->user);
+    if (res == SL_OK) a->user = *u; /* taken over */
+}
+
+static const char IFACE_LDIF[] =
+    DOMAIN_HEAD
+    "dn: uid=alice,dc=example,dc=test\nobjectClass: mailUser\nmail: alice@example.test\n"
+    "userPassword: {CRYPT}$6$x$y\n\n"
+    "dn: uid=dave,dc=example,dc=test\nobjectClass: mailUser\nmail: dave@example.test\nmailUserStatus: inactive\n\n"
+    "dn: cn=staff,dc=example,dc=test\nobjectClass: mailGroup\nmail: staff@example.test\n"
+    "mgrpRFC822MailMember: alice@example.test\nmgrpRFC822MailMember: ext@elsewhere.test\n";
+
+static void test_interface_answers(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-dir-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, IFACE_LDIF, strlen(IFACE_LDIF)), (ssize_t)strlen(IFACE_LDIF));
+    close(fd);
+    conf_errors e = {0};
+    sl_dir *d = dir_open_embedded(path, &e);
+    assert_non_null(d);
+    assert_string_equal(dir_backend_name(d), "embedded");
+    size_t nd, nu;
+    dir_stats(d, &nd, &nu);
+    assert_int_equal(nd, 1);
+    answer_rec a = {0};
+    dir_domain(d, "EXAMPLE.test", rec_domain, &a);
+    assert_true(a.calls == 1 && a.res == SL_OK);
+    dir_domain(d, "example.org", rec_domain, &a);
+    assert_true(a.calls == 2 && a.res == SL_PERM);
+    dir_expand(d, "staff@example.test", rec_expand, &a);
+    assert_int_equal(a.res, SL_OK);
+    assert_int_equal(a.targets.n, 2);
+    assert_string_equal(a.targets.v[0], "alice@example.test");
+    dir_expand(d, "dave@example.test", rec_expand, &a);
+    assert_int_equal(a.res, SL_PERM);
+    assert_string_equal(a.why, "mailbox disabled");
+    dir_expand(d, "nobody@example.test", rec_expand, &a);
+    assert_int_equal(a.res, SL_PERM);
+    assert_string_equal(a.why, "no such user");
+    dir_user_lookup(d, "Alice@Example.Test", rec_user, &a);
+    assert_int_equal(a.res, SL_OK);
+    assert_string_equal(a.user.mail, "alice@example.test");
+    assert_string_equal(a.user.password, "{CRYPT}$6$x$y");
+    assert_null(a.user.status);
+    /* the answer outlives the directory: it belongs to the caller */
+    sl_dir *held = dir_ref(d);
+    dir_unref(d);
+    dir_user_lookup(held, "dave@example.test", rec_user, &a);
+    assert_string_equal(a.user.status, "inactive");
+    dir_user_lookup(held, "nobody@example.test", rec_user, &a);
+    assert_int_equal(a.res, SL_PERM);
+    dir_expand(held, "alice@example.test", rec_expand, &a);
+    dir_unref(held);
+    assert_string_equal(a.targets.v[0], "alice@example.test");
+    sv_free(&a.targets);
+    dir_user_free(&a.user);
+    unlink(path);
+    /* an absent file is an empty directory; a broken one is file:line errors and no directory */
+    d = dir_open_embedded(path, &e);
+    assert_non_null(d);
+    dir_domain(d, "example.test", rec_domain, &a);
+    assert_int_equal(a.res, SL_PERM);
+    dir_unref(d);
+    memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+    fd = mkstemp(path);
+    assert_int_equal(write(fd, "dn: x\nbogus line\n", 18), 18);
+    close(fd);
+    assert_null(dir_open_embedded(path, &e));
+    assert_true(e.msgs.n > 0);
+    assert_non_null(strstr(e.msgs.v[0], path));
+    errs_free(&e);
+    unlink(path);
 }
 
 int main(void)
@@ -440,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_kinds),               cmocka_unit_test(test_forwarding),
         cmocka_unit_test(test_group_members),       cmocka_unit_test(test_recursion_bound),
         cmocka_unit_test(test_large_directory),     cmocka_unit_test(test_empty_and_null),
+        cmocka_unit_test(test_interface_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
