@@ -94,7 +94,7 @@ static int cli_queue(const char *dir, int argc, char **argv)
         return 2;
     }
     conf_errors errs = {0};
-    sl_conf *c = conf_load(dir, &errs);
+    sl_conf *c = load_conf(dir, &errs);
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!c) return 1;

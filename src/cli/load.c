@@ -2,13 +2,44 @@
  * load.c - a configuration directory loaded whole (see load.h).
  */
 #include "cli/load.h"
+#include "rewrite/mapping.h"
+#include "rewrite/rewrite.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* path_in - dir + "/" + name, without doubling a trailing slash (as conf_load names files). */
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    return xasprintf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
+}
+
+sl_conf *load_conf(const char *confdir, conf_errors *errs)
+{
+    sl_conf *c = conf_load(confdir, errs);
+    if (!c) return NULL;
+    size_t before = errs->msgs.n;
+    char *cnf = path_in(confdir, "sluice.cnf");
+    rewrite_rules_check(c, cnf, errs);
+    free(cnf);
+    char *mpath = path_in(confdir, "mappings");
+    char *mtext = conf_file_read(mpath, false, errs);
+    if (mtext) {
+        c->mappings = mappings_parse(mpath, mtext, confdir, errs);
+        c->mappings_free = mappings_free;
+    }
+    free(mtext);
+    free(mpath);
+    if (errs->msgs.n == before) return c;
+    conf_free(c);
+    return NULL;
+}
 
 bool load_all(const char *confdir, conf_errors *errs, sl_conf **conf, sl_dir **dir)
 {
-    *conf = conf_load(confdir, errs);
-    char *path = xasprintf("%s/directory.ldif", confdir);
+    *conf = load_conf(confdir, errs);
+    char *path = path_in(confdir, "directory.ldif");
     *dir = dir_open_embedded(path, errs);
     free(path);
     if (*conf && *dir) return true;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/load.h"
 #include "conf/conf.h"
 #include "rewrite/rewrite.h"
 
@@ -115,7 +116,7 @@ static sl_result test_one(const sl_conf *c, const char *addr, const rw_ctx *ctx,
 static sl_conf *test_load(const char *confdir)
 {
     conf_errors errs = {0};
-    sl_conf *c = conf_load(confdir, &errs);
+    sl_conf *c = load_conf(confdir, &errs);
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!c) return NULL;

@@ -7,7 +7,6 @@
  * SIGHUP from the main thread; lookups are pure reads.
  */
 #include "conf/conf.h"
-#include "rewrite/mapping.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -236,11 +235,6 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     load_job_controller(c, errs);
     if (cnf_ok && errs->msgs.n == before_jc) resolve_channel_pools(c, errs);
     if (cnf_ok) load_chan_options(c, errs);
-    char *mpath = join_path(c->dir, "mappings");
-    char *mtext = conf_file_read(mpath, false, errs);
-    if (mtext) c->mappings = mappings_parse(mpath, mtext, c->dir, errs);
-    free(mtext);
-    free(mpath);
     static const char *tmpl_files[3] = {"dsn_failed.txt", "dsn_delayed.txt", "dsn_success.txt"};
     for (int i = 0; i < 3; i++) {
         char *path = join_path(c->dir, tmpl_files[i]);
@@ -262,7 +256,7 @@ void conf_free(sl_conf *c)
     conf_sluice_cnf_free(c);
     conf_job_controller_free(c);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
-    mappings_free(c->mappings);
+    if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     free(c->dir);
     free(c);
 }

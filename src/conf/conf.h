@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/ctx.h"
 #include "core/util.h"
 
 
@@ -45,7 +46,6 @@ typedef struct {
     unsigned message_lifetime; /* message_lifetime seconds (default 5 days) */
     unsigned connect_timeout;  /* connect_timeout seconds (default 30) */
     unsigned command_timeout;  /* command_timeout seconds for the SMTP client (default 300) */
-    unsigned commit_workers;   /* reserved */
     unsigned greeting_delay_ms;
     char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
@@ -152,7 +152,8 @@ typedef struct sl_conf {
     sl_pool *pools;       /* job_controller.cnf; pools[0] is the default pool */
     size_t n_pools;
     char *dsn_templates[3]; /* dsn_failed.txt, dsn_delayed.txt, dsn_success.txt (optional; NULL = built in) */
-    struct sl_mappings *mappings; /* mappings file (NULL when absent) */
+    struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
+    void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
 } sl_conf;
 
 /* Collected "file:line: message" errors. */
@@ -174,6 +175,17 @@ void conf_free(sl_conf *c);
 
 /* conf_parse_options - parse option.dat text into opt (defaults first). Returns error count added. */
 int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs);
+/* ---- configurations held by the daemon (conf_ref.c) ---- */
+
+/* ctx_conf_get - the current configuration, with a reference taken. */
+struct sl_conf *ctx_conf_get(sl_ctx *ctx);
+/* ctx_conf_put - drop a reference; frees a replaced conf at its last reference. */
+void ctx_conf_put(sl_ctx *ctx, struct sl_conf *c);
+/* ctx_conf_replace - make c current; the old one is freed once unreferenced. */
+void ctx_conf_replace(sl_ctx *ctx, struct sl_conf *c);
+/* ctx_conf_release_all - at shutdown: free every configuration. */
+void ctx_conf_release_all(sl_ctx *ctx);
+
 /* conf_file_read - a file's text; an absent optional file gives NULL without error (else
  * "path: cannot read" in errs). Caller frees. */
 char *conf_file_read(const char *path, bool required, conf_errors *errs);

@@ -60,7 +60,6 @@ void conf_options_defaults(sl_options *opt)
     opt->message_lifetime = 5 * DAY;
     opt->connect_timeout = 30;
     opt->command_timeout = 300;
-    opt->commit_workers = 1;
     opt->auth_max_failures = 3;
 }
 

@@ -4,8 +4,9 @@
  * by the channel's official host name and its alias host names, one per line; a first block named
  * "defaults" gives the initial keyword values of every later channel. Keywords are a table: a
  * flag, a keyword with one argument, or a list (backoff, notices) that runs to the next keyword.
- * Templates are checked with the rewrite engine's own parser so that a bad rule fails at load,
- * not on the first message; notification/disposition channels are checked after the last block
+ * Templates are checked afterwards by the rewrite engine's own parser (rewrite_rules_check, run
+ * by the loader in cli/load.c) so that a bad rule fails at load, not on the first message;
+ * notification/disposition channels are checked after the last block
  * (pools in conf.c, once job_controller.cnf is read). Called while loading a configuration only.
  */
 #include "conf/conf.h"
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rewrite/rewrite.h"
 
 /* Parser state: the block being read (added to c on close) and what "defaults" said. */
 typedef struct {
@@ -572,7 +572,6 @@ static void block_close(cnf_parser *p)
 static void parse_rule(cnf_parser *p, int line, const char *text)
 {
     strvec tok = {0};
-    char why[256];
     str_split_ws(text, &tok);
     if (tok.n > 2 && strstr(text, "$?")) {
         /* "$?error text" may contain blanks: the template is the rest of the line */
@@ -587,9 +586,7 @@ static void parse_rule(cnf_parser *p, int line, const char *text)
         cnf_error(p, line, "rule without template");
     } else if (tok.n > 2) {
         cnf_error(p, line, "unexpected text after the template: '%s'", tok.v[2]);
-    } else if (rewrite_template_check(tok.v[1], why, sizeof why) != 0) {
-        cnf_error(p, line, "bad template '%s': %s", tok.v[1], why);
-    } else {
+    } else { /* the template itself is checked by the rewrite engine (rewrite_rules_check) */
         p->c->rules = xrealloc(p->c->rules, (p->c->n_rules + 1) * sizeof *p->c->rules);
         sl_rule *r = &p->c->rules[p->c->n_rules++];
         r->pattern = str_lower(xstrdup(tok.v[0]));

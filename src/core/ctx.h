@@ -2,7 +2,8 @@
  * ctx.h - the daemon's shared context: the loop, the current configuration and the services
  * every component uses. Owned by main; only the loop thread touches it.
  * Configuration reload: components that hold a conf across callbacks take a reference with
- * ctx_conf_get and drop it with ctx_conf_put; a replaced conf is freed when its last user lets go.
+ * ctx_conf_get and drop it with ctx_conf_put (conf/conf.h); a replaced conf is freed when its
+ * last user lets go. core declares the context only and depends on no other folder.
  */
 #ifndef SLUICE_CTX_H
 #define SLUICE_CTX_H
@@ -32,16 +33,7 @@ typedef struct sl_ctx {
     size_t n_listen;
     struct ssl_ctx_st *tls_server; /* STARTTLS server context (NULL: no certificate configured) */
     struct ssl_ctx_st *tls_client; /* opportunistic client context */
-    void *conf_refs;      /* private: reference counts (ctx.c) */
+    void *conf_refs;      /* private: reference counts (conf/conf_ref.c) */
 } sl_ctx;
-
-/* ctx_conf_get - the current configuration, with a reference taken. */
-struct sl_conf *ctx_conf_get(sl_ctx *ctx);
-/* ctx_conf_put - drop a reference; frees a replaced conf at its last reference. */
-void ctx_conf_put(sl_ctx *ctx, struct sl_conf *c);
-/* ctx_conf_replace - make c current; the old one is freed once unreferenced. */
-void ctx_conf_replace(sl_ctx *ctx, struct sl_conf *c);
-/* ctx_conf_release_all - at shutdown: free every configuration. */
-void ctx_conf_release_all(sl_ctx *ctx);
 
 #endif

@@ -2,17 +2,19 @@
 #include "core/log.h"
 #include "core/util.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level current_level = LOG_LVL_INFO;
+/* Read by every thread that logs, set by the loop at start-up and on reload. */
+static _Atomic int current_level = LOG_LVL_INFO;
 
 void log_set_level(enum log_level lvl)
 {
-    current_level = lvl;
+    atomic_store_explicit(&current_level, (int)lvl, memory_order_relaxed);
 }
 
 int log_level_parse(const char *s)
@@ -25,7 +27,7 @@ int log_level_parse(const char *s)
 
 void log_event(enum log_level lvl, const char *id, const char *event, const char *fmt, ...)
 {
-    if (lvl > current_level) return;
+    if ((int)lvl > atomic_load_explicit(&current_level, memory_order_relaxed)) return;
     strbuf sb;
     sb_init(&sb);
     struct timeval tv;

@@ -1,8 +1,8 @@
 /*
  * log.h - one line per event: "<id> <event> key=value ..." (STYLE.md "Logs").
- * Lines go to stderr (or a file given at start-up) with a timestamp prefix. Control characters
- * in the formatted line are replaced so that peer-supplied text cannot forge log lines.
- * Thread-safe: a line is written with a single write(2).
+ * Lines go to stderr with a timestamp prefix (the service manager or a redirection keeps them).
+ * Control characters in the formatted line are replaced so that peer-supplied text cannot forge
+ * log lines. Thread-safe: a line is written with a single write(2); the level is atomic.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H

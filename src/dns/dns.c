@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/client.h"
 
 #define DNS_TIMEOUT_MS 2000
 #define DNS_TRIES 2
@@ -308,7 +307,7 @@ static void mx_collect(dns_req *q, const struct ares_mx_reply *list)
         q->mx[q->n_mx].pref = m->priority;
         q->n_mx++;
     }
-    smtp_client_mx_order(q->mx, q->n_mx, dns_rand, NULL);
+    dns_mx_order(q->mx, q->n_mx, dns_rand, NULL);
 }
 
 /* mx_on_answer - c-ares callback for an MX query. */

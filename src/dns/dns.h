@@ -9,6 +9,7 @@
  */
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -21,6 +22,11 @@ typedef struct {
     char *host;    /* exchange name; "" for a null MX ("." RFC 7505) */
     unsigned pref;
 } dns_mx;
+
+/* dns_rand_fn - a uniform random number in [0, bound). */
+typedef uint32_t (*dns_rand_fn)(void *ctx, uint32_t bound);
+/* dns_mx_order - sort mx by preference, shuffling equal preferences with rnd. */
+void dns_mx_order(dns_mx *mx, size_t n, dns_rand_fn rnd, void *ctx);
 
 /* dns_mx_cb - MX answer: mx sorted by preference, equal preferences shuffled; freed after the callback returns. */
 typedef void (*dns_mx_cb)(void *arg, sl_result res, const dns_mx *mx, size_t n, const char *errmsg);

@@ -279,6 +279,18 @@ int rewrite_template_lint(const char *s, char *err, size_t errlen, strvec *notes
     return 0;
 }
 
+int rewrite_rules_check(const sl_conf *c, const char *file, conf_errors *errs)
+{
+    int bad = 0;
+    for (size_t i = 0; i < c->n_rules; i++) {
+        char why[256];
+        if (rewrite_template_check(c->rules[i].tmpl, why, sizeof why) == 0) continue;
+        conf_error(errs, file, c->rules[i].line, "bad template '%s': %s", c->rules[i].tmpl, why);
+        bad++;
+    }
+    return bad;
+}
+
 int rewrite_template_check(const char *s, char *err, size_t errlen)
 {
     return rewrite_template_lint(s, err, errlen, NULL);

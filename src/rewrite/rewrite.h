@@ -65,6 +65,9 @@ int rewrite_split(const char *addr, char **local, char **domain);
 /* rewrite_template_check - 0 if tmpl is a valid template (see the top of this file); -1 with the
  * reason in err otherwise. conf uses it to reject bad rules at load. */
 int rewrite_template_check(const char *tmpl, char *err, size_t errlen);
+/* rewrite_rules_check - every rule template of c; each bad one is "file:line: bad template 'T':
+ * reason" in errs. Returns the number of bad templates. */
+int rewrite_rules_check(const sl_conf *c, const char *file, conf_errors *errs);
 /* rewrite_template_lint - rewrite_template_check, and when tmpl is valid append to notes (if not
  * NULL) one line per construct that is accepted but worth telling the operator about, such as
  * how "$," is read. Notes carry no "file:line:" prefix. */

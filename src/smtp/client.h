@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "core/util.h"
-#include "dns/dns.h"
 #include "queue/qfile.h"
 
 #define SMTP_REPLY_MAX_LINES 256 /* a longer reply is treated as malformed */
@@ -74,9 +73,5 @@ typedef void (*smtp_emit_fn)(void *ctx, const void *p, size_t n);
  */
 void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx);
 
-/* smtp_rand_fn - a uniform random number in [0, bound). */
-typedef uint32_t (*smtp_rand_fn)(void *ctx, uint32_t bound);
-/* smtp_client_mx_order - sort mx by preference, shuffling equal preferences with rnd. */
-void smtp_client_mx_order(dns_mx *mx, size_t n, smtp_rand_fn rnd, void *ctx);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/load.h"
 #include "conf/conf.h"
 #include "rewrite/rewrite.h"
 
@@ -642,7 +643,7 @@ static void test_rewrite_embedded(void **state)
 {
     (void)state;
     conf_errors errs = {0};
-    sl_conf *c = conf_load(SLUICE_ETC_DIR, &errs);
+    sl_conf *c = load_conf(SLUICE_ETC_DIR, &errs);
     if (!c) fail_msg("embedded configuration: %s", errs.msgs.n ? errs.msgs.v[0] : "?");
     static const struct {
         const char *addr, *want_addr, *channel;

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "dns/dns.h"
 #include "smtp/client.h"
 #include "smtp/parse.h"
 
@@ -343,7 +344,7 @@ static void test_mx_order(void **state)
     int first_seen[3] = {0};
     for (int round = 0; round < 300; round++) {
         mx_set(mx, hosts, prefs, 5);
-        smtp_client_mx_order(mx, 5, rnd_lcg, &seed);
+        dns_mx_order(mx, 5, rnd_lcg, &seed);
         for (size_t i = 1; i < 5; i++) assert_true(mx[i - 1].pref <= mx[i].pref);
         assert_string_equal(mx[3].host, "c20");
         assert_string_equal(mx[4].host, "d30");
@@ -360,19 +361,19 @@ static void test_mx_order(void **state)
 
     /* with fixed "random" choices the permutation is exact: the shuffle is really applied */
     mx_set(mx, hosts, prefs, 5);
-    smtp_client_mx_order(mx, 5, rnd_first, NULL);
+    dns_mx_order(mx, 5, rnd_first, NULL);
     const char *a0 = mx[0].host, *a1 = mx[1].host, *a2 = mx[2].host;
     mx_set(mx, hosts, prefs, 5);
-    smtp_client_mx_order(mx, 5, rnd_last, NULL);
+    dns_mx_order(mx, 5, rnd_last, NULL);
     /* rnd_last swaps every element with itself: the sorted order stays */
     const char *b0 = mx[0].host, *b1 = mx[1].host, *b2 = mx[2].host;
     assert_false(a0 == b0 && a1 == b1 && a2 == b2);
 
     /* single entry and empty list */
     mx_set(mx, hosts, prefs, 1);
-    smtp_client_mx_order(mx, 1, rnd_first, NULL);
+    dns_mx_order(mx, 1, rnd_first, NULL);
     assert_string_equal(mx[0].host, "c20");
-    smtp_client_mx_order(mx, 0, rnd_first, NULL);
+    dns_mx_order(mx, 0, rnd_first, NULL);
 }
 
 int main(void)

@@ -1,4 +1,6 @@
-/* ctx.c - configuration reference counting for reloads (see ctx.h). */
+/* conf_ref.c - reference counts of the configurations held in sl_ctx (declared in core/ctx.h):
+ * a conf replaced by a reload is freed when its last user lets go. It lives in conf/ because
+ * freeing a configuration is conf's business; core only declares the context. Loop thread only. */
 #include "core/ctx.h"
 #include "conf/conf.h"
 #include "core/util.h"
