@@ -1,8 +1,11 @@
-/* control.c - control socket, daemon and client sides (see control.h). */
+/*
+ * control.c - control socket, daemon and client sides (see control.h). The daemon side reads one
+ * line, splits it into words and hands them to control_queue.c, which talks to the scheduler.
+ */
 #include "cli/control.h"
 #include "conf/conf.h"
 #include "core/log.h"
-#include "jobs/sched.h"
+#include "cli/control_queue.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -20,6 +23,7 @@
 
 struct control {
     sl_ctx *ctx;
+    sched *sched;
     struct evconnlistener *evl;
     char *path;
 };
@@ -68,7 +72,7 @@ static void cconn_read(struct bufferevent *bev, void *arg)
     str_split_ws(line, &args);
     free(line);
     bufferevent_disable(bev, EV_READ);
-    sched_admin(cc->c->ctx->sched, (int)args.n, args.v, cconn_answer, cc);
+    control_queue_run(cc->c->sched, (int)args.n, args.v, cconn_answer, cc);
     sv_free(&args);
 }
 
@@ -97,7 +101,7 @@ static void control_accept(struct evconnlistener *evl, evutil_socket_t fd, struc
     bufferevent_enable(cc->bev, EV_READ);
 }
 
-control *control_open(sl_ctx *ctx)
+control *control_open(sl_ctx *ctx, struct sched *sched)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
@@ -122,6 +126,7 @@ control *control_open(sl_ctx *ctx)
     }
     control *c = xcalloc(1, sizeof *c);
     c->ctx = ctx;
+    c->sched = sched;
     c->evl = evl;
     c->path = path;
     evconnlistener_set_cb(evl, control_accept, c);

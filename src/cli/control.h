@@ -1,16 +1,17 @@
 /*
  * control.h - the daemon's control socket (QUEUE/control.sock, mode 0600): one command line in,
  * "STATUS n" and the answer out, then the connection closes. Used by `sluice queue` to act on a
- * running daemon. Loop thread only.
+ * running daemon; the commands themselves are control_queue.c's. Loop thread only.
  */
 #ifndef SLUICE_CONTROL_H
 #define SLUICE_CONTROL_H
 #include "core/ctx.h"
 
 typedef struct control control;
+struct sched;
 
-/* control_open - listen on QUEUE/control.sock; NULL (logged) if that fails. */
-control *control_open(sl_ctx *ctx);
+/* control_open - listen on QUEUE/control.sock, answering with the scheduler sched; NULL (logged) if that fails. */
+control *control_open(sl_ctx *ctx, struct sched *sched);
 /* control_free - stop listening and remove the socket file. */
 void control_free(control *c);
 /* control_client - `sluice queue ARGS` against a running daemon: 0..2 exit status, -1 if no daemon answers. */

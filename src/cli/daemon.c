@@ -1,7 +1,8 @@
 /*
- * daemon.c - "sluice serve": wires the loop, the queue store, the scheduler, DNS and the
- * dispatcher together, recovers the queue, handles SIGTERM (stop cleanly, queue intact) and
- * SIGHUP (reload, keeping the old configuration if the new one is invalid).
+ * daemon.c - "sluice serve": wires the loop, the queue store, the scheduler (with the built-in
+ * channel programs, and as the sink of enqueue), DNS and the dispatcher together, recovers the
+ * queue, handles SIGTERM (stop cleanly, queue intact) and SIGHUP (reload, keeping the old
+ * configuration if the new one is invalid).
  */
 #include "cli/cli.h"
 #include "cli/control.h"
@@ -11,8 +12,11 @@
 #include "core/tls.h"
 #include "core/workq.h"
 #include "cli/load.h"
+#include "deliver/program.h"
+#include "dir/dir.h"
 #include "dns/dns.h"
 #include "jobs/sched.h"
+#include "queue/enqueue.h"
 #include "queue/store.h"
 #include "policy/policy.h"
 #include "smtp/listener.h"
@@ -33,6 +37,7 @@
 
 typedef struct {
     sl_ctx ctx;
+    sched *sched;
     listener *lst;
     policy *pol;
     control *ctl;
@@ -71,11 +76,20 @@ static void raise_fd_limit(void)
     }
 }
 
+/* enqueued - the enqueue sink: a committed file joins the scheduler at the end of this loop turn
+ * (a bounce committed while the scheduler handles a result must not re-enter it). */
+static void enqueued(void *arg, qmsg *msg, char *path)
+{
+    sched_add_later(arg, msg, path);
+}
+
+/* recovered - a batch of the start-up scan joins the scheduler. */
 static void recovered(void *arg, qmsg **msgs, char **paths, size_t n)
 {
     for (size_t i = 0; i < n; i++) sched_add(arg, msgs[i], paths[i]);
 }
 
+/* recovery_done - the start-up scan ended. */
 static void recovery_done(void *arg, size_t found, double secs)
 {
     sched_recovery(arg, false, found, secs);
@@ -164,7 +178,7 @@ static void stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_state *d = arg;
-    bool idle = sched_idle(d->ctx.sched) && listener_sessions(d->lst) == 0;
+    bool idle = sched_idle(d->sched) && listener_sessions(d->lst) == 0;
     if (idle || now_mono_ms() - d->stop_started > 5000) {
         if (!idle) log_warn(NULL, "stop_forced", "note=\"jobs still running; their messages stay queued\"");
         event_base_loopbreak(d->ctx.base);
@@ -188,7 +202,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     listener_close(d->lst);
     control_free(d->ctl);
     d->ctl = NULL;
-    sched_stop(d->ctx.sched);
+    sched_stop(d->sched);
     d->stop_started = now_mono_ms();
     stop_tick(-1, 0, d);
 }
@@ -226,7 +240,8 @@ int daemon_serve(const char *dir)
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
-    d.ctx.sched = sched_new(&d.ctx);
+    d.sched = sched_new(&d.ctx, deliv_programs_builtin());
+    enqueue_set_sink(&d.ctx, enqueued, d.sched);
     d.pol = policy_new(&d.ctx);
     d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);
@@ -238,20 +253,20 @@ int daemon_serve(const char *dir)
     event_add(d.ev_int, NULL);
     event_add(d.ev_hup, NULL);
     drop_privileges(conf);
-    sched_load_returns(d.ctx.sched);
-    sched_start(d.ctx.sched);
+    sched_load_returns(d.sched);
+    sched_start(d.sched);
     /* The queue is read back in the background: new mail is accepted meanwhile. */
-    sched_recovery(d.ctx.sched, true, 0, 0);
-    store_recover_start(d.ctx.store, recovered, recovery_done, d.ctx.sched);
-    d.ctl = control_open(&d.ctx);
+    sched_recovery(d.sched, true, 0, 0);
+    store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
+    d.ctl = control_open(&d.ctx, d.sched);
     size_t ndom, nusers;
     dir_stats(directory, &ndom, &nusers);
     log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s directory=%s domains=%zu users=%zu",
              SLUICE_VERSION, dir, conf->opt.hostname, conf->opt.maildir_root, dir_backend_name(directory), ndom,
              nusers);
     event_base_dispatch(d.ctx.base);
-    bool clean = sched_idle(d.ctx.sched) && listener_sessions(d.lst) == 0;
-    log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.ctx.sched));
+    bool clean = sched_idle(d.sched) && listener_sessions(d.lst) == 0;
+    log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.sched));
     if (!store_recover_stop(d.ctx.store, 2000)) {
         log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");
         _exit(0); /* its thread still uses the store: nothing may be freed (the queue on disk is intact) */
@@ -265,7 +280,7 @@ int daemon_serve(const char *dir)
     workq_free(d.ctx.wq); /* runs the completions of abandoned AUTH checks (they drop their answer) */
     policy_free(d.pol);
     store_close(d.ctx.store);
-    sched_free(d.ctx.sched);
+    sched_free(d.sched);
     dns_free(d.ctx.dns);
     ctx_conf_release_all(&d.ctx);
     dir_unref(d.ctx.dir);

@@ -1,6 +1,7 @@
 /*
  * ctx.h - the daemon's shared context: the loop, the current configuration and the services
- * every component uses. Owned by main; only the loop thread touches it.
+ * every component uses. Owned by main; only the loop thread touches it. The scheduler is not
+ * in it: lower layers reach it only through callbacks the daemon registers (the enqueue sink).
  * Configuration reload: components that hold a conf across callbacks take a reference with
  * ctx_conf_get and drop it with ctx_conf_put (conf/conf.h); a replaced conf is freed when its
  * last user lets go. core declares the context only and depends on no other folder.
@@ -16,8 +17,8 @@ struct sl_conf;
 struct store;
 struct workq;
 struct dns_ctx;
-struct sched;
 struct sl_dir;
+struct qmsg;
 
 typedef struct sl_ctx {
     struct event_base *base;
@@ -26,7 +27,9 @@ typedef struct sl_ctx {
     struct store *store;
     struct workq *wq;
     struct dns_ctx *dns;
-    struct sched *sched;
+    /* where enqueue hands committed queue files (enqueue_set_sink; the daemon wires the scheduler) */
+    void (*enqueue_sink)(void *arg, struct qmsg *msg, char *path);
+    void *enqueue_sink_arg;
     bool stopping;
     char loop_token[40];  /* installation-unique XLOOP token (QUEUE/loop-token) */
     struct sockaddr_storage *listen_addrs; /* our listening sockets, for self-MX detection */

@@ -1,7 +1,8 @@
 /*
- * deliver.h - what the job scheduler hands a channel program, and what it gets back.
- * A deliv_item is a set of recipients of one queued message that go to one routing host.
- * The scheduler owns the item and the qmsg; a channel program fills results[] and calls back.
+ * deliver.h - what the job scheduler hands a channel program (the interface is program.h), and
+ * what it gets back. A deliv_item is a set of recipients of one queued message that go to one
+ * routing host. The scheduler owns the item and the qmsg; a channel program fills results[] and
+ * calls back. Any thread may use the result helpers on a result it owns.
  */
 #ifndef SLUICE_DELIVER_H
 #define SLUICE_DELIVER_H
@@ -27,7 +28,6 @@ typedef struct deliv_item {
     size_t *rcpts;         /* indexes into msg->rcpts */
     size_t n;
     deliv_result *results; /* n entries, zeroed by the scheduler */
-    void *sched;           /* scheduler's private link */
 } deliv_item;
 
 /* deliv_result_set - fill a result (copies diag and remote_mta; NULL allowed). */

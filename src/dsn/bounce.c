@@ -1,4 +1,7 @@
-/* bounce.c - queue a DSN through the notification channel (see bounce.h). */
+/*
+ * bounce.c - decide who gets a DSN (bounce_target_of, pure) and queue it through the
+ * notification channel (see bounce.h).
+ */
 #include "dsn/bounce.h"
 #include "conf/conf.h"
 #include "core/log.h"
@@ -65,21 +68,38 @@ static bool notify_route(sl_ctx *ctx, const qmsg *m, const char *rcpt, char **ch
     return true;
 }
 
+bounce_target bounce_target_of(const qmsg *m, const sl_channel *src, const char *kind, const char **reason)
+{
+    *reason = NULL;
+    if (m->is_postmaster_copy) {
+        *reason = "postmaster_copy_failed";
+        return BOUNCE_TO_NOBODY;
+    }
+    if (!m->is_notification && m->sender[0]) return BOUNCE_TO_SENDER;
+    /* never a DSN about a DSN: failures of notifications go to the postmaster, or nowhere */
+    bool failed = kind && !strcmp(kind, "failed");
+    if (failed && (!src || src->errsendpost)) return BOUNCE_TO_POSTMASTER;
+    *reason = m->is_notification ? "notification" : "null_sender";
+    return BOUNCE_TO_NOBODY;
+}
+
+/* bounce_rcpt - the DSN's recipient (caller frees), or NULL (logged) when none is sent. */
+static char *bounce_rcpt(sl_ctx *ctx, const qmsg *m, const char *kind)
+{
+    const char *reason;
+    switch (bounce_target_of(m, conf_channel_by_name(ctx->conf, m->channel), kind, &reason)) {
+    case BOUNCE_TO_SENDER: return xstrdup(m->sender);
+    case BOUNCE_TO_POSTMASTER: return bounce_postmaster(ctx);
+    case BOUNCE_TO_NOBODY: break;
+    }
+    log_info(m->id, "bounce_suppressed", "reason=%s", reason);
+    return NULL;
+}
+
 void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t n, enqueue_cb cb, void *arg)
 {
-    const sl_channel *src = conf_channel_by_name(ctx->conf, m->channel);
-    char *rcpt = NULL;
     const char *kind = reports && n ? reports[0].action : "failed";
-    if (n == 0 || m->is_postmaster_copy) {
-        if (n) log_info(m->id, "bounce_suppressed", "reason=postmaster_copy_failed");
-    } else if (m->is_notification || !m->sender[0]) {
-        /* never a DSN about a DSN: failures of notifications go to the postmaster, or nowhere */
-        bool failed = kind && !strcmp(kind, "failed");
-        if (failed && (!src || src->errsendpost)) rcpt = bounce_postmaster(ctx);
-        else log_info(m->id, "bounce_suppressed", "reason=%s", m->is_notification ? "notification" : "null_sender");
-    } else {
-        rcpt = xstrdup(m->sender);
-    }
+    char *rcpt = n ? bounce_rcpt(ctx, m, kind) : NULL;
     char *chan = NULL, *host = NULL, *addr = NULL;
     if (!rcpt || !notify_route(ctx, m, rcpt, &chan, &host, &addr)) {
         free(rcpt);

@@ -1,28 +1,45 @@
 /*
- * sched.h - the job scheduler: holds every queued message file, decides when each recipient is
- * due, runs delivery jobs (one job = one delivery session) through the channel programs with at
- * most the channel's maxjobs at once, and applies the results durably: delivered/failed state
- * written in place before the file is removed, bounces committed before a recipient is marked
- * failed, temporary failures retried with exponential backoff (retry_interval doubling up to
- * retry_max) until message_lifetime.
- * Per channel, waiting messages sit in a min-heap by due time (O(log n) per decision); an SMTP
- * job keeps its connection and takes the next due message for the same host when there is one.
+ * sched.h - the job scheduler: holds every queued message file, decides when each is due, and
+ * runs delivery jobs (one job = one delivery session) through the channel programs
+ * (deliver/program.h) within the channel's and its pool's job limits; what a result means
+ * is jobs/outcome.c's business, the heap of waiting messages jobs/dueheap.c's.
+ *
+ * Per channel, waiting messages sit in a min-heap by due time (O(log n) per decision); a job
+ * whose program keeps a connection takes the next due message for the same host when there is
+ * one, and otherwise parks for a moment. A channel runs at most min(maxjobs, its pool's
+ * job_limit) jobs, and the channels of a pool share the pool's job_limit.
+ *
+ * Ownership: the scheduler owns every message handed to it (sched_add, sched_add_later) and
+ * frees it when its file is removed or at sched_free (the files stay on disk). It borrows ctx
+ * and the program table for its lifetime.
+ *
+ * Administration (`sluice queue` on a live daemon, formatted by cli/control_queue.c) is typed:
+ * listing functions call back once per message, acting functions once per message acted on and
+ * then once with NULL. A message being delivered right now cannot be held, deleted or returned
+ * (SCHED_ACT_BUSY); their file operations run on the worker queue.
  * Loop thread only.
  */
 #ifndef SLUICE_SCHED_H
 #define SLUICE_SCHED_H
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/ctx.h"
 #include "core/util.h"
+#include "deliver/program.h"
+#include "queue/qadmin.h"
 #include "queue/qfile.h"
 
 typedef struct sched sched;
 
-/* sched_new - an empty scheduler for ctx. */
-sched *sched_new(sl_ctx *ctx);
-/* sched_add - take over a queued message (committed at path) and schedule its pending recipients. */
+/* sched_new - an empty scheduler for ctx, running deliveries through the programs of progs. */
+sched *sched_new(sl_ctx *ctx, const deliv_programs *progs);
+/* sched_add - take over a queued message (committed at path) and schedule its pending recipients now. */
 void sched_add(sched *s, qmsg *msg, char *path);
+/* sched_add_later - sched_add at the end of the current loop turn: the enqueue sink, so that a
+ * message queued while the scheduler handles a result (a bounce) never re-enters it. */
+void sched_add_later(sched *s, qmsg *msg, char *path);
 /* sched_start - begin running jobs (after recovery). */
 void sched_start(sched *s);
 /* sched_stop - stop starting jobs; running ones finish or are abandoned by sched_free. */
@@ -31,21 +48,73 @@ void sched_stop(sched *s);
 int sched_idle(const sched *s);
 /* sched_free - release everything (queue files stay on disk). */
 void sched_free(sched *s);
-/* sched_admin_cb - the answer to an administration command (status as for a process exit). */
-typedef void (*sched_admin_cb)(void *arg, int status, strbuf *out);
-/*
- * sched_admin - `sluice queue` on the live queue: list [CH], show ID, hold ID, release ID,
- * delete ID, return ID, retry ID|CH, summary. A message being delivered right now cannot be held,
- * deleted or returned ("busy"); its file operations run on the worker queue. cb runs once.
- */
-void sched_admin(sched *s, int argc, char **argv, sched_admin_cb cb, void *arg);
-/* sched_return_pending - start-up: queue files moved to QUEUE/.return while stopped are bounced now. */
+/* sched_load_returns - start-up: queue files moved to QUEUE/.return while stopped are bounced now. */
 void sched_load_returns(sched *s);
-/* sched_stats - "queue stats": messages, recovery, bodies in memory, heap and decision costs. */
-void sched_stats(const sched *s, strbuf *out);
 /* sched_recovery - the start-up scan is running, or ended having found messages in secs. */
 void sched_recovery(sched *s, bool running, size_t found, double secs);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
+
+/* ---- administration ---- */
+
+/* A queued message as the administrator sees it (valid during the callback only). */
+typedef struct {
+    const qmsg *msg;
+    const char *path;
+    const char *state; /* "queued", "delivering" or "removing" */
+} sched_entry;
+/* sched_entry_cb - one message of a listing. */
+typedef void (*sched_entry_cb)(void *arg, const sched_entry *e);
+
+/* sched_list - every message (only channel's when channel is not NULL), newest first. */
+void sched_list(const sched *s, const char *channel, sched_entry_cb cb, void *arg);
+/* sched_show - the messages with queue id id (one per channel); returns how many. */
+size_t sched_show(const sched *s, const char *id, sched_entry_cb cb, void *arg);
+/* sched_summary - add every message's pending recipients to sum (qadmin_summary_print prints and frees it). */
+void sched_summary(const sched *s, qadmin_summary *sum);
+
+/* The scheduler's figures for "queue stats" (averages since the start). */
+typedef struct {
+    size_t messages;
+    bool recovering;              /* the start-up scan is still running */
+    size_t recovered;             /* ... else the messages it found */
+    double recover_secs;          /* ... and how long it took */
+    uint64_t body_bytes;          /* message content held in memory */
+    uint64_t cache_size;          /* queue_cache_size */
+    size_t heap_max;              /* the largest channel heap seen */
+    uint64_t heap_ops, heap_ns;   /* pushes and removals in the channel heaps, and their total time */
+    uint64_t decisions, decide_ns;/* messages handed to a new job, and the total time of those hand-overs */
+} sched_counters;
+
+/* sched_stats - the current figures into out. */
+void sched_stats(const sched *s, sched_counters *out);
+
+typedef enum {
+    SCHED_ACT_DONE,   /* done (for file operations: the file is moved or removed) */
+    SCHED_ACT_BUSY,   /* the message is being delivered or removed: try again */
+    SCHED_ACT_FAILED  /* the file operation failed: err */
+} sched_act_status;
+
+/* What happened to one message (valid during the callback only). */
+typedef struct {
+    const char *action;     /* "hold", "release", "delete", "return" or "retry" */
+    const char *id, *channel;
+    sched_act_status status;
+    const char *state;      /* SCHED_ACT_BUSY: what the message is doing ("delivering", "removing") */
+    int err;                /* SCHED_ACT_FAILED: the errno of the file operation */
+} sched_act;
+/* sched_act_cb - one message acted on; act == NULL exactly once, last, when the request is complete. */
+typedef void (*sched_act_cb)(void *arg, const sched_act *act);
+
+/* sched_hold - move the waiting messages with queue id id to QUEUE/.held (out of the scheduler). */
+void sched_hold(sched *s, const char *id, sched_act_cb cb, void *arg);
+/* sched_release - move QUEUE/.held/<channel>.<id> back into the queue and schedule it. */
+void sched_release(sched *s, const char *id, sched_act_cb cb, void *arg);
+/* sched_delete - remove the waiting messages with queue id id from the disk and the scheduler. */
+void sched_delete(sched *s, const char *id, sched_act_cb cb, void *arg);
+/* sched_return - bounce the waiting messages with queue id id now (also in a hold channel). */
+void sched_return(sched *s, const char *id, sched_act_cb cb, void *arg);
+/* sched_retry - make every pending recipient of the messages with queue id (or in channel) id due now. */
+void sched_retry(sched *s, const char *id, sched_act_cb cb, void *arg);
 
 #endif

@@ -1,12 +1,11 @@
 /*
  * enqueue.c - one queue file per destination channel (see enqueue.h).
- * The qmsg for each file is built before the commit and handed to the scheduler after it, so
- * the scheduler's view is exactly what is on disk.
+ * The qmsg for each file is built before the commit and handed to the sink after it, so the
+ * scheduler's view is exactly what is on disk.
  */
 #include "queue/enqueue.h"
 #include "conf/conf.h"
 #include "core/log.h"
-#include "jobs/sched.h"
 #include "queue/store.h"
 
 #include <stdlib.h>
@@ -78,6 +77,25 @@ static qmsg *build_qmsg(const enq_msg *m, const char *channel)
     return q;
 }
 
+void enqueue_set_sink(sl_ctx *ctx, enqueue_sink_fn fn, void *arg)
+{
+    ctx->enqueue_sink = fn;
+    ctx->enqueue_sink_arg = arg;
+}
+
+/* enqueue_hand_over - give a committed file to the sink, or forget it when nobody listens. */
+static void enqueue_hand_over(sl_ctx *ctx, qmsg *msg, char *path)
+{
+    if (ctx->enqueue_sink) {
+        ctx->enqueue_sink(ctx->enqueue_sink_arg, msg, path);
+        return;
+    }
+    qmsg_free(msg);
+    free(msg);
+    free(path);
+}
+
+/* enqueue_committed - the files are durable (or none is): hand them over, then answer. */
 static void enqueue_committed(void *arg, sl_result res, const char *err, store_file *files, size_t n)
 {
     enq_job *j = arg;
@@ -85,7 +103,7 @@ static void enqueue_committed(void *arg, sl_result res, const char *err, store_f
         if (res == SL_OK) {
             log_info(j->msgs[i]->id, "queued", "channel=%s nrcpt=%zu path=%s", j->msgs[i]->channel,
                      j->msgs[i]->n_rcpts, files[i].path);
-            sched_add(j->ctx->sched, j->msgs[i], xstrdup(files[i].path));
+            enqueue_hand_over(j->ctx, j->msgs[i], xstrdup(files[i].path));
         } else {
             qmsg_free(j->msgs[i]);
             free(j->msgs[i]);

@@ -38,7 +38,7 @@ typedef struct {
     off_t state_off;   /* byte offset of the state record payload in the file (set by encode/decode) */
 } qrcpt;
 
-typedef struct {
+typedef struct qmsg {
     char id[32];       /* queue id, e.g. "4fK2x9aB0001" */
     char *channel;     /* destination channel */
     char *src_channel; /* channel the message arrived on */
