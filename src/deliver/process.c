@@ -74,8 +74,7 @@ static void process_envelope(const deliv_job *job, const qmsg *m, enq_msg *em)
     em->arrival = m->arrival;
     em->src_channel = xstrdup(m->channel);
     em->client = xstrdup(m->client);
-    em->data = m->data;
-    em->data_len = m->data_len;
+    em->content = m->content ? qbody_ref(m->content) : qbody_copy(m->data, m->data_len);
 }
 
 /* process_route_one - rewrite r from this channel: add it to em, or fail its result. */

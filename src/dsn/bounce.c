@@ -120,8 +120,8 @@ void bounce_submit(sl_ctx *ctx, const qmsg *m, const dsn_report *reports, size_t
     b->em.arrival = now_unix();
     b->em.src_channel = xstrdup(m->channel);
     b->em.client = xstrdup("local");
-    b->em.data = b->text;
-    b->em.data_len = len;
+    b->em.content = qbody_adopt(b->text, len);
+    b->text = NULL; /* the content owns it now */
     enqueue_add_rcpt(&b->em, addr, rcpt, NULL, chan, host, 0);
     free(rcpt);
     free(chan);

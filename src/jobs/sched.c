@@ -249,7 +249,7 @@ typedef struct {
     char *path;
     size_t len;
     char id[32];
-    qmsg loaded; /* the content read back (data_owned), or nothing with err set */
+    qmsg loaded; /* the content read back (loaded.content), or nothing with err set */
     int rc;
     char err[256];
 } body_load;
@@ -282,8 +282,8 @@ static void body_load_done(void *arg)
     job *j = b->j;
     qmsg *m = j->cur->msg;
     if (b->rc == 0) {
-        m->data_owned = b->loaded.data_owned;
-        m->data = m->data_owned;
+        qmsg_set_content(m, b->loaded.content);
+        b->loaded.content = NULL;
         m->body_on_disk = false;
         j->s->body_bytes += m->data_len;
         job_run_item(j);

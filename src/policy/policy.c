@@ -172,7 +172,7 @@ static void commit_done(void *arg, sl_result res, const char *err)
     ps->pending = NULL;
     if (res == SL_OK)
         log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", ps->s->id,
-                 ps->s->client_ip, m->sender, m->data_len, m->n_rcpts);
+                 ps->s->client_ip, m->sender, m->content->len, m->n_rcpts);
     enqueue_msg_free(m);
     free(m);
     smtp_sess_commit_done(ps->s, res, err); /* may free the session and ps */
@@ -193,14 +193,14 @@ static void ops_commit(void *ctx, smtp_sess *s)
     m->src_channel = xstrdup(s->src_channel);
     m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
     for (size_t i = 0; i < s->n_rcpts; i++) {
-        smtp_rcpt *r = &s->rcpts[i];
+        qrcpt *r = &s->rcpts[i];
         bool dup = false; /* one copy per final address, as with alias and group overlap */
         for (size_t k = 0; k < i && !dup; k++)
             dup = str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel);
         if (!dup) enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
     }
-    m->data = s->data.data;
-    m->data_len = s->data.len;
+    size_t len = s->data.len;
+    m->content = qbody_adopt(sb_steal(&s->data), len); /* the session's buffer, not a copy */
     ps->pending = m;
     enqueue_submit(ps->p->ctx, m, commit_done, ps);
 }

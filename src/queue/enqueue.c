@@ -24,29 +24,18 @@ void enqueue_add_rcpt(enq_msg *m, const char *addr, const char *orig, const char
                       const char *host, unsigned notify)
 {
     m->rcpts = xrealloc(m->rcpts, (m->n_rcpts + 1) * sizeof *m->rcpts);
-    enq_rcpt *r = &m->rcpts[m->n_rcpts++];
-    r->addr = xstrdup(addr);
-    r->orig = xstrdup(orig);
-    r->orcpt = xstrdup(orcpt);
-    r->channel = xstrdup(channel);
-    r->host = xstrdup(host ? host : "");
-    r->notify = notify;
+    qrcpt_init(&m->rcpts[m->n_rcpts++], addr, orig, orcpt, channel, host, notify);
 }
 
 void enqueue_msg_free(enq_msg *m)
 {
-    for (size_t i = 0; i < m->n_rcpts; i++) {
-        free(m->rcpts[i].addr);
-        free(m->rcpts[i].orig);
-        free(m->rcpts[i].orcpt);
-        free(m->rcpts[i].channel);
-        free(m->rcpts[i].host);
-    }
+    for (size_t i = 0; i < m->n_rcpts; i++) qrcpt_clear(&m->rcpts[i]);
     free(m->rcpts);
     free(m->sender);
     free(m->envid);
     free(m->src_channel);
     free(m->client);
+    qbody_unref(m->content);
     memset(m, 0, sizeof *m);
 }
 
@@ -67,13 +56,11 @@ static qmsg *build_qmsg(const enq_msg *m, const char *channel)
     q->arrival = m->arrival;
     q->client = xstrdup(m->client ? m->client : "");
     for (size_t i = 0; i < m->n_rcpts; i++) {
-        const enq_rcpt *r = &m->rcpts[i];
+        const qrcpt *r = &m->rcpts[i];
         if (strcmp(r->channel, channel) != 0) continue;
         qmsg_add_rcpt(q, r->addr, r->orig, r->orcpt, r->host, r->notify);
     }
-    q->data_owned = xstrndup(m->data, m->data_len);
-    q->data = q->data_owned;
-    q->data_len = m->data_len;
+    qmsg_set_content(q, qbody_ref(m->content)); /* shared, not copied */
     return q;
 }
 
@@ -134,7 +121,8 @@ void enqueue_submit(sl_ctx *ctx, enq_msg *m, enqueue_cb cb, void *arg)
         files[i].subdirs = ch && ch->subdirs ? ch->subdirs : 1;
         snprintf(files[i].id, sizeof files[i].id, "%s", m->id);
         sb_init(&files[i].data);
-        qfile_encode(j->msgs[i], &files[i].data);
+        files[i].content = qbody_ref(m->content);
+        qfile_encode_split(j->msgs[i], &files[i].data, &files[i].tail);
     }
     sv_free(&chans);
     /* a notification waits behind the messages clients are waiting for (a bounce storm must not

@@ -15,11 +15,6 @@
 #include "queue/qfile.h"
 
 typedef struct {
-    char *addr, *orig, *orcpt, *channel, *host;
-    unsigned notify;
-} enq_rcpt;
-
-typedef struct {
     char id[32];
     char *sender;         /* "" for <> */
     char *envid;
@@ -28,10 +23,9 @@ typedef struct {
     int64_t arrival;
     char *src_channel;
     char *client;
-    enq_rcpt *rcpts;
+    qrcpt *rcpts;         /* each with its destination channel */
     size_t n_rcpts;
-    const char *data;     /* content (borrowed until the callback runs) */
-    size_t data_len;
+    struct qbody *content; /* the content (a reference m owns; shared by every channel's file) */
 } enq_msg;
 
 /* enqueue_cb - SL_OK: every channel file is durable and handed to the sink; else nothing was queued. */
@@ -45,7 +39,7 @@ void enqueue_set_sink(sl_ctx *ctx, enqueue_sink_fn fn, void *arg);
 /* enqueue_add_rcpt - append a recipient to m (copies strings). */
 void enqueue_add_rcpt(enq_msg *m, const char *addr, const char *orig, const char *orcpt, const char *channel,
                       const char *host, unsigned notify);
-/* enqueue_msg_free - free what m owns (not data). */
+/* enqueue_msg_free - free what m owns (its content reference included). */
 void enqueue_msg_free(enq_msg *m);
 /* enqueue_submit - split m by channel, commit (group commit), hand the files to the sink, then cb.
  * m must stay valid until cb. */

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,22 +124,55 @@ void qmsg_free(qmsg *m)
     free(m->sender);
     free(m->envid);
     free(m->client);
-    for (size_t i = 0; i < m->n_rcpts; i++) {
-        free(m->rcpts[i].addr);
-        free(m->rcpts[i].orig);
-        free(m->rcpts[i].orcpt);
-        free(m->rcpts[i].host);
-    }
+    for (size_t i = 0; i < m->n_rcpts; i++) qrcpt_clear(&m->rcpts[i]);
     free(m->rcpts);
-    free(m->data_owned);
+    qbody_unref(m->content);
     memset(m, 0, sizeof *m);
+}
+
+qbody *qbody_adopt(char *data, size_t len)
+{
+    qbody *b = xcalloc(1, sizeof *b);
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    b->data = data ? data : xstrdup("");
+    return b;
+}
+
+qbody *qbody_copy(const void *data, size_t len)
+{
+    char *p = xmalloc(len + 1);
+    if (len) memcpy(p, data, len);
+    p[len] = '\0';
+    return qbody_adopt(p, len);
+}
+
+qbody *qbody_ref(qbody *b)
+{
+    if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void qbody_unref(qbody *b)
+{
+    if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    free(b->data);
+    free(b);
+}
+
+void qmsg_set_content(qmsg *m, qbody *b)
+{
+    qbody_unref(m->content);
+    m->content = b;
+    m->data = b ? b->data : NULL;
+    if (b) m->data_len = b->len;
 }
 
 void qmsg_drop_data(qmsg *m)
 {
     if (m->body_on_disk) return;
-    free(m->data_owned);
-    m->data_owned = NULL;
+    qbody_unref(m->content);
+    m->content = NULL;
     m->data = NULL;
     m->body_on_disk = true;
 }
@@ -157,11 +191,9 @@ int qfile_load_data(const char *path, qmsg *m, char *err, size_t errlen)
     if (strcmp(tmp.id, m->id) != 0 || tmp.data_len != m->data_len) {
         snprintf(err, errlen, "%s holds message %s of %zu bytes, not %s", path, tmp.id, tmp.data_len, m->id);
     } else {
-        free(m->data_owned);
-        m->data_owned = tmp.data_owned;
-        m->data = tmp.data_owned;
+        qmsg_set_content(m, tmp.content);
         m->body_on_disk = false;
-        tmp.data_owned = NULL;
+        tmp.content = NULL;
         rc = 0;
     }
     qmsg_free(&tmp);
@@ -180,15 +212,32 @@ qrcpt *qmsg_add_rcpt(qmsg *m, const char *addr, const char *orig, const char *or
     if (n == 0 || (n >= 4 && (n & (n - 1)) == 0))
         m->rcpts = xrealloc(m->rcpts, (n < 4 ? 4 : 2 * n) * sizeof *m->rcpts);
     qrcpt *r = &m->rcpts[n];
+    qrcpt_init(r, addr, orig, orcpt, NULL, host, notify);
+    m->n_rcpts = n + 1;
+    return r;
+}
+
+void qrcpt_init(qrcpt *r, const char *addr, const char *orig, const char *orcpt, const char *channel, const char *host,
+                unsigned notify)
+{
     memset(r, 0, sizeof *r);
     r->addr = xstrdup(addr ? addr : "");
     r->orig = xstrdup(orig ? orig : r->addr);
     r->orcpt = xstrdup(orcpt);
+    r->channel = xstrdup(channel);
     r->host = xstrdup(host ? host : "");
     r->notify = notify;
     r->status = QR_PENDING;
-    m->n_rcpts = n + 1;
-    return r;
+}
+
+void qrcpt_clear(qrcpt *r)
+{
+    free(r->addr);
+    free(r->orig);
+    free(r->orcpt);
+    free(r->channel);
+    free(r->host);
+    r->addr = r->orig = r->orcpt = r->channel = r->host = NULL;
 }
 
 /* ---- state record ---- */
@@ -294,6 +343,17 @@ static uint32_t qf_checksum(const strbuf *out, size_t base, const qmsg *m)
 
 void qfile_encode(qmsg *m, strbuf *out)
 {
+    strbuf head = {0}, tail = {0};
+    qfile_encode_split(m, &head, &tail);
+    sb_append(out, head.data, head.len);
+    if (m->data_len && m->data) sb_append(out, m->data, m->data_len);
+    sb_append(out, tail.data, tail.len);
+    sb_free(&head);
+    sb_free(&tail);
+}
+
+void qfile_encode_split(qmsg *m, strbuf *out, strbuf *tail)
+{
     size_t base = out->len;
     uint8_t hdr[QF_HDR_LEN], b8[8], flags[QF_FLAGS_LEN], b4[4];
 
@@ -315,10 +375,15 @@ void qfile_encode(qmsg *m, strbuf *out)
     qf_put_string(out, 'L', m->client);
     for (size_t i = 0; i < m->n_rcpts; i++)
         m->rcpts[i].state_off = (off_t)qf_put_rcpt(out, base, &m->rcpts[i]);
-    qf_put_record(out, 'D', m->data ? m->data : "", m->data ? m->data_len : 0);
-    put_u32(b4, qf_checksum(out, base, m));
-    qf_put_record(out, 'X', b4, sizeof b4);
-    qf_put_record(out, 'E', "", 0);
+    size_t dlen = m->data ? m->data_len : 0;
+    if (dlen > UINT32_MAX) abort(); /* the store refuses messages anywhere near this size */
+    qf_put_record(out, 'D', "", 0); /* its header, with the length patched in: the data is not copied */
+    put_u32((uint8_t *)out->data + out->len - 4, (uint32_t)dlen);
+    uint32_t crc = qf_checksum(out, base, m);
+    if (dlen) crc = qfile_crc32(crc, m->data, dlen);
+    put_u32(b4, crc);
+    qf_put_record(tail, 'X', b4, sizeof b4);
+    qf_put_record(tail, 'E', "", 0);
 }
 
 /* ---- decoding ---- */
@@ -489,11 +554,7 @@ static int qf_on_state(qf_reader *rd, const uint8_t *p, size_t len, size_t off)
 static int qf_on_data(qf_reader *rd, const uint8_t *p, size_t len, size_t off)
 {
     (void)off;
-    rd->m->data_owned = xmalloc(len + 1);
-    memcpy(rd->m->data_owned, p, len);
-    rd->m->data_owned[len] = '\0';
-    rd->m->data = rd->m->data_owned;
-    rd->m->data_len = len;
+    qmsg_set_content(rd->m, qbody_copy(p, len));
     return 0;
 }
 

@@ -24,11 +24,15 @@
 
 enum qrcpt_status { QR_PENDING = 0, QR_DELIVERED = 1, QR_FAILED = 2, QR_RELAYED = 3 };
 
+/* An envelope recipient: the one type from the SMTP session (RCPT) through enqueue to the queue
+ * file's record. */
 typedef struct {
     char *addr;        /* address to deliver to, after rewriting/alias expansion */
     char *orig;        /* address as given in RCPT TO (for logs and DSNs) */
     char *orcpt;       /* DSN ORCPT "type;addr" decoded, or NULL */
     char *host;        /* routing host chosen by rewriting ("" for none) */
+    char *channel;     /* destination channel while an envelope spans channels (session, enqueue);
+                          NULL in a queue message, whose channel is the message's (not in the file) */
     unsigned notify;   /* DSN_NOTIFY_* bits from smtp/parse.h */
     /* mutable state (fixed-size record, updated in place) */
     uint8_t status;    /* enum qrcpt_status */
@@ -37,6 +41,23 @@ typedef struct {
     int64_t next_attempt; /* unix seconds; 0 = now */
     off_t state_off;   /* byte offset of the state record payload in the file (set by encode/decode) */
 } qrcpt;
+
+/* A message's content, shared by the queue messages of its channels and by the files being
+ * written (reference-counted; any thread may take or drop a reference). */
+typedef struct qbody {
+    _Atomic unsigned refs;
+    size_t len;
+    char *data;
+} qbody;
+
+/* qbody_adopt - content that takes over data (malloc'd; NUL-terminated or not), one reference. */
+qbody *qbody_adopt(char *data, size_t len);
+/* qbody_copy - content copied from data, one reference. */
+qbody *qbody_copy(const void *data, size_t len);
+/* qbody_ref - take a reference; returns b (NULL allowed). */
+qbody *qbody_ref(qbody *b);
+/* qbody_unref - drop a reference; the last one frees (NULL allowed). */
+void qbody_unref(qbody *b);
 
 typedef struct qmsg {
     char id[32];       /* queue id, e.g. "4fK2x9aB0001" */
@@ -56,15 +77,22 @@ typedef struct qmsg {
     /* message content: header+body with CRLF line ends, no dot-stuffing */
     const char *data;
     size_t data_len;
-    char *data_owned;  /* set when the qmsg owns data (decode copies into it) */
+    qbody *content;    /* the owner of data (a reference), or NULL when data is borrowed or absent */
     bool body_on_disk; /* the content is not in memory (data NULL, data_len kept): qfile_load_data */
 } qmsg;
 
+/* qrcpt_init - fill r (zeroed first) with copies of the strings; orig NULL means addr, host NULL "". */
+void qrcpt_init(qrcpt *r, const char *addr, const char *orig, const char *orcpt, const char *channel, const char *host,
+                unsigned notify);
+/* qrcpt_clear - release r's strings. */
+void qrcpt_clear(qrcpt *r);
 /* qmsg_free - release everything a qmsg owns (not the qmsg itself). */
 void qmsg_free(qmsg *m);
 /* qmsg_add_rcpt - append a recipient (copies strings); returns it. */
 qrcpt *qmsg_add_rcpt(qmsg *m, const char *addr, const char *orig, const char *orcpt, const char *host, unsigned notify);
 
+/* qmsg_set_content - m's data becomes b's (m takes over the reference; b NULL clears). */
+void qmsg_set_content(qmsg *m, qbody *b);
 /* qmsg_drop_data - forget the content (kept on disk); data_len stays for sizes and logs. */
 void qmsg_drop_data(qmsg *m);
 /*
@@ -76,6 +104,9 @@ int qfile_load_data(const char *path, qmsg *m, char *err, size_t errlen);
 
 /* qfile_encode - serialise m into out, setting each rcpt's state_off. */
 void qfile_encode(qmsg *m, strbuf *out);
+/* qfile_encode_split - the same file as head + m->data + tail, without copying the data (the
+ * store writes the three with one writev); state_off is relative to where head began. */
+void qfile_encode_split(qmsg *m, strbuf *head, strbuf *tail);
 /*
  * qfile_decode - parse and validate buf (a whole file) into m, copying the data. Returns 0, or
  * -1 with a reason ("truncated", "bad magic", "unsupported version 7", ...) in err.

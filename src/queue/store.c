@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -157,16 +158,32 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* write_file - the three parts of f with writev, resumed after a short write. */
+static int write_file(int fd, const store_file *f)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
+    struct iovec iov[3] = {
+        {f->data.data, f->data.len},
+        {f->content ? f->content->data : NULL, f->content ? f->content->len : 0},
+        {f->tail.data, f->tail.len},
+    };
+    int i = 0;
+    while (i < 3) {
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        ssize_t w = writev(fd, iov + i, 3 - i);
         if (w < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
-        p += w;
-        n -= (size_t)w;
+        for (size_t left = (size_t)w; left && i < 3; i++) {
+            size_t take = left < iov[i].iov_len ? left : iov[i].iov_len;
+            iov[i].iov_base = (char *)iov[i].iov_base + take;
+            iov[i].iov_len -= take;
+            left -= take;
+            if (iov[i].iov_len) break;
+        }
     }
     return 0;
 }
@@ -221,7 +238,7 @@ static int commit_write_tmp(store *s, store_file *f, char *err, size_t errlen)
     char *tmp = xasprintf("%s/tmp/%s.%s", s->qdir, f->id, f->channel);
     int fd = free_take(s, tmp) ? open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC)
                                : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, f->data.data, f->data.len) < 0) {
+    if (fd < 0 || write_file(fd, f) < 0) {
         snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
         if (fd >= 0) close(fd);
         unlink(tmp);
@@ -364,6 +381,8 @@ static void commit_done(void *arg)
         free(r->files[i].channel);
         free(r->files[i].path);
         sb_free(&r->files[i].data);
+        sb_free(&r->files[i].tail);
+        qbody_unref(r->files[i].content);
     }
     free(r->files);
     free(r);

@@ -27,12 +27,16 @@
 struct event_base;
 typedef struct store store;
 
-/* One file of a commit request: encoded bytes for channel/subdir. The store frees data and path. */
+/* One file of a commit request for channel/subdir: the bytes data, then content's, then tail's
+ * (qfile_encode_split; content and tail may be empty), written with one writev, so a message's
+ * content is never copied per file. The store frees data, tail and path and drops content. */
 typedef struct {
     char *channel;
     unsigned subdirs;
     char id[32];
     strbuf data;
+    qbody *content; /* a reference, or NULL */
+    strbuf tail;
     char *path; /* set by the store: final path, valid in the callback */
 } store_file;
 

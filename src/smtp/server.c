@@ -110,24 +110,12 @@ void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const 
         s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 8;
         s->rcpts = xrealloc(s->rcpts, s->cap_rcpts * sizeof *s->rcpts);
     }
-    smtp_rcpt *r = &s->rcpts[s->n_rcpts++];
-    r->addr = xstrdup(addr);
-    r->orig = xstrdup(orig);
-    r->orcpt = xstrdup(orcpt);
-    r->channel = xstrdup(channel);
-    r->host = xstrdup(host ? host : "");
-    r->notify = notify;
+    qrcpt_init(&s->rcpts[s->n_rcpts++], addr, orig, orcpt, channel, host, notify);
 }
 
 void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n)
 {
-    for (size_t i = n; i < s->n_rcpts; i++) {
-        free(s->rcpts[i].addr);
-        free(s->rcpts[i].orig);
-        free(s->rcpts[i].orcpt);
-        free(s->rcpts[i].channel);
-        free(s->rcpts[i].host);
-    }
+    for (size_t i = n; i < s->n_rcpts; i++) qrcpt_clear(&s->rcpts[i]);
     if (n < s->n_rcpts) s->n_rcpts = n;
 }
 

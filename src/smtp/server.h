@@ -21,6 +21,7 @@
 
 #include "conf/conf.h"
 #include "core/util.h"
+#include "queue/qfile.h"
 #include "smtp/parse.h"
 
 typedef struct smtp_sess smtp_sess;
@@ -44,16 +45,6 @@ typedef struct {
     bool disconnect;   /* close the session after the reply */
     const char *why;   /* for the reject log line: "key=value ..." naming the cause, or NULL */
 } smtp_answer;
-
-/* A recipient accepted at RCPT time, already routed. */
-typedef struct {
-    char *addr;    /* address to deliver to */
-    char *orig;    /* address as given in RCPT TO */
-    char *orcpt;   /* decoded ORCPT or NULL */
-    char *channel; /* destination channel name */
-    char *host;    /* routing host */
-    unsigned notify;
-} smtp_rcpt;
 
 typedef struct {
     /* open - a session begins: the decider's per-session state, passed as ctx to the other ops. */

@@ -72,7 +72,7 @@ struct smtp_sess {
     bool smtputf8;
     enum dsn_ret ret;
     char *envid;
-    smtp_rcpt *rcpts;
+    qrcpt *rcpts;          /* accepted and routed, each with its destination channel */
     size_t n_rcpts, cap_rcpts;
     char qid[32];
     strbuf data;           /* Received: header + message */

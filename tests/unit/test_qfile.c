@@ -134,12 +134,44 @@ static void test_round_trip(void **state)
     assert_memory_equal(out.data, "SLQF\x01\x00", 6);
     assert_int_equal(qfile_decode(out.data, out.len, &d, err, sizeof err), 0);
     assert_qmsg_equal(&m, &d);
-    assert_ptr_equal(d.data, d.data_owned);
+    assert_ptr_equal(d.data, d.content->data);
     assert_ptr_not_equal(d.data, out.data);
     qmsg_free(&d);
     assert_null(d.rcpts);
     sb_free(&out);
     qmsg_free(&m);
+}
+
+/* The split encoding (what the store writes with writev) is byte for byte the single one, with
+ * the same state offsets, and the content is shared by reference, not copied. */
+static void test_encode_split(void **state)
+{
+    (void)state;
+    qmsg m;
+    make_sample(&m);
+    qmsg_set_content(&m, qbody_copy(sample_data, sizeof sample_data - 1));
+    qbody *shared = qbody_ref(m.content);
+    strbuf whole = {0}, head = {0}, tail = {0}, joined = {0};
+    sb_append(&whole, "junk", 4); /* encoding appends: offsets stay relative to the file */
+    qfile_encode(&m, &whole);
+    off_t off0 = m.rcpts[0].state_off;
+    qfile_encode_split(&m, &head, &tail);
+    assert_int_equal(m.rcpts[0].state_off, off0);
+    sb_append(&joined, "junk", 4);
+    sb_append(&joined, head.data, head.len);
+    sb_append(&joined, shared->data, shared->len);
+    sb_append(&joined, tail.data, tail.len);
+    assert_int_equal(joined.len, whole.len);
+    assert_memory_equal(joined.data, whole.data, whole.len);
+    assert_true(head.len + tail.len < 600); /* the content is in neither part */
+    assert_ptr_equal(m.data, shared->data);
+    qmsg_free(&m);
+    assert_int_equal(shared->refs, 1); /* ours is the last reference */
+    qbody_unref(shared);
+    sb_free(&whole);
+    sb_free(&head);
+    sb_free(&tail);
+    sb_free(&joined);
 }
 
 /* The optional records absent and present the other way round from make_sample. */
@@ -300,7 +332,7 @@ static void test_truncated_everywhere(void **state)
         if (qfile_decode(copy, n, &d, err, sizeof err) != -1) fail_msg("prefix of %zu bytes accepted", n);
         assert_true(err[0] != '\0');
         assert_null(d.rcpts);
-        assert_null(d.data_owned);
+        assert_null(d.content);
         free(copy);
     }
     assert_int_equal(qfile_decode(NULL, 0, &d, err, sizeof err), -1);
@@ -680,7 +712,7 @@ static void encode_decode_drop(char *path, strbuf *out, qmsg *d)
     qmsg_drop_data(d);
     assert_true(d->body_on_disk);
     assert_null(d->data);
-    assert_null(d->data_owned);
+    assert_null(d->content);
     assert_int_equal(d->data_len, sizeof sample_data - 1);
     qmsg_drop_data(d); /* twice is harmless */
     assert_true(d->body_on_disk);
@@ -696,7 +728,7 @@ static void test_load_data_round_trip(void **state)
     assert_int_equal(qfile_load_data(path, &d, err, sizeof err), 0);
     assert_false(d.body_on_disk);
     assert_non_null(d.data);
-    assert_ptr_equal(d.data, d.data_owned);
+    assert_ptr_equal(d.data, d.content->data);
     assert_int_equal(d.data_len, sizeof sample_data - 1);
     assert_memory_equal(d.data, sample_data, d.data_len);
     /* the envelope is untouched by the load */
@@ -820,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_corruptions),
         cmocka_unit_test(test_bit_flips),
         cmocka_unit_test(test_load_data_round_trip),
+        cmocka_unit_test(test_encode_split),
         cmocka_unit_test(test_load_data_missing_file),
         cmocka_unit_test(test_load_data_other_message),
         cmocka_unit_test(test_load_data_damaged),

@@ -303,8 +303,8 @@ static void submit(fx *f, const char *channel, const char *host)
     m->arrival = now_unix();
     m->src_channel = xstrdup("tcp_local");
     m->client = xstrdup("test");
-    m->data = "Subject: t\r\n\r\nbody\r\n";
-    m->data_len = strlen(m->data);
+    const char *text = "Subject: t\r\n\r\nbody\r\n";
+    m->content = qbody_copy(text, strlen(text));
     char *rcpt = xasprintf("bob@%s", host);
     enqueue_add_rcpt(m, rcpt, rcpt, NULL, channel, host, 0);
     free(rcpt);

@@ -64,8 +64,8 @@ static void make_msg(qmsg *m, const char *id, const char *chan)
     m->arrival = 1700000000;
     qmsg_add_rcpt(m, "x@y.test", "x@y.test", NULL, "y.test", 0);
     qmsg_add_rcpt(m, "z@y.test", "z@y.test", NULL, "y.test", 0);
-    m->data_owned = xstrdup("Subject: t\r\n\r\nbody\r\n");
-    m->data = m->data_owned;
+    const char *text = "Subject: t\r\n\r\nbody\r\n";
+    qmsg_set_content(m, qbody_copy(text, strlen(text)));
     m->data_len = strlen(m->data);
 }
 
