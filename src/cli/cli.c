@@ -4,8 +4,8 @@
 #include "core/tls.h"
 
 #include <openssl/ssl.h>
-#include "cli/test_mapping.h"
-#include "cli/test_rewrite.h"
+#include "cli/trace_mapping.h"
+#include "cli/trace_rewrite.h"
 #include "queue/qadmin.h"
 #include "rewrite/mapping.h"
 

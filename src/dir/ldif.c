@@ -38,53 +38,6 @@ static void parser_error(ldif_parser *p, int line, const char *msg, const char *
     p->errors++;
 }
 
-/* base64_value - the 6-bit value of c, or -1. */
-static int base64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-int ldif_base64_decode(const char *in, char **out, size_t *outlen)
-{
-    size_t n = strlen(in);
-    if (n % 4 != 0) return -1;
-    char *buf = xmalloc(n / 4 * 3 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        bool last = i + 4 == n;
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)in[i + k];
-            if (c == '=' && last && k >= 2) {
-                /* padding only at the very end, and "x=y=" is not valid */
-                if (k == 2 && in[i + 3] != '=') goto fail;
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            v[k] = base64_value(c);
-            if (v[k] < 0) goto fail;
-        }
-        unsigned triple = ((unsigned)v[0] << 18) | ((unsigned)v[1] << 12) | ((unsigned)v[2] << 6) | (unsigned)v[3];
-        buf[o++] = (char)(triple >> 16);
-        if (pad < 2) buf[o++] = (char)(triple >> 8 & 0xff);
-        if (pad < 1) buf[o++] = (char)(triple & 0xff);
-    }
-    buf[o] = '\0';
-    *out = buf;
-    *outlen = o;
-    return 0;
-fail:
-    free(buf);
-    return -1;
-}
-
 /* attr_name_valid - RFC 2849 AttributeDescription: letters, digits, '-', '.', ';' options. */
 static bool attr_name_valid(const char *s, size_t n)
 {
@@ -136,18 +89,18 @@ static char *decode_value(ldif_parser *p, const char *rest, int line)
         while (n && (rest[n - 1] == ' ' || rest[n - 1] == '\t')) n--;
         return xstrndup(rest, n);
     }
-    char *val;
-    size_t len;
-    if (ldif_base64_decode(rest, &val, &len) < 0) {
+    strbuf val = {0};
+    if (b64_decode(rest, strlen(rest), &val) < 0) {
+        sb_free(&val);
         parser_error(p, line, "bad base64 value", NULL);
         return NULL;
     }
-    if (strlen(val) != len) {
+    if (memchr(val.data, '\0', val.len)) {
+        sb_free(&val);
         parser_error(p, line, "base64 value contains a NUL byte", NULL);
-        free(val);
         return NULL;
     }
-    return val;
+    return sb_steal(&val);
 }
 
 /* line_add_attr - give meaning to one logical line "name: value" at line. */

@@ -42,7 +42,5 @@ void ldif_file_free(ldif_file *f);
 const ldif_attr *ldif_record_first(const ldif_record *r, const char *name);
 /* ldif_record_has_value - whether attribute name has value (compared case-insensitively). */
 int ldif_record_has_value(const ldif_record *r, const char *name, const char *value);
-/* ldif_base64_decode - decode RFC 4648 base64 (padding required) into a new buffer; -1 if malformed. */
-int ldif_base64_decode(const char *in, char **out, size_t *outlen);
 
 #endif

@@ -12,9 +12,9 @@
 #include "core/log.h"
 #include "core/workq.h"
 #include "queue/qadmin.h"
+#include "queue/qwalk.h"
 #include "queue/store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -326,14 +326,14 @@ void sched_release(sched *s, const char *id, sched_act_cb cb, void *arg)
 {
     admin_req *r = admin_begin(s, "release", cb, arg);
     char *held = xasprintf("%s/.held", s->ctx->conf->opt.queue_dir);
-    DIR *d = opendir(held);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        const char *dot = strrchr(de->d_name, '.');
-        if (de->d_name[0] == '.' || !dot || strcmp(dot + 1, id) != 0) continue;
-        held_release_one(r, held, de->d_name, dot, id);
+    strvec names = {0};
+    qwalk_list(held, &names);
+    for (size_t i = 0; i < names.n; i++) {
+        const char *dot = strrchr(names.v[i], '.');
+        if (!dot || strcmp(dot + 1, id) != 0) continue;
+        held_release_one(r, held, names.v[i], dot, id);
     }
-    if (d) closedir(d);
+    sv_free(&names);
     free(held);
     admin_end(r);
 }
@@ -382,13 +382,12 @@ static void return_load_one(sched *s, const char *rdir, const char *name, const 
 void sched_load_returns(sched *s)
 {
     char *rdir = xasprintf("%s/.return", s->ctx->conf->opt.queue_dir);
-    DIR *d = opendir(rdir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        const char *dot = strrchr(de->d_name, '.');
-        if (de->d_name[0] == '.' || !dot) continue;
-        return_load_one(s, rdir, de->d_name, dot);
+    strvec names = {0};
+    qwalk_list(rdir, &names);
+    for (size_t i = 0; i < names.n; i++) {
+        const char *dot = strrchr(names.v[i], '.');
+        if (dot) return_load_one(s, rdir, names.v[i], dot);
     }
-    if (d) closedir(d);
+    sv_free(&names);
     free(rdir);
 }

@@ -2,9 +2,9 @@
  * qadmin.c - queue administration formats and offline file operations (see qadmin.h).
  */
 #include "queue/qadmin.h"
+#include "queue/qwalk.h"
 #include "queue/store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -163,49 +163,25 @@ out:
     sb_free(&sb);
 }
 
-static void list_dir(const char *dir, strvec *names)
+/* set_add_queued - one file of the walk over the channels. */
+static bool set_add_queued(void *ctx, const char *channel, const char *name, const char *path)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') sv_push(names, e->d_name);
-    closedir(d);
+    (void)channel, (void)name;
+    set_add(ctx, path, "queued");
+    return true;
 }
 
 /* set_load - every queue file: QUEUE/<channel>/<NNN>/<id>, .held and .return. */
 static void set_load(const char *qdir, qfile_set *set)
 {
-    strvec chans = {0};
-    list_dir(qdir, &chans);
-    for (size_t c = 0; c < chans.n; c++) {
-        if (!strcmp(chans.v[c], "tmp") || !strcmp(chans.v[c], "corrupt")) continue;
-        char *cdir = xasprintf("%s/%s", qdir, chans.v[c]);
-        strvec subs = {0};
-        list_dir(cdir, &subs);
-        for (size_t j = 0; j < subs.n; j++) {
-            char *sdir = xasprintf("%s/%s", cdir, subs.v[j]);
-            strvec files = {0};
-            list_dir(sdir, &files);
-            for (size_t k = 0; k < files.n; k++) {
-                char *p = xasprintf("%s/%s", sdir, files.v[k]);
-                set_add(set, p, "queued");
-                free(p);
-            }
-            sv_free(&files);
-            free(sdir);
-        }
-        sv_free(&subs);
-        free(cdir);
-    }
-    sv_free(&chans);
+    qwalk_tree(qdir, set_add_queued, set);
     static const struct {
         const char *dir, *state;
     } extra[] = {{".held", "held"}, {".return", "returning"}};
     for (size_t x = 0; x < 2; x++) {
         char *d = xasprintf("%s/%s", qdir, extra[x].dir);
         strvec files = {0};
-        list_dir(d, &files);
+        qwalk_list(d, &files);
         for (size_t k = 0; k < files.n; k++) {
             char *p = xasprintf("%s/%s", d, files.v[k]);
             set_add(set, p, extra[x].state);

@@ -2,9 +2,9 @@
  * store.c - durable queue store: group commit, recovery, in-place state updates (see store.h).
  */
 #include "queue/store.h"
+#include "queue/qwalk.h"
 #include "core/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -441,20 +441,25 @@ static void *committer_main(void *arg)
     }
 }
 
+/* remove_files_in - unlink every file of dir (names starting with '.' excepted). */
+static void remove_files_in(const char *dir)
+{
+    strvec names = {0};
+    qwalk_list(dir, &names);
+    for (size_t i = 0; i < names.n; i++) {
+        char *p = xasprintf("%s/%s", dir, names.v[i]);
+        unlink(p);
+        free(p);
+    }
+    sv_free(&names);
+}
+
 /* free_reset - start with an empty pool: whatever an earlier run left in .free/ is removed. */
 static void free_reset(store *s)
 {
     char *dir = xasprintf("%s/.free", s->qdir);
     mkdir(dir, 0700);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char *p = xasprintf("%s/%s", dir, e->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d) closedir(d);
+    remove_files_in(dir);
     free(dir);
 }
 
@@ -586,70 +591,47 @@ out:
     return m;
 }
 
-static void scan_dir(const char *dir, strvec *names)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') sv_push(names, e->d_name);
-    closedir(d);
-}
-
 /* recover_tmp - remove files left in tmp/: they were never acknowledged (not yet renamed). */
 static void recover_tmp(store *s)
 {
-    strvec tmps = {0};
     char *tmpdir = xasprintf("%s/tmp", s->qdir);
-    scan_dir(tmpdir, &tmps);
-    for (size_t i = 0; i < tmps.n; i++) {
-        char *p = xasprintf("%s/%s", tmpdir, tmps.v[i]);
-        unlink(p);
-        free(p);
-    }
+    remove_files_in(tmpdir);
     free(tmpdir);
-    sv_free(&tmps);
 }
 
 /* recover_visit - called for each valid file; returns false to stop the scan. */
 typedef bool (*recover_visit)(void *ctx, qmsg *m, char *path);
 
+/* One recovery scan in progress. */
+typedef struct {
+    store *s;
+    recover_visit visit;
+    void *ctx;
+    size_t found;
+} recover_walk;
+
+/* recover_one - one file of the walk: validated (or moved aside) and handed to the visitor. */
+static bool recover_one(void *arg, const char *channel, const char *name, const char *path)
+{
+    recover_walk *w = arg;
+    if (recover_stopping(w->s)) return false;
+    if (claimed(w->s, name)) return true; /* committed or moved in by this process */
+    char *p = xstrdup(path);
+    qmsg *m = recover_file(w->s, p, channel, name);
+    if (!m) {
+        free(p);
+        return true;
+    }
+    w->found++;
+    return w->visit(w->ctx, m, p);
+}
+
 /* recover_scan - every QUEUE/<channel>/<NNN>/<id>, one directory at a time; returns files found. */
 static size_t recover_scan(store *s, recover_visit visit, void *ctx)
 {
-    size_t found = 0;
-    bool go = true;
-    strvec chans = {0};
-    scan_dir(s->qdir, &chans);
-    for (size_t c = 0; go && c < chans.n; c++) {
-        if (!strcmp(chans.v[c], "tmp") || !strcmp(chans.v[c], "corrupt")) continue;
-        char *cdir = xasprintf("%s/%s", s->qdir, chans.v[c]);
-        strvec subs = {0};
-        scan_dir(cdir, &subs);
-        for (size_t j = 0; go && j < subs.n; j++) {
-            char *sdir = xasprintf("%s/%s", cdir, subs.v[j]);
-            strvec files = {0};
-            scan_dir(sdir, &files);
-            for (size_t k = 0; go && k < files.n; k++) {
-                if (recover_stopping(s)) break;
-                if (claimed(s, files.v[k])) continue; /* committed or moved in by this process */
-                char *p = xasprintf("%s/%s", sdir, files.v[k]);
-                qmsg *m = recover_file(s, p, chans.v[c], files.v[k]);
-                if (m) {
-                    found++;
-                    go = visit(ctx, m, p);
-                } else {
-                    free(p);
-                }
-            }
-            sv_free(&files);
-            free(sdir);
-        }
-        sv_free(&subs);
-        free(cdir);
-    }
-    sv_free(&chans);
-    return found;
+    recover_walk w = {s, visit, ctx, 0};
+    qwalk_tree(s->qdir, recover_one, &w);
+    return w.found;
 }
 
 typedef struct {

@@ -454,7 +454,7 @@ static void test_sluice_cnf_errors(void **state)
     }
 }
 
-/* A bad template is reported with the rewrite engine's own reason (its wording is tested in test_rewrite.c). */
+/* A bad template is reported with the rewrite engine's own reason (its wording is tested in trace_rewrite.c). */
 static void test_sluice_cnf_bad_templates(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* test_mapping.c - mapping tables: file format, every pattern and template metacharacter, flow
+/* trace_mapping.c - mapping tables: file format, every pattern and template metacharacter, flow
  * control and its limits, nested probes, input flags, the seed's PORT_ACCESS/BE_IP tables (through
  * mapping_probe and through cli_test_mapping), and every parse error with its file:line. */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/test_mapping.h"
+#include "cli/trace_mapping.h"
 #include "conf/conf.h"
 #include "rewrite/mapping.h"
 

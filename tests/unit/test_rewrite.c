@@ -1,4 +1,4 @@
-/* test_rewrite.c - the rewrite engine: search order, templates, substitutions, conditions, errors, channel choice. */
+/* trace_rewrite.c - the rewrite engine: search order, templates, substitutions, conditions, errors, channel choice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

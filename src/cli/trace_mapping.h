@@ -1,11 +1,11 @@
 /*
- * test_mapping.h - "sluice test mapping": run one string through a mapping table of a
+ * trace_mapping.h - "sluice test mapping": run one string through a mapping table of a
  * configuration and show the result, the flags, the entry that decided and every entry tried,
  * like Messaging Server's "imsimta test -mapping". Runs in the CLI process only; reads
  * CONFDIR/mappings (and its includes) itself, touches nothing else.
  */
-#ifndef SLUICE_CLI_TEST_MAPPING_H
-#define SLUICE_CLI_TEST_MAPPING_H
+#ifndef SLUICE_CLI_TRACE_MAPPING_H
+#define SLUICE_CLI_TRACE_MAPPING_H
 
 /*
  * cli_test_mapping - argv holds the arguments after "mapping": TABLE STRING [--flags LETTERS]

@@ -1,9 +1,9 @@
 /*
- * test_mapping.c - "sluice test mapping TABLE STRING [--flags LETTERS] [-C DIR]" (see
- * test_mapping.h). Loads CONFDIR/mappings with mappings_parse, so it works on the mappings
+ * trace_mapping.c - "sluice test mapping TABLE STRING [--flags LETTERS] [-C DIR]" (see
+ * trace_mapping.h). Loads CONFDIR/mappings with mappings_parse, so it works on the mappings
  * file alone, probes the table once and prints the trace and the result as "key = value" lines.
  */
-#include "cli/test_mapping.h"
+#include "cli/trace_mapping.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 /*
- * test_rewrite.h - "sluice test rewrite": show how the rewrite rules of a configuration route
+ * trace_rewrite.h - "sluice test rewrite": show how the rewrite rules of a configuration route
  * one address, rule by rule, like Messaging Server's "imsimta test -rewrite". Runs in the CLI
  * process only; loads the configuration, touches nothing else.
  */
-#ifndef SLUICE_CLI_TEST_REWRITE_H
-#define SLUICE_CLI_TEST_REWRITE_H
+#ifndef SLUICE_CLI_TRACE_REWRITE_H
+#define SLUICE_CLI_TRACE_REWRITE_H
 
 /*
  * cli_test_rewrite - argv holds the arguments after "rewrite": ADDRESS [--source-channel CH]

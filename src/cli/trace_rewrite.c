@@ -1,10 +1,10 @@
 /*
- * test_rewrite.c - "sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR]" (see
- * test_rewrite.h). The recipient is rewritten as an envelope To address from the source
+ * trace_rewrite.c - "sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR]" (see
+ * trace_rewrite.h). The recipient is rewritten as an envelope To address from the source
  * channel; with --from the sender is then rewritten as an envelope From address with the
  * recipient's channel as the destination, so that $Q/$C rules show their effect too.
  */
-#include "cli/test_rewrite.h"
+#include "cli/trace_rewrite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
