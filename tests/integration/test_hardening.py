@@ -4,6 +4,7 @@ Each test drives the real daemon over loopback as an attacker would, then checks
 is still alive and serving (a new session gets its greeting and a message through), and the
 teardown fails on any sanitizer report in the daemon's log.
 """
+import subprocess
 import uuid
 
 import sluicetest as st
@@ -50,4 +51,36 @@ def test_nul_in_auth_login(harness):
         assert c.cmd("AAE=").code == 535  # decodes to NUL 0x01
         assert c.cmd("NOOP").code == 250
         c.quit()
+    _still_serving(mta)
+
+
+def test_rewrite_growth_bounded(harness):
+    """A rule that triples the host on every pass ('. $U%$H.$H.$H') refuses the RCPT at once with
+    550 5.1.3 instead of growing the address for 10 passes; `sluice check` warns about the rule."""
+    mta = harness.sluice(start=False)
+    mta.write("sluice.cnf", "example.test   $U%$D@local-daemon\n"
+                            ".              $U%$H.$H.$H\n"
+                            "\n"
+                            "defaults\n"
+                            "\n"
+                            "l\n"
+                            "local-daemon\n"
+                            "\n"
+                            "tcp_local smtp mx\n"
+                            "tcp_local-daemon\n")
+    p = subprocess.run([st.BIN, "check", "-C", mta.confdir], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert mta.confdir + "/sluice.cnf:2: warning: template '$U%$H.$H.$H' uses $H 3 times in the address" \
+        in p.stdout, p.stdout
+    mta.start()
+    for _ in range(3):
+        with Client(mta.port, timeout=5) as c:  # before the bound one RCPT held the loop for seconds
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<alice@example.test>").code == 250
+            r = c.cmd("RCPT TO:<u@a.b>")
+            assert (r.code, r.enhanced()) == (550, "5.1.3"), r
+            assert "longer than 255 octets" in r.text, r
+            assert c.cmd("NOOP").code == 250
+            c.quit()
+    assert mta.events("rcpt_rejected", to="<u@a.b>")
     _still_serving(mta)
