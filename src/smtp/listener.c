@@ -17,6 +17,7 @@
 
 #include <crypt.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
@@ -58,6 +59,7 @@ struct conn {
     int linger_ticks;
     bool dead;        /* connection gone while a commit was pending */
     bool handshaking; /* TLS handshake in progress */
+    bool tls_shut;    /* close_notify sent */
     char *svc;        /* service name */
     char ip[64];
     char server_ip[64];
@@ -97,11 +99,25 @@ static size_t conn_out_pending(conn *c)
 
 static void conn_linger(evutil_socket_t fd, short what, void *arg);
 
+/* conn_tls_shutdown - a TLS session we end: queue its close_notify (once); true if it was queued now.
+ * Without it a client cannot tell our close from a truncation ("unexpected EOF"). */
+static bool conn_tls_shutdown(conn *c)
+{
+    SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    if (!ssl || c->handshaking || c->tls_shut) return false;
+    c->tls_shut = true;
+    SSL_shutdown(ssl);
+    ERR_clear_error();
+    return true;
+}
+
 /* conn_close_when_sent - free now if everything was sent, else look again shortly (bounded). */
 static bool conn_close_when_sent(conn *c)
 {
     if (c->pending) return false;
-    if (conn_out_pending(c) == 0 || c->linger_ticks > 100) {
+    bool sent = conn_out_pending(c) == 0;
+    if (sent && conn_tls_shutdown(c)) sent = conn_out_pending(c) == 0; /* the close_notify must leave too */
+    if (sent || c->linger_ticks > 100) {
         conn_free(c);
         return true;
     }
@@ -683,7 +699,7 @@ void listener_close(listener *l)
     conn *c = l->conns;
     while (c) {
         conn *next = c->next;
-        if (!c->pending && c->bev) {
+        if (!c->pending && c->bev && !c->sess->closing) { /* a closing session has had its last word */
             smtp_sess_shutdown(c->sess);
             conn_flush(c);
         }

@@ -14,6 +14,8 @@ authentication"):
   a live session and in `sluice test rewrite --source-channel tcp_auth`;
 - TLS_MODE=implicit (port-465 style) with Python's ssl module; AUTH_REQUIRED=yes answers 530
   before AUTH.
+- a session that ends with QUIT ends with a close_notify (STARTTLS and implicit TLS), and
+  SIGTERM just after such a session still stops the daemon cleanly.
 
 Addresses: daemon A on 127.0.0.1 (three services), daemon B (the TLS-only next hop) on
 127.X.Y.3, the aiosmtpd sink on 127.X.Y.4, for a random X.Y of this module.
@@ -437,3 +439,63 @@ def test_implicit_tls_service(lab):
     assert got, lab.a.log_excerpt("tls")
     rcvd = re.sub(r"\s+", " ", st.parse_mail(got[0]).get_all("Received")[0])
     assert " with ESMTPSA " in rcvd and re.search(r"\(TLSv1\.[23] ", rcvd), rcvd
+
+
+# ---------------------------------------------------------------- close_notify
+
+def ragged_context():
+    """ragged_context - a client context that reports an EOF without close_notify as an error."""
+    ctx = tlsauth.client_context()
+    if hasattr(ssl, "OP_IGNORE_UNEXPECTED_EOF"):
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    return ctx
+
+
+def quit_and_read_eof(c):
+    """quit_and_read_eof - QUIT, then read to the end: b"" after a close_notify, SSLEOFError without one."""
+    r = c.cmd("QUIT")
+    assert r.code == 221, r
+    assert c.buf == b"", c.buf
+    end = c.sock.recv(100)
+    assert end == b"", end
+
+
+def test_close_notify_after_quit_starttls(lab):
+    with st.Client(lab.a.port) as c:
+        c.ehlo()
+        assert c.cmd("STARTTLS").code == 220
+        c.sock = ragged_context().wrap_socket(c.sock, suppress_ragged_eofs=False)
+        c.sock.settimeout(10)
+        c.ehlo()
+        quit_and_read_eof(c)  # before the fix: ssl.SSLEOFError (EOF in violation of protocol)
+
+
+def test_close_notify_after_quit_implicit(lab):
+    raw = socket.create_connection(("127.0.0.1", lab.subs_port), timeout=10)
+    c = st.Client.__new__(st.Client)
+    c.sock = ragged_context().wrap_socket(raw, suppress_ragged_eofs=False)
+    c.sock.settimeout(10)
+    c.buf, c.closed = b"", False
+    try:
+        assert c.reply().code == 220
+        c.ehlo()
+        quit_and_read_eof(c)
+    finally:
+        c.close()
+
+
+def test_sigterm_while_close_notify_pending(harness):
+    """SIGTERM right after a TLS client quit and hung up, while its close_notify may still wait
+    to leave: the closing session gets no 421 written after its close_notify (that write fails
+    and frees the connection under the writer), and the daemon stops cleanly."""
+    cert, key = tlsauth.make_cert(harness.subdir("cert"))
+    mta = harness.sluice(start=False, options={"tls_certificate": cert, "tls_key": key})
+    for delay in (0.01, 0.02, 0.025, 0.03):
+        mta.start()
+        with st.Client(mta.port) as c:
+            c.ehlo()
+            tlsauth.starttls(c)
+            c.quit()
+        time.sleep(delay)
+        mta.stop()
+        assert not mta.problems, "SIGTERM %.3f s after QUIT: %s" % (delay, mta.problems[0][:3000])
