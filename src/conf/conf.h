@@ -50,6 +50,8 @@ typedef struct {
     unsigned greeting_delay_ms;
     char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
+    char *tls_ciphers;         /* tls_ciphers: OpenSSL cipher list for TLS <= 1.2 (default NULL: TLS_DEFAULT_CIPHERS) */
+    unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) *//* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
 } sl_options;

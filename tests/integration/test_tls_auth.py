@@ -15,7 +15,10 @@ authentication"):
 - TLS_MODE=implicit (port-465 style) with Python's ssl module; AUTH_REQUIRED=yes answers 530
   before AUTH.
 - a session that ends with QUIT ends with a close_notify (STARTTLS and implicit TLS), and
-  SIGTERM just after such a session still stops the daemon cleanly.
+  SIGTERM just after such a session still stops the daemon cleanly; TLS 1.2
+  offers ECDHE with AEAD only by default (a client offering only AES128-SHA or ECDHE with CBC
+  fails, ECDHE-RSA-AES128-GCM-SHA256 works), `tls_ciphers` and `tls_min_version` change that, and
+  bad values of either are configuration errors.
 
 Addresses: daemon A on 127.0.0.1 (three services), daemon B (the TLS-only next hop) on
 127.X.Y.3, the aiosmtpd sink on 127.X.Y.4, for a random X.Y of this module.
@@ -441,7 +444,7 @@ def test_implicit_tls_service(lab):
     assert " with ESMTPSA " in rcvd and re.search(r"\(TLSv1\.[23] ", rcvd), rcvd
 
 
-# ---------------------------------------------------------------- close_notify
+# ---------------------------------------------------------------- close_notify, ciphers, versions
 
 def ragged_context():
     """ragged_context - a client context that reports an EOF without close_notify as an error."""
@@ -499,3 +502,64 @@ def test_sigterm_while_close_notify_pending(harness):
         time.sleep(delay)
         mta.stop()
         assert not mta.problems, "SIGTERM %.3f s after QUIT: %s" % (delay, mta.problems[0][:3000])
+
+
+def s_client(port, *args):
+    """s_client - QUIT through `openssl s_client -starttls smtp` with args; (negotiated, stderr)."""
+    p = subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect", "127.0.0.1:%d" % port, "-brief",
+                        "-crlf", "-ign_eof", "-name", "sclient.example.test"] + list(args),
+                       input=b"QUIT\n", capture_output=True, timeout=30)
+    err = p.stderr.decode("utf-8", "replace")
+    out = p.stdout.decode("utf-8", "replace")
+    done = p.returncode == 0 and "Protocol version:" in err and "221 " in out
+    return done, err
+
+
+@pytest.fixture(scope="module")
+def rsa_cert(module_harness):
+    return tlsauth.make_cert(module_harness.subdir("rsa-cert"), rsa=True)
+
+
+def rsa_sluice(harness, rsa_cert, **options):
+    cert, key = rsa_cert
+    opts = {"tls_certificate": cert, "tls_key": key}
+    opts.update(options)
+    return harness.sluice(options=opts)
+
+
+def test_tls12_default_ciphers_ecdhe_aead_only(harness, rsa_cert):
+    mta = rsa_sluice(harness, rsa_cert)
+    ok, err = s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert ok, err
+    assert "Ciphersuite: ECDHE-RSA-AES128-GCM-SHA256" in err, err
+    assert "unexpected eof" not in err.lower(), "no close_notify after 221: %s" % err
+    for weak in ("AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256"):  # static RSA and/or CBC
+        ok, err = s_client(mta.port, "-tls1_2", "-cipher", weak)
+        assert not ok, "TLS 1.2 with %s was accepted: %s" % (weak, err)
+    ok, err = s_client(mta.port, "-tls1_3")
+    assert ok, err
+
+
+def test_tls_ciphers_and_min_version_options(harness, rsa_cert):
+    mta = rsa_sluice(harness, rsa_cert, tls_ciphers="ECDHE-RSA-AES256-GCM-SHA384", tls_min_version="TLSv1.2")
+    assert s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384")[0]
+    assert not s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")[0]
+    mta.stop()
+    mta13 = rsa_sluice(harness, rsa_cert, tls_min_version="TLSv1.3")
+    assert not s_client(mta13.port, "-tls1_2")[0]
+    ok, err = s_client(mta13.port, "-tls1_3")
+    assert ok and "Protocol version: TLSv1.3" in err, err
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("tls_ciphers", "NO-SUCH-CIPHER", "an OpenSSL cipher list for TLS 1.2"),
+    ("tls_min_version", "TLSv1.1", "TLSv1.2 or TLSv1.3"),
+])
+def test_tls_option_bad_values(harness, rsa_cert, key, value, expect):
+    cert, key_file = rsa_cert
+    mta = harness.sluice(start=False, options={"tls_certificate": cert, "tls_key": key_file, key: value})
+    p = subprocess.run([st.BIN, "check", "-C", mta.confdir], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    line = [i + 1 for i, ln in enumerate(open(os.path.join(mta.confdir, "option.dat"))) if ln.startswith(key + "=")][0]
+    want = "%s/option.dat:%d: %s: bad value '%s' (expected %s" % (mta.confdir, line, key, value, expect)
+    assert want in p.stderr, p.stderr
