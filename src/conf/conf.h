@@ -41,6 +41,9 @@ typedef struct {
     enum bare_eol_policy bare_eol; /* bare_lf: reject|normalise (default reject) */
     unsigned max_errors;       /* max_errors before 421 (default 10) */
     unsigned idle_timeout;     /* idle_timeout seconds (default 300) */
+    unsigned session_timeout;  /* session_timeout seconds: a server session's whole life (default 3600) */
+    unsigned min_data_rate;    /* min_data_rate bytes per second while content arrives (default 500; 0: none) */
+    unsigned min_data_rate_window; /* min_data_rate_window seconds over which that rate is averaged (default 30) */
     unsigned retry_interval;   /* retry_interval seconds: first retry (default 300) */
     unsigned retry_max;        /* retry_max seconds: backoff cap (default 3600) */
     unsigned message_lifetime; /* message_lifetime seconds (default 5 days) */

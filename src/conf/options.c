@@ -56,6 +56,9 @@ void conf_options_defaults(sl_options *opt)
     opt->bare_eol = BARE_EOL_REJECT;
     opt->max_errors = 10;
     opt->idle_timeout = 300;
+    opt->session_timeout = 3600;
+    opt->min_data_rate = 500;
+    opt->min_data_rate_window = 30;
     opt->retry_interval = 300;
     opt->retry_max = 3600;
     opt->message_lifetime = 5 * DAY;
@@ -305,6 +308,9 @@ static const opt_def opt_table[] = {
     {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},
     {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000"},
     {"idle_timeout", set_duration, OFF(idle_timeout), 1, DAY, "a duration 1s..1d"},
+    {"session_timeout", set_duration, OFF(session_timeout), 1, 7 * DAY, "a duration 1s..7d"},
+    {"min_data_rate", set_uint, OFF(min_data_rate), 0, 100000000, "bytes per second 0..100000000"},
+    {"min_data_rate_window", set_duration, OFF(min_data_rate_window), 1, 3600, "a duration 1s..1h"},
     {"retry_interval", set_duration, OFF(retry_interval), 1, 30 * DAY, "a duration 1s..30d"},
     {"retry_max", set_duration, OFF(retry_max), 1, 30 * DAY, "a duration 1s..30d"},
     {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d"},

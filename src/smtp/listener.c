@@ -13,6 +13,7 @@
 #include "rewrite/route.h"
 #include "smtp/server.h"
 #include "smtp/access.h"
+#include "smtp/deadline.h"
 #include "core/tls.h"
 
 #include <crypt.h>
@@ -56,6 +57,8 @@ struct conn {
     struct event *greet_timer; /* pending greeting (greeting_delay) */
     struct event *delay_timer; /* replies held back (failed AUTH) */
     struct event *linger;      /* waiting for the last reply to leave before closing */
+    struct event *dl_timer;    /* session_timeout and min_data_rate checks */
+    smtp_deadline dl;
     int linger_ticks;
     bool dead;        /* connection gone while a commit was pending */
     bool handshaking; /* TLS handshake in progress */
@@ -79,6 +82,7 @@ static void conn_free(conn *c)
     if (c->greet_timer) event_free(c->greet_timer);
     if (c->delay_timer) event_free(c->delay_timer);
     if (c->linger) event_free(c->linger);
+    if (c->dl_timer) event_free(c->dl_timer);
     free(c->svc);
     smtp_sess_free(c->sess);
     ctx_conf_put(l->ctx, c->conf);
@@ -163,6 +167,8 @@ static bool conn_flush(conn *c)
 /* conn_process - feed everything buffered to the session. */
 static void conn_tls_start(conn *c);
 
+static void conn_deadline_arm(conn *c);
+
 static void conn_process(conn *c)
 {
     if (c->handshaking || (c->delay_timer && evtimer_pending(c->delay_timer, NULL))) return;
@@ -171,8 +177,11 @@ static void conn_process(conn *c)
     enum smtp_sess_state st = c->sess->state;
     if (len && st != SESS_WAIT_COMMIT && st != SESS_CLOSED && st != SESS_STARTTLS) {
         const char *p = (const char *)evbuffer_pullup(in, -1);
+        bool was_data = smtp_sess_in_content(c->sess);
         size_t used = smtp_sess_feed(c->sess, p, len);
         evbuffer_drain(in, used);
+        smtp_deadline_data(&c->dl, was_data, smtp_sess_in_content(c->sess), used, now_mono_ms());
+        conn_deadline_arm(c);
     }
     if (conn_flush(c)) return;
     if (c->sess->state == SESS_STARTTLS && !c->handshaking) conn_tls_start(c);
@@ -186,6 +195,42 @@ static void conn_delay_done(evutil_socket_t fd, short what, void *arg)
     if (!c->sess->closing) bufferevent_enable(c->bev, EV_READ);
     if (conn_flush(c)) return;
     if (!c->sess->closing) conn_process(c);
+}
+
+/* conn_deadline - session_timeout or min_data_rate: 421 and close when a limit ran out. */
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn *c = arg;
+    if (c->sess->closing) return;
+    if (c->pending) { /* our commit is not the client's time: decide once it is answered */
+        struct timeval tv = {1, 0};
+        evtimer_add(c->dl_timer, &tv);
+        return;
+    }
+    enum smtp_deadline_verdict v = smtp_deadline_check(&c->dl, now_mono_ms());
+    if (v == SMTP_DEADLINE_OK) {
+        conn_deadline_arm(c);
+        return;
+    }
+    const char *reason = v == SMTP_DEADLINE_SESSION ? "session_timeout" : "slow_data";
+    if (c->handshaking) { /* no reply can be sent in the middle of a TLS handshake */
+        log_info(c->sess->id, "disconnect", "client=[%s] reason=%s", c->sess->client_ip, reason);
+        conn_free(c);
+        return;
+    }
+    smtp_sess_expire(c->sess, reason);
+    conn_flush(c);
+}
+
+/* conn_deadline_arm - run conn_deadline when the deadline has something to decide next. */
+static void conn_deadline_arm(conn *c)
+{
+    if (!c->dl_timer) c->dl_timer = evtimer_new(c->l->ctx->base, conn_deadline, c);
+    int64_t ms = smtp_deadline_next(&c->dl) - now_mono_ms();
+    if (ms < 0) ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->dl_timer, &tv);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -324,6 +369,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     c->sess->loop_token = l->ctx->loop_token;
     c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
     snprintf(c->ip, sizeof c->ip, "%s", ip);
+    smtp_deadline_init(&c->dl, &c->conf->opt, now_mono_ms());
     const sl_service *service = service_by_name(c->conf, c->svc);
     enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
     bool have_tls = l->ctx->tls_server != NULL;
@@ -371,6 +417,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_deadline_arm(c);
     if (refuse) {
         if (port_reply.len) { /* PORT_ACCESS: its text, then the connection is closed */
             smtp_sess_reply(c->sess, "%s", port_reply.data);

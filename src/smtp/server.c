@@ -144,6 +144,18 @@ void smtp_sess_timeout(smtp_sess *s)
     sess_close(s);
 }
 
+void smtp_sess_expire(smtp_sess *s, const char *reason)
+{
+    smtp_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->opt.hostname);
+    log_info(s->id, "disconnect", "client=[%s] reason=%s", s->client_ip, reason);
+    sess_close(s);
+}
+
+bool smtp_sess_in_content(const smtp_sess *s)
+{
+    return s->state == SESS_DATA || s->state == SESS_BDAT || (s->state == SESS_CMD && s->bdat_mode);
+}
+
 void smtp_sess_shutdown(smtp_sess *s)
 {
     smtp_sess_reply(s, "421 4.3.2 %s Service shutting down", s->conf->opt.hostname);

@@ -126,6 +126,12 @@ size_t smtp_sess_feed(smtp_sess *s, const char *buf, size_t len);
 void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
 /* smtp_sess_timeout - the idle timer fired: 421 and close. */
 void smtp_sess_timeout(smtp_sess *s);
+/* smtp_sess_expire - a time limit other than the idle timeout ran out: 421 and close; reason goes to
+ * the log ("session_timeout", "slow_data"). */
+void smtp_sess_expire(smtp_sess *s, const char *reason);
+/* smtp_sess_in_content - whether message content is arriving: DATA after its 354, or a BDAT
+ * transaction (between its chunks too). */
+bool smtp_sess_in_content(const smtp_sess *s);
 /* smtp_sess_shutdown - the server is stopping: 421 and close. */
 void smtp_sess_shutdown(smtp_sess *s);
 /* smtp_sess_tls_started - the handshake finished: reset the session as RFC 3207 requires. */

@@ -360,6 +360,29 @@ static void test_bdat_bare_eol_reject(void **state)
     }
 }
 
+/* smtp_sess_in_content follows DATA and BDAT (between chunks too); smtp_sess_expire answers 421 and closes. */
+static void test_in_content_and_expire(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    assert_false(smtp_sess_in_content(f->s));
+    feed(f, "DATA\r\n");
+    assert_true(smtp_sess_in_content(f->s));
+    feed(f, "hi\r\n.\r\n");
+    assert_false(smtp_sess_in_content(f->s));
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    feed(f, "BDAT 3\r\n");
+    assert_true(smtp_sess_in_content(f->s));
+    feed(f, "ab\r");
+    assert_true(smtp_sess_in_content(f->s)); /* between chunks */
+    clear(f);
+    smtp_sess_expire(f->s, "slow_data");
+    assert_string_equal(f->s->out.data, "421 4.4.2 mx.test Error: timeout exceeded\r\n");
+    assert_true(f->s->closing);
+    assert_int_equal(f->m.commits, 1);
+}
+
 static void test_async_commit_holds_input(void **state)
 {
     fixture *f = *state;
@@ -545,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bdat_bare_eol_normalise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bdat_bare_eol_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_commit_holds_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_content_and_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starttls_resets_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
