@@ -59,7 +59,8 @@ int cli_check(const char *dir)
     int rc = c ? 0 : 1;
     if (c && c->opt.tls_certificate) {
         char err[512];
-        SSL_CTX *t = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, err, sizeof err);
+        SSL_CTX *t = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, c->opt.tls_ciphers,
+                                    (int)c->opt.tls_min_version, err, sizeof err);
         if (!t) {
             fprintf(stderr, "%s/option.dat: tls_certificate: %s\n", dir, err);
             rc = 1;

@@ -101,7 +101,8 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
 {
     SSL_CTX *srv = NULL;
     if (c->opt.tls_certificate) {
-        srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, err, errlen);
+        srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, c->opt.tls_ciphers, (int)c->opt.tls_min_version,
+                             err, errlen);
         if (!srv) return false;
     }
     if (ctx->tls_server) SSL_CTX_free(ctx->tls_server);

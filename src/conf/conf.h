@@ -41,6 +41,9 @@ typedef struct {
     enum bare_eol_policy bare_eol; /* bare_lf: reject|normalise (default reject) */
     unsigned max_errors;       /* max_errors before 421 (default 10) */
     unsigned idle_timeout;     /* idle_timeout seconds (default 300) */
+    unsigned session_timeout;  /* session_timeout seconds: a server session's whole life (default 3600) */
+    unsigned min_data_rate;    /* min_data_rate bytes per second while content arrives (default 500; 0: none) */
+    unsigned min_data_rate_window; /* min_data_rate_window seconds over which that rate is averaged (default 30) */
     unsigned retry_interval;   /* retry_interval seconds: first retry (default 300) */
     unsigned retry_max;        /* retry_max seconds: backoff cap (default 3600) */
     unsigned message_lifetime; /* message_lifetime seconds (default 5 days) */
@@ -49,6 +52,8 @@ typedef struct {
     unsigned greeting_delay_ms;
     char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
+    char *tls_ciphers;         /* tls_ciphers: OpenSSL cipher list for TLS <= 1.2 (default NULL: TLS_DEFAULT_CIPHERS) */
+    unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) *//* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */

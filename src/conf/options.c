@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/tls.h"
 
 #define DAY (86400u)
 
@@ -55,12 +56,16 @@ void conf_options_defaults(sl_options *opt)
     opt->bare_eol = BARE_EOL_REJECT;
     opt->max_errors = 10;
     opt->idle_timeout = 300;
+    opt->session_timeout = 3600;
+    opt->min_data_rate = 500;
+    opt->min_data_rate_window = 30;
     opt->retry_interval = 300;
     opt->retry_max = 3600;
     opt->message_lifetime = 5 * DAY;
     opt->connect_timeout = 30;
     opt->command_timeout = 300;
     opt->auth_max_failures = 3;
+    opt->tls_min_version = 12;
 }
 
 void conf_options_free(sl_options *opt)
@@ -72,7 +77,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_key);
     free(opt->run_as);
     free(opt->postmaster);
-    opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = NULL;
+    free(opt->tls_ciphers);
+    opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
     free(opt->internal_networks);
     opt->hostname = opt->queue_dir = opt->maildir_root = NULL;
@@ -205,6 +211,25 @@ static int set_bare_lf(sl_options *opt, const char *v, const opt_def *d, const c
     return 0;
 }
 
+/* set_tls_ciphers - an OpenSSL cipher list that selects at least one TLS <= 1.2 suite. */
+static int set_tls_ciphers(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (!*v || !tls_cipher_list_ok(v)) return -1;
+    free(opt->tls_ciphers);
+    opt->tls_ciphers = xstrdup(v);
+    return 0;
+}
+
+static int set_tls_min_version(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "TLSv1.2")) opt->tls_min_version = 12;
+    else if (str_ieq(v, "TLSv1.3")) opt->tls_min_version = 13;
+    else return -1;
+    return 0;
+}
+
 /* dns_server_normalise - "ip", "ip:port", "[ipv6]", "[ipv6]:port" or a bare IPv6 into "ip:port" / "[ipv6]:port". */
 static char *dns_server_normalise(const char *s)
 {
@@ -299,6 +324,9 @@ static const opt_def opt_table[] = {
     {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},
     {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000"},
     {"idle_timeout", set_duration, OFF(idle_timeout), 1, DAY, "a duration 1s..1d"},
+    {"session_timeout", set_duration, OFF(session_timeout), 1, 7 * DAY, "a duration 1s..7d"},
+    {"min_data_rate", set_uint, OFF(min_data_rate), 0, 100000000, "bytes per second 0..100000000"},
+    {"min_data_rate_window", set_duration, OFF(min_data_rate_window), 1, 3600, "a duration 1s..1h"},
     {"retry_interval", set_duration, OFF(retry_interval), 1, 30 * DAY, "a duration 1s..30d"},
     {"retry_max", set_duration, OFF(retry_max), 1, 30 * DAY, "a duration 1s..30d"},
     {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d"},
@@ -307,6 +335,8 @@ static const opt_def opt_table[] = {
     {"greeting_delay", set_uint, OFF(greeting_delay_ms), 0, 10000, "milliseconds 0..10000"},
     {"tls_certificate", set_path, OFF(tls_certificate), 0, 0, "a file path"},
     {"tls_key", set_path, OFF(tls_key), 0, 0, "a file path"},
+    {"tls_ciphers", set_tls_ciphers, 0, 0, 0, "an OpenSSL cipher list for TLS 1.2, such as " TLS_DEFAULT_CIPHERS},
+    {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3"},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name"},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com"},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},

@@ -29,10 +29,28 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, char *err, size_t errlen)
     return ctx;
 }
 
-SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+bool tls_cipher_list_ok(const char *list)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    bool ok = ctx && SSL_CTX_set_cipher_list(ctx, list) == 1;
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, int min_version, char *err,
+                        size_t errlen)
 {
     SSL_CTX *ctx = ctx_common(TLS_server_method(), err, errlen);
     if (!ctx) return NULL;
+    if (min_version == 13) SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers : TLS_DEFAULT_CIPHERS) != 1) {
+        char why[256];
+        tls_last_error(why, sizeof why);
+        snprintf(err, errlen, "tls_ciphers: %s", why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key ? key : cert, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {

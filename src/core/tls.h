@@ -4,13 +4,23 @@
  */
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
-/* tls_server_ctx - a server context with the certificate chain and key (PEM); NULL + err on failure. */
-SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
+/* The TLS 1.2 cipher suites a server offers unless option.dat says otherwise: forward secrecy and
+ * AEAD only (no static RSA key exchange, no CBC). TLS 1.3 suites are OpenSSL's defaults. */
+#define TLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+/* tls_server_ctx - a server context with the certificate chain and key (PEM), the TLS <= 1.2 cipher
+ * list ciphers (NULL: TLS_DEFAULT_CIPHERS) and the lowest version min_version (12 or 13); NULL +
+ * err on failure. */
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, int min_version, char *err,
+                        size_t errlen);
+/* tls_cipher_list_ok - whether OpenSSL accepts list as a TLS <= 1.2 cipher list (at least one suite). */
+bool tls_cipher_list_ok(const char *list);
 /* tls_client_ctx - a client context for opportunistic TLS (no certificate verification: RFC 7435). */
 SSL_CTX *tls_client_ctx(char *err, size_t errlen);
 /* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection, into buf. */

@@ -1,17 +1,23 @@
 /*
  * workq.c - worker threads and the loop-side completion port (see workq.h).
- * The completion port is a pipe: posters append to a locked list and write one byte when the
- * list was empty; the loop's read event drains the list.
+ * The completion port is an eventfd: posters append to a locked list and add 1 to the eventfd on
+ * every post (EINTR retried; EAGAIN means the counter is full, so the loop is signalled already);
+ * the loop's read event resets the counter and drains the whole list. A sweep timer drains the
+ * list too, so that even a wake-up lost to a failed write delays completions by a second at most
+ * instead of stranding them (and with them a clean stop).
  */
 #include "core/workq.h"
 #include "core/util.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
+
+#define COMPLETION_PORT_SWEEP_MS 1000
 
 typedef struct cnode {
     struct cnode *next;
@@ -22,27 +28,51 @@ typedef struct cnode {
 struct completion_port {
     pthread_mutex_t mu;
     cnode *head, *tail;
-    int fds[2];
-    struct event *ev;
+    int fd;             /* eventfd */
+    struct event *ev;   /* fd readable */
+    struct event *sweep;/* persistent timer: drains whatever a lost wake-up left */
 };
 
 static void port_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
-    char buf[256];
-    while (read(fd, buf, sizeof buf) > 0) {
+    uint64_t n;
+    while (read(fd, &n, sizeof n) < 0 && errno == EINTR) {
     }
     completion_port_drain(arg);
+}
+
+static void port_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    completion_port *p = arg;
+    pthread_mutex_lock(&p->mu);
+    bool pending = p->head != NULL;
+    pthread_mutex_unlock(&p->mu);
+    if (pending) completion_port_drain(p);
 }
 
 completion_port *completion_port_new(struct event_base *base)
 {
     completion_port *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
-    if (pipe2(p->fds, O_NONBLOCK | O_CLOEXEC) < 0) fatal("pipe: %s", "failed");
-    p->ev = event_new(base, p->fds[0], EV_READ | EV_PERSIST, port_readable, p);
+    p->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->fd < 0) fatal("eventfd: %s", "failed");
+    p->ev = event_new(base, p->fd, EV_READ | EV_PERSIST, port_readable, p);
     event_add(p->ev, NULL);
+    p->sweep = event_new(base, -1, EV_PERSIST, port_sweep, p);
+    struct timeval tv = {COMPLETION_PORT_SWEEP_MS / 1000, (COMPLETION_PORT_SWEEP_MS % 1000) * 1000};
+    event_add(p->sweep, &tv);
     return p;
+}
+
+/* port_signal - wake the loop: add 1 to the eventfd. A full counter (EAGAIN) is a pending wake-up;
+ * any other failure is left to the sweep timer. */
+static void port_signal(completion_port *p)
+{
+    uint64_t one = 1;
+    while (write(p->fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
 }
 
 void completion_port_post(completion_port *p, workq_done fn, void *arg)
@@ -52,16 +82,13 @@ void completion_port_post(completion_port *p, workq_done fn, void *arg)
     n->fn = fn;
     n->arg = arg;
     pthread_mutex_lock(&p->mu);
-    bool was_empty = p->head == NULL;
     if (p->tail) p->tail->next = n;
     else p->head = n;
     p->tail = n;
     pthread_mutex_unlock(&p->mu);
-    if (was_empty) {
-        char c = 1;
-        while (write(p->fds[1], &c, 1) < 0 && errno == EINTR) {
-        }
-    }
+    /* Every post signals: a wake-up written only on the empty -> non-empty transition is lost
+     * for good when that one write fails, and everything posted after it waits forever. */
+    port_signal(p);
 }
 
 void completion_port_drain(completion_port *p)
@@ -83,8 +110,8 @@ void completion_port_free(completion_port *p)
     if (!p) return;
     completion_port_drain(p);
     event_free(p->ev);
-    close(p->fds[0]);
-    close(p->fds[1]);
+    event_free(p->sweep);
+    close(p->fd);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -3,12 +3,18 @@
  * A message is written to tmp/ under a unique name, fsync'd, closed (close's result checked:
  * NFS reports write errors there), renamed into new/ and new/ is fsync'd, so once SL_OK is
  * returned the message survives a crash. Any failure removes the partial file and is SL_TEMP.
- * Blocking file I/O: worker threads only. The only shared state is an atomic counter.
+ * Files a crash left in tmp/ are removed once they are older than 36 hours (the Maildir
+ * convention): a folder's tmp/ is swept when the process first delivers to it, then at most once
+ * an hour. Blocking file I/O: worker threads only. The shared state is an atomic counter and the
+ * table of sweep times (behind a mutex).
  */
 #include "deliver/maildir.h"
+#include "core/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,12 +22,28 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Bytes staged before a write(2) when line ends are converted. */
 #define MAILDIR_CHUNK 16384
+/* A tmp/ file older than this was left behind by a crash (the Maildir convention: 36 hours). */
+#define MAILDIR_TMP_MAX_AGE (36 * 3600)
+/* How often one folder's tmp/ is swept at most, in milliseconds. */
+#define MAILDIR_SWEEP_INTERVAL_MS (3600 * 1000)
+#define MAILDIR_SWEEP_BUCKETS 1024
 
 static atomic_ulong maildir_counter;
+
+/* When each folder's tmp/ was last swept; one entry per folder delivered to, kept for the process. */
+typedef struct sweep_entry {
+    struct sweep_entry *next;
+    int64_t last_ms;
+    char dir[];
+} sweep_entry;
+
+static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
+static sweep_entry *sweep_table[MAILDIR_SWEEP_BUCKETS];
 
 /* maildir_unquote - the local part with surrounding quotes and backslash escapes removed; NULL if malformed. */
 static char *maildir_unquote(const char *s, size_t n)
@@ -111,6 +133,59 @@ static int maildir_create(const char *dir)
         if (rc < 0) return -1;
     }
     return 0;
+}
+
+/* maildir_sweep_due - whether dir's tmp/ is to be swept at now_ms (first use, or an hour since the
+ * last sweep); a true answer records the sweep. */
+static bool maildir_sweep_due(const char *dir, int64_t now_ms)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = dir; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    bool due = false;
+    pthread_mutex_lock(&sweep_mu);
+    sweep_entry **head = &sweep_table[h % MAILDIR_SWEEP_BUCKETS], *e = *head;
+    while (e && strcmp(e->dir, dir) != 0) e = e->next;
+    if (!e) {
+        size_t n = strlen(dir) + 1;
+        e = xmalloc(sizeof *e + n);
+        memcpy(e->dir, dir, n);
+        e->next = *head;
+        *head = e;
+        due = true;
+    } else if (now_ms - e->last_ms >= MAILDIR_SWEEP_INTERVAL_MS) {
+        due = true;
+    }
+    if (due) e->last_ms = now_ms;
+    pthread_mutex_unlock(&sweep_mu);
+    return due;
+}
+
+/* maildir_clean_tmp - remove the regular files of dir/tmp older than MAILDIR_TMP_MAX_AGE at now;
+ * returns how many were removed (best effort: what cannot be read or removed stays). */
+static int maildir_clean_tmp(const char *dir, time_t now)
+{
+    char *tmp = xasprintf("%s/tmp", dir);
+    DIR *d = opendir(tmp);
+    free(tmp);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (S_ISREG(st.st_mode) && now - st.st_mtime > MAILDIR_TMP_MAX_AGE && unlinkat(dirfd(d), de->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+/* maildir_sweep_tmp - clean dir's tmp/ when it is due. */
+static void maildir_sweep_tmp(const char *dir)
+{
+    if (!maildir_sweep_due(dir, now_mono_ms())) return;
+    int n = maildir_clean_tmp(dir, time(NULL));
+    if (n > 0) log_info(NULL, "maildir_tmp_cleaned", "folder=\"%s\" removed=%d", dir, n);
 }
 
 /* maildir_unique_name - "<time>.M<usec>P<pid>Q<counter>.<host>", host with '/' and ':' escaped. */
@@ -247,6 +322,7 @@ sl_result maildir_deliver(const char *root, const char *addr, const char *prefix
         what = "create folder";
         goto fail;
     }
+    maildir_sweep_tmp(dir);
     name = maildir_unique_name();
     tmp = xasprintf("%s/tmp/%s", dir, name);
     dst = xasprintf("%s/new/%s", dir, name);

@@ -13,7 +13,9 @@
  * maildir_deliver - store prefix (e.g. "Return-Path: <s>\r\nDelivered-To: a\r\n") followed by
  * data in the Maildir of addr under root. Line ends are written as LF (Maildir convention) when
  * lf_only, else as given. SL_OK, or SL_TEMP with err set (disk full, permission, I/O error).
- * A local part that could escape the root ("..", "/", leading ".") is SL_PERM.
+ * A local part that could escape the root ("..", "/", leading ".") is SL_PERM. Files older than
+ * 36 hours in the folder's tmp/ (left by a crash) are removed on the process's first delivery to
+ * the folder and then at most once an hour.
  */
 sl_result maildir_deliver(const char *root, const char *addr, const char *prefix, const char *data, size_t len,
                           int lf_only, char *err, size_t errlen);

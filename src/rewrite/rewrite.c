@@ -15,6 +15,13 @@
 
 #define REWRITE_MAX_ITERATIONS 10
 #define REWRITE_DEFAULT_STATUS "5.1.2"
+/* Bounds on every intermediate result, so that a template that multiplies its input (". $U%$H.$H")
+ * fails at once instead of growing for REWRITE_MAX_ITERATIONS passes: RFC 5321 allows a domain of
+ * 255 octets and a path of 256; an address may carry source-route text while it is rewritten, so
+ * it gets more room. Over either bound the rewrite fails with a permanent 5.1.3. */
+#define REWRITE_MAX_ADDRESS 1024
+#define REWRITE_MAX_DOMAIN 255
+#define REWRITE_TOO_LONG_STATUS "5.1.3"
 
 /* Template forms, by the separators found in the template as written. */
 enum tmpl_kind {
@@ -307,6 +314,59 @@ static void conf_notes_channels(const sl_conf *c, const sl_rule *r, const char *
                                            which == 'M' || which == 'Q' ? "never holds" : "always holds"));
 }
 
+/* The pieces of the input a template can copy, for the growth warning: $U (with $0U and $1U), $H
+ * (any $nH), $D (any $nD) and $L. */
+enum { PIECE_U, PIECE_H, PIECE_D, PIECE_L, PIECE_N };
+
+/* part_uses - count the pieces a raw part copies into uses; $0U and $1U are halves of $U. */
+static void part_uses(const strbuf *part, unsigned uses[PIECE_N], unsigned halves[2])
+{
+    const char *s = part->data ? part->data : "";
+    for (size_t i = 0; i + 1 < part->len; i++) {
+        if (s[i] != '$') continue;
+        size_t d = ++i;
+        while (i < part->len && isdigit((unsigned char)s[i])) i++;
+        if (i >= part->len) break;
+        const char *k = strchr("UHDL", s[i]);
+        if (!k || !s[i]) continue;
+        if (*k == 'U' && i > d) halves[s[d] - '0']++;
+        else uses[k - "UHDL"]++;
+    }
+}
+
+/* tmpl_growth - the piece that parts [from, to) copy more than once and how often, or NULL. A
+ * template that does so can give an output longer than its input, and rewriting that output again
+ * multiplies it. */
+static const char *tmpl_growth(const tmpl *t, size_t from, size_t to, unsigned *times)
+{
+    static const char *const names[PIECE_N] = {"$U", "$H", "$D", "$L"};
+    unsigned uses[PIECE_N] = {0}, halves[2] = {0};
+    for (size_t i = from; i < to && i < t->nparts; i++) part_uses(&t->part[i], uses, halves);
+    uses[PIECE_U] += halves[0] > halves[1] ? halves[0] : halves[1];
+    for (size_t k = 0; k < PIECE_N; k++) {
+        if (uses[k] > 1) {
+            *times = uses[k];
+            return names[k];
+        }
+    }
+    return NULL;
+}
+
+/* conf_notes_growth - a warning for a template that can multiply the address or the routing host. */
+static void conf_notes_growth(const sl_rule *r, const tmpl *t, const char *file, strvec *notes)
+{
+    static const char *const where[2] = {"the address", "the routing host"};
+    for (size_t g = 0; g < 2; g++) {
+        unsigned times = 0;
+        const char *piece = g == 0 ? tmpl_growth(t, 0, 2, &times) : tmpl_growth(t, 2, 3, &times);
+        if (piece)
+            sv_push_owned(notes, xasprintf("%s:%d: warning: template '%s' uses %s %u times in %s: each rewrite can "
+                                           "make it longer (an address over %d octets or a domain over %d is refused)",
+                                           file, r->line, r->tmpl, piece, times, where[g], REWRITE_MAX_ADDRESS,
+                                           REWRITE_MAX_DOMAIN));
+    }
+}
+
 void rewrite_conf_notes(const sl_conf *c, const char *file, strvec *notes)
 {
     for (size_t i = 0; i < c->n_rules; i++) {
@@ -322,6 +382,7 @@ void rewrite_conf_notes(const sl_conf *c, const char *file, strvec *notes)
         conf_notes_channels(c, r, file, &t.n, 'N', notes);
         conf_notes_channels(c, r, file, &t.q, 'Q', notes);
         conf_notes_channels(c, r, file, &t.c, 'C', notes);
+        conf_notes_growth(r, &t, file, notes);
         tmpl_free(&t);
     }
 }
@@ -654,6 +715,16 @@ static void rw_fix_addr(rw_state *st, const char *local, const char *domain)
     if (!st->routing && !st->addr) st->addr = xasprintf("%s@%s", local, domain);
 }
 
+/* rw_too_long - what in a rule's output exceeds the bounds, or NULL (route may be NULL). */
+static const char *rw_too_long(const char *local, const char *domain, const char *route)
+{
+    size_t nd = strlen(domain);
+    if (nd > REWRITE_MAX_DOMAIN) return "a domain longer than 255 octets";
+    if (strlen(local) + 1 + nd > REWRITE_MAX_ADDRESS) return "an address longer than 1024 octets";
+    if (route && strlen(route) > REWRITE_MAX_DOMAIN) return "a routing host longer than 255 octets";
+    return NULL;
+}
+
 /* rw_apply - apply a template rule that fired; 1 = done, 0 = rewrite again, -1 = failed. */
 static int rw_apply(rw_state *st, rule_match *m)
 {
@@ -680,7 +751,10 @@ static int rw_apply(rw_state *st, rule_match *m)
     char *b = tmpl_expand(&m->t.part[1], &v);
     char *route = m->t.kind == TMPL_PCT_AT ? tmpl_expand(&m->t.part[2], &v) : xstrdup(b);
     int rc = -1;
-    if (!*a || !domain_ok(b) || !*route) {
+    const char *too_long = rw_too_long(a, b, route);
+    if (too_long) {
+        rw_fail(st, xasprintf("rule '%s' (line %d) gives %s", r->pattern, r->line, too_long), REWRITE_TOO_LONG_STATUS);
+    } else if (!*a || !domain_ok(b) || !*route) {
         rw_fail(st, xasprintf("rule '%s' (line %d) gives local part '%s', domain '%s', routing host '%s'", r->pattern,
                               r->line, a, b, route), REWRITE_DEFAULT_STATUS);
     } else if (m->t.kind == TMPL_PCT) {
@@ -742,6 +816,11 @@ sl_result rewrite_address_ctx(const sl_conf *c, const char *addr, const rw_ctx *
     memset(out, 0, sizeof *out);
     if (rewrite_split(addr, &st.local, &st.domain) != 0) {
         rw_fail(&st, xasprintf("no domain in address '%s'", addr), "5.1.3");
+        goto done;
+    }
+    const char *too_long = rw_too_long(st.local, st.domain, NULL);
+    if (too_long) {
+        rw_fail(&st, xasprintf("address too long (%s)", too_long), REWRITE_TOO_LONG_STATUS);
         goto done;
     }
     if (!domain_ok(st.domain)) {

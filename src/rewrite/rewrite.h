@@ -74,7 +74,9 @@ int rewrite_rules_check(const sl_conf *c, const char *file, conf_errors *errs);
 int rewrite_template_lint(const char *tmpl, char *err, size_t errlen, strvec *notes);
 /* rewrite_conf_notes - for every rule of a loaded conf, append "file:line: note: ..." lines to
  * notes: the template notes of rewrite_template_lint and channel names in $M/$N/$Q/$C that no
- * channel has. Nothing is appended for a configuration without such constructs. */
+ * channel has; and "file:line: warning: ..." for a template that copies a piece of its input
+ * ($U, $H, $D or $L) more than once into the address or the routing host, so that each rewrite
+ * can make it longer. Nothing is appended for a configuration without such constructs. */
 void rewrite_conf_notes(const sl_conf *c, const char *file, strvec *notes);
 
 #endif

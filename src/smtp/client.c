@@ -219,9 +219,17 @@ char *smtp_client_rcpt_line(const qrcpt *r, const smtp_caps *caps)
     return sb_steal(&sb);
 }
 
+/* next_lf - the index of the first LF in data[pos, len), or len. */
+static size_t next_lf(const char *data, size_t pos, size_t len)
+{
+    const char *lf = memchr(data + pos, '\n', len - pos);
+    return lf ? (size_t)(lf - data) : len;
+}
+
 void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx)
 {
-    size_t seg = 0, pos = 0;
+    size_t seg = 0, pos = 0, lf = next_lf(data, 0, len);
+    bool open = false; /* the data ends inside a line */
     while (pos < len) {
         /* pos is the start of a line */
         if (data[pos] == '.') {
@@ -229,11 +237,24 @@ void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void
             emit(ctx, ".", 1);
             seg = pos; /* the original dot goes out with the next piece */
         }
-        const char *nl = memchr(data + pos, '\n', len - pos);
-        pos = nl ? (size_t)(nl - data) + 1 : len;
+        if (lf < pos) lf = next_lf(data, pos, len);
+        const char *cr = memchr(data + pos, '\r', lf - pos);
+        size_t eol = cr ? (size_t)(cr - data) : lf; /* the line's first CR or LF */
+        if (eol == len) {
+            open = true;
+            break;
+        }
+        if (cr && eol + 1 == lf && lf < len) { /* CRLF */
+            pos = lf + 1;
+            continue;
+        }
+        /* a bare CR or bare LF (RFC 5321 2.3.8): CRLF goes out in its place */
+        if (eol > seg) emit(ctx, data + seg, eol - seg);
+        emit(ctx, "\r\n", 2);
+        seg = pos = eol + 1;
     }
     if (len > seg) emit(ctx, data + seg, len - seg);
-    if (len > 0 && !(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n')) emit(ctx, "\r\n", 2);
+    if (open) emit(ctx, "\r\n", 2);
     emit(ctx, ".\r\n", 3);
 }
 

@@ -67,9 +67,10 @@ char *smtp_client_rcpt_line(const qrcpt *r, const smtp_caps *caps);
 /* smtp_emit_fn - receives one piece of output. */
 typedef void (*smtp_emit_fn)(void *ctx, const void *p, size_t n);
 /*
- * smtp_client_dot_stuff - emit data (CRLF lines, not stuffed) for DATA: a line starting with '.'
- * gets another '.', a missing final CRLF is added, then ".\r\n". Pieces point into data where
- * possible, so the caller copies the body at most once.
+ * smtp_client_dot_stuff - emit data (lines, not stuffed) for DATA: every bare CR and bare LF
+ * becomes CRLF (nothing else ever leaves: RFC 5321 2.3.8), a line starting with '.' gets another
+ * '.', a missing final CRLF is added, then ".\r\n". Pieces point into data where possible, so the
+ * caller copies the body at most once.
  */
 void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx);
 

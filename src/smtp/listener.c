@@ -6,9 +6,11 @@
 #include "core/bev.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "smtp/deadline.h"
 #include "smtp/server.h"
 
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
@@ -48,9 +50,12 @@ struct conn {
     struct event *greet_timer; /* pending greeting (greeting_delay) */
     struct event *delay_timer; /* replies held back (failed AUTH) */
     struct event *linger;      /* waiting for the last reply to leave before closing */
+    struct event *dl_timer;    /* session_timeout and min_data_rate checks */
+    smtp_deadline dl;
     int linger_ticks;
     bool dead;        /* connection gone while a decision or commit was pending */
     bool handshaking; /* TLS handshake in progress */
+    bool tls_shut;    /* close_notify sent */
     char *svc;        /* service name */
     char ip[64];
     char server_ip[64];
@@ -67,6 +72,7 @@ static void conn_free(conn *c)
     if (c->greet_timer) event_free(c->greet_timer);
     if (c->delay_timer) event_free(c->delay_timer);
     if (c->linger) event_free(c->linger);
+    if (c->dl_timer) event_free(c->dl_timer);
     free(c->svc);
     smtp_sess_free(c->sess);
     ctx_conf_put(l->ctx, c->conf);
@@ -87,11 +93,25 @@ static size_t conn_out_pending(conn *c)
 
 static void conn_linger(evutil_socket_t fd, short what, void *arg);
 
+/* conn_tls_shutdown - a TLS session we end: queue its close_notify (once); true if it was queued now.
+ * Without it a client cannot tell our close from a truncation ("unexpected EOF"). */
+static bool conn_tls_shutdown(conn *c)
+{
+    SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    if (!ssl || c->handshaking || c->tls_shut) return false;
+    c->tls_shut = true;
+    SSL_shutdown(ssl);
+    ERR_clear_error();
+    return true;
+}
+
 /* conn_close_when_sent - free now if everything was sent, else look again shortly (bounded). */
 static bool conn_close_when_sent(conn *c)
 {
     if (smtp_sess_waiting(c->sess)) return false;
-    if (conn_out_pending(c) == 0 || c->linger_ticks > 100) {
+    bool sent = conn_out_pending(c) == 0;
+    if (sent && conn_tls_shutdown(c)) sent = conn_out_pending(c) == 0; /* the close_notify must leave too */
+    if (sent || c->linger_ticks > 100) {
         conn_free(c);
         return true;
     }
@@ -139,6 +159,8 @@ static bool conn_flush(conn *c)
 /* conn_process - feed everything buffered to the session. */
 static void conn_tls_start(conn *c);
 
+static void conn_deadline_arm(conn *c);
+
 static void conn_process(conn *c)
 {
     if (c->handshaking || (c->delay_timer && evtimer_pending(c->delay_timer, NULL))) return;
@@ -146,8 +168,11 @@ static void conn_process(conn *c)
     size_t len = evbuffer_get_length(in);
     if (len && smtp_sess_accepts_input(c->sess)) {
         const char *p = (const char *)evbuffer_pullup(in, -1);
+        bool was_data = smtp_sess_in_content(c->sess);
         size_t used = smtp_sess_feed(c->sess, p, len);
         evbuffer_drain(in, used);
+        smtp_deadline_data(&c->dl, was_data, smtp_sess_in_content(c->sess), used, now_mono_ms());
+        conn_deadline_arm(c);
     }
     if (conn_flush(c)) return;
     if (smtp_sess_wants_tls(c->sess) && !c->handshaking) conn_tls_start(c);
@@ -172,6 +197,42 @@ static void conn_delay_done(evutil_socket_t fd, short what, void *arg)
     if (!smtp_sess_closing(c->sess)) bufferevent_enable(c->bev, EV_READ);
     if (conn_flush(c)) return;
     if (!smtp_sess_closing(c->sess)) conn_process(c);
+}
+
+/* conn_deadline - session_timeout or min_data_rate: 421 and close when a limit ran out. */
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn *c = arg;
+    if (smtp_sess_closing(c->sess)) return;
+    if (smtp_sess_waiting(c->sess)) { /* our decision or commit is not the client's time */
+        struct timeval tv = {1, 0};
+        evtimer_add(c->dl_timer, &tv);
+        return;
+    }
+    enum smtp_deadline_verdict v = smtp_deadline_check(&c->dl, now_mono_ms());
+    if (v == SMTP_DEADLINE_OK) {
+        conn_deadline_arm(c);
+        return;
+    }
+    const char *reason = v == SMTP_DEADLINE_SESSION ? "session_timeout" : "slow_data";
+    if (c->handshaking) { /* no reply can be sent in the middle of a TLS handshake */
+        log_info(smtp_sess_id(c->sess), "disconnect", "client=[%s] reason=%s", c->ip, reason);
+        conn_free(c);
+        return;
+    }
+    smtp_sess_expire(c->sess, reason);
+    conn_flush(c);
+}
+
+/* conn_deadline_arm - run conn_deadline when the deadline has something to decide next. */
+static void conn_deadline_arm(conn *c)
+{
+    if (!c->dl_timer) c->dl_timer = evtimer_new(c->l->ctx->base, conn_deadline, c);
+    int64_t ms = smtp_deadline_next(&c->dl) - now_mono_ms();
+    if (ms < 0) ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->dl_timer, &tv);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -336,6 +397,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     addr_text(sa, c->ip, sizeof c->ip);
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
     c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
+    smtp_deadline_init(&c->dl, &c->conf->opt, now_mono_ms());
     const sl_service *service = service_by_name(c->conf, c->svc);
     conn_session(c, service, svc < l->n ? l->svc_channel[svc] : "tcp_local", sa, fd, id);
     smtp_sess_connect(c->sess); /* limits and PORT_ACCESS: a refusal is queued with the close */
@@ -355,6 +417,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_deadline_arm(c);
     if (smtp_sess_closing(c->sess)) {
         conn_flush(c);
         return;
@@ -449,7 +512,7 @@ void listener_close(listener *l)
     conn *c = l->conns;
     while (c) {
         conn *next = c->next;
-        if (!smtp_sess_waiting(c->sess) && c->bev) {
+        if (!smtp_sess_waiting(c->sess) && c->bev && !smtp_sess_closing(c->sess)) { /* a closing session has had its last word */
             smtp_sess_shutdown(c->sess);
             conn_flush(c);
         }

@@ -930,7 +930,13 @@ static int verb_bdat(cmd_ctx *c)
 {
     const char *p = c->args, *end = c->args + c->alen, *tok;
     size_t toklen;
-    if (!next_token(&p, end, &tok, &toklen) || parse_u64_digits(tok, toklen, &c->cmd->bdat_size) < 0)
+    if (!next_token(&p, end, &tok, &toklen))
+        return cmd_fail(c, 501, "5.5.4 Syntax: BDAT size [LAST]");
+    while (toklen > 1 && tok[0] == '0') { /* chunk-size is 1*DIGIT: any number of leading zeros */
+        tok++;
+        toklen--;
+    }
+    if (parse_u64_digits(tok, toklen, &c->cmd->bdat_size) < 0)
         return cmd_fail(c, 501, "5.5.4 Syntax: BDAT size [LAST]");
     if (next_token(&p, end, &tok, &toklen)) {
         if (!mem_ieq(tok, toklen, "LAST"))

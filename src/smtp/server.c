@@ -190,6 +190,18 @@ void smtp_sess_timeout(smtp_sess *s)
     sess_close(s);
 }
 
+void smtp_sess_expire(smtp_sess *s, const char *reason)
+{
+    smtp_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->opt.hostname);
+    log_info(s->id, "disconnect", "client=[%s] reason=%s", s->client_ip, reason);
+    sess_close(s);
+}
+
+bool smtp_sess_in_content(const smtp_sess *s)
+{
+    return s->state == SESS_DATA || s->state == SESS_BDAT || (s->state == SESS_CMD && s->bdat_mode);
+}
+
 void smtp_sess_shutdown(smtp_sess *s)
 {
     smtp_sess_reply(s, "421 4.3.2 %s Service shutting down", s->conf->opt.hostname);
@@ -329,19 +341,45 @@ static size_t feed_data(smtp_sess *s, const char *buf, size_t len)
     return i;
 }
 
-/* bdat_scan - check raw BDAT bytes for bare CR/LF, NUL and long lines; append them. */
+/* bdat_scan - append BDAT bytes with every bare CR and bare LF made a CRLF, as in DATA (and flagged,
+ * so that bare_lf=reject refuses the message); flag NUL and long lines. A CR goes in at once and
+ * gets its LF added when the next byte, perhaps in the next chunk, is not one. */
 static void bdat_scan(smtp_sess *s, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    while (i < n) {
         char c = p[i];
-        if (s->bdat_prev_cr && c != '\n') s->bare_eol = true;
-        if (c == '\n' && !s->bdat_prev_cr) s->bare_eol = true;
-        if (c == '\0') s->has_nul = true;
-        if (c == '\n') s->dline_len = 0;
-        else if (c != '\r' && ++s->dline_len > 998) s->long_line = true;
+        bool after_cr = s->bdat_prev_cr;
+        if (after_cr && c != '\n') { /* the CR before was bare */
+            content_put(s, "\n", 1);
+            s->bare_eol = true;
+            s->dline_len = 0;
+        }
         s->bdat_prev_cr = c == '\r';
+        if (c == '\r') {
+            content_put(s, "\r", 1);
+            i++;
+            continue;
+        }
+        if (c == '\n') {
+            if (after_cr) {
+                content_put(s, "\n", 1);
+            } else { /* a bare LF */
+                content_put(s, "\r\n", 2);
+                s->bare_eol = true;
+            }
+            s->dline_len = 0;
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && p[j] != '\r' && p[j] != '\n') j++;
+        if (memchr(p + i, '\0', j - i)) s->has_nul = true;
+        s->dline_len += j - i;
+        if (s->dline_len > 998) s->long_line = true;
+        content_put(s, p + i, j - i);
+        i = j;
     }
-    content_put(s, p, n);
 }
 
 static size_t feed_bdat(smtp_sess *s, const char *buf, size_t len)
@@ -356,7 +394,10 @@ static size_t feed_bdat(smtp_sess *s, const char *buf, size_t len)
         return n;
     }
     if (s->bdat_last) {
-        if (s->bdat_prev_cr) s->bare_eol = true;
+        if (s->bdat_prev_cr) { /* the message ends in a bare CR */
+            content_put(s, "\n", 1);
+            s->bare_eol = true;
+        }
         if (s->data.len > s->hdr_len && s->data.data[s->data.len - 1] != '\n' && !s->too_big)
             content_put(s, "\r\n", 2); /* a message ends with a line end */
         finish_content(s);

@@ -117,6 +117,12 @@ bool smtp_sess_wants_tls(const smtp_sess *s);
 void smtp_sess_tls_started(smtp_sess *s, const char *info);
 /* smtp_sess_timeout - the idle timer fired: 421 and close. */
 void smtp_sess_timeout(smtp_sess *s);
+/* smtp_sess_expire - a time limit other than the idle timeout ran out: 421 and close; reason goes to
+ * the log ("session_timeout", "slow_data"). */
+void smtp_sess_expire(smtp_sess *s, const char *reason);
+/* smtp_sess_in_content - whether message content is arriving: DATA after its 354, or a BDAT
+ * transaction (between its chunks too). */
+bool smtp_sess_in_content(const smtp_sess *s);
 /* smtp_sess_shutdown - the server is stopping: 421 and close. */
 void smtp_sess_shutdown(smtp_sess *s);
 /* smtp_sess_id - the session id for logs. */

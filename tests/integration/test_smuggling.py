@@ -114,3 +114,42 @@ def test_end_of_data_lookalike(smug, variant):
     for env, data in remote:
         assert not has_bare(data), "bare CR/LF in what the next hop received: %r" % data
         assert smug_mid.encode() not in st.split_header(data)[0]
+
+
+# BDAT content is not dot-stuffed, so any byte may reach the queue through it: bare CR and bare LF,
+# and a '.' line that only a bare CR sets apart. Relayed, such content must go out with CRLF lines
+# and the dot doubled, or the next hop may see "<CR>.<CRLF>" as the end of data and run the rest
+# as commands.
+BDAT_CHUNKS = [b"Subject: bdat %s\r\nMessage-ID: <%s>\r\n\r\nSTART\r.\r\nmail FROM:<x@evil.test>\r",
+               b"\nrcpt TO:<%s>\nDATA\nsmuggled\n.\nend\r"]
+
+
+def test_bdat_bare_eol_relayed(smug):
+    mta, sink, mode = smug
+    tag = "bdat-%s-%s" % (mode, uuid.uuid4().hex[:10])
+    mid = "%s@test" % tag
+    chunks = [BDAT_CHUNKS[0] % (tag.encode(), mid.encode()), BDAT_CHUNKS[1] % REMOTE_SMUGGLED.encode()]
+    with Client(mta.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@example.test>").code == 250
+        assert c.cmd("RCPT TO:<%s>" % REMOTE_LEGIT).code == 250
+        c.send(b"BDAT %d\r\n" % len(chunks[0]) + chunks[0])
+        assert c.reply().code == 250
+        c.send(b"BDAT %d LAST\r\n" % len(chunks[1]) + chunks[1])
+        final = c.reply()
+        assert c.cmd("QUIT").code == 221
+    if mode == "reject":
+        assert final.code == 550 and final.enhanced() == "5.6.0", final
+        return
+    assert final.code == 250, final
+    got = sink.wait(mid.encode())
+    assert len(got) == 1, "%d copies at the next hop" % len(got)
+    env, data = got[0]
+    assert env["rcpt_tos"] == [REMOTE_LEGIT], env
+    assert not has_bare(data), "bare CR/LF in what the next hop received: %r" % data
+    # the lone '.' arrived as a line of text (sent as "..") and everything after it as text too
+    assert b"\r\nSTART\r\n.\r\nmail FROM:<x@evil.test>\r\nrcpt TO:<%s>\r\nDATA\r\nsmuggled\r\n.\r\nend\r\n" \
+        % REMOTE_SMUGGLED.encode() in data, data
+    time.sleep(2.5)  # anything smuggled would be delivered by now (retry_max=2)
+    assert not [e for e, _ in sink.received() if REMOTE_SMUGGLED in e["rcpt_tos"] or
+                e["mail_from"] == "x@evil.test"], sink.received()

@@ -14,6 +14,11 @@ authentication"):
   a live session and in `sluice test rewrite --source-channel tcp_auth`;
 - TLS_MODE=implicit (port-465 style) with Python's ssl module; AUTH_REQUIRED=yes answers 530
   before AUTH.
+- a session that ends with QUIT ends with a close_notify (STARTTLS and implicit TLS), and
+  SIGTERM just after such a session still stops the daemon cleanly; TLS 1.2
+  offers ECDHE with AEAD only by default (a client offering only AES128-SHA or ECDHE with CBC
+  fails, ECDHE-RSA-AES128-GCM-SHA256 works), `tls_ciphers` and `tls_min_version` change that, and
+  bad values of either are configuration errors.
 
 Addresses: daemon A on 127.0.0.1 (three services), daemon B (the TLS-only next hop) on
 127.X.Y.3, the aiosmtpd sink on 127.X.Y.4, for a random X.Y of this module.
@@ -469,3 +474,124 @@ def test_slow_password_check_does_not_stall_other_sessions(harness):
         assert r.code == 235, r
         slow.quit()
     mta.wait_message("bob@example.test", mid.encode())
+
+
+# ---------------------------------------------------------------- close_notify, ciphers, versions
+
+def ragged_context():
+    """ragged_context - a client context that reports an EOF without close_notify as an error."""
+    ctx = tlsauth.client_context()
+    if hasattr(ssl, "OP_IGNORE_UNEXPECTED_EOF"):
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    return ctx
+
+
+def quit_and_read_eof(c):
+    """quit_and_read_eof - QUIT, then read to the end: b"" after a close_notify, SSLEOFError without one."""
+    r = c.cmd("QUIT")
+    assert r.code == 221, r
+    assert c.buf == b"", c.buf
+    end = c.sock.recv(100)
+    assert end == b"", end
+
+
+def test_close_notify_after_quit_starttls(lab):
+    with st.Client(lab.a.port) as c:
+        c.ehlo()
+        assert c.cmd("STARTTLS").code == 220
+        c.sock = ragged_context().wrap_socket(c.sock, suppress_ragged_eofs=False)
+        c.sock.settimeout(10)
+        c.ehlo()
+        quit_and_read_eof(c)  # before the fix: ssl.SSLEOFError (EOF in violation of protocol)
+
+
+def test_close_notify_after_quit_implicit(lab):
+    raw = socket.create_connection(("127.0.0.1", lab.subs_port), timeout=10)
+    c = st.Client.__new__(st.Client)
+    c.sock = ragged_context().wrap_socket(raw, suppress_ragged_eofs=False)
+    c.sock.settimeout(10)
+    c.buf, c.closed = b"", False
+    try:
+        assert c.reply().code == 220
+        c.ehlo()
+        quit_and_read_eof(c)
+    finally:
+        c.close()
+
+
+def test_sigterm_while_close_notify_pending(harness):
+    """SIGTERM right after a TLS client quit and hung up, while its close_notify may still wait
+    to leave: the closing session gets no 421 written after its close_notify (that write fails
+    and frees the connection under the writer), and the daemon stops cleanly."""
+    cert, key = tlsauth.make_cert(harness.subdir("cert"))
+    mta = harness.sluice(start=False, options={"tls_certificate": cert, "tls_key": key})
+    for delay in (0.01, 0.02, 0.025, 0.03):
+        mta.start()
+        with st.Client(mta.port) as c:
+            c.ehlo()
+            tlsauth.starttls(c)
+            c.quit()
+        time.sleep(delay)
+        mta.stop()
+        assert not mta.problems, "SIGTERM %.3f s after QUIT: %s" % (delay, mta.problems[0][:3000])
+
+
+def s_client(port, *args):
+    """s_client - QUIT through `openssl s_client -starttls smtp` with args; (negotiated, stderr)."""
+    p = subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect", "127.0.0.1:%d" % port, "-brief",
+                        "-crlf", "-ign_eof", "-name", "sclient.example.test"] + list(args),
+                       input=b"QUIT\n", capture_output=True, timeout=30)
+    err = p.stderr.decode("utf-8", "replace")
+    out = p.stdout.decode("utf-8", "replace")
+    done = p.returncode == 0 and "Protocol version:" in err and "221 " in out
+    return done, err
+
+
+@pytest.fixture(scope="module")
+def rsa_cert(module_harness):
+    return tlsauth.make_cert(module_harness.subdir("rsa-cert"), rsa=True)
+
+
+def rsa_sluice(harness, rsa_cert, **options):
+    cert, key = rsa_cert
+    opts = {"tls_certificate": cert, "tls_key": key}
+    opts.update(options)
+    return harness.sluice(options=opts)
+
+
+def test_tls12_default_ciphers_ecdhe_aead_only(harness, rsa_cert):
+    mta = rsa_sluice(harness, rsa_cert)
+    ok, err = s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert ok, err
+    assert "Ciphersuite: ECDHE-RSA-AES128-GCM-SHA256" in err, err
+    assert "unexpected eof" not in err.lower(), "no close_notify after 221: %s" % err
+    for weak in ("AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256"):  # static RSA and/or CBC
+        ok, err = s_client(mta.port, "-tls1_2", "-cipher", weak)
+        assert not ok, "TLS 1.2 with %s was accepted: %s" % (weak, err)
+    ok, err = s_client(mta.port, "-tls1_3")
+    assert ok, err
+
+
+def test_tls_ciphers_and_min_version_options(harness, rsa_cert):
+    mta = rsa_sluice(harness, rsa_cert, tls_ciphers="ECDHE-RSA-AES256-GCM-SHA384", tls_min_version="TLSv1.2")
+    assert s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384")[0]
+    assert not s_client(mta.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")[0]
+    mta.stop()
+    mta13 = rsa_sluice(harness, rsa_cert, tls_min_version="TLSv1.3")
+    assert not s_client(mta13.port, "-tls1_2")[0]
+    ok, err = s_client(mta13.port, "-tls1_3")
+    assert ok and "Protocol version: TLSv1.3" in err, err
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("tls_ciphers", "NO-SUCH-CIPHER", "an OpenSSL cipher list for TLS 1.2"),
+    ("tls_min_version", "TLSv1.1", "TLSv1.2 or TLSv1.3"),
+])
+def test_tls_option_bad_values(harness, rsa_cert, key, value, expect):
+    cert, key_file = rsa_cert
+    mta = harness.sluice(start=False, options={"tls_certificate": cert, "tls_key": key_file, key: value})
+    p = subprocess.run([st.BIN, "check", "-C", mta.confdir], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    line = [i + 1 for i, ln in enumerate(open(os.path.join(mta.confdir, "option.dat"))) if ln.startswith(key + "=")][0]
+    want = "%s/option.dat:%d: %s: bad value '%s' (expected %s" % (mta.confdir, line, key, value, expect)
+    assert want in p.stderr, p.stderr

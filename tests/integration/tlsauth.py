@@ -15,12 +15,13 @@ import sluicetest as st
 PASSWORD = "s3cret-Pa55"
 
 
-def make_cert(directory, cn="mx.example.test"):
-    """make_cert - a self-signed EC certificate and key (PEM) in directory; returns (cert, key) paths."""
+def make_cert(directory, cn="mx.example.test", rsa=False):
+    """make_cert - a self-signed EC (or RSA 2048) certificate and key (PEM) in directory; returns (cert, key) paths."""
     cert = os.path.join(directory, "cert.pem")
     key = os.path.join(directory, "key.pem")
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-days", "2", "-subj", "/CN=" + cn, "-keyout", key, "-out", cert],
+    newkey = ["-newkey", "rsa:2048"] if rsa else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    r = subprocess.run(["openssl", "req", "-x509"] + newkey +
+                       ["-nodes", "-days", "2", "-subj", "/CN=" + cn, "-keyout", key, "-out", cert],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, "openssl req failed: %s" % r.stderr
     return cert, key

@@ -118,6 +118,27 @@ static const opt_case opt_cases[] = {
      "option.dat:1: max_errors: bad value 'x' (expected a number 1..10000)\n"
      "option.dat:2: log_level: bad value 'y' (expected error, warn, info or debug)",
      F_NONE, 0, 0},
+    {"session_timeout=2h", NULL, F_U32, O(session_timeout), 7200},
+    {"session_timeout=0", "option.dat:1: session_timeout: bad value '0' (expected a duration 1s..7d)", F_NONE, 0, 0},
+    {"session_timeout=8d", "option.dat:1: session_timeout: bad value '8d' (expected a duration 1s..7d)", F_NONE, 0, 0},
+    {"min_data_rate=0", NULL, F_U32, O(min_data_rate), 0},
+    {"min_data_rate=2048", NULL, F_U32, O(min_data_rate), 2048},
+    {"min_data_rate=-1", "option.dat:1: min_data_rate: bad value '-1' (expected bytes per second 0..100000000)",
+     F_NONE, 0, 0},
+    {"min_data_rate=1K", "option.dat:1: min_data_rate: bad value '1K' (expected bytes per second 0..100000000)",
+     F_NONE, 0, 0},
+    {"min_data_rate_window=1m", NULL, F_U32, O(min_data_rate_window), 60},
+    {"min_data_rate_window=2h", "option.dat:1: min_data_rate_window: bad value '2h' (expected a duration 1s..1h)",
+     F_NONE, 0, 0},
+    {"tls_min_version=TLSv1.3", NULL, F_U32, O(tls_min_version), 13},
+    {"tls_min_version=tlsv1.2", NULL, F_U32, O(tls_min_version), 12},
+    {"tls_min_version=TLSv1.1", "option.dat:1: tls_min_version: bad value 'TLSv1.1' (expected TLSv1.2 or TLSv1.3)",
+     F_NONE, 0, 0},
+    {"tls_ciphers=ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384", NULL, F_NONE, 0, 0},
+    {"tls_ciphers=NO-SUCH-CIPHER", "option.dat:1: tls_ciphers: bad value 'NO-SUCH-CIPHER' (expected an OpenSSL "
+     "cipher list for TLS 1.2, such as ECDHE+AESGCM:ECDHE+CHACHA20)", F_NONE, 0, 0},
+    {"tls_ciphers=", "option.dat:1: tls_ciphers: bad value '' (expected an OpenSSL cipher list for TLS 1.2, such as "
+     "ECDHE+AESGCM:ECDHE+CHACHA20)", F_NONE, 0, 0},
 };
 #undef O
 
@@ -166,6 +187,11 @@ static void test_options_defaults(void **state)
     assert_int_equal(opt.message_lifetime, 5 * 86400);
     assert_int_equal(opt.connect_timeout, 30);
     assert_int_equal(opt.command_timeout, 300);
+    assert_int_equal(opt.session_timeout, 3600);
+    assert_int_equal(opt.min_data_rate, 500);
+    assert_int_equal(opt.min_data_rate_window, 30);
+    assert_null(opt.tls_ciphers);
+    assert_int_equal(opt.tls_min_version, 12);
     assert_int_equal(opt.n_internal_networks, 2);
     struct sockaddr_in lo = {.sin_family = AF_INET};
     inet_pton(AF_INET, "127.9.9.9", &lo.sin_addr);

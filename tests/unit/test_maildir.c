@@ -1,7 +1,8 @@
 /*
  * test_maildir.c - Maildir delivery: byte-exact files in new/ (CRLF kept or converted), an
  * empty tmp/ afterwards, unique names, unsafe local parts rejected, and SL_TEMP (with the
- * partial file removed) when the folder cannot be created or the rename fails.
+ * partial file removed) when the folder cannot be created or the rename fails; files a crash left
+ * in tmp/ removed after 36 hours.
  * Tests run as root, so "unwritable" is simulated with files where directories should be.
  */
 #include <setjmp.h>
@@ -13,11 +14,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deliver/maildir.h"
@@ -293,6 +296,80 @@ static void test_rename_failure_cleans_tmp(void **state)
     free(tmp);
 }
 
+/* make_folder - root/domain/user with tmp/, new/ and cur/. */
+static char *make_folder(const char *root, const char *domain, const char *user)
+{
+    char *d = xasprintf("%s/%s", root, domain);
+    mkdir(d, 0700);
+    char *folder = xasprintf("%s/%s", d, user);
+    assert_int_equal(mkdir(folder, 0700), 0);
+    static const char *subs[] = {"tmp", "new", "cur"};
+    for (size_t i = 0; i < 3; i++) {
+        char *sub = xasprintf("%s/%s", folder, subs[i]);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        free(sub);
+    }
+    free(d);
+    return folder;
+}
+
+/* plant - a file name in dir with its mtime age_hours back. */
+static void plant(const char *dir, const char *name, int age_hours)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("partial", fp);
+    assert_int_equal(fclose(fp), 0);
+    struct timespec times[2];
+    clock_gettime(CLOCK_REALTIME, &times[0]);
+    times[0].tv_sec -= (time_t)age_hours * 3600;
+    times[1] = times[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    free(path);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    struct stat st;
+    bool ok = lstat(path, &st) == 0;
+    free(path);
+    return ok;
+}
+
+/* Files a crash left in tmp/ more than 36 hours ago go on the process's first delivery to the
+ * folder; a fresh one (a delivery in progress elsewhere) stays; the next sweep waits an hour. */
+static void test_tmp_cleanup(void **state)
+{
+    fixture *f = *state;
+    char *folder = make_folder(f->root, "old.test", "u");
+    char *tmp = xasprintf("%s/tmp", folder);
+    plant(tmp, "1000.M1P1Q1.crashed", 37);
+    plant(tmp, "1000.M2P1Q2.fresh", 1);
+    plant(tmp, "1000.M3P1Q3.almost", 35);
+    char err[256] = "";
+    assert_int_equal(maildir_deliver(f->root, "u@old.test", "", "x\n", 2, 0, err, sizeof err), SL_OK);
+    assert_false(exists(tmp, "1000.M1P1Q1.crashed"));
+    assert_true(exists(tmp, "1000.M2P1Q2.fresh"));
+    assert_true(exists(tmp, "1000.M3P1Q3.almost"));
+    assert_int_equal(count_entries(tmp), 2);
+    /* within the hour the folder is not swept again */
+    plant(tmp, "1000.M4P1Q4.crashed", 40);
+    assert_int_equal(maildir_deliver(f->root, "u@old.test", "", "y\n", 2, 0, err, sizeof err), SL_OK);
+    assert_true(exists(tmp, "1000.M4P1Q4.crashed"));
+    /* another folder has its own first sweep */
+    char *folder2 = make_folder(f->root, "old.test", "v");
+    char *tmp2 = xasprintf("%s/tmp", folder2);
+    plant(tmp2, "1000.M5P1Q5.crashed", 100);
+    assert_int_equal(maildir_deliver(f->root, "v@old.test", "", "z\n", 2, 0, err, sizeof err), SL_OK);
+    assert_int_equal(count_entries(tmp2), 0);
+    free(folder);
+    free(tmp);
+    free(folder2);
+    free(tmp2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_root_is_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_parts_are_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_failure_cleans_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tmp_cleanup, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

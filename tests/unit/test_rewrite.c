@@ -608,6 +608,100 @@ static void test_template_notes(void **state)
     conf_free(c);
 }
 
+/* Templates that multiply the address each time round: the rewrite stops at the first intermediate
+ * result over the bounds (1024 octets for an address, 255 for a domain or routing host) with a
+ * permanent 5.1.3, and the trace stays small. */
+static void test_rewrite_growth_bounded(void **state)
+{
+    (void)state;
+    /* a routing host of 2 x 130 octets */
+    char longname[131];
+    memset(longname, 'r', 125);
+    strcpy(longname + 125, ".test");
+    char *text = xasprintf(". $U%%$H.$H.$H\n"
+                           "local.test $U$U$U%%local.test\n"
+                           "%s $U%%ok.test@$D.$D\n"
+                           "ok.test $U@tcp-daemon\n"
+                           "\n"
+                           "tcp_out smtp\n"
+                           "tcp-daemon\n",
+                           longname);
+    sl_conf *c = conf_from(text);
+    free(text);
+    char *route_addr = xasprintf("u@%s", longname);
+    static const struct {
+        const char *addr, *error;
+    } cases[] = {
+        {"u@a.b", "gives a domain longer than 255 octets"},
+        {"u@local.test", "gives an address longer than 1024 octets"},
+        {NULL, "gives a routing host longer than 255 octets"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        rw_result r;
+        strbuf trace;
+        sb_init(&trace);
+        const char *addr = cases[i].addr ? cases[i].addr : route_addr;
+        assert_int_equal(rewrite_address(c, addr, NULL, &r, &trace), SL_PERM);
+        if (!r.error || !strstr(r.error, cases[i].error)) fail_msg("%s: error '%s'", addr, r.error);
+        assert_string_equal(r.status, "5.1.3");
+        if (trace.len > 256 * 1024) fail_msg("%s: trace of %zu bytes", addr, trace.len);
+        rw_result_free(&r);
+        sb_free(&trace);
+    }
+    /* an over-long address or domain given to the engine is refused the same way */
+    strbuf big;
+    sb_init(&big);
+    for (int i = 0; i < 1100; i++) sb_putc(&big, 'x');
+    sb_puts(&big, "@ok.test");
+    rw_result r;
+    assert_int_equal(rewrite_address(c, big.data, NULL, &r, NULL), SL_PERM);
+    assert_string_equal(r.status, "5.1.3");
+    rw_result_free(&r);
+    sb_reset(&big);
+    sb_puts(&big, "u@");
+    for (int i = 0; i < 130; i++) sb_puts(&big, "a.");
+    sb_puts(&big, "ok.test");
+    assert_int_equal(rewrite_address(c, big.data, NULL, &r, NULL), SL_PERM);
+    assert_string_equal(r.status, "5.1.3");
+    rw_result_free(&r);
+    sb_free(&big);
+    /* ordinary addresses still route */
+    assert_int_equal(rewrite_address(c, "u@ok.test", NULL, &r, NULL), SL_OK);
+    rw_result_free(&r);
+    free(route_addr);
+    conf_free(c);
+}
+
+/* A template that can make its output longer than its input (an input part used more than once)
+ * gets a warning from rewrite_conf_notes; ordinary templates get none. */
+static void test_template_growth_warning(void **state)
+{
+    (void)state;
+    sl_conf *c = conf_from("a.test $U%$H.$H.$H\n"
+                           "b.test $U$0U@tcp-daemon\n"
+                           "c.test $U%$D@$D.$D\n"
+                           "d.test $U%$H$,$H@tcp-daemon\n"
+                           "e.test $U+h=$H+d=$D%out.test@tcp-daemon\n"
+                           "f.test $U%$H@$H\n"
+                           ". $U%$D@tcp-daemon\n"
+                           "\n"
+                           "tcp_out smtp\n"
+                           "tcp-daemon\n");
+    strvec notes = {0};
+    rewrite_conf_notes(c, "sluice.cnf", &notes);
+    size_t warnings = 0;
+    for (size_t i = 0; i < notes.n; i++)
+        if (strstr(notes.v[i], ": warning: ")) warnings++;
+    assert_int_equal(warnings, 3);
+    assert_string_equal(notes.v[0], "sluice.cnf:1: warning: template '$U%$H.$H.$H' uses $H 3 times in the address: each "
+                                    "rewrite can make it longer (an address over 1024 octets or a domain over 255 is "
+                                    "refused)");
+    assert_non_null(strstr(notes.v[1], "sluice.cnf:2: warning: template '$U$0U@tcp-daemon' uses $U 2 times in the address"));
+    assert_non_null(strstr(notes.v[2], "sluice.cnf:3: warning: template '$U%$D@$D.$D' uses $D 2 times in the routing host"));
+    sv_free(&notes);
+    conf_free(c);
+}
+
 static void test_split(void **state)
 {
     (void)state;
@@ -673,6 +767,8 @@ int main(void)
         cmocka_unit_test(test_rewrite_error_text_with_blanks),
         cmocka_unit_test(test_template_check),
         cmocka_unit_test(test_template_notes),
+        cmocka_unit_test(test_rewrite_growth_bounded),
+        cmocka_unit_test(test_template_growth_warning),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_rewrite_embedded),
     };

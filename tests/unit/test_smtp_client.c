@@ -300,6 +300,31 @@ static void test_dot_stuff(void **state)
     }
 }
 
+/* test_dot_stuff_bare_eol - whatever the queue holds, no bare CR or bare LF leaves: each becomes
+ * CRLF, and a '.' after one is at a line start and doubled (no end-of-data look-alike gets out). */
+static void test_dot_stuff_bare_eol(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; } cases[] = {
+        {"START\r.\r\nmail FROM:<x>\r\n", "START\r\n..\r\nmail FROM:<x>\r\n.\r\n"},
+        {"a\n.\nb\n", "a\r\n..\r\nb\r\n.\r\n"},
+        {"a\r.\rb", "a\r\n..\r\nb\r\n.\r\n"},
+        {"x\r\r\n.y", "x\r\n\r\n..y\r\n.\r\n"},
+        {"\n.", "\r\n..\r\n.\r\n"},
+        {"\r", "\r\n.\r\n"},
+        {"end\r", "end\r\n.\r\n"},
+        {"end\n", "end\r\n.\r\n"},
+        {"\n\n\r\r", "\r\n\r\n\r\n\r\n.\r\n"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        strbuf sb;
+        sb_init(&sb);
+        smtp_client_dot_stuff(cases[i].in, strlen(cases[i].in), sb_emit, &sb);
+        if (strcmp(sb.data, cases[i].out) != 0) fail_msg("case %zu: got \"%s\"", i, sb.data);
+        sb_free(&sb);
+    }
+}
+
 /* rnd_last - deterministic "random": always the largest index. */
 static uint32_t rnd_last(void *ctx, uint32_t bound)
 {
@@ -387,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_mail_line),
         cmocka_unit_test(test_rcpt_line),
         cmocka_unit_test(test_dot_stuff),
+        cmocka_unit_test(test_dot_stuff_bare_eol),
         cmocka_unit_test(test_mx_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,7 +181,7 @@ static const struct cmd_case cmd_cases[] = {
     {"BDAT -1", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
     {"BDAT 1x", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
     {"BDAT 18446744073709551616", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
-    {"BDAT 000000000000000000001", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
+    {"BDAT 000000000000000000001", 0, false, 0, SMTP_BDAT, NULL, NULL, NULL}, /* 1*DIGIT: leading zeros are valid */
     {"BDAT 5 FIRST", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
     {"BDAT 5 LAST x", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
     {"BDAT LAST", 0, false, 501, SMTP_BDAT, SYN_BDAT, NULL, NULL},
@@ -216,6 +216,38 @@ static const struct cmd_case cmd_cases[] = {
 };
 
 /* test_cmd_table - every verb, case-insensitivity and each rejection with its exact reply. */
+/* test_bdat_sizes - RFC 3030 chunk-size is 1*DIGIT: leading zeros are valid, however many;
+ * the value must still fit in 64 bits. */
+static void test_bdat_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line;
+        int rc;
+        uint64_t size;
+        bool last;
+    } cases[] = {
+        {"BDAT 0005 LAST", 0, 5, true},
+        {"BDAT 0", 0, 0, false},
+        {"BDAT 000 LAST", 0, 0, true},
+        {"BDAT 00000000000000000000000000000000000000005", 0, 5, false},
+        {"BDAT 0000018446744073709551615 LAST", 0, UINT64_MAX, true},
+        {"BDAT 000018446744073709551616", 501, 0, false},
+        {"BDAT 00x5", 501, 0, false},
+        {"BDAT 0005 LAST x", 501, 0, false},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        smtp_cmd c;
+        char reply[256] = "";
+        int rc = smtp_cmd_parse(cases[i].line, strlen(cases[i].line), true, &c, reply, sizeof reply);
+        if (rc != cases[i].rc) fail_msg("'%s': rc %d (%s)", cases[i].line, rc, reply);
+        if (rc == 0 && (c.bdat_size != cases[i].size || c.bdat_last != cases[i].last))
+            fail_msg("'%s': size %llu last %d", cases[i].line, (unsigned long long)c.bdat_size, c.bdat_last);
+        if (rc != 0) assert_string_equal(reply, SYN_BDAT);
+        smtp_cmd_free(&c);
+    }
+}
+
 static void test_cmd_table(void **state)
 {
     (void)state;
@@ -866,6 +898,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cmd_table),       cmocka_unit_test(test_cmd_details),
+        cmocka_unit_test(test_bdat_sizes),
         cmocka_unit_test(test_cmd_line_length), cmocka_unit_test(test_cmd_path_length),
         cmocka_unit_test(test_params_table),    cmocka_unit_test(test_params_lengths),
         cmocka_unit_test(test_addr_table),      cmocka_unit_test(test_addr_lengths),

@@ -349,6 +349,85 @@ static void test_bdat(void **state)
     assert_string_equal(r, "503 5.5.1 Error: need MAIL command\r\n250 2.0.0 Ok\r\n");
 }
 
+/* bdat_send - one transaction whose content comes in the given BDAT chunks (the last with LAST). */
+static const char *bdat_send(fixture *f, const char *const *chunks, size_t n)
+{
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    clear(f);
+    for (size_t i = 0; i < n; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "BDAT %zu%s\r\n", strlen(chunks[i]), i + 1 == n ? " LAST" : "");
+        feed(f, cmd);
+        feed(f, chunks[i]);
+    }
+    return f->s->out.data ? f->s->out.data : "";
+}
+
+/* With bare_lf=normalise, BDAT content gets CRLF for every bare CR and bare LF, as DATA does
+ * (a CR at the end of one chunk pairs with an LF at the start of the next). */
+static void test_bdat_bare_eol_normalise(void **state)
+{
+    static const struct {
+        const char *chunks[3];
+        size_t n;
+        const char *stored;
+    } cases[] = {
+        {{"a\nb\rc\r\n"}, 1, "a\r\nb\r\nc\r\n"},
+        {{"START\r.\r\nmail FROM:<x>\r\n"}, 1, "START\r\n.\r\nmail FROM:<x>\r\n"},
+        {{"x\r\r\n\n\n"}, 1, "x\r\n\r\n\r\n\r\n"},
+        {{"one\r", "\ntwo\r", "three\r"}, 3, "one\r\ntwo\r\nthree\r\n"},
+        {{"ends bare\n"}, 1, "ends bare\r\n"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        teardown(state);
+        setup(state);
+        fixture *f = *state;
+        f->conf.opt.bare_eol = BARE_EOL_NORMALISE;
+        const char *r = bdat_send(f, cases[i].chunks, cases[i].n);
+        if (!strstr(r, "250 2.0.0 Ok: queued as QID1\r\n")) fail_msg("case %zu: replies \"%s\"", i, r);
+        if (strcmp(f->m.last_data.data, cases[i].stored) != 0)
+            fail_msg("case %zu: stored \"%s\"", i, f->m.last_data.data);
+    }
+}
+
+/* With bare_lf=reject, a bare CR or LF in BDAT content refuses the message, as in DATA. */
+static void test_bdat_bare_eol_reject(void **state)
+{
+    static const char *const bodies[] = {"a\nb\r\n", "a\rb\r\n", "a\r\nb\r"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(bodies); i++) {
+        teardown(state);
+        setup(state);
+        fixture *f = *state;
+        const char *r = bdat_send(f, &bodies[i], 1);
+        assert_string_equal(r, "550 5.6.0 Message contains a bare CR or LF (RFC 5321 section 2.3.8)\r\n");
+        assert_int_equal(f->m.commits, 0);
+    }
+}
+
+/* smtp_sess_in_content follows DATA and BDAT (between chunks too); smtp_sess_expire answers 421 and closes. */
+static void test_in_content_and_expire(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    assert_false(smtp_sess_in_content(f->s));
+    feed(f, "DATA\r\n");
+    assert_true(smtp_sess_in_content(f->s));
+    feed(f, "hi\r\n.\r\n");
+    assert_false(smtp_sess_in_content(f->s));
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    feed(f, "BDAT 3\r\n");
+    assert_true(smtp_sess_in_content(f->s));
+    feed(f, "ab\r");
+    assert_true(smtp_sess_in_content(f->s)); /* between chunks */
+    clear(f);
+    smtp_sess_expire(f->s, "slow_data");
+    assert_string_equal(f->s->out.data, "421 4.4.2 mx.test Error: timeout exceeded\r\n");
+    assert_true(f->s->closing);
+    assert_int_equal(f->m.commits, 1);
+}
+
 static void test_async_commit_holds_input(void **state)
 {
     fixture *f = *state;
@@ -586,7 +665,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipelining_after_data_forbidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_and_too_many_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bdat_bare_eol_normalise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bdat_bare_eol_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_commit_holds_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_content_and_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starttls_resets_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
