@@ -25,6 +25,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* A TLS bufferevent may report an error from inside bufferevent_write (its write is attempted at
+ * once); deferred callbacks make it report from the loop instead, never in the middle of
+ * conn_flush, which would then use a freed connection. */
+#define TLS_BEV_OPTS (BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+
 typedef struct conn conn;
 
 struct listener {
@@ -339,7 +344,7 @@ static void conn_tls_start(conn *c)
     }
     SSL *ssl = SSL_new(c->l->ctx->tls_server);
     struct bufferevent *tb = bufferevent_openssl_filter_new(c->l->ctx->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                            BEV_OPT_CLOSE_ON_FREE);
+                                                            TLS_BEV_OPTS);
     c->bev = tb;
     c->handshaking = true;
     struct timeval idle = {c->conf->opt.idle_timeout ? c->conf->opt.idle_timeout : 300, 0};
@@ -404,7 +409,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     bool implicit = service && service->tls == SVC_TLS_IMPLICIT && l->ctx->tls_server;
     if (implicit && !smtp_sess_closing(c->sess)) {
         SSL *ssl = SSL_new(l->ctx->tls_server);
-        c->bev = bufferevent_openssl_socket_new(l->ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_openssl_socket_new(l->ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, TLS_BEV_OPTS);
         c->handshaking = true;
     } else {
         c->bev = bufferevent_socket_new(l->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -745,6 +745,11 @@ static void handle_line(smtp_sess *s, const char *line, size_t len, bool more_in
     } else if (rc != 0) {
         reply_error(s, cmd.verb == SMTP_UNKNOWN ? "UNKNOWN" : (verb_find(cmd.verb) ? verb_find(cmd.verb)->name : "?"),
                     reply);
+        if (cmd.verb == SMTP_BDAT && s->state != SESS_CLOSED) {
+            /* the chunk that follows has no known size: none of it may be read as commands */
+            log_info(s->id, "disconnect", "client=[%s] reason=bad_bdat", s->client_ip);
+            sess_close(s);
+        }
     } else {
         const verb_entry *v = verb_find(cmd.verb);
         bool forbidden = more_input && v && (v->last_in_group || !s->esmtp);

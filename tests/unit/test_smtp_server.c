@@ -595,6 +595,23 @@ static void test_auth_nul(void **state)
     assert_null(f->s->auth_user);
 }
 
+/* A malformed BDAT: its chunk has no known size, so the session ends after the syntax error and
+ * nothing that follows is read as a command. */
+static void test_bad_bdat_closes(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n");
+    clear(f);
+    const char *in = "BDAT 12x\r\nRCPT TO:<z@y.test>\r\n";
+    size_t used = smtp_sess_feed(f->s, in, strlen(in));
+    assert_int_equal(used, strlen("BDAT 12x\r\n"));
+    assert_true(f->s->closing);
+    assert_int_equal(f->s->n_rcpts, 1);
+    assert_non_null(strstr(f->s->out.data, "501 "));
+    assert_null(strstr(f->s->out.data, "250"));
+}
+
 static void count_resume(void *arg)
 {
     (*(int *)arg)++;
@@ -677,6 +694,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nul_in_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_nul, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_decisions_keep_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_bdat_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
