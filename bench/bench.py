@@ -187,8 +187,9 @@ class Bench:
     def make_mta(self, kind):
         self.seq += 1
         d = os.path.join(self.workdir, "%03d-%s" % (self.seq, kind))
-        if kind == "sluice":
-            return h.SluiceMTA(d, self.sink.port, self.a.jobs, self.a.sluice_bin, self.a.sluice_log_level)
+        if kind in ("sluice", "baseline"):
+            binary = self.a.sluice_bin if kind == "sluice" else self.a.baseline_binary
+            return h.SluiceMTA(d, self.sink.port, self.a.jobs, binary, self.a.sluice_log_level)
         if kind == "direct":
             return h.DirectTarget(d, self.sink.port, self.a.jobs)
         return h.PostfixMTA(d, self.sink.port, self.a.jobs)
@@ -423,6 +424,11 @@ def ratio(s, p):
     return "-" if s is None or p in (None, 0) else "%.2f" % (s / p)
 
 
+# The ratio rows of the report: S/P Sluice over Postfix, B/P the baseline Sluice binary
+# (--baseline-binary) over Postfix, S/B this Sluice over the baseline.
+RATIOS = (("sluice", "postfix", "S/P"), ("baseline", "postfix", "B/P"), ("sluice", "baseline", "S/B"))
+
+
 def report(res, a):
     """report - the tables of medians and Sluice/Postfix ratios, as text."""
     out = []
@@ -465,11 +471,12 @@ def report(res, a):
                     fmt(med(rows, "disk_mb_s"), "%.1f"), fmt(med(rows, "sink_sessions_per_msg"), "%.2f"),
                     ("%d/%d runs" % (backlog, len(rows)) if backlog else "no") +
                     (" (%d incomplete)" % incomplete if incomplete else "")))
-            if "sluice" in meds and "postfix" in meds:
-                sl, pf = meds["sluice"], meds["postfix"]
-                out.append("%-8d %-8s %9s %9s %10s %10s" % (
-                    s, "S/P", ratio(sl["e2e"], pf["e2e"]), ratio(sl["acc"], pf["acc"]),
-                    ratio(sl["cpu"], pf["cpu"]), ratio(sl["pss"], pf["pss"])))
+            for num, den, label in RATIOS:
+                if num in meds and den in meds:
+                    sl, pf = meds[num], meds[den]
+                    out.append("%-8d %-8s %9s %9s %10s %10s" % (
+                        s, label, ratio(sl["e2e"], pf["e2e"]), ratio(sl["acc"], pf["acc"]),
+                        ratio(sl["cpu"], pf["cpu"]), ratio(sl["pss"], pf["pss"])))
     b5 = res["bench5"]
     if b5:
         out.append("")
@@ -492,10 +499,12 @@ def report(res, a):
                 kind, fmt(mm["p50_ms"], "%.2f"), fmt(mm["p90_ms"], "%.2f"), fmt(mm["p99_ms"], "%.2f"),
                 fmt(mm["max_ms"], "%.2f"), fmt(mm["mean_ms"], "%.2f"), fmt(mm["rate"]),
                 "-" if kind == "direct" else fmt(mm["cpu_ms_per_msg"], "%.3f"), fmt(mm["disk_mb_s"], "%.1f")))
-        if "sluice" in meds and "postfix" in meds:
-            sl, pf = meds["sluice"], meds["postfix"]
+        for num, den, label in RATIOS:
+            if num not in meds or den not in meds:
+                continue
+            sl, pf = meds[num], meds[den]
             out.append("%-8s %9s %9s %9s %9s %9s %9s %10s" % (
-                "S/P", ratio(sl["p50_ms"], pf["p50_ms"]), ratio(sl["p90_ms"], pf["p90_ms"]),
+                label, ratio(sl["p50_ms"], pf["p50_ms"]), ratio(sl["p90_ms"], pf["p90_ms"]),
                 ratio(sl["p99_ms"], pf["p99_ms"]), ratio(sl["max_ms"], pf["max_ms"]),
                 ratio(sl["mean_ms"], pf["mean_ms"]), ratio(sl["rate"], pf["rate"]),
                 ratio(sl["cpu_ms_per_msg"], pf["cpu_ms_per_msg"])))
@@ -528,6 +537,9 @@ def parse_args(argv):
                          "default_destination_concurrency_limit (default 20, Postfix's default)")
     ap.add_argument("--sluice-bin", default=os.path.join(SRC, "build-release", "sluice"))
     ap.add_argument("--sluice-log-level", default="warn")
+    ap.add_argument("--baseline-binary", metavar="PATH",
+                    help="a second Sluice binary (e.g. a build of an earlier commit) measured beside this one in "
+                         "benchmarks 1 and 5 as the MTA 'baseline', with B/P and S/B ratios")
     ap.add_argument("--workdir", help="parent of the run's private directory (default $BENCH_TMPDIR or /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configurations, logs, queues)")
     ap.add_argument("--json", help="also write every run's figures to this file")
@@ -544,9 +556,13 @@ def parse_args(argv):
         ap.error("unrecognized arguments: %s (options of bench/storm.py or bench/queue.py need --bench 2 or 4)"
                  % " ".join(a.storm_args))
     a.mta = [x.strip() for x in a.mta.split(",") if x.strip()]
+    if a.baseline_binary and "baseline" not in a.mta:
+        a.mta.insert(1 if "sluice" in a.mta else 0, "baseline")
     for kind in a.mta:
-        if kind not in ("sluice", "postfix", "direct"):
-            ap.error("unknown MTA %r (sluice, postfix, direct)" % kind)
+        if kind not in ("sluice", "postfix", "direct", "baseline"):
+            ap.error("unknown MTA %r (sluice, postfix, direct, baseline)" % kind)
+    if "baseline" in a.mta and not a.baseline_binary:
+        ap.error("the MTA 'baseline' needs --baseline-binary PATH")
     if a.smoke:
         a.messages, a.reps, a.latency_messages = 300, 1, 200
     for b in a.bench:
@@ -562,6 +578,8 @@ def check_tools(a):
     for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
         if not shutil.which(tool):
             raise h.HarnessError("%s not found: install Debian's postfix package (scripts/setup.sh)" % tool)
+    if "baseline" in a.mta and not os.access(a.baseline_binary, os.X_OK):
+        raise h.HarnessError("--baseline-binary %s is not an executable" % a.baseline_binary)
     if "sluice" in a.mta and not os.access(a.sluice_bin, os.X_OK):
         raise h.HarnessError("%s not found: build it with cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release "
                              "&& make -C build-release sluice" % a.sluice_bin)

@@ -1,8 +1,10 @@
 /*
  * conf.h - the whole configuration as one immutable struct, parsed from the files in one
- * directory (DESIGN.md §2): option.dat, dispatcher.cnf, sluice.cnf, directory.ldif.
- * conf_load builds a new struct (or collects every "file:line: message" error); the daemon swaps
- * the pointer on SIGHUP. Nothing here touches sockets or the event loop; any thread may read a
+ * directory (DESIGN.md §2): option.dat, dispatcher.cnf, sluice.cnf, job_controller.cnf, the
+ * <channel>_option files and the DSN texts. conf_load builds a new struct (or collects every
+ * "file:line: message" error); the mapping tables are attached and the rule templates checked by
+ * the loader above conf (cli/load.c), and the directory lives beside the configuration (dir/dir.h).
+ * The daemon swaps the pointer on SIGHUP. Nothing here touches sockets or the event loop; any thread may read a
  * loaded conf, nobody writes it after conf_load returns.
  */
 #ifndef SLUICE_CONF_H
@@ -14,7 +16,6 @@
 
 #include "core/ctx.h"
 #include "core/util.h"
-
 
 /* An IPv4 or IPv6 network, for internal_networks. */
 typedef struct {
@@ -49,21 +50,21 @@ typedef struct {
     unsigned message_lifetime; /* message_lifetime seconds (default 5 days) */
     unsigned connect_timeout;  /* connect_timeout seconds (default 30) */
     unsigned command_timeout;  /* command_timeout seconds for the SMTP client (default 300) */
-    unsigned greeting_delay_ms;
+    unsigned greeting_delay_ms;/* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
     char *tls_certificate;     /* tls_certificate: PEM certificate chain for STARTTLS (default none: no TLS offered) */
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
     char *tls_ciphers;         /* tls_ciphers: OpenSSL cipher list for TLS <= 1.2 (default NULL: TLS_DEFAULT_CIPHERS) */
     unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
-    unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) *//* greeting_delay: ms to wait before the 220; a client that talks first gets 554 (default 0) */
+    unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
 } sl_options;
 
 enum channel_type {
     CHAN_LOCAL,     /* "l": Maildir delivery */
     CHAN_SMTP,      /* tcp_*: SMTP client */
-    CHAN_LMTP,      /* lmtp*: LMTP client (later issue) */
-    CHAN_PROCESS,   /* process*: re-run rewriting (later issue) */
+    CHAN_LMTP,      /* lmtp*: LMTP client (per-recipient replies) */
+    CHAN_PROCESS,   /* process*: re-run rewriting (DSNs, MDNs) */
     CHAN_BITBUCKET, /* bitbucket: discard */
     CHAN_HOLD,      /* hold: keep until released */
     CHAN_OTHER      /* defaults and channels that only route */
