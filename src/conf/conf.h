@@ -34,6 +34,7 @@ typedef struct {
     char *maildir_root;        /* maildir_root (default /var/mail/sluice) */
     strvec dns_servers;        /* dns_servers: "host:port" list; empty = /etc/resolv.conf */
     uint64_t max_message_size; /* max_message_size (default 10M) */
+    unsigned block_size;       /* block_size: bytes per block of the directory's *MsgMaxBlocks limits (default 1024) */
     uint64_t queue_cache_size; /* queue_cache_size: message bodies the scheduler keeps in memory (default 64M) */
     unsigned max_recipients;   /* max_recipients per transaction (default 100) */
     int log_level;             /* log_level (default info) */

@@ -48,6 +48,7 @@ void conf_options_defaults(sl_options *opt)
     opt->max_message_size = 10ULL * 1024 * 1024;
     opt->queue_cache_size = 64ULL * 1024 * 1024;
     opt->max_recipients = 100;
+    opt->block_size = 1024;
     opt->log_level = LOG_LVL_INFO;
     opt->n_internal_networks = 2;
     opt->internal_networks = xcalloc(2, sizeof *opt->internal_networks);
@@ -319,6 +320,7 @@ static const opt_def opt_table[] = {
     {"max_message_size", set_size, OFF(max_message_size), 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)"},
     {"queue_cache_size", set_size, OFF(queue_cache_size), 0, 1ULL << 40, "a size such as 64M (suffix K, M or G)"},
     {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000"},
+    {"block_size", set_uint, OFF(block_size), 1, 1048576, "a number of bytes 1..1048576"},
     {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug"},
     {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1"},
     {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},

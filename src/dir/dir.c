@@ -4,6 +4,7 @@
 #include "dir/dir.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct sl_dir {
     const dir_backend *ops;
@@ -43,18 +44,38 @@ void dir_expand(sl_dir *d, const char *addr, dir_expand_cb cb, void *arg)
     d->ops->expand(d->be, addr, cb, arg);
 }
 
-void dir_user_lookup(sl_dir *d, const char *addr, dir_user_cb cb, void *arg)
+void dir_lookup(sl_dir *d, const char *addr, dir_entry_cb cb, void *arg)
 {
-    d->ops->user(d->be, addr, cb, arg);
+    d->ops->lookup(d->be, addr, cb, arg);
 }
 
-void dir_user_free(dir_user *u)
+void dir_domain_info_free(dir_domain_info *i)
 {
-    if (!u) return;
-    free(u->mail);
-    free(u->status);
-    free(u->password);
-    u->mail = u->status = u->password = NULL;
+    if (!i) return;
+    free(i->name);
+    free(i->status[0]);
+    free(i->status[1]);
+    memset(i, 0, sizeof *i);
+}
+
+void dir_entry_free(dir_entry *e)
+{
+    if (!e) return;
+    free(e->dn);
+    free(e->mail);
+    free(e->status[0]);
+    free(e->status[1]);
+    free(e->password);
+    free(e->reject_text);
+    free(e->submit_channel);
+    sv_free(&e->allowed_broadcasters);
+    sv_free(&e->disallowed_broadcasters);
+    sv_free(&e->allowed_domains);
+    sv_free(&e->disallowed_domains);
+    free(e->broadcaster_policy);
+    sv_free(&e->moderators);
+    free(e->reject_action);
+    memset(e, 0, sizeof *e);
 }
 
 const char *dir_backend_name(const sl_dir *d)

@@ -15,34 +15,59 @@
 #define SLUICE_DIR_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
 #include "core/util.h"
 
 typedef struct sl_dir sl_dir;
 
-/* A user or group entry, as AUTH and policy need it (owned by whoever got it). */
+/* A domain as the directory describes it (values as stored: the policy interprets statuses). */
 typedef struct {
-    char *mail;     /* primary address */
-    char *status;   /* mailUserStatus / inetUserStatus, NULL = active */
-    char *password; /* userPassword as stored, NULL if none */
-    bool is_group;
-} dir_user;
+    char *name;
+    char *status[2];         /* inetDomainStatus, mailDomainStatus; NULL when absent */
+    uint64_t msg_max_blocks; /* mailDomainMsgMaxBlocks, 0 = no limit */
+    unsigned rcpt_limit;     /* recipients per message for its senders, 0 = no limit */
+    unsigned rcpt_cutoff;    /* over this many the whole transaction is refused, 0 = none */
+} dir_domain_info;
 
-/* dir_domain_cb - OK: a domain of ours; PERM: not ours; TEMP: cannot tell now. */
-typedef void (*dir_domain_cb)(void *arg, sl_result res);
+/* A user or group entry (owned by whoever got it: dir_entry_free). */
+typedef struct {
+    char *dn;
+    bool is_group;
+    char *mail;              /* primary address */
+    char *status[2];         /* user: inetUserStatus, mailUserStatus; group: inetGroupStatus,
+                                inetMailGroupStatus; NULL when absent */
+    char *password;          /* userPassword as stored, NULL if none */
+    uint64_t msg_max_blocks; /* mailMsgMaxBlocks, 0 = no limit */
+    uint64_t msg_max_bytes;  /* mgrpMsgMaxSize (groups), 0 = no limit */
+    unsigned rcpt_limit, rcpt_cutoff; /* as a sender, 0 = none */
+    char *reject_text;       /* mailRejectText */
+    char *submit_channel;    /* mailSMTPSubmitChannel */
+    /* groups: who may submit, and what happens to refused mail */
+    strvec allowed_broadcasters, disallowed_broadcasters; /* mgrpAllowedBroadcaster, ... (address, DN or URL) */
+    strvec allowed_domains, disallowed_domains;           /* mgrpAllowedDomain, ... (globs) */
+    char *broadcaster_policy;  /* mgrpBroadcasterPolicy, e.g. SMTP_AUTH_REQUIRED */
+    strvec moderators;         /* mgrpModerator */
+    char *reject_action;       /* mgrpMsgRejectAction, e.g. TOMODERATOR */
+} dir_entry;
+
+/* dir_domain_cb - OK: a domain of ours, *info filled (the caller frees it with
+ * dir_domain_info_free; NULL info allowed for backends that know only the name); PERM: not
+ * ours; TEMP: cannot tell now. */
+typedef void (*dir_domain_cb)(void *arg, sl_result res, dir_domain_info *info);
 /* dir_expand_cb - OK: targets (the caller frees them with sv_free); PERM: why says why (no such
  * user, mailbox disabled, ...); TEMP: cannot tell now. */
 typedef void (*dir_expand_cb)(void *arg, sl_result res, strvec targets, const char *why);
-/* dir_user_cb - OK: *u filled (the caller frees it with dir_user_free); PERM: no such entry; TEMP. */
-typedef void (*dir_user_cb)(void *arg, sl_result res, dir_user *u);
+/* dir_entry_cb - OK: *e filled (the caller frees it with dir_entry_free); PERM: no such entry; TEMP. */
+typedef void (*dir_entry_cb)(void *arg, sl_result res, dir_entry *e);
 
 /* The operations of a backend; be is its state. */
 typedef struct {
     const char *name;
     void (*domain)(void *be, const char *domain, dir_domain_cb cb, void *arg);
     void (*expand)(void *be, const char *addr, dir_expand_cb cb, void *arg);
-    void (*user)(void *be, const char *addr, dir_user_cb cb, void *arg);
+    void (*lookup)(void *be, const char *addr, dir_entry_cb cb, void *arg);
     void (*stats)(void *be, size_t *domains, size_t *users);
     void (*free)(void *be);
 } dir_backend;
@@ -56,15 +81,18 @@ sl_dir *dir_open_embedded(const char *path, conf_errors *errs);
 sl_dir *dir_ref(sl_dir *d);
 /* dir_unref - drop a reference; the last one frees the directory (NULL allowed). */
 void dir_unref(sl_dir *d);
-/* dir_domain - whether domain is one of ours. */
+/* dir_domain - whether domain is one of ours, and what the directory says of it. */
 void dir_domain(sl_dir *d, const char *domain, dir_domain_cb cb, void *arg);
+/* dir_domain_info_free - release what a dir_domain_info holds (NULL allowed). */
+void dir_domain_info_free(dir_domain_info *i);
 /* dir_expand - the final delivery addresses of addr (a user's mailbox or forwarding addresses,
  * a group's members expanded recursively, duplicates removed). */
 void dir_expand(sl_dir *d, const char *addr, dir_expand_cb cb, void *arg);
-/* dir_user_lookup - the user or group whose address is addr. */
-void dir_user_lookup(sl_dir *d, const char *addr, dir_user_cb cb, void *arg);
-/* dir_user_free - release what a dir_user holds. */
-void dir_user_free(dir_user *u);
+/* dir_lookup - the user or group whose address (mail, mailAlternateAddress or
+ * mailEquivalentAddress) is addr. */
+void dir_lookup(sl_dir *d, const char *addr, dir_entry_cb cb, void *arg);
+/* dir_entry_free - release what a dir_entry holds (NULL allowed). */
+void dir_entry_free(dir_entry *e);
 /* dir_backend_name - "embedded", "ldap". */
 const char *dir_backend_name(const sl_dir *d);
 /* dir_stats - numbers of domains and users, for logs and `sluice check`. */

@@ -95,12 +95,13 @@ static void table_free(dir_table *t)
 /* ---- the directory ---- */
 
 struct embedded_dir {
-    dir_entry **entries; /* in file order */
+    emb_entry **entries; /* in file order */
     size_t n, cap;
     dir_table addrs;   /* mail and mailAlternateAddress -> user or group */
     dir_table domains; /* local domain name -> domain entry */
     size_t n_users;
     const char *first_domain;
+    ldif_file ldif;    /* the records, kept for the attributes the schema maps (embedded_values) */
 };
 
 typedef struct {
@@ -110,8 +111,8 @@ typedef struct {
     embedded_dir *d;
     ldif_file ldif;
     dir_table dns;       /* normalised DN -> record index + 1 */
-    int *kinds;          /* per record: enum dir_kind, or -1 for entries without mail meaning */
-    dir_entry **by_rec;  /* per record: the entry built from it, or NULL */
+    int *kinds;          /* per record: enum emb_kind, or -1 for entries without mail meaning */
+    emb_entry **by_rec;  /* per record: the entry built from it, or NULL */
 } dir_loader;
 
 /* load_error - report an error at line of the LDIF and count it. */
@@ -127,7 +128,7 @@ static void load_error(dir_loader *L, int line, const char *fmt, ...)
 }
 
 /* entry_free - release an entry and everything it owns. */
-static void entry_free(dir_entry *e)
+static void entry_free(emb_entry *e)
 {
     if (!e) return;
     free(e->dn);
@@ -143,14 +144,14 @@ static void entry_free(dir_entry *e)
 }
 
 /* directory_add - append e to the file-order entry list. */
-static void directory_add(embedded_dir *d, dir_entry *e)
+static void directory_add(embedded_dir *d, emb_entry *e)
 {
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 16;
         d->entries = xrealloc(d->entries, d->cap * sizeof *d->entries);
     }
     d->entries[d->n++] = e;
-    if (e->kind == DIR_USER) d->n_users++;
+    if (e->kind == EMB_USER) d->n_users++;
 }
 
 /* dn_normalize - lower-case dn and drop blanks around ',' '=' '+' so equal DNs compare equal. */
@@ -235,10 +236,10 @@ static const char *addr_domain(const char *addr)
 /* record_kind - what a record is by its objectClass values; -1 for entries we ignore. */
 static int record_kind(const ldif_record *r)
 {
-    if (ldif_record_has_value(r, "objectclass", "mailDomain")) return DIR_DOMAIN;
-    if (ldif_record_has_value(r, "objectclass", "mailGroup")) return DIR_GROUP;
-    if (ldif_record_has_value(r, "objectclass", "mailUser")) return DIR_USER;
-    if (ldif_record_has_value(r, "objectclass", "inetOrgPerson") && ldif_record_first(r, "mail")) return DIR_USER;
+    if (ldif_record_has_value(r, "objectclass", "mailDomain")) return EMB_DOMAIN;
+    if (ldif_record_has_value(r, "objectclass", "mailGroup")) return EMB_GROUP;
+    if (ldif_record_has_value(r, "objectclass", "mailUser")) return EMB_USER;
+    if (ldif_record_has_value(r, "objectclass", "inetOrgPerson") && ldif_record_first(r, "mail")) return EMB_USER;
     return -1;
 }
 
@@ -258,10 +259,10 @@ static void load_dns(dir_loader *L)
 }
 
 /* domain_register - make name (already validated) a local domain of entry e. */
-static void domain_register(dir_loader *L, dir_entry *e, const char *name, int line)
+static void domain_register(dir_loader *L, emb_entry *e, const char *name, int line)
 {
     char *lower = str_lower(xstrdup(name));
-    const dir_entry *other = table_get(&L->d->domains, lower);
+    const emb_entry *other = table_get(&L->d->domains, lower);
     if (other) {
         load_error(L, line, "domain %s already defined at line %d", lower, other->line);
         free(lower);
@@ -275,14 +276,15 @@ static void domain_register(dir_loader *L, dir_entry *e, const char *name, int l
     if (!L->d->first_domain) L->d->first_domain = e->domain;
 }
 
-/* load_domain - build a DIR_DOMAIN entry from record i. */
+/* load_domain - build a EMB_DOMAIN entry from record i. */
 static void load_domain(dir_loader *L, size_t i)
 {
     const ldif_record *r = &L->ldif.recs[i];
-    dir_entry *e = xcalloc(1, sizeof *e);
+    emb_entry *e = xcalloc(1, sizeof *e);
     e->dn = xstrdup(r->dn);
-    e->kind = DIR_DOMAIN;
+    e->kind = EMB_DOMAIN;
     e->line = r->line;
+    e->rec = (int)i;
     bool named = false;
     for (size_t k = 0; k < r->n; k++) {
         const ldif_attr *a = &r->attrs[k];
@@ -319,13 +321,13 @@ static char *checked_addr(dir_loader *L, const ldif_attr *a)
 }
 
 /* addr_register - index addr for entry e; its domain must be local and nobody else may own it. */
-static void addr_register(dir_loader *L, dir_entry *e, const char *addr, int line)
+static void addr_register(dir_loader *L, emb_entry *e, const char *addr, int line)
 {
     if (!table_get(&L->d->domains, addr_domain(addr))) {
         load_error(L, line, "%s: domain %s is not a local domain of the directory", addr, addr_domain(addr));
         return;
     }
-    const dir_entry *other = table_get(&L->d->addrs, addr);
+    const emb_entry *other = table_get(&L->d->addrs, addr);
     if (other) {
         load_error(L, line, "duplicate address %s (already used by the entry at line %d)", addr, other->line);
         return;
@@ -340,10 +342,10 @@ static void entry_set_once(char **field, const char *value)
 }
 
 /* entry_apply_attr - fill e from one attribute of its record; addresses are checked. */
-static void entry_apply_attr(dir_loader *L, dir_entry *e, const ldif_attr *a)
+static void entry_apply_attr(dir_loader *L, emb_entry *e, const ldif_attr *a)
 {
     const char *n = a->name;
-    bool user = e->kind == DIR_USER;
+    bool user = e->kind == EMB_USER;
     uint64_t num;
     char *addr;
     if (strcmp(n, "mail") == 0) {
@@ -371,18 +373,19 @@ static void entry_apply_attr(dir_loader *L, dir_entry *e, const ldif_attr *a)
 }
 
 /* load_mail_entry - build a user or group from record i and index its addresses. */
-static void load_mail_entry(dir_loader *L, size_t i, enum dir_kind kind)
+static void load_mail_entry(dir_loader *L, size_t i, enum emb_kind kind)
 {
     const ldif_record *r = &L->ldif.recs[i];
-    dir_entry *e = xcalloc(1, sizeof *e);
+    emb_entry *e = xcalloc(1, sizeof *e);
     e->dn = xstrdup(r->dn);
     e->kind = kind;
     e->line = r->line;
+    e->rec = (int)i;
     int before = L->errors;
     for (size_t k = 0; k < r->n; k++) entry_apply_attr(L, e, &r->attrs[k]);
     if (!e->mail) {
         if (L->errors == before)
-            load_error(L, r->line, "%s without mail: %s", kind == DIR_USER ? "user" : "group", r->dn);
+            load_error(L, r->line, "%s without mail: %s", kind == EMB_USER ? "user" : "group", r->dn);
         entry_free(e);
         return;
     }
@@ -408,10 +411,10 @@ static const char *member_by_dn(dir_loader *L, const ldif_attr *a)
         load_error(L, a->line, "member %s names no entry", a->value);
         return NULL;
     }
-    const dir_entry *target = L->by_rec[idx - 1];
-    if (target && target->kind != DIR_DOMAIN) return target->mail;
+    const emb_entry *target = L->by_rec[idx - 1];
+    if (target && target->kind != EMB_DOMAIN) return target->mail;
     /* a user or group that failed to load has had its error reported already */
-    if (L->kinds[idx - 1] != DIR_USER && L->kinds[idx - 1] != DIR_GROUP)
+    if (L->kinds[idx - 1] != EMB_USER && L->kinds[idx - 1] != EMB_GROUP)
         load_error(L, a->line, "member %s is not a user or group", a->value);
     return NULL;
 }
@@ -420,7 +423,7 @@ static const char *member_by_dn(dir_loader *L, const ldif_attr *a)
 static void load_members(dir_loader *L, size_t i)
 {
     const ldif_record *r = &L->ldif.recs[i];
-    dir_entry *e = L->by_rec[i];
+    emb_entry *e = L->by_rec[i];
     for (size_t k = 0; k < r->n; k++) {
         const ldif_attr *a = &r->attrs[k];
         if (strcmp(a->name, "mgrprfc822mailmember") == 0) {
@@ -445,17 +448,18 @@ embedded_dir *embedded_load_ldif(const char *file, const char *text, conf_errors
     L.by_rec = xcalloc(n, sizeof *L.by_rec);
     load_dns(&L);
     for (size_t i = 0; i < n; i++)
-        if (L.kinds[i] == DIR_DOMAIN) load_domain(&L, i);
+        if (L.kinds[i] == EMB_DOMAIN) load_domain(&L, i);
     for (size_t i = 0; i < n; i++)
-        if (L.kinds[i] == DIR_USER || L.kinds[i] == DIR_GROUP) load_mail_entry(&L, i, (enum dir_kind)L.kinds[i]);
+        if (L.kinds[i] == EMB_USER || L.kinds[i] == EMB_GROUP) load_mail_entry(&L, i, (enum emb_kind)L.kinds[i]);
     for (size_t i = 0; i < n; i++)
-        if (L.kinds[i] == DIR_GROUP && L.by_rec[i]) load_members(&L, i);
+        if (L.kinds[i] == EMB_GROUP && L.by_rec[i]) load_members(&L, i);
     embedded_dir *d = L.d;
     if (L.errors) {
         embedded_free(d);
         d = NULL;
     }
-    ldif_file_free(&L.ldif);
+    if (d) d->ldif = L.ldif; /* kept: the backend reads attributes from it */
+    else ldif_file_free(&L.ldif);
     table_free(&L.dns);
     free(L.kinds);
     free(L.by_rec);
@@ -469,15 +473,29 @@ void embedded_free(embedded_dir *d)
     free(d->entries);
     table_free(&d->addrs);
     table_free(&d->domains);
+    ldif_file_free(&d->ldif);
     free(d);
 }
 
 bool embedded_domain_is_local(const embedded_dir *d, const char *domain)
 {
-    return d && domain && table_get(&d->domains, domain) != NULL;
+    return embedded_domain(d, domain) != NULL;
 }
 
-const dir_entry *embedded_lookup(const embedded_dir *d, const char *addr)
+const emb_entry *embedded_domain(const embedded_dir *d, const char *domain)
+{
+    if (!d || !domain) return NULL;
+    return table_get(&d->domains, domain); /* keys compare case-insensitively */
+}
+
+void embedded_values(const embedded_dir *d, const emb_entry *e, const char *name, strvec *out)
+{
+    const ldif_record *r = &d->ldif.recs[e->rec];
+    for (size_t i = 0; i < r->n; i++)
+        if (str_ieq(r->attrs[i].name, name)) sv_push(out, r->attrs[i].value);
+}
+
+const emb_entry *embedded_lookup(const embedded_dir *d, const char *addr)
 {
     if (!d || !addr) return NULL;
     return table_get(&d->addrs, addr);
@@ -510,7 +528,7 @@ typedef struct {
 } dir_expansion;
 
 /* user_disabled - whether mailUserStatus says the mailbox must not receive mail. */
-static bool user_disabled(const dir_entry *e)
+static bool user_disabled(const emb_entry *e)
 {
     return str_ieq(e->status, "inactive") || str_ieq(e->status, "deleted") || str_ieq(e->status, "disabled");
 }
@@ -522,14 +540,14 @@ static void expansion_add(dir_expansion *x, const char *addr)
 }
 
 /* expand_user - a user's forwarding addresses (plus its mailbox when asked), else its mailbox. */
-static void expand_user(dir_expansion *x, const dir_entry *e)
+static void expand_user(dir_expansion *x, const emb_entry *e)
 {
     for (size_t i = 0; i < e->forward.n; i++) expansion_add(x, e->forward.v[i]);
     if (e->forward.n == 0 || e->keep_mailbox) expansion_add(x, e->mail);
 }
 
 /* expand_group - the members of group e, recursively; depth 1 is the group asked for. */
-static sl_result expand_group(dir_expansion *x, const dir_entry *e, int depth)
+static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth)
 {
     if (depth > DIR_MAX_DEPTH) {
         snprintf(x->err, x->errlen, "group nesting deeper than %d levels at %s", DIR_MAX_DEPTH, e->mail);
@@ -537,10 +555,10 @@ static sl_result expand_group(dir_expansion *x, const dir_entry *e, int depth)
     }
     if (!table_put(&x->groups, e->mail, x)) return SL_OK;
     for (size_t i = 0; i < e->members.n; i++) {
-        const dir_entry *m = embedded_lookup(x->d, e->members.v[i]);
+        const emb_entry *m = embedded_lookup(x->d, e->members.v[i]);
         if (!m) {
             expansion_add(x, e->members.v[i]); /* external: the router takes it from here */
-        } else if (m->kind == DIR_GROUP) {
+        } else if (m->kind == EMB_GROUP) {
             sl_result r = expand_group(x, m, depth + 1);
             if (r != SL_OK) return r;
         } else if (!user_disabled(m)) {
@@ -557,14 +575,14 @@ sl_result embedded_expand(const embedded_dir *d, const char *addr, strvec *out, 
     dir_expansion x = {.d = d, .err = errlen ? err : scratch, .errlen = errlen ? errlen : sizeof scratch};
     x.err[0] = '\0';
     sl_result r = SL_OK;
-    const dir_entry *e = embedded_lookup(d, addr);
+    const emb_entry *e = embedded_lookup(d, addr);
     if (!e) {
         snprintf(x.err, x.errlen, "no such user");
         r = SL_PERM;
-    } else if (e->kind == DIR_USER && user_disabled(e)) {
+    } else if (e->kind == EMB_USER && user_disabled(e)) {
         snprintf(x.err, x.errlen, "mailbox disabled");
         r = SL_PERM;
-    } else if (e->kind == DIR_USER) {
+    } else if (e->kind == EMB_USER) {
         expand_user(&x, e);
     } else if ((r = expand_group(&x, e, 1)) == SL_OK && x.out.n == 0) {
         snprintf(x.err, x.errlen, "group has no deliverable members");

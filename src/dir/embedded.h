@@ -18,11 +18,11 @@
 #include "conf/conf.h"
 #include "core/util.h"
 
-enum dir_kind { DIR_DOMAIN, DIR_USER, DIR_GROUP };
+enum emb_kind { EMB_DOMAIN, EMB_USER, EMB_GROUP };
 
-typedef struct dir_entry {
+typedef struct emb_entry {
     char *dn;
-    enum dir_kind kind;
+    enum emb_kind kind;
     char *mail;        /* primary address (lower-case domain) */
     strvec alt;        /* mailAlternateAddress */
     strvec forward;    /* mailForwardingAddress */
@@ -31,9 +31,10 @@ typedef struct dir_entry {
     char *uid;
     char *password;    /* userPassword as stored */
     strvec members;    /* groups: member addresses (member DNs resolved at load) */
-    char *domain;      /* DIR_DOMAIN: the domain name */
+    char *domain;      /* EMB_DOMAIN: the domain name */
     int line;          /* line of the entry in the LDIF */
-} dir_entry;
+    int rec;           /* index of its LDIF record (embedded_values) */
+} emb_entry;
 
 typedef struct embedded_dir embedded_dir;
 
@@ -43,8 +44,12 @@ embedded_dir *embedded_load_ldif(const char *file, const char *text, conf_errors
 void embedded_free(embedded_dir *d);
 /* embedded_domain_is_local - whether domain is a domain of the directory (case-insensitive). */
 bool embedded_domain_is_local(const embedded_dir *d, const char *domain);
+/* embedded_domain - the domain entry of domain (case-insensitive), or NULL. */
+const emb_entry *embedded_domain(const embedded_dir *d, const char *domain);
+/* embedded_values - the values of attribute name (any case) of entry e, appended to out. */
+void embedded_values(const embedded_dir *d, const emb_entry *e, const char *name, strvec *out);
 /* embedded_lookup - the user or group whose mail or alternate address is addr (domain and local part case-insensitive), or NULL. */
-const dir_entry *embedded_lookup(const embedded_dir *d, const char *addr);
+const emb_entry *embedded_lookup(const embedded_dir *d, const char *addr);
 /*
  * embedded_expand - final delivery addresses for addr: a user's primary address (and/or forwarding
  * addresses), a group's members expanded recursively (depth-bounded, duplicates removed).

@@ -1,51 +1,87 @@
 /*
  * embedded_backend.c - the embedded LDIF directory behind the directory interface: every answer
- * is given before the lookup returns (the data is in memory), copied for the caller.
+ * is given before the lookup returns (the data is in memory), copied for the caller; entries are
+ * mapped to dir_entry / dir_domain_info by the shared schema (dir/schema.h), as LDAP's are.
  */
 #include "dir/dir.h"
 #include "dir/embedded.h"
+#include "dir/schema.h"
 
 #include <stdlib.h>
 
+typedef struct {
+    embedded_dir *d;
+    dir_schema schema;
+} emb_backend;
+
+/* One entry as a source of attribute values for the schema. */
+typedef struct {
+    const embedded_dir *d;
+    const emb_entry *e;
+} emb_src;
+
+static void emb_values(const void *src, const char *name, strvec *out)
+{
+    const emb_src *s = src;
+    embedded_values(s->d, s->e, name, out);
+}
+
 static void emb_domain(void *be, const char *domain, dir_domain_cb cb, void *arg)
 {
-    cb(arg, embedded_domain_is_local(be, domain) ? SL_OK : SL_PERM);
+    emb_backend *b = be;
+    const emb_entry *e = embedded_domain(b->d, domain);
+    if (!e) {
+        cb(arg, SL_PERM, NULL);
+        return;
+    }
+    emb_src src = {b->d, e};
+    dir_domain_info info;
+    dir_domain_fill(&b->schema, emb_values, &src, e->domain, &info);
+    cb(arg, SL_OK, &info);
 }
 
 static void emb_expand(void *be, const char *addr, dir_expand_cb cb, void *arg)
 {
+    emb_backend *b = be;
     strvec out = {0};
     char why[256] = "";
-    sl_result rc = embedded_expand(be, addr, &out, why, sizeof why);
+    sl_result rc = embedded_expand(b->d, addr, &out, why, sizeof why);
     cb(arg, rc, out, why);
 }
 
-static void emb_user(void *be, const char *addr, dir_user_cb cb, void *arg)
+static void emb_lookup(void *be, const char *addr, dir_entry_cb cb, void *arg)
 {
-    const dir_entry *e = embedded_lookup(be, addr);
-    dir_user u = {0};
-    if (e) {
-        u.mail = xstrdup(e->mail);
-        u.status = xstrdup(e->status);
-        u.password = xstrdup(e->password);
-        u.is_group = e->kind == DIR_GROUP;
+    emb_backend *b = be;
+    const emb_entry *e = embedded_lookup(b->d, addr);
+    if (!e) {
+        cb(arg, SL_PERM, NULL);
+        return;
     }
-    cb(arg, e ? SL_OK : SL_PERM, &u);
-    if (!e) dir_user_free(&u);
+    dir_entry out = {0};
+    out.dn = xstrdup(e->dn);
+    out.mail = xstrdup(e->mail);
+    out.password = xstrdup(e->password);
+    emb_src src = {b->d, e};
+    dir_entry_fill(&b->schema, emb_values, &src, e->kind == EMB_GROUP, &out);
+    cb(arg, SL_OK, &out);
 }
 
 static void emb_stats(void *be, size_t *domains, size_t *users)
 {
-    *domains = embedded_domain_count(be);
-    *users = embedded_user_count(be);
+    emb_backend *b = be;
+    *domains = embedded_domain_count(b->d);
+    *users = embedded_user_count(b->d);
 }
 
 static void emb_free(void *be)
 {
-    embedded_free(be);
+    emb_backend *b = be;
+    embedded_free(b->d);
+    dir_schema_free(&b->schema);
+    free(b);
 }
 
-static const dir_backend embedded_ops = {"embedded", emb_domain, emb_expand, emb_user, emb_stats, emb_free};
+static const dir_backend embedded_ops = {"embedded", emb_domain, emb_expand, emb_lookup, emb_stats, emb_free};
 
 sl_dir *dir_open_embedded(const char *path, conf_errors *errs)
 {
@@ -53,5 +89,9 @@ sl_dir *dir_open_embedded(const char *path, conf_errors *errs)
     char *text = conf_file_read(path, false, errs);
     embedded_dir *e = errs->msgs.n == before ? embedded_load_ldif(path, text ? text : "", errs) : NULL;
     free(text);
-    return e ? dir_new(&embedded_ops, e) : NULL;
+    if (!e) return NULL;
+    emb_backend *b = xcalloc(1, sizeof *b);
+    b->d = e;
+    dir_schema_defaults(&b->schema);
+    return dir_new(&embedded_ops, b);
 }

@@ -9,6 +9,7 @@
 #include "core/workq.h"
 #include "dir/dir.h"
 #include "policy/decide.h"
+#include "policy/status.h"
 
 #include <crypt.h>
 #include <stdlib.h>
@@ -82,12 +83,12 @@ static void auth_checked(void *arg)
 
 /* auth_user_known - the directory's answer about the user: hash on a worker (a dummy hash for an
  * unknown or inactive user), or a temporary failure when the directory cannot tell. */
-static void auth_user_known(void *arg, sl_result rc, dir_user *u)
+static void auth_user_known(void *arg, sl_result rc, dir_entry *u)
 {
     auth_job *j = arg;
-    bool active = rc == SL_OK && !u->is_group && (!u->status || str_ieq(u->status, "active"));
+    bool active = rc == SL_OK && !u->is_group && policy_entry_status(u) == STATUS_ACTIVE;
     if (active && u->password) j->stored = xstrdup(u->password);
-    if (rc == SL_OK) dir_user_free(u);
+    if (rc == SL_OK) dir_entry_free(u);
     if (!j->ps) { /* the session ended meanwhile */
         auth_job_free(j);
         return;
@@ -115,7 +116,7 @@ void policy_decide_auth(policy_sess *ps, const char *user, const char *pass)
     j->user = xstrdup(user);
     j->pass = xstrdup(pass);
     ps->auth = j;
-    dir_user_lookup(ps->dir, user, auth_user_known, j);
+    dir_lookup(ps->dir, user, auth_user_known, j);
 }
 
 void policy_auth_abandon(policy_sess *ps)

@@ -2,14 +2,18 @@
  * rcpt.c - the RCPT TO decision: the recipient limit, ORIG_SEND_ACCESS/ORIG_MAIL_ACCESS on the
  * address as given, the directory for local domains (users, aliases, groups, statuses), relay
  * control for the others, then rewriting and SEND_ACCESS/MAIL_ACCESS for every final address.
- * An address that expands to several is accepted all or nothing. The directory may answer later:
- * the decision is a chain of callbacks (domain, then expansion) that ends in rcpt_finish.
+ * For a local domain: the domain's status, the entry's status (Messaging Server's rules,
+ * policy/status.h), the size limits of domain and entry (SIZE= refused at once, otherwise
+ * checked per recipient at the end of data), then the expansion. An address that expands to
+ * several is accepted all or nothing. The directory may answer later: the decision is a chain
+ * of callbacks (domain, entry, expansion) that ends in rcpt_finish.
  */
 #include "conf/conf.h"
 #include "core/log.h"
 #include "dir/dir.h"
 #include "policy/access.h"
 #include "policy/decide.h"
+#include "policy/status.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
@@ -26,6 +30,8 @@ typedef struct rcpt_req {
     bool postmaster; /* RCPT TO:<Postmaster>: RFC 5321 4.5.1 says it is always accepted */
     unsigned delay;  /* the longest $D delay met */
     access_verdict orig; /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS */
+    uint64_t max_size;   /* the smallest size limit met (0 = none) */
+    bool hold;           /* a status says: accept, then hold */
 } rcpt_req;
 
 /* rcpt_access - SEND_ACCESS then MAIL_ACCESS (orig: the ORIG_ variants) for one routed address. */
@@ -94,6 +100,28 @@ static access_verdict orig_access(rcpt_req *q, verdict *v)
     return a;
 }
 
+/* rcpts_settle - the recipients added since before take the size limit, and go to the hold
+ * channel when a status said hold. */
+static verdict rcpts_settle(rcpt_req *q, size_t before)
+{
+    smtp_sess *s = q->s;
+    const sl_channel *hold = q->hold ? conf_channel_by_name(s->conf, "hold") : NULL;
+    if (q->hold && !hold) {
+        log_error(s->id, "hold_channel_missing", "to=<%s> note=\"a status says hold, but sluice.cnf has no channel hold\"",
+                  q->addr);
+        verdict v = verdict_refuse(VERDICT_MAILBOX_STATUS, true, q->addr);
+        verdict_set_text(&v, "mailbox on hold");
+        return v;
+    }
+    for (size_t i = before; i < s->n_rcpts; i++) {
+        s->rcpts[i].max_size = q->max_size;
+        if (!hold) continue;
+        free(s->rcpts[i].channel);
+        s->rcpts[i].channel = xstrdup(hold->name);
+    }
+    return verdict_ok();
+}
+
 /* local_recipient - a recipient in one of our domains: the directory's expansion, each routed. */
 static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const char *err)
 {
@@ -113,6 +141,7 @@ static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const 
     }
     size_t before = q->s->n_rcpts;
     for (size_t i = 0; v.cls == VERDICT_OK && i < targets.n; i++) v = route_one(q, targets.v[i]);
+    if (v.cls == VERDICT_OK) v = rcpts_settle(q, before);
     if (v.cls != VERDICT_OK) smtp_sess_truncate_rcpts(q->s, before); /* all or nothing */
     sv_free(&targets);
     return v;
@@ -150,21 +179,98 @@ static void rcpt_expanded(void *arg, sl_result rc, strvec targets, const char *w
     rcpt_finish(q, &v);
 }
 
-/* rcpt_domain_known - whether the recipient's domain is ours: expand it, or relay control. */
-static void rcpt_domain_known(void *arg, sl_result rc)
+/* lookup_failed - a directory lookup that could not answer: always temporary. */
+static verdict lookup_failed(rcpt_req *q, const char *what)
+{
+    verdict v = verdict_refuse(VERDICT_LOOKUP_FAILED, true, q->addr);
+    char *text = xasprintf("<%s>: Recipient %s lookup failed, try again later", q->addr, what);
+    verdict_set_text(&v, text);
+    free(text);
+    return v;
+}
+
+/* status_verdict - a non-active status of class cls (domain or mailbox); hold only marks q. */
+static verdict status_verdict(rcpt_req *q, char *const values[2], verdict_class cls, const char *reject_text)
+{
+    const char *word;
+    enum entry_status st = status_of(values, &word);
+    if (st == STATUS_HOLD) q->hold = true;
+    if (st == STATUS_ACTIVE || st == STATUS_HOLD) return verdict_ok();
+    verdict v = verdict_refuse(cls, st == STATUS_TEMP, q->addr);
+    char *text = xasprintf("%s %s", cls == VERDICT_DOMAIN_STATUS ? "domain" : "mailbox", word);
+    verdict_set_text(&v, reject_text ? reject_text : text);
+    free(text);
+    return v;
+}
+
+/* limit_blocks - lower q's size limit to blocks of block_size bytes (0 = no limit). */
+static void limit_blocks(rcpt_req *q, uint64_t blocks, uint64_t bytes)
+{
+    uint64_t bs = q->s->conf->opt.block_size;
+    uint64_t lim = blocks ? (blocks > UINT64_MAX / bs ? UINT64_MAX : blocks * bs) : 0;
+    if (bytes && (!lim || bytes < lim)) lim = bytes;
+    if (lim && (!q->max_size || lim < q->max_size)) q->max_size = lim;
+}
+
+/* size_verdict - a declared SIZE over the recipient's limit is refused at once. */
+static verdict size_verdict(rcpt_req *q)
+{
+    smtp_sess *s = q->s;
+    if (!q->max_size || q->max_size >= s->conf->opt.max_message_size) q->max_size = 0; /* the global limit rules */
+    if (!q->max_size || !s->mail_size || s->mail_size <= q->max_size) return verdict_ok();
+    verdict v = verdict_refuse(VERDICT_SIZE, false, q->addr);
+    verdict_set_text(&v, "Message size exceeds the recipient's limit");
+    return v;
+}
+
+/* rcpt_entry_known - the recipient's entry: its status and limits, then its expansion. */
+static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
+{
+    rcpt_req *q = arg;
+    verdict v = verdict_ok();
+    if (q->ps && rc == SL_TEMP) {
+        v = lookup_failed(q, "address");
+    } else if (q->ps && rc == SL_PERM) {
+        v = str_has_prefix_ci(q->addr, "postmaster@") ? verdict_ok() : verdict_refuse(VERDICT_UNKNOWN_USER, false, q->addr);
+        if (v.cls == VERDICT_OK) { /* RFC 5321: the postmaster is always accepted */
+            strvec one = {0};
+            sv_push(&one, q->addr);
+            v = local_recipient(q, SL_OK, one, "");
+        }
+    } else if (q->ps) {
+        v = status_verdict(q, e->status, VERDICT_MAILBOX_STATUS, e->reject_text);
+        limit_blocks(q, e->msg_max_blocks, e->msg_max_bytes);
+        if (v.cls == VERDICT_OK) v = size_verdict(q);
+        if (v.cls == VERDICT_OK) {
+            dir_entry_free(e);
+            dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
+            return;
+        }
+    }
+    if (rc == SL_OK) dir_entry_free(e);
+    rcpt_finish(q, &v);
+}
+
+/* rcpt_domain_known - whether the recipient's domain is ours (its status and limits, then the
+ * entry), or relay control. */
+static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
 {
     rcpt_req *q = arg;
     smtp_sess *s = q->s;
     verdict v = verdict_ok();
     if (!q->ps) {
+        dir_domain_info_free(info);
         rcpt_finish(q, &v);
     } else if (rc == SL_OK) {
-        dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
+        if (info) {
+            v = status_verdict(q, info->status, VERDICT_DOMAIN_STATUS, NULL);
+            limit_blocks(q, info->msg_max_blocks, 0);
+            dir_domain_info_free(info);
+        }
+        if (v.cls == VERDICT_OK) dir_lookup(q->ps->dir, q->addr, rcpt_entry_known, q);
+        else rcpt_finish(q, &v);
     } else if (rc == SL_TEMP) {
-        v = verdict_refuse(VERDICT_LOOKUP_FAILED, true, q->addr);
-        char *text = xasprintf("<%s>: Recipient domain lookup failed, try again later", q->addr);
-        verdict_set_text(&v, text);
-        free(text);
+        v = lookup_failed(q, "domain");
         rcpt_finish(q, &v);
     } else {
         if (!s->client_internal && !s->auth_user && q->orig != ACCESS_ALLOW && !q->postmaster) /* no open relay */

@@ -99,9 +99,9 @@ static void test_example_file(void **state)
     assert_false(embedded_domain_is_local(d, "example.org"));
     assert_false(embedded_domain_is_local(d, "com"));
 
-    const dir_entry *a = embedded_lookup(d, "alice@example.com");
+    const emb_entry *a = embedded_lookup(d, "alice@example.com");
     assert_non_null(a);
-    assert_int_equal(a->kind, DIR_USER);
+    assert_int_equal(a->kind, EMB_USER);
     assert_string_equal(a->mail, "alice@example.com");
     assert_string_equal(a->uid, "alice");
     assert_ptr_equal(embedded_lookup(d, "ALICE@Example.COM"), a);
@@ -109,9 +109,9 @@ static void test_example_file(void **state)
     assert_null(embedded_lookup(d, "alice@example.org"));
     assert_null(embedded_lookup(d, "alic@example.com"));
 
-    const dir_entry *g = embedded_lookup(d, "staff@example.com");
+    const emb_entry *g = embedded_lookup(d, "staff@example.com");
     assert_non_null(g);
-    assert_int_equal(g->kind, DIR_GROUP);
+    assert_int_equal(g->kind, EMB_GROUP);
     assert_int_equal(g->members.n, 2);
 
     assert_expands(d, "alice@example.com", SL_OK, "alice@example.com");
@@ -250,7 +250,7 @@ static void test_base64_and_continuation(void **state)
                        " NAZXhhbXBsZS50ZXN0\n";
     embedded_dir *d = load_ok(text);
     assert_string_equal(embedded_first_domain(d), "example.test"); /* from the dc= components */
-    const dir_entry *c = embedded_lookup(d, "carol@example.test");
+    const emb_entry *c = embedded_lookup(d, "carol@example.test");
     assert_non_null(c);
     assert_string_equal(c->dn, "uid=carol,dc=example,dc=test");
     assert_string_equal(c->uid, "carol");
@@ -277,7 +277,7 @@ static void test_kinds(void **state)
     assert_int_equal(embedded_user_count(d), 2);
     assert_string_equal(embedded_first_domain(d), "acme.test");
     assert_true(embedded_domain_is_local(d, "acme.example"));
-    const dir_entry *r = embedded_lookup(d, "r@acme.example");
+    const emb_entry *r = embedded_lookup(d, "r@acme.example");
     assert_non_null(r);
     assert_string_equal(r->mail, "r@acme.example"); /* domain lower-cased */
     assert_non_null(embedded_lookup(d, "p@acme.test"));
@@ -340,7 +340,7 @@ static void test_group_members(void **state)
                    "Outside@Partner.Test a@example.test b@example.test c@example.test nobody@example.test");
     assert_expands(d, "sub@example.test", SL_OK,
                    "a@example.test c@example.test Outside@Partner.Test b@example.test nobody@example.test");
-    const dir_entry *team = embedded_lookup(d, "team@example.test");
+    const emb_entry *team = embedded_lookup(d, "team@example.test");
     assert_int_equal(team->members.n, 6);
     assert_string_equal(team->members.v[1], "a@example.test"); /* member DN resolved to its mail */
     embedded_free(d);
@@ -405,7 +405,7 @@ static void test_large_directory(void **state)
     for (int i = 0; i < N; i++) {
         char addr[64];
         snprintf(addr, sizeof addr, "USER%d@Big.Test", i);
-        const dir_entry *e = embedded_lookup(d, addr);
+        const emb_entry *e = embedded_lookup(d, addr);
         assert_non_null(e);
         snprintf(addr, sizeof addr, "u%d@big.test", i);
         assert_ptr_equal(embedded_lookup(d, addr), e);
@@ -442,14 +442,17 @@ typedef struct {
     sl_result res;
     strvec targets;
     char why[64];
-    dir_user user;
+    dir_entry user;
+    dir_domain_info dom;
 } answer_rec;
 
-static void rec_domain(void *arg, sl_result res)
+static void rec_domain(void *arg, sl_result res, dir_domain_info *info)
 {
     answer_rec *a = arg;
     a->calls++;
     a->res = res;
+    dir_domain_info_free(&a->dom);
+    if (info) a->dom = *info; /* taken over */
 }
 
 static void rec_expand(void *arg, sl_result res, strvec targets, const char *why)
@@ -462,12 +465,12 @@ static void rec_expand(void *arg, sl_result res, strvec targets, const char *why
     snprintf(a->why, sizeof a->why, "%s", why ? why : "");
 }
 
-static void rec_user(void *arg, sl_result res, dir_user *u)
+static void rec_user(void *arg, sl_result res, dir_entry *u)
 {
     answer_rec *a = arg;
     a->calls++;
     a->res = res;
-    dir_user_free(&a->user);
+    dir_entry_free(&a->user);
     if (res == SL_OK) a->user = *u; /* taken over */
 }
 
@@ -509,23 +512,25 @@ static void test_interface_answers(void **state)
     dir_expand(d, "nobody@example.test", rec_expand, &a);
     assert_int_equal(a.res, SL_PERM);
     assert_string_equal(a.why, "no such user");
-    dir_user_lookup(d, "Alice@Example.Test", rec_user, &a);
+    dir_lookup(d, "Alice@Example.Test", rec_user, &a);
     assert_int_equal(a.res, SL_OK);
     assert_string_equal(a.user.mail, "alice@example.test");
     assert_string_equal(a.user.password, "{CRYPT}$6$x$y");
-    assert_null(a.user.status);
+    assert_null(a.user.status[0]);
+    assert_null(a.user.status[1]);
     /* the answer outlives the directory: it belongs to the caller */
     sl_dir *held = dir_ref(d);
     dir_unref(d);
-    dir_user_lookup(held, "dave@example.test", rec_user, &a);
-    assert_string_equal(a.user.status, "inactive");
-    dir_user_lookup(held, "nobody@example.test", rec_user, &a);
+    dir_lookup(held, "dave@example.test", rec_user, &a);
+    assert_string_equal(a.user.status[1], "inactive"); /* mailUserStatus */
+    dir_lookup(held, "nobody@example.test", rec_user, &a);
     assert_int_equal(a.res, SL_PERM);
     dir_expand(held, "alice@example.test", rec_expand, &a);
     dir_unref(held);
     assert_string_equal(a.targets.v[0], "alice@example.test");
     sv_free(&a.targets);
-    dir_user_free(&a.user);
+    dir_entry_free(&a.user);
+    dir_domain_info_free(&a.dom);
     unlink(path);
     /* an absent file is an empty directory; a broken one is file:line errors and no directory */
     d = dir_open_embedded(path, &e);

@@ -23,7 +23,7 @@
 #include "core/workq.h"
 #include "policy/policy.h"
 #include "policy/verdict.h"
-#include "smtp/server.h"
+#include "smtp/session.h"
 
 /* "secret" hashed by `openssl passwd -6 -salt testsalt secret` */
 #define SECRET_HASH "$6$testsalt$51yaaBMXXXt5vK522YOlIMZ267vqHtMIzc2klcsu3EEv/bkRDU9g3UmkypXf.NvlpPpIPK1nX5zdbCeJBiQbB/"
@@ -35,11 +35,34 @@ static const char LDIF[] =
     "dn: uid=dave,dc=example,dc=test\nobjectClass: mailUser\nmail: dave@example.test\nmailUserStatus: inactive\n"
     "userPassword: {CRYPT}" SECRET_HASH "\n\n"
     "dn: cn=staff,dc=example,dc=test\nobjectClass: mailGroup\nmail: staff@example.test\n"
-    "mgrpRFC822MailMember: alice@example.test\n";
+    "mgrpRFC822MailMember: alice@example.test\n\n"
+    /* one user per status value; inetUserStatus is read before mailUserStatus */
+    "dn: uid=over,dc=example,dc=test\nobjectClass: mailUser\nmail: over@example.test\nmailUserStatus: overquota\n\n"
+    "dn: uid=del,dc=example,dc=test\nobjectClass: mailUser\nmail: del@example.test\nmailUserStatus: deleted\n\n"
+    "dn: uid=rem,dc=example,dc=test\nobjectClass: mailUser\nmail: rem@example.test\ninetUserStatus: removed\n"
+    "mailUserStatus: active\n\n"
+    "dn: uid=both,dc=example,dc=test\nobjectClass: mailUser\nmail: both@example.test\ninetUserStatus: inactive\n"
+    "mailUserStatus: deleted\n\n"
+    "dn: uid=odd,dc=example,dc=test\nobjectClass: mailUser\nmail: odd@example.test\nmailUserStatus: sleeping\n\n"
+    "dn: uid=held,dc=example,dc=test\nobjectClass: mailUser\nmail: held@example.test\nmailUserStatus: hold\n\n"
+    "dn: uid=closed,dc=example,dc=test\nobjectClass: mailUser\nmail: closed@example.test\n"
+    "mailUserStatus: disabled\nmailRejectText: This mailbox was closed in 2025\n\n"
+    "dn: uid=small,dc=example,dc=test\nobjectClass: mailUser\nmail: small@example.test\nmailMsgMaxBlocks: 1\n\n"
+    /* domains with a status, and one with a size limit */
+    "dn: dc=closed,dc=test\nobjectClass: mailDomain\ninetDomainStatus: inactive\n\n"
+    "dn: uid=u,dc=closed,dc=test\nobjectClass: mailUser\nmail: u@closed.test\n\n"
+    "dn: dc=gone,dc=test\nobjectClass: mailDomain\nmailDomainStatus: deleted\n\n"
+    "dn: uid=u,dc=gone,dc=test\nobjectClass: mailUser\nmail: u@gone.test\n\n"
+    "dn: dc=tiny,dc=test\nobjectClass: mailDomain\nmailDomainMsgMaxBlocks: 2\n\n"
+    "dn: uid=u,dc=tiny,dc=test\nobjectClass: mailUser\nmail: u@tiny.test\n";
 
 static const char SLUICE_CNF[] = "example.test $U%$D@local-daemon\n"
+                                 "closed.test $U%$D@local-daemon\n"
+                                 "gone.test $U%$D@local-daemon\n"
+                                 "tiny.test $U%$D@local-daemon\n"
                                  ". $U%$H@tcp_local-daemon\n\n"
                                  "l\nlocal-daemon\n\n"
+                                 "hold\nhold-daemon\n\n"
                                  "tcp_local smtp\ntcp_local-daemon\n";
 
 static const char DISPATCHER[] = "[SERVICE=SMTP]\nPORT=25\nMAX_CONNECTIONS=5\nMAX_PER_CLIENT=2\n"
@@ -71,7 +94,7 @@ static int setup(void **state)
     fixture *f = xcalloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/sluice-pol-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    write_file(f->dir, "option.dat", "host_name=mx.example.test\nmax_recipients=3\nmax_message_size=1000\n"
+    write_file(f->dir, "option.dat", "host_name=mx.example.test\nmax_recipients=3\nmax_message_size=4000\n"
                                      "postmaster=postmaster@example.test\n");
     write_file(f->dir, "dispatcher.cnf", DISPATCHER);
     write_file(f->dir, "sluice.cnf", SLUICE_CNF);
@@ -175,11 +198,65 @@ static void test_rcpt_outsider(void **state)
                         "550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in local "
                         "recipient table\r\n");
     assert_string_equal(say(f, "RCPT TO:<dave@example.test>"),
-                        "550 5.2.1 <dave@example.test>: Recipient address rejected: mailbox disabled\r\n");
+                        "450 4.2.1 <dave@example.test>: Recipient address rejected: mailbox inactive\r\n");
     assert_string_equal(say(f, "RCPT TO:<x@elsewhere.test>"), "550 5.7.1 <x@elsewhere.test>: Relay access denied\r\n");
     assert_string_equal(say(f, "RCPT TO:<Postmaster>"), "250 2.1.5 Ok\r\n"); /* RFC 5321 4.5.1 */
     assert_string_equal(say(f, "RCPT TO:<staff@example.test>"), "250 2.1.5 Ok\r\n");
     assert_string_equal(say(f, "RCPT TO:<alice@example.test>"), "452 4.5.3 Error: too many recipients\r\n");
+}
+
+/* Statuses as Messaging Server applies them: domain first, then the entry; the first non-active
+ * value wins; inactive/overquota/unknown are temporary, deleted/removed/disabled permanent, hold
+ * accepts into the hold channel; mailRejectText is the reply text. */
+static void test_rcpt_statuses(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *rcpt, *reply;
+    } cases[] = {
+        {"over@example.test", "450 4.2.1 <over@example.test>: Recipient address rejected: mailbox overquota"},
+        {"del@example.test", "550 5.2.1 <del@example.test>: Recipient address rejected: mailbox deleted"},
+        {"rem@example.test", "550 5.2.1 <rem@example.test>: Recipient address rejected: mailbox removed"},
+        {"both@example.test", "450 4.2.1 <both@example.test>: Recipient address rejected: mailbox inactive"},
+        {"odd@example.test", "450 4.2.1 <odd@example.test>: Recipient address rejected: mailbox sleeping"},
+        {"closed@example.test", "550 5.2.1 <closed@example.test>: Recipient address rejected: This mailbox was closed in 2025"},
+        {"u@closed.test", "450 4.1.2 <u@closed.test>: Recipient address rejected: domain inactive"},
+        {"u@gone.test", "550 5.1.2 <u@gone.test>: Recipient address rejected: domain deleted"},
+        {"held@example.test", "250 2.1.5 Ok"},
+    };
+    start(f, "SMTP", 25, "192.0.2.1", false, 0, 0);
+    say(f, "EHLO client.test");
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        say(f, "RSET");
+        say(f, "MAIL FROM:<x@elsewhere.test>");
+        char cmd[128], want[256];
+        snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", cases[i].rcpt);
+        snprintf(want, sizeof want, "%s\r\n", cases[i].reply);
+        assert_string_equal(say(f, cmd), want);
+    }
+    assert_int_equal(f->s->n_rcpts, 1);
+    assert_string_equal(f->s->rcpts[0].channel, "hold");
+}
+
+/* Size limits of the entry (mailMsgMaxBlocks) and the domain (mailDomainMsgMaxBlocks), in blocks
+ * of block_size (1024): a declared SIZE over the limit is refused at RCPT, otherwise the limit
+ * goes with the recipient for the end of data. */
+static void test_rcpt_size_limits(void **state)
+{
+    fixture *f = *state;
+    start(f, "SMTP", 25, "192.0.2.1", false, 0, 0);
+    say(f, "EHLO client.test");
+    say(f, "MAIL FROM:<x@elsewhere.test> SIZE=1500");
+    assert_string_equal(say(f, "RCPT TO:<small@example.test>"),
+                        "552 5.3.4 Message size exceeds the recipient's limit\r\n");
+    assert_string_equal(say(f, "RCPT TO:<u@tiny.test>"), "250 2.1.5 Ok\r\n"); /* 2 blocks: 2048 */
+    assert_string_equal(say(f, "RCPT TO:<alice@example.test>"), "250 2.1.5 Ok\r\n");
+    say(f, "RSET");
+    say(f, "MAIL FROM:<x@elsewhere.test>");
+    assert_string_equal(say(f, "RCPT TO:<small@example.test>"), "250 2.1.5 Ok\r\n");
+    assert_string_equal(say(f, "RCPT TO:<u@tiny.test>"), "250 2.1.5 Ok\r\n");
+    assert_int_equal(f->s->rcpts[0].max_size, 1024);
+    assert_int_equal(f->s->rcpts[1].max_size, 2048);
 }
 
 static void test_rcpt_internal_relays(void **state)
@@ -267,6 +344,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt_outsider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt_internal_relays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_size_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_abandoned, setup, teardown),
         cmocka_unit_test(test_verdict_table),

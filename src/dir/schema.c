@@ -1,0 +1,119 @@
+/*
+ * schema.c - attribute names and the entry mapping shared by the backends (see schema.h).
+ */
+#include "dir/schema.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One remappable field: its option key, its default attribute, where it lives in dir_schema. */
+typedef struct {
+    const char *key;
+    const char *attr;
+    size_t off;
+} schema_field;
+
+#define F(k, a) {#k, a, offsetof(dir_schema, k)}
+static const schema_field fields[] = {
+    F(domain_status, "inetDomainStatus"),       F(domain_mail_status, "mailDomainStatus"),
+    F(domain_blocklimit, "mailDomainMsgMaxBlocks"), F(domain_rcptlimit, "mailDomainRecipientLimit"),
+    F(domain_rcptcutoff, "mailDomainRecipientCutoff"), F(user_status, "inetUserStatus"),
+    F(user_mail_status, "mailUserStatus"),      F(group_status, "inetGroupStatus"),
+    F(group_mail_status, "inetMailGroupStatus"), F(blocklimit, "mailMsgMaxBlocks"),
+    F(group_maxsize, "mgrpMsgMaxSize"),         F(rcptlimit, "mailRecipientLimit"),
+    F(rcptcutoff, "mailRecipientCutoff"),       F(reject_text, "mailRejectText"),
+    F(submit_channel, "mailSMTPSubmitChannel"), F(allowed_broadcaster, "mgrpAllowedBroadcaster"),
+    F(disallowed_broadcaster, "mgrpDisallowedBroadcaster"), F(allowed_domain, "mgrpAllowedDomain"),
+    F(disallowed_domain, "mgrpDisallowedDomain"), F(broadcaster_policy, "mgrpBroadcasterPolicy"),
+    F(moderator, "mgrpModerator"),              F(reject_action, "mgrpMsgRejectAction"),
+};
+#undef F
+
+static char **field_at(dir_schema *s, const schema_field *f)
+{
+    return (char **)((char *)s + f->off);
+}
+
+void dir_schema_defaults(dir_schema *s)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) *field_at(s, &fields[i]) = xstrdup(fields[i].attr);
+}
+
+void dir_schema_free(dir_schema *s)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) free(*field_at(s, &fields[i]));
+    memset(s, 0, sizeof *s);
+}
+
+int dir_schema_set(dir_schema *s, const char *key, const char *attr)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) {
+        if (strcmp(fields[i].key, key) != 0) continue;
+        free(*field_at(s, &fields[i]));
+        *field_at(s, &fields[i]) = xstrdup(attr);
+        return 0;
+    }
+    return -1;
+}
+
+/* first_value - the first value of name, or NULL (caller frees). */
+static char *first_value(dir_values_fn values, const void *src, const char *name)
+{
+    strvec v = {0};
+    values(src, name, &v);
+    char *out = v.n ? xstrdup(v.v[0]) : NULL;
+    sv_free(&v);
+    return out;
+}
+
+/* number_value - the first value of name as a number; 0 when absent or not a number. */
+static uint64_t number_value(dir_values_fn values, const void *src, const char *name)
+{
+    char *v = first_value(values, src, name);
+    uint64_t n = 0;
+    if (v && parse_uint(v, 0, UINT64_MAX, &n) < 0) n = 0;
+    free(v);
+    return n;
+}
+
+/* count_value - number_value bounded to unsigned. */
+static unsigned count_value(dir_values_fn values, const void *src, const char *name)
+{
+    uint64_t n = number_value(values, src, name);
+    return n > 0xffffffffu ? 0xffffffffu : (unsigned)n;
+}
+
+void dir_domain_fill(const dir_schema *s, dir_values_fn values, const void *src, const char *name,
+                     dir_domain_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->name = xstrdup(name);
+    out->status[0] = first_value(values, src, s->domain_status);
+    out->status[1] = first_value(values, src, s->domain_mail_status);
+    out->msg_max_blocks = number_value(values, src, s->domain_blocklimit);
+    out->rcpt_limit = count_value(values, src, s->domain_rcptlimit);
+    out->rcpt_cutoff = count_value(values, src, s->domain_rcptcutoff);
+}
+
+void dir_entry_fill(const dir_schema *s, dir_values_fn values, const void *src, bool is_group, dir_entry *out)
+{
+    out->is_group = is_group;
+    out->status[0] = first_value(values, src, is_group ? s->group_status : s->user_status);
+    out->status[1] = first_value(values, src, is_group ? s->group_mail_status : s->user_mail_status);
+    out->msg_max_blocks = number_value(values, src, s->blocklimit);
+    out->msg_max_bytes = is_group ? number_value(values, src, s->group_maxsize) : 0;
+    out->rcpt_limit = count_value(values, src, s->rcptlimit);
+    out->rcpt_cutoff = count_value(values, src, s->rcptcutoff);
+    out->reject_text = first_value(values, src, s->reject_text);
+    out->submit_channel = first_value(values, src, s->submit_channel);
+    if (!is_group) return;
+    values(src, s->allowed_broadcaster, &out->allowed_broadcasters);
+    values(src, s->disallowed_broadcaster, &out->disallowed_broadcasters);
+    values(src, s->allowed_domain, &out->allowed_domains);
+    values(src, s->disallowed_domain, &out->disallowed_domains);
+    out->broadcaster_policy = first_value(values, src, s->broadcaster_policy);
+    values(src, s->moderator, &out->moderators);
+    out->reject_action = first_value(values, src, s->reject_action);
+}
