@@ -279,10 +279,10 @@ int daemon_serve(const char *dir)
     event_free(d.ev_hup);
     event_free(d.ev_stop);
     workq_free(d.ctx.wq); /* runs the completions of abandoned AUTH checks (they drop their answer) */
-    policy_free(d.pol);
     store_close(d.ctx.store);
     sched_free(d.sched);
-    dns_free(d.ctx.dns);
+    dns_free(d.ctx.dns); /* cancels the reject mode's MX lookups: before the policy goes */
+    policy_free(d.pol);
     ctx_conf_release_all(&d.ctx);
     dir_unref(d.ctx.dir);
     free(d.ctx.listen_addrs);

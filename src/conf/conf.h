@@ -27,6 +27,9 @@ typedef struct {
 /* What to do with a bare CR or LF in a command or in DATA. */
 enum bare_eol_policy { BARE_EOL_REJECT = 0, BARE_EOL_NORMALISE = 1 };
 
+/* reject_mode: refusals that rest on local data, for fleets of MX hosts (policy/fleet.h). */
+enum reject_mode { REJECT_HARD = 0, REJECT_SOFT = 1, REJECT_AUTO = 2 };
+
 /* option.dat (all keys documented in doc/configuration.md). */
 typedef struct {
     char *hostname;            /* host_name: our name in greetings and Received: (default: gethostname) */
@@ -58,6 +61,7 @@ typedef struct {
     unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
+    enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
 } sl_options;
 

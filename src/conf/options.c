@@ -130,6 +130,17 @@ char *conf_postmaster(const sl_options *opt)
     return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);
 }
 
+/* set_reject_mode - hard, soft or auto. */
+static int set_reject_mode(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "hard")) opt->reject_mode = REJECT_HARD;
+    else if (str_ieq(v, "soft")) opt->reject_mode = REJECT_SOFT;
+    else if (str_ieq(v, "auto")) opt->reject_mode = REJECT_AUTO;
+    else return -1;
+    return 0;
+}
+
 /* resolve_path - v when absolute, else realpath(directory of file) + "/" + v (target need not exist). */
 static char *resolve_path(const char *file, const char *v)
 {
@@ -341,6 +352,7 @@ static const opt_def opt_table[] = {
     {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3"},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name"},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com"},
+    {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto"},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},
 };
 #undef OFF

@@ -10,6 +10,7 @@
 
 struct policy {
     sl_ctx *ctx;
+    struct fleet *fleet; /* reject_mode's MX cache (policy/fleet.h) */
 };
 
 struct auth_job;

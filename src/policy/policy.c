@@ -9,6 +9,7 @@
 #include "dir/dir.h"
 #include "policy/access.h"
 #include "policy/decide.h"
+#include "policy/fleet.h"
 #include "queue/enqueue.h"
 #include "queue/store.h"
 
@@ -20,11 +21,14 @@ policy *policy_new(sl_ctx *ctx)
 {
     policy *p = xcalloc(1, sizeof *p);
     p->ctx = ctx;
+    p->fleet = fleet_new(ctx);
     return p;
 }
 
 void policy_free(policy *p)
 {
+    if (!p) return;
+    fleet_free(p->fleet);
     free(p);
 }
 
@@ -108,6 +112,7 @@ static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
         free(probe);
         free(from);
     }
+    fleet_apply_now(s->conf, &v);
     policy_answer(ps, &v);
 }
 

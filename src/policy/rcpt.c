@@ -13,6 +13,7 @@
 #include "dir/dir.h"
 #include "policy/access.h"
 #include "policy/decide.h"
+#include "policy/fleet.h"
 #include "policy/status.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
@@ -31,8 +32,11 @@ typedef struct rcpt_req {
     unsigned delay;  /* the longest $D delay met */
     access_verdict orig; /* ORIG_SEND_ACCESS / ORIG_MAIL_ACCESS */
     uint64_t max_size;   /* the smallest size limit met (0 = none) */
+    verdict v;           /* the decision, kept while the reject mode may ask DNS */
     bool hold;           /* a status says: accept, then hold */
 } rcpt_req;
+
+static void rcpt_finish(rcpt_req *q, verdict *v);
 
 /* rcpt_access - SEND_ACCESS then MAIL_ACCESS (orig: the ORIG_ variants) for one routed address. */
 static access_verdict rcpt_access(rcpt_req *q, bool orig, const char *dst, const char *to, verdict *v)
@@ -147,11 +151,12 @@ static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const 
     return v;
 }
 
-/* rcpt_finish - log the decision, answer the session and let the request go. */
-static void rcpt_finish(rcpt_req *q, verdict *v)
+/* rcpt_answer - log the decision, answer the session and let the request go. */
+static void rcpt_answer(void *arg, verdict *v)
 {
+    rcpt_req *q = arg;
     policy_sess *ps = q->ps;
-    if (!ps) { /* the session ended while the directory was asked */
+    if (!ps) { /* the session ended while the directory or DNS was asked */
         verdict_free(v);
         free(q->addr);
         free(q);
@@ -164,9 +169,10 @@ static void rcpt_finish(rcpt_req *q, verdict *v)
     else
         log_info(q->s->id, "rcpt_rejected", "to=<%s> code=%d class=%s", q->addr, verdict_code(v),
                  verdict_class_name(v->cls));
-    char *addr = q->addr; /* v->subject points into it until the answer is made */
+    char *addr = q->addr; /* the verdict's subject points into it until the answer is made */
+    verdict answer = *v;  /* v may live in q */
     free(q);
-    policy_answer(ps, v);
+    policy_answer(ps, &answer);
     free(addr);
 }
 
@@ -218,9 +224,7 @@ static verdict size_verdict(rcpt_req *q)
     smtp_sess *s = q->s;
     if (!q->max_size || q->max_size >= s->conf->opt.max_message_size) q->max_size = 0; /* the global limit rules */
     if (!q->max_size || !s->mail_size || s->mail_size <= q->max_size) return verdict_ok();
-    verdict v = verdict_refuse(VERDICT_SIZE, false, q->addr);
-    verdict_set_text(&v, "Message size exceeds the recipient's limit");
-    return v;
+    return verdict_refuse(VERDICT_RCPT_SIZE, false, q->addr);
 }
 
 /* rcpt_entry_known - the recipient's entry: its status and limits, then its expansion. */
@@ -279,6 +283,14 @@ static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
             v = route_one(q, q->addr);
         rcpt_finish(q, &v);
     }
+}
+
+/* rcpt_finish - the decision is made: the reject mode (policy/fleet.h) has the last word. */
+static void rcpt_finish(rcpt_req *q, verdict *v)
+{
+    q->v = *v;
+    if (!q->ps) return rcpt_answer(q, &q->v);
+    fleet_apply(q->ps->p->fleet, q->s->conf, &q->v, strrchr(q->addr, '@') + 1, rcpt_answer, q);
 }
 
 void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd)

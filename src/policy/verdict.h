@@ -22,7 +22,8 @@ typedef enum {
     VERDICT_ACCESS,         /* an access mapping table refused (its code and text) */
     VERDICT_MAILBOX_STATUS, /* the recipient's status forbids delivery */
     VERDICT_DOMAIN_STATUS,  /* the domain's status forbids delivery */
-    VERDICT_SIZE,           /* the declared size is over a limit */
+    VERDICT_SIZE,           /* the declared size is over the fixed maximum */
+    VERDICT_RCPT_SIZE,      /* the message is larger than the recipient's limit (the directory's) */
     VERDICT_RCPT_LIMIT,     /* too many recipients in this transaction */
     VERDICT_GROUP_AUTH,     /* the sender may not submit to this group */
     VERDICT_LOOKUP_FAILED,  /* a lookup (directory, table, DNS) could not answer: always temporary */

@@ -21,6 +21,7 @@
 #include "cli/load.h"
 #include "core/ctx.h"
 #include "core/workq.h"
+#include "policy/fleet.h"
 #include "policy/policy.h"
 #include "policy/verdict.h"
 #include "smtp/session.h"
@@ -301,6 +302,48 @@ static void test_auth_abandoned(void **state)
     event_base_dispatch(f->ctx.base); /* the completion runs and finds no session */
 }
 
+/* reject_mode=soft: refusals that rest on local data become 4xx; the others stay. auto without a
+ * resolver cannot tell, so it is soft too. */
+static void test_reject_mode_soft(void **state)
+{
+    fixture *f = *state;
+    for (int mode = REJECT_SOFT; mode <= REJECT_AUTO; mode++) {
+        f->ctx.conf->opt.reject_mode = (enum reject_mode)mode;
+        start(f, "SMTP", 25, "192.0.2.1", false, 0, 0);
+        say(f, "EHLO client.test");
+        assert_string_equal(say(f, "MAIL FROM:<x@elsewhere.test> SIZE=5000"),
+                            "552 5.3.4 Message size exceeds fixed maximum message size\r\n"); /* not local data */
+        say(f, "MAIL FROM:<x@elsewhere.test> SIZE=1500");
+        assert_string_equal(say(f, "RCPT TO:<nobody@example.test>"),
+                            "450 4.1.1 <nobody@example.test>: Recipient address rejected: User unknown in local "
+                            "recipient table\r\n");
+        assert_string_equal(say(f, "RCPT TO:<x@elsewhere.test>"), "450 4.7.1 <x@elsewhere.test>: Relay access denied\r\n");
+        assert_string_equal(say(f, "RCPT TO:<del@example.test>"),
+                            "450 4.2.1 <del@example.test>: Recipient address rejected: mailbox deleted\r\n");
+        assert_string_equal(say(f, "RCPT TO:<small@example.test>"),
+                            "452 4.3.4 Message size exceeds the recipient's limit\r\n");
+    }
+}
+
+/* The last MX is the host of the highest preference number (several may share it). */
+static void test_fleet_last_mx(void **state)
+{
+    (void)state;
+    dns_mx mx[] = {{"mx1.example.test", 10}, {"mx3.example.test", 30}, {"MX4.example.test", 30}, {"mx2.example.test", 20}};
+    assert_true(fleet_is_last_mx("mx3.example.test", mx, 4));
+    assert_true(fleet_is_last_mx("mx4.example.test", mx, 4));
+    assert_false(fleet_is_last_mx("mx1.example.test", mx, 4));
+    assert_false(fleet_is_last_mx("mx2.example.test", mx, 4));
+    assert_false(fleet_is_last_mx("other.test", mx, 4));
+    assert_true(fleet_is_last_mx("mx1.example.test", mx, 1));
+    verdict v = verdict_refuse(VERDICT_ACCESS, false, NULL);
+    v.code = 554;
+    verdict_set_status(&v, "5.7.26");
+    fleet_soften(&v);
+    assert_int_equal(verdict_code(&v), 421);
+    assert_string_equal(v.status, "4.7.26");
+}
+
 static void test_verdict_table(void **state)
 {
     (void)state;
@@ -349,6 +392,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_abandoned, setup, teardown),
         cmocka_unit_test(test_verdict_table),
+        cmocka_unit_test_setup_teardown(test_reject_mode_soft, setup, teardown),
+        cmocka_unit_test(test_fleet_last_mx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
