@@ -22,6 +22,7 @@ typedef struct policy_sess {
     struct policy *p;
     smtp_sess *s;
     void *pending;          /* enq_msg being committed, or NULL */
+    void *oversize;         /* qmsg of the recipients refused at the end of data for size, or NULL */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sl_dir *dir;     /* the directory the session started with (a reference) */
@@ -37,6 +38,10 @@ void policy_rcpt_abandon(policy_sess *ps);
 void policy_decide_auth(policy_sess *ps, const char *user, const char *pass);
 /* policy_auth_abandon - the session ends while a check runs: its answer is dropped. */
 void policy_auth_abandon(policy_sess *ps);
+/* policy_commit - enqueue the finished message of s (commit.c); answers smtp_sess_commit_done. */
+void policy_commit(policy_sess *ps, smtp_sess *s);
+/* policy_commit_abandon - the session ends (shutdown) while its commit is pending: let it go. */
+void policy_commit_abandon(policy_sess *ps);
 /* policy_sess_flags - mapping input flags of the session: T (TLS), A (authenticated), E (ESMTP). */
 void policy_sess_flags(const smtp_sess *s, char buf[8]);
 

@@ -1,7 +1,6 @@
 /*
  * policy.c - the decider's entry points (see policy.h): session state, the connect, HELO and
- * MAIL decisions, and the commit of a finished message through enqueue. RCPT and AUTH have
- * files of their own (rcpt.c, auth.c).
+ * MAIL decisions. RCPT, AUTH and the commit have files of their own (rcpt.c, auth.c, commit.c).
  */
 #include "policy/policy.h"
 #include "conf/conf.h"
@@ -138,20 +137,10 @@ static void *ops_open(void *arg, smtp_sess *s)
     return ps;
 }
 
-/* commit_abandon - the session ends (shutdown) while its message is being committed: the
- * store's callback will not run any more, so the message is let go here. */
-static void commit_abandon(policy_sess *ps)
-{
-    enq_msg *m = ps->pending;
-    enqueue_msg_free(m);
-    free(m);
-    ps->pending = NULL;
-}
-
 static void ops_close(void *ctx)
 {
     policy_sess *ps = ctx;
-    if (ps->pending) commit_abandon(ps);
+    if (ps->pending) policy_commit_abandon(ps);
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     dir_unref(ps->dir);
@@ -170,44 +159,9 @@ static void ops_date(void *ctx, char *buf, size_t len)
     rfc5322_date(now_unix(), buf, len);
 }
 
-static void commit_done(void *arg, sl_result res, const char *err)
-{
-    policy_sess *ps = arg;
-    enq_msg *m = ps->pending;
-    ps->pending = NULL;
-    if (res == SL_OK)
-        log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", ps->s->id,
-                 ps->s->client_ip, m->sender, m->content->len, m->n_rcpts);
-    enqueue_msg_free(m);
-    free(m);
-    smtp_sess_commit_done(ps->s, res, err); /* may free the session and ps */
-}
-
-/* ops_commit - one queue file per destination channel, durable before the 250. */
 static void ops_commit(void *ctx, smtp_sess *s)
 {
-    policy_sess *ps = ctx;
-    enq_msg *m = xcalloc(1, sizeof *m);
-    snprintf(m->id, sizeof m->id, "%s", s->qid);
-    m->sender = xstrdup(s->sender);
-    m->envid = xstrdup(s->envid);
-    m->ret = (uint8_t)s->ret;
-    m->body = (uint8_t)s->body;
-    m->smtputf8 = s->smtputf8;
-    m->arrival = now_unix();
-    m->src_channel = xstrdup(s->src_channel);
-    m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
-    for (size_t i = 0; i < s->n_rcpts; i++) {
-        qrcpt *r = &s->rcpts[i];
-        bool dup = false; /* one copy per final address, as with alias and group overlap */
-        for (size_t k = 0; k < i && !dup; k++)
-            dup = str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel);
-        if (!dup) enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
-    }
-    size_t len = s->data.len;
-    m->content = qbody_adopt(sb_steal(&s->data), len); /* the session's buffer, not a copy */
-    ps->pending = m;
-    enqueue_submit(ps->p->ctx, m, commit_done, ps);
+    policy_commit(ctx, s);
 }
 
 static const smtp_server_ops policy_ops = {ops_open, ops_close, ops_decide, ops_commit, ops_new_id, ops_date};

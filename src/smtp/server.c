@@ -888,6 +888,15 @@ void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err)
     if (!s->in_engine && s->resume) s->resume(s->resume_arg); /* may free s */
 }
 
+void smtp_sess_commit_refused(smtp_sess *s, const char *line)
+{
+    if (s->state != SESS_WAIT_COMMIT) return;
+    s->state = SESS_CMD;
+    reply_error(s, "DATA", line);
+    if (s->state != SESS_CLOSED) txn_reset(s);
+    if (!s->in_engine && s->resume) s->resume(s->resume_arg); /* may free s */
+}
+
 /* commit_reply - the reply to the end of data, and a fresh transaction. */
 static void commit_reply(smtp_sess *s, sl_result res, const char *err)
 {

@@ -136,6 +136,9 @@ const char *smtp_sess_client_ip(const smtp_sess *s);
 void smtp_sess_answer(smtp_sess *s, const smtp_answer *a);
 /* smtp_sess_commit_done - the queue's answer for the committed message: reply and reset the transaction. */
 void smtp_sess_commit_done(smtp_sess *s, sl_result res, const char *err);
+/* smtp_sess_commit_refused - the decider refuses the message at the end of data with line (a
+ * complete 4xx/5xx reply line); the transaction is reset. */
+void smtp_sess_commit_refused(smtp_sess *s, const char *line);
 /* smtp_sess_add_rcpt - record a routed recipient for this transaction (copies strings). */
 void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const char *orcpt, const char *channel,
                         const char *host, unsigned notify);
