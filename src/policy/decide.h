@@ -15,6 +15,14 @@ struct policy {
 
 struct auth_job;
 struct rcpt_req;
+struct sender_req;
+
+/* The envelope sender as the directory knows it (policy/sender.c). */
+typedef struct {
+    char *dn;             /* its entry's DN, or NULL (not ours, or unknown) */
+    unsigned rcpt_limit;  /* recipients per message, 0 = no limit */
+    unsigned rcpt_cutoff; /* over this many the transaction is refused, 0 = none */
+} sender_info;
 struct sl_dir;
 
 /* The decider's state for one SMTP session. */
@@ -25,6 +33,11 @@ typedef struct policy_sess {
     void *oversize;         /* qmsg of the recipients refused at the end of data for size, or NULL */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
+    struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */
+    sender_info sender;     /* this transaction's sender */
+    unsigned rcpt_attempts; /* RCPT commands of this transaction */
+    unsigned mail_delay;    /* $D delay of the MAIL decision being made */
+    bool cutoff_hit;        /* the sender's recipient cutoff was passed: the transaction is refused */
     struct sl_dir *dir;     /* the directory the session started with (a reference) */
 } policy_sess;
 
@@ -38,6 +51,12 @@ void policy_rcpt_abandon(policy_sess *ps);
 void policy_decide_auth(policy_sess *ps, const char *user, const char *pass);
 /* policy_auth_abandon - the session ends while a check runs: its answer is dropped. */
 void policy_auth_abandon(policy_sess *ps);
+/* policy_sender_lookup - learn about the envelope sender from (sender.c), then done(ps). */
+void policy_sender_lookup(policy_sess *ps, const char *from, void (*done)(policy_sess *ps));
+/* policy_sender_clear - forget the sender (new transaction, session end). */
+void policy_sender_clear(policy_sess *ps);
+/* policy_sender_abandon - the session ends during the lookup: its answer is dropped. */
+void policy_sender_abandon(policy_sess *ps);
 /* policy_commit - enqueue the finished message of s (commit.c); answers smtp_sess_commit_done. */
 void policy_commit(policy_sess *ps, smtp_sess *s);
 /* policy_commit_abandon - the session ends (shutdown) while its commit is pending: let it go. */

@@ -91,6 +91,14 @@ static void decide_connect(policy_sess *ps, smtp_sess *s)
     policy_answer(ps, &v);
 }
 
+/* mail_accept - MAIL FROM is accepted (the sender is known, as far as the directory knows it). */
+static void mail_accept(policy_sess *ps)
+{
+    verdict ok = verdict_ok();
+    ok.delay_ms = ps->mail_delay; /* an access table's $D on an accepted sender */
+    policy_answer(ps, &ok);
+}
+
 /* decide_mail - required TLS or AUTH, the declared size, then FROM_ACCESS. */
 static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
 {
@@ -112,7 +120,11 @@ static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
         free(from);
     }
     fleet_apply_now(s->conf, &v);
-    policy_answer(ps, &v);
+    if (v.cls != VERDICT_OK) return policy_answer(ps, &v);
+    ps->mail_delay = v.delay_ms;
+    char *from = cmd->path.is_null ? xstrdup("") : smtp_addr_format(&cmd->path);
+    policy_sender_lookup(ps, from, mail_accept);
+    free(from);
 }
 
 static void ops_decide(void *ctx, smtp_sess *s, const smtp_ask *q)
@@ -143,6 +155,8 @@ static void ops_close(void *ctx)
     if (ps->pending) policy_commit_abandon(ps);
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
+    if (ps->sender_req) policy_sender_abandon(ps);
+    policy_sender_clear(ps);
     dir_unref(ps->dir);
     free(ps);
 }

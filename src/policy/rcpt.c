@@ -14,6 +14,7 @@
 #include "policy/access.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/group.h"
 #include "policy/status.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
@@ -227,6 +228,24 @@ static verdict size_verdict(rcpt_req *q)
     return verdict_refuse(VERDICT_RCPT_SIZE, false, q->addr);
 }
 
+/* group_verdict - the group's submission rules for this sender (policy/group.h); on refusal *v
+ * is the reply (mailRejectText when the group has one). */
+static enum group_decision group_verdict(rcpt_req *q, const dir_entry *g, verdict *v)
+{
+    smtp_sess *s = q->s;
+    group_sender who = {s->sender ? s->sender : "", s->auth_user, q->ps->sender.dn};
+    const char *why;
+    enum group_decision d = group_decide(g, &who, &why);
+    if (d != GROUP_ALLOW)
+        log_info(s->id, "group_refused", "to=<%s> from=<%s> reason=\"%s\" action=%s", q->addr, who.from, why,
+                 d == GROUP_MODERATE ? "moderator" : "reject");
+    if (d == GROUP_REFUSE) {
+        *v = verdict_refuse(VERDICT_GROUP_AUTH, false, q->addr);
+        if (g->reject_text) verdict_set_text(v, g->reject_text);
+    }
+    return d;
+}
+
 /* rcpt_entry_known - the recipient's entry: its status and limits, then its expansion. */
 static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
 {
@@ -245,7 +264,12 @@ static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
         v = status_verdict(q, e->status, VERDICT_MAILBOX_STATUS, e->reject_text);
         limit_blocks(q, e->msg_max_blocks, e->msg_max_bytes);
         if (v.cls == VERDICT_OK) v = size_verdict(q);
-        if (v.cls == VERDICT_OK) {
+        enum group_decision g = v.cls == VERDICT_OK && e->is_group ? group_verdict(q, e, &v) : GROUP_ALLOW;
+        if (g == GROUP_MODERATE) { /* the moderators get it instead of the members */
+            strvec mods = {0};
+            for (size_t i = 0; i < e->moderators.n; i++) sv_push(&mods, e->moderators.v[i]);
+            v = local_recipient(q, SL_OK, mods, "");
+        } else if (v.cls == VERDICT_OK) {
             dir_entry_free(e);
             dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
             return;
@@ -285,6 +309,26 @@ static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
     }
 }
 
+/* recipient_limits - max_recipients, then the sender's recipient limit and cutoff (from the
+ * directory, policy/sender.c); true with *v set when this RCPT is refused for them. */
+static bool recipient_limits(rcpt_req *q, verdict *v)
+{
+    policy_sess *ps = q->ps;
+    smtp_sess *s = q->s;
+    const sender_info *si = &ps->sender;
+    ps->rcpt_attempts++;
+    if (!ps->cutoff_hit && si->rcpt_cutoff && ps->rcpt_attempts > si->rcpt_cutoff) {
+        ps->cutoff_hit = true; /* the transaction is refused: nothing accepted so far is kept */
+        smtp_sess_truncate_rcpts(s, 0);
+        log_info(s->id, "rcpt_cutoff", "from=<%s> cutoff=%u", s->sender ? s->sender : "", si->rcpt_cutoff);
+    }
+    if (ps->cutoff_hit) *v = verdict_refuse(VERDICT_RCPT_CUTOFF, false, q->addr);
+    else if (s->n_rcpts >= s->conf->opt.max_recipients || (si->rcpt_limit && s->n_rcpts >= si->rcpt_limit))
+        *v = verdict_refuse(VERDICT_RCPT_LIMIT, true, q->addr);
+    else return false;
+    return true;
+}
+
 /* rcpt_finish - the decision is made: the reject mode (policy/fleet.h) has the last word. */
 static void rcpt_finish(rcpt_req *q, verdict *v)
 {
@@ -305,10 +349,7 @@ void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd)
     q->addr = q->postmaster ? conf_postmaster(&s->conf->opt) : smtp_addr_format(&q->cmd->path);
     ps->rcpt = q;
     verdict v;
-    if (s->n_rcpts >= s->conf->opt.max_recipients) {
-        v = verdict_refuse(VERDICT_RCPT_LIMIT, true, q->addr);
-        return rcpt_finish(q, &v);
-    }
+    if (recipient_limits(q, &v)) return rcpt_finish(q, &v);
     q->orig = orig_access(q, &v);
     if (q->orig == ACCESS_REJECT || q->orig == ACCESS_TEMP) return rcpt_finish(q, &v);
     verdict_free(&v);

@@ -40,6 +40,8 @@ static const verdict_row rows[VERDICT__COUNT] = {
                            true, false},
     [VERDICT_RCPT_LIMIT] = {"rcpt_limit", 452, 452, "4.5.3", "4.5.3", "Error: {d}", "too many recipients", false,
                             false},
+    [VERDICT_RCPT_CUTOFF] = {"rcpt_cutoff", 550, 450, "5.5.3", "4.5.3", "Error: {d}",
+                             "too many recipients, the transaction is refused", false, false},
     [VERDICT_GROUP_AUTH] = {"group_auth", 550, 450, "5.7.1", "4.7.1", "<{a}>: {d}",
                             "Not authorized to send to this group", true, false},
     [VERDICT_LOOKUP_FAILED] = {"lookup_failed", 451, 451, "4.3.0", "4.3.0", "{d}",

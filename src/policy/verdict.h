@@ -25,6 +25,7 @@ typedef enum {
     VERDICT_SIZE,           /* the declared size is over the fixed maximum */
     VERDICT_RCPT_SIZE,      /* the message is larger than the recipient's limit (the directory's) */
     VERDICT_RCPT_LIMIT,     /* too many recipients in this transaction */
+    VERDICT_RCPT_CUTOFF,    /* past the sender's recipient cutoff: the whole transaction is refused */
     VERDICT_GROUP_AUTH,     /* the sender may not submit to this group */
     VERDICT_LOOKUP_FAILED,  /* a lookup (directory, table, DNS) could not answer: always temporary */
     VERDICT_ROUTE,          /* rewriting refused the address (its $? text) */

@@ -54,6 +54,20 @@ static const char LDIF[] =
     "dn: uid=u,dc=closed,dc=test\nobjectClass: mailUser\nmail: u@closed.test\n\n"
     "dn: dc=gone,dc=test\nobjectClass: mailDomain\nmailDomainStatus: deleted\n\n"
     "dn: uid=u,dc=gone,dc=test\nobjectClass: mailUser\nmail: u@gone.test\n\n"
+    /* groups with submission rules, and a sender with recipient limits */
+    "dn: cn=list,dc=example,dc=test\nobjectClass: mailGroup\nmail: list@example.test\n"
+    "mgrpRFC822MailMember: bob@elsewhere.test\nmgrpAllowedBroadcaster: alice@example.test\n\n"
+    "dn: cn=dnlist,dc=example,dc=test\nobjectClass: mailGroup\nmail: dnlist@example.test\n"
+    "mgrpRFC822MailMember: bob@elsewhere.test\nmgrpAllowedBroadcaster: UID=alice, dc=example,dc=test\n\n"
+    "dn: cn=mod,dc=example,dc=test\nobjectClass: mailGroup\nmail: mod@example.test\n"
+    "mgrpRFC822MailMember: bob@elsewhere.test\nmgrpAllowedDomain: *.example.test\nmgrpAllowedDomain: example.test\n"
+    "mgrpMsgRejectAction: TOMODERATOR\nmgrpModerator: alice@example.test\n\n"
+    "dn: cn=authonly,dc=example,dc=test\nobjectClass: mailGroup\nmail: authonly@example.test\n"
+    "mgrpRFC822MailMember: bob@elsewhere.test\nmgrpBroadcasterPolicy: SMTP_AUTH_REQUIRED\nmailRejectText: Log in first\n\n"
+    "dn: cn=nospam,dc=example,dc=test\nobjectClass: mailGroup\nmail: nospam@example.test\n"
+    "mgrpRFC822MailMember: bob@elsewhere.test\nmgrpDisallowedDomain: *spam*\n\n"
+    "dn: uid=limited,dc=example,dc=test\nobjectClass: mailUser\nmail: limited@example.test\n"
+    "mailRecipientLimit: 2\nmailRecipientCutoff: 3\n\n"
     "dn: dc=tiny,dc=test\nobjectClass: mailDomain\nmailDomainMsgMaxBlocks: 2\n\n"
     "dn: uid=u,dc=tiny,dc=test\nobjectClass: mailUser\nmail: u@tiny.test\n";
 
@@ -260,6 +274,65 @@ static void test_rcpt_size_limits(void **state)
     assert_int_equal(f->s->rcpts[1].max_size, 2048);
 }
 
+/* Group submission rules, decided before any member is expanded. */
+static void test_rcpt_groups(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *from, *rcpt, *reply, *channel;
+    } cases[] = {
+        {"alice@example.test", "list@example.test", "250 2.1.5 Ok", "tcp_local"},
+        {"bob@elsewhere.test", "list@example.test",
+         "550 5.7.1 <list@example.test>: Not authorized to send to this group", NULL},
+        {"alice@example.test", "dnlist@example.test", "250 2.1.5 Ok", "tcp_local"}, /* the sender's entry DN */
+        {"carol@example.test", "dnlist@example.test",
+         "550 5.7.1 <dnlist@example.test>: Not authorized to send to this group", NULL},
+        {"x@sub.example.test", "mod@example.test", "250 2.1.5 Ok", "tcp_local"},
+        {"x@elsewhere.test", "mod@example.test", "250 2.1.5 Ok", "l"}, /* to the moderator instead */
+        {"x@elsewhere.test", "authonly@example.test", "550 5.7.1 <authonly@example.test>: Log in first", NULL},
+        {"x@spammy.test", "nospam@example.test", "550 5.7.1 <nospam@example.test>: Not authorized to send to this group",
+         NULL},
+        {"x@fine.test", "nospam@example.test", "250 2.1.5 Ok", "tcp_local"},
+    };
+    start(f, "SMTP", 25, "192.0.2.1", false, 0, 0);
+    say(f, "EHLO client.test");
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        say(f, "RSET");
+        char cmd[128], want[256];
+        snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>", cases[i].from);
+        assert_string_equal(say(f, cmd), "250 2.1.0 Ok\r\n");
+        snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", cases[i].rcpt);
+        snprintf(want, sizeof want, "%s\r\n", cases[i].reply);
+        assert_string_equal(say(f, cmd), want);
+        if (!cases[i].channel) continue;
+        assert_int_equal(f->s->n_rcpts, 1);
+        assert_string_equal(f->s->rcpts[0].channel, cases[i].channel);
+    }
+}
+
+/* A local sender's recipient limit (452 past it) and cutoff (past it the whole transaction is
+ * refused: recipients already accepted are dropped). */
+static void test_sender_recipient_limits(void **state)
+{
+    fixture *f = *state;
+    f->ctx.conf->opt.max_recipients = 100;
+    start(f, "SMTP", 25, "127.0.0.9", true, 0, 0);
+    say(f, "EHLO client.test");
+    say(f, "MAIL FROM:<limited@example.test>");
+    assert_string_equal(say(f, "RCPT TO:<a@elsewhere.test>"), "250 2.1.5 Ok\r\n");
+    assert_string_equal(say(f, "RCPT TO:<b@elsewhere.test>"), "250 2.1.5 Ok\r\n");
+    assert_string_equal(say(f, "RCPT TO:<c@elsewhere.test>"), "452 4.5.3 Error: too many recipients\r\n");
+    assert_string_equal(say(f, "RCPT TO:<d@elsewhere.test>"),
+                        "550 5.5.3 Error: too many recipients, the transaction is refused\r\n");
+    assert_int_equal(f->s->n_rcpts, 0);
+    assert_string_equal(say(f, "RCPT TO:<e@elsewhere.test>"),
+                        "550 5.5.3 Error: too many recipients, the transaction is refused\r\n");
+    /* a new transaction starts afresh */
+    say(f, "RSET");
+    say(f, "MAIL FROM:<limited@example.test>");
+    assert_string_equal(say(f, "RCPT TO:<a@elsewhere.test>"), "250 2.1.5 Ok\r\n");
+}
+
 static void test_rcpt_internal_relays(void **state)
 {
     fixture *f = *state;
@@ -389,6 +462,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rcpt_internal_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt_size_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_recipient_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_off_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_abandoned, setup, teardown),
         cmocka_unit_test(test_verdict_table),
