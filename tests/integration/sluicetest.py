@@ -4,7 +4,7 @@ client that sends exact bytes, Maildir and log readers.
 Everything here is bounded in time (every wait has a timeout) and owns what it starts: each
 process runs in its own process group and is stopped by its owner's stop(). Nothing here touches
 a fixed port or a fixed address: callers pick free ports with free_port() and loopback triples with
-loopback_net().
+loopback_net(), or take both, with dnsmasq and peers, from a Lab.
 """
 import email
 import email.policy
@@ -960,3 +960,101 @@ def queued_channels(mta, qid):
 def null_sender(env):
     """null_sender - whether a sink envelope's MAIL FROM was the null reverse path <>."""
     return re.match(r"^\s*FROM:\s*<>", env.get("raw_mail") or "", re.I) is not None
+
+
+# ---------------------------------------------------------------- the lab: hosts, DNS, peers, daemons
+
+class Lab:
+    """A test's own loopback network with DNS: a random 127.X.Y net, one port free on all of its
+    hosts, dnsmasq serving the test's MX records, and factories that start peers there and daemons
+    whose option.dat points dns_servers at that dnsmasq. Everything is started through a conftest
+    Harness (harness or module_harness), which stops it at teardown; the test's own peers and
+    daemons are kept as attributes the test chooses (lab.mta, lab.sender_mx, ...).
+
+        lab = st.Lab(harness, mx={"sender.test": 2, "down.test": 5})
+        lab.sender_mx = lab.start_sink(2, name="sender-mx")   # on 127.X.Y.2, port lab.port
+        lab.mta = lab.seed_sluice(tcp_local='smtp mx backoff "PT2S"')
+
+    mx: {domain: where}, in order. where is a host number N (the address 127.X.Y.N) or an
+    address: one MX, mx.DOMAIN, preference 10; a list of those: MXs mx1.DOMAIN, mx2.DOMAIN, ...
+    with preferences 10, 20, ...; None: a null MX ("MX 0 .", RFC 7505).
+    hosts: more host numbers of the lab (ones no MX names). lab.addr maps every host number of
+    the lab to its address; lab.port is free on each of them and on every address in also (None
+    when the lab has neither).
+    records: more dnsmasq lines, after those of mx. probe: the name dnsmasq must answer (MX)
+    before the lab is used; the first domain of mx by default. net: the "127.X.Y" prefix, random
+    by default (pass one from loopback_net() when records must name an address).
+    Without mx and records no dnsmasq is started (lab.dns is None).
+    """
+
+    def __init__(self, harness, mx=None, hosts=(), records=(), probe=None, also=(), net=None):
+        self.harness = harness
+        self.net = net or loopback_net()
+        mx = dict(mx or {})
+        numbers = set(hosts)
+        for where in mx.values():
+            numbers.update(w for w in (where if isinstance(where, list) else [where]) if isinstance(w, int))
+        self.addr = {n: self.host(n) for n in sorted(numbers)}
+        addrs = list(self.addr.values()) + list(also)
+        self.port = free_port(addrs[0], also=addrs[1:]) if addrs else None
+        lines = [line for domain, where in mx.items() for line in self.mx_records(domain, where)]
+        lines += list(records)
+        self.dns = harness.dnsmasq(lines, probe=probe or next(iter(mx))) if lines else None
+
+    def host(self, n):
+        """host - the address 127.X.Y.n of the lab's net."""
+        return "%s.%d" % (self.net, n)
+
+    def where(self, n):
+        """where - an address: host n of the lab for a number, the string itself otherwise."""
+        return self.host(n) if isinstance(n, int) else n
+
+    def mx_records(self, domain, where):
+        """mx_records - the dnsmasq lines for domain's MX (see the class for the forms of where)."""
+        if where is None:
+            return ["dns-rr=%s,15,000000" % domain]  # preference 0, the root name
+        if not isinstance(where, list):
+            return ["mx-host=%s,mx.%s,10" % (domain, domain), "host-record=mx.%s,%s" % (domain, self.where(where))]
+        out = []
+        for i, w in enumerate(where, 1):
+            out += ["mx-host=%s,mx%d.%s,%d" % (domain, i, domain, 10 * i),
+                    "host-record=mx%d.%s,%s" % (i, domain, self.where(w))]
+        return out
+
+    @property
+    def dns_opt(self):
+        """dns_opt - the option.dat entries that make a daemon ask the lab's dnsmasq."""
+        return {"dns_servers": "127.0.0.1:%d" % self.dns.port}
+
+    def start_sink(self, n, name="sink", port=None, **kw):
+        """start_sink - an aiosmtpd Sink on host n (a number or an address), port lab.port by default."""
+        return self.harness.sink(self.where(n), port or self.port, name=name, **kw)
+
+    def start_busy(self, n, port=None):
+        """start_busy - a BusyServer (greets 421) on host n, port lab.port by default."""
+        return self.harness.busy(self.where(n), port or self.port)
+
+    def start_tarpit(self, n, port=None):
+        """start_tarpit - a Tarpit (never greets) on host n, port lab.port by default."""
+        return self.harness.tarpit(self.where(n), port or self.port)
+
+    def start_dovecot(self, n, port=None):
+        """start_dovecot - Dovecot LMTP on host n, on a port of its own (free there) by default; .host, .port."""
+        addr = self.where(n)
+        return self.harness.dovecot(addr, port or free_port(addr))
+
+    def sluice(self, options=None, **kw):
+        """sluice - harness.sluice(**kw) with the lab's dns_servers (options are added on top)."""
+        opts = dict(self.dns_opt)
+        opts.update(options or {})
+        return self.harness.sluice(options=opts, **kw)
+
+    def seed_sluice(self, port=None, start=True, options=None, host_name=None, **seed):
+        """seed_sluice - a daemon with issue 3's seed configuration (configure_seed(mta, port, **seed)),
+        its MX peers on port (lab.port by default); started unless start=False."""
+        kw = {"host_name": host_name} if host_name else {}
+        mta = self.sluice(start=False, options=options, **kw)
+        configure_seed(mta, self.port if port is None else port, **seed)
+        if start:
+            mta.start()
+        return mta

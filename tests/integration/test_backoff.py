@@ -31,24 +31,10 @@ def uid():
 
 
 def make_lab(h, tcp_local):
-    class Lab:
-        pass
-
-    lab = Lab()
-    net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 5)}
-    lab.port = st.free_port(lab.addr[2], also=[lab.addr[5]])
-    lab.dns = h.dnsmasq([
-        "mx-host=sender.test,mx.sender.test,10",
-        "host-record=mx.sender.test,%s" % lab.addr[2],
-        "mx-host=down.test,mx.down.test,10",
-        "host-record=mx.down.test,%s" % lab.addr[5],
-    ], probe="sender.test")
-    lab.sender_mx = h.sink(lab.addr[2], lab.port, name="sender-mx")
-    lab.busy = h.busy(lab.addr[5], lab.port)
-    lab.mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % lab.dns.port})
-    st.configure_seed(lab.mta, lab.port, tcp_local=tcp_local)
-    lab.mta.start()
+    lab = st.Lab(h, mx={"sender.test": 2, "down.test": 5})
+    lab.sender_mx = lab.start_sink(2, name="sender-mx")
+    lab.busy = lab.start_busy(5)
+    lab.mta = lab.seed_sluice(tcp_local=tcp_local)
     return lab
 
 

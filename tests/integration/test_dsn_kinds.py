@@ -25,33 +25,14 @@ def uid():
     return uuid.uuid4().hex[:12]
 
 
-class Lab:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab(module_harness):
-    h = module_harness
-    lab = Lab()
-    net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5)}
-    lab.port = st.free_port(lab.addr[2], also=[lab.addr[4], lab.addr[5]])
-    lab.lmtp_port = st.free_port(lab.addr[3])
-    lab.dns = h.dnsmasq([
-        "mx-host=sender.test,mx.sender.test,10",
-        "host-record=mx.sender.test,%s" % lab.addr[2],
-        "mx-host=nodsn.test,mx.nodsn.test,10",
-        "host-record=mx.nodsn.test,%s" % lab.addr[4],
-        "mx-host=dsn.test,mx.dsn.test,10",
-        "host-record=mx.dsn.test,%s" % lab.addr[5],
-    ], probe="sender.test")
-    lab.sender_mx = h.sink(lab.addr[2], lab.port, name="sender-mx")
-    lab.nodsn_mx = h.sink(lab.addr[4], lab.port, name="nodsn-mx", dsn=False)
-    lab.dsn_mx = h.sink(lab.addr[5], lab.port, name="dsn-mx")
-    lab.store = h.dovecot(lab.addr[3], lab.lmtp_port)
-    lab.mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % lab.dns.port})
-    st.configure_seed(lab.mta, lab.port, lmtp=(lab.addr[3], lab.lmtp_port))
-    lab.mta.start()
+    lab = st.Lab(module_harness, mx={"sender.test": 2, "nodsn.test": 4, "dsn.test": 5})
+    lab.sender_mx = lab.start_sink(2, name="sender-mx")
+    lab.nodsn_mx = lab.start_sink(4, name="nodsn-mx", dsn=False)
+    lab.dsn_mx = lab.start_sink(5, name="dsn-mx")
+    lab.store = lab.start_dovecot(3)
+    lab.mta = lab.seed_sluice(lmtp=(lab.store.host, lab.store.port))
     return lab
 
 

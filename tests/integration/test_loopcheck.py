@@ -24,14 +24,8 @@ def uid():
 
 @pytest.fixture(scope="module")
 def mta(module_harness):
-    h = module_harness
-    dns = h.dnsmasq([
-        "mx-host=xloop.test,mx.xloop.test,10",
-        "host-record=mx.xloop.test,127.0.0.1",
-        "mx-host=selfmx.test,mx.selfmx.test,10",
-        "host-record=mx.selfmx.test,127.0.0.1",
-    ], probe="xloop.test")
-    mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % dns.port})
+    lab = st.Lab(module_harness, mx={"xloop.test": "127.0.0.1", "selfmx.test": "127.0.0.1"})
+    mta = lab.sluice(start=False)
     st.configure_seed(
         mta, st.free_port(), local_port=mta.port,
         tcp_local="smtp mx loopcheck selfmx",

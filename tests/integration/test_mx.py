@@ -19,41 +19,18 @@ def uid():
     return uuid.uuid4().hex[:16]
 
 
-class Lab:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab(module_harness):
-    h = module_harness
-    lab = Lab()
-    lab.net = net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5, 6)}
-    lab.port = st.free_port(lab.addr[4], also=[lab.addr[i] for i in (2, 3, 5, 6)])
-    records = [
-        # mxtest.test: .2 refuses, .3 says 421, .4 is the sink.
-        "mx-host=mxtest.test,mx1.mxtest.test,10",
-        "mx-host=mxtest.test,mx2.mxtest.test,20",
-        "mx-host=mxtest.test,mx3.mxtest.test,30",
-        "host-record=mx1.mxtest.test,%s" % lab.addr[2],
-        "host-record=mx2.mxtest.test,%s" % lab.addr[3],
-        "host-record=mx3.mxtest.test,%s" % lab.addr[4],
-        # nullmx.test: "MX 0 ." (RFC 7505), raw RDATA: preference 0, root name.
-        "dns-rr=nullmx.test,15,000000",
-        # retry.test: one MX that nobody listens on until the test starts a sink there.
-        "mx-host=retry.test,mx.retry.test,10",
-        "host-record=mx.retry.test,%s" % lab.addr[5],
-        # split.test: a sink that refuses one recipient.
-        "mx-host=split.test,mx.split.test,10",
-        "host-record=mx.split.test,%s" % lab.addr[6],
-    ]
-    lab.dns = h.dnsmasq(records, probe="mxtest.test")
-    lab.busy = h.busy(lab.addr[3], lab.port)
-    lab.sink = h.sink(lab.addr[4], lab.port, name="sink-mx3")
-    lab.split_sink = h.sink(lab.addr[6], lab.port, name="sink-split", reject=["bad@split.test"])
-    lab.mta = h.sluice(options={"dns_servers": "127.0.0.1:%d" % lab.dns.port},
-                       tcp_local="smtp mx port %d" % lab.port)
-    lab.harness = h
+    lab = st.Lab(module_harness, mx={
+        "mxtest.test": [2, 3, 4],  # mx1..mx3, preferences 10..30: .2 refuses, .3 says 421, .4 is the sink
+        "nullmx.test": None,       # "MX 0 ." (RFC 7505)
+        "retry.test": 5,           # nobody listens until the test starts a sink there
+        "split.test": 6,           # a sink that refuses one recipient
+    })
+    lab.busy = lab.start_busy(3)
+    lab.sink = lab.start_sink(4, name="sink-mx3")
+    lab.split_sink = lab.start_sink(6, name="sink-split", reject=["bad@split.test"])
+    lab.mta = lab.sluice(tcp_local="smtp mx port %d" % lab.port)
     return lab
 
 
@@ -153,7 +130,7 @@ def test_all_mx_refuse_then_retried_and_delivered(lab):
     assert ln, "no 'deferred' event while every MX refused; log:\n%s" % mta.log_excerpt(qid, rcpt)
     assert ln.kv.get("status", "4.").startswith("4."), "deferral with a non-temporary status: %s" % ln.raw
     assert not mta.find_messages("alice@example.test", mid.encode()), "a refused connection caused a bounce"
-    sink = lab.harness.sink(lab.addr[5], lab.port, name="sink-retry")
+    sink = lab.start_sink(5, name="sink-retry")
     got = sink.wait(mid.encode(), timeout=30)
     assert got, "not delivered after the MX came up; log:\n%s" % mta.log_excerpt(qid, rcpt)
     time.sleep(4)

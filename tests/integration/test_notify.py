@@ -26,33 +26,13 @@ def uid():
     return uuid.uuid4().hex[:12]
 
 
-class Lab:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab(module_harness):
-    h = module_harness
-    lab = Lab()
-    net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5)}
-    lab.port = st.free_port(lab.addr[2], also=[lab.addr[4], lab.addr[5]])
-    lab.lmtp_port = st.free_port(lab.addr[3])
-    lab.dns = h.dnsmasq([
-        "mx-host=sender.test,mx.sender.test,10",
-        "host-record=mx.sender.test,%s" % lab.addr[2],
-        "mx-host=remote.test,mx.remote.test,10",
-        "host-record=mx.remote.test,%s" % lab.addr[4],
-        "mx-host=late.test,mx.late.test,10",
-        "host-record=mx.late.test,%s" % lab.addr[5],
-    ], probe="sender.test")
-    lab.harness = h
-    lab.sender_mx = h.sink(lab.addr[2], lab.port, name="sender-mx")
-    lab.remote_mx = h.sink(lab.addr[4], lab.port, name="remote-mx")
-    lab.store = h.dovecot(lab.addr[3], lab.lmtp_port)
-    lab.mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % lab.dns.port})
-    st.configure_seed(lab.mta, lab.port, lmtp=(lab.addr[3], lab.lmtp_port))
-    lab.mta.start()
+    lab = st.Lab(module_harness, mx={"sender.test": 2, "remote.test": 4, "late.test": 5})
+    lab.sender_mx = lab.start_sink(2, name="sender-mx")
+    lab.remote_mx = lab.start_sink(4, name="remote-mx")
+    lab.store = lab.start_dovecot(3)
+    lab.mta = lab.seed_sluice(lmtp=(lab.store.host, lab.store.port))
     return lab
 
 
@@ -201,7 +181,7 @@ def test_dsn_waits_in_tcp_notify_queue_with_the_seed_backoff(lab):
     assert abs(nxt - time.time() - 4 * 3600) < 120, \
         "next attempt %s is not 4 hours away (backoff \"pt4h\")" % m.group(1)
 
-    sink = lab.harness.sink(lab.addr[5], lab.port, name="late-mx")
+    sink = lab.start_sink(5, name="late-mx")
     r = mta.queue("retry", dsn_id)
     assert r.returncode == 0, (r.stdout, r.stderr)
     got = sink.wait(mid.encode(), timeout=10)

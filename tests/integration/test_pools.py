@@ -31,25 +31,14 @@ def uid():
 
 @pytest.fixture
 def lab(harness):
-    h = harness
-
-    class Lab:
-        pass
-
-    lab = Lab()
     net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (4, 5)}
-    lab.port = st.free_port(lab.addr[4], also=[lab.addr[5]])
-    lab.dns = h.dnsmasq([
-        "mx-host=remote.test,mx.remote.test,10",
-        "host-record=mx.remote.test,%s" % lab.addr[4],
-        "host-record=mx.tarpit.test,%s" % lab.addr[5],
-        "dns-rr=nullmx.test,15,000000",
-    ] + ["mx-host=tarpit%d.test,mx.tarpit.test,10" % i for i in range(N_DSNS)], probe="remote.test")
-    lab.remote_mx = h.sink(lab.addr[4], lab.port, name="remote-mx")
-    lab.tarpit = h.tarpit(lab.addr[5], lab.port)
-    lab.mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % lab.dns.port})
-    st.configure_seed(lab.mta, lab.port)
+    # The twenty tarpitN.test domains share one MX host, the tarpit.
+    lab = st.Lab(harness, net=net, mx={"remote.test": 4, "nullmx.test": None}, hosts=[5],
+                 records=["host-record=mx.tarpit.test,%s.5" % net] +
+                         ["mx-host=tarpit%d.test,mx.tarpit.test,10" % i for i in range(N_DSNS)])
+    lab.remote_mx = lab.start_sink(4, name="remote-mx")
+    lab.tarpit = lab.start_tarpit(5)
+    lab.mta = lab.seed_sluice(start=False)
     lab.mta.write("tcp_notify_option", "! keep the tarpit's connections open for the whole test\n"
                                        "CONNECT_TIMEOUT=2\nGREETING_TIMEOUT=120\nCOMMAND_TIMEOUT=120\n")
     lab.mta.start()

@@ -33,34 +33,20 @@ def uid():
     return uuid.uuid4().hex[:12]
 
 
-class Lab:
-    pass
-
-
 def make_lab(h):
-    lab = Lab()
-    lab.h = h
-    net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in [2] + list(DOMAINS.values())}
-    lab.port = st.free_port(lab.addr[2], also=[a for i, a in lab.addr.items() if i != 2])
-    records = ["mx-host=sender.test,mx.sender.test,10", "host-record=mx.sender.test,%s" % lab.addr[2]]
-    for dom, i in DOMAINS.items():
-        records += ["mx-host=%s,mx.%s,10" % (dom, dom), "host-record=mx.%s,%s" % (dom, lab.addr[i])]
-    lab.dns = h.dnsmasq(records, probe="sender.test")
-    lab.sender_mx = h.sink(lab.addr[2], lab.port, name="sender-mx")
+    lab = st.Lab(h, mx={"sender.test": 2, **DOMAINS})
+    lab.sender_mx = lab.start_sink(2, name="sender-mx")
     lab.sinks = {}
-    lab.mta = h.sluice(start=False, options={"dns_servers": "127.0.0.1:%d" % lab.dns.port})
     rules = "".join("%s  $U%%$D@tcp_slow-daemon\n" % d for d in DOMAINS if d != "hold.test")
-    st.configure_seed(lab.mta, lab.port, tcp_local='smtp mx backoff "PT2S"', extra_rules=rules,
-                      extra_channels='tcp_slow smtp mx backoff "PT1H" port %d\ntcp_slow-daemon\n' % lab.port)
-    lab.mta.start()
+    lab.mta = lab.seed_sluice(tcp_local='smtp mx backoff "PT2S"', extra_rules=rules,
+                              extra_channels='tcp_slow smtp mx backoff "PT1H" port %d\ntcp_slow-daemon\n' % lab.port)
     return lab
 
 
 def sink_up(lab, domain):
     """sink_up - start the MX of domain (nothing listened there so far)."""
     if domain not in lab.sinks:
-        lab.sinks[domain] = lab.h.sink(lab.addr[DOMAINS[domain]], lab.port, name="mx-" + domain)
+        lab.sinks[domain] = lab.start_sink(DOMAINS[domain], name="mx-" + domain)
     return lab.sinks[domain]
 
 

@@ -26,25 +26,16 @@ def uid():
     return uuid.uuid4().hex[:12]
 
 
-class Lab:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab(module_harness):
-    h = module_harness
-    lab = Lab()
-    net = st.loopback_net()
-    lab.mx_addr = net + ".4"
-    lab.port = st.free_port(lab.mx_addr, also=["127.0.0.1"])
-    lab.dns = h.dnsmasq(["mx-host=other.test,mx.other.test,10",
-                         "host-record=mx.other.test,%s" % lab.mx_addr], probe="other.test")
-    lab.sink = h.sink(lab.mx_addr, lab.port, name="other-mx")
-    lab.self_sink = h.sink("127.0.0.1", lab.port, name="loopback-sink")
-    cert, key = tlsauth.make_cert(h.subdir("cert"))
-    lab.mta = h.sluice(ldif=tlsauth.ldif_with_submitter(), tcp_local="smtp mx port %d" % lab.port,
-                       options={"dns_servers": "127.0.0.1:%d" % lab.dns.port, "internal_networks": "192.0.2.0/24",
-                                "tls_certificate": cert, "tls_key": key, "max_errors": "1000"})
+    lab = st.Lab(module_harness, mx={"other.test": 4}, also=["127.0.0.1"])
+    lab.mx_addr = lab.addr[4]
+    lab.sink = lab.start_sink(4, name="other-mx")
+    lab.self_sink = lab.start_sink("127.0.0.1", name="loopback-sink")
+    cert, key = tlsauth.make_cert(module_harness.subdir("cert"))
+    lab.mta = lab.sluice(ldif=tlsauth.ldif_with_submitter(), tcp_local="smtp mx port %d" % lab.port,
+                         options={"internal_networks": "192.0.2.0/24",
+                                  "tls_certificate": cert, "tls_key": key, "max_errors": "1000"})
     return lab
 
 

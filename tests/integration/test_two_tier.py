@@ -63,29 +63,19 @@ def big_body(n=4000):
     return line * (n // len(line) + 1)
 
 
-class Lab:
-    pass
-
-
 @pytest.fixture(scope="module")
 def lab(module_harness):
-    h = module_harness
-    lab = Lab()
-    net = st.loopback_net()
-    lab.fe_addr, lab.mx_addr, lab.lmtp_addr, lab.stranger = (net + ".3", net + ".4", net + ".5", net + ".9")
-    lab.be_addr = net + ".2"
-    lab.mx_port = st.free_port(lab.mx_addr)
+    lab = st.Lab(module_harness, mx={"sender.test": 4})
+    lab.fe_addr, lab.mx_addr, lab.lmtp_addr, lab.stranger = (lab.host(3), lab.host(4), lab.host(5), lab.host(9))
+    lab.be_addr = lab.host(2)
+    lab.mx_port = lab.port
     lab.notify_port = st.free_port(lab.fe_addr)
     lab.fe_smtp_port = st.free_port(lab.fe_addr)
-    lab.lmtp_port = st.free_port(lab.lmtp_addr)
-    lab.dns = h.dnsmasq(["mx-host=sender.test,mx.sender.test,10",
-                         "host-record=mx.sender.test,%s" % lab.mx_addr], probe="sender.test")
-    lab.mx = h.sink(lab.mx_addr, lab.mx_port, name="sender-mx")
-    lab.store = h.dovecot(lab.lmtp_addr, lab.lmtp_port)
-    dns_opt = {"dns_servers": "127.0.0.1:%d" % lab.dns.port}
+    lab.mx = lab.start_sink(4, name="sender-mx")
+    lab.store = lab.start_dovecot(lab.lmtp_addr)
 
     # The front-end first: the back-end's first attempt must find it (backoff "pt4h" after that).
-    fe = h.sluice(start=False, host_name="fe.example.test", options=dns_opt)
+    fe = lab.sluice(start=False, host_name="fe.example.test")
     fe.write("dispatcher.cnf",
              "! front-end\n"
              "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=%s\nPARAMETER=CHANNEL=tcp_local\n\n"
@@ -99,10 +89,9 @@ def lab(module_harness):
     lab.fe = fe
 
     # The back-end: issue 3's seed with Dovecot as the store; tcp_notify goes to the front-end.
-    be = h.sluice(start=False, host_name="be.example.test", options=dns_opt)
-    st.configure_seed(be, lab.notify_port, lmtp=(lab.lmtp_addr, lab.lmtp_port), local_port=st.free_port(),
-                      tcp_notify=st.SEED_TCP_NOTIFY + " daemon [%s] interfaceaddress %s" % (lab.fe_addr, lab.be_addr))
-    be.start()
+    be = lab.seed_sluice(lab.notify_port, host_name="be.example.test", lmtp=(lab.lmtp_addr, lab.store.port),
+                         local_port=st.free_port(),
+                         tcp_notify=st.SEED_TCP_NOTIFY + " daemon [%s] interfaceaddress %s" % (lab.fe_addr, lab.be_addr))
     lab.be = be
     return lab
 
