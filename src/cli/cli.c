@@ -4,6 +4,7 @@
 #include "core/tls.h"
 
 #include <openssl/ssl.h>
+#include "cli/trace_address.h"
 #include "cli/trace_mapping.h"
 #include "cli/trace_rewrite.h"
 #include "queue/qadmin.h"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
           "       sluice check [-C DIR]     validate a configuration\n"
           "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
           "       sluice test mapping TABLE STRING [--flags TAE] [-C DIR]\n"
+          "       sluice test address ADDRESS [--from ADDR] [--client IP] [--source-channel CH] [-C DIR]\n"
           "       sluice queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID |\n"
           "                    retry ID|CHANNEL | summary | stats  [-C DIR]   (live daemon, or the files when stopped)\n"
           "                                 show how the rewrite rules route ADDRESS\n"
@@ -130,7 +132,8 @@ int cli_main(int argc, char **argv)
         int rc = 2;
         if (nrest > 0 && !strcmp(rest[0], "rewrite")) rc = cli_test_rewrite(nrest - 1, rest + 1, dir);
         else if (nrest > 0 && !strcmp(rest[0], "mapping")) rc = cli_test_mapping(nrest - 1, rest + 1, dir);
-        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping ...)\n",
+        else if (nrest > 0 && !strcmp(rest[0], "address")) rc = cli_test_address(nrest - 1, rest + 1, dir);
+        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping|address ...)\n",
                      nrest ? rest[0] : "");
         free(rest);
         return rc;

@@ -165,6 +165,9 @@ static void rcpt_answer(void *arg, verdict *v)
     }
     ps->rcpt = NULL;
     if (q->delay > v->delay_ms) v->delay_ms = q->delay;
+    if (q->max_size || q->hold)
+        log_debug(q->s->id, "rcpt_limits", "to=<%s> max_size=%llu hold=%s", q->addr, (unsigned long long)q->max_size,
+                  q->hold ? "yes" : "no");
     if (v->cls == VERDICT_OK)
         log_info(q->s->id, "rcpt", "to=<%s> code=250", q->addr);
     else
@@ -261,6 +264,9 @@ static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
             v = local_recipient(q, SL_OK, one, "");
         }
     } else if (q->ps) {
+        log_debug(q->s->id, "rcpt_entry", "to=<%s> dn=\"%s\" kind=%s status=%s/%s max_blocks=%llu", q->addr, e->dn,
+                  e->is_group ? "group" : "user", e->status[0] ? e->status[0] : "-", e->status[1] ? e->status[1] : "-",
+                  (unsigned long long)e->msg_max_blocks);
         v = status_verdict(q, e->status, VERDICT_MAILBOX_STATUS, e->reject_text);
         limit_blocks(q, e->msg_max_blocks, e->msg_max_bytes);
         if (v.cls == VERDICT_OK) v = size_verdict(q);
@@ -291,6 +297,9 @@ static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
         rcpt_finish(q, &v);
     } else if (rc == SL_OK) {
         if (info) {
+            log_debug(s->id, "rcpt_domain", "domain=%s local=yes status=%s/%s max_blocks=%llu", info->name,
+                      info->status[0] ? info->status[0] : "-", info->status[1] ? info->status[1] : "-",
+                      (unsigned long long)info->msg_max_blocks);
             v = status_verdict(q, info->status, VERDICT_DOMAIN_STATUS, NULL);
             limit_blocks(q, info->msg_max_blocks, 0);
             dir_domain_info_free(info);
@@ -298,6 +307,7 @@ static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
         if (v.cls == VERDICT_OK) dir_lookup(q->ps->dir, q->addr, rcpt_entry_known, q);
         else rcpt_finish(q, &v);
     } else if (rc == SL_TEMP) {
+        log_debug(s->id, "rcpt_domain", "domain=%s local=unknown", strrchr(q->addr, '@') + 1);
         v = lookup_failed(q, "domain");
         rcpt_finish(q, &v);
     } else {

@@ -119,3 +119,22 @@ def test_size_after_data_all_too_small(mta):
     msg = st.make_message(mid, to="small@example.test", body=(b"y" * 70 + b"\r\n") * 40)
     r, _ = st.send_message(mta.port, "alice@example.test", ["small@example.test"], msg)
     assert (r.code, r.enhanced()) == (552, "5.3.4"), r
+
+
+def test_dry_run_cli(mta):
+    """sluice test address: the daemon's decisions for one recipient, without a daemon."""
+    import subprocess
+    def run(*args):
+        r = subprocess.run([st.BIN, "test", "address"] + list(args) + ["-C", mta.confdir],
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout
+    rc, out = run("gone@example.test", "--from", "alice@example.test")
+    assert rc == 1, out
+    assert "rcpt_entry" in out and "inetUserStatus" not in out, out
+    assert "< 550 5.2.1 <gone@example.test>: Recipient address rejected: gone@example.test left the company" in out, out
+    rc, out = run("small@example.test")
+    assert rc == 0 and "< 250 2.1.5 Ok" in out and "max_size=1024" in out, out
+    rc, out = run("x@elsewhere.test", "--client", "192.0.2.7")
+    assert rc == 1 and "Relay access denied" in out and "(outside)" in out, out
+    rc, out = run()
+    assert rc == 2
