@@ -114,3 +114,65 @@ def test_reject_mode(harness, dns, mode):
         assert len(lookups) == 1 and lookups[0].kv.get("last") == "yes", lookups
         assert replies(mta)["nobody@last.test"] == (550, "5.1.1")
         assert len([ln for ln in mta.events("fleet_mx") if ln.kv.get("domain") == "last.test"]) == 1
+
+
+FLEET_LDIF = """\
+dn: dc=fleet,dc=test
+objectClass: mailDomain
+
+dn: uid=valid,dc=fleet,dc=test
+objectClass: mailUser
+mail: valid@fleet.test
+"""
+
+# MX 10 lacks the user (a replica behind, or its directory unreachable): it must not hard-fail.
+FLEET_LDIF_BEHIND = """\
+dn: dc=fleet,dc=test
+objectClass: mailDomain
+"""
+
+SENDER_LDIF = """\
+dn: dc=sender,dc=test
+objectClass: mailDomain
+
+dn: uid=alice,dc=sender,dc=test
+objectClass: mailUser
+mail: alice@sender.test
+"""
+
+
+def test_fleet_of_four(harness):
+    """Four Sluice MX hosts of fleet.test (MX 10/20/30/40, reject_mode=auto) and a Sluice sender:
+    a valid recipient arrives even though MX 10 lacks its entry (450 there, MX 20 takes it in the
+    same attempt); an unknown recipient is refused 4xx by MX 10-30 and 5xx by MX 40, and the
+    sender gets exactly one bounce, without waiting for a retry."""
+    import uuid
+    lab = st.Lab(harness, mx={"fleet.test": [2, 3, 4, 5]})
+    mxs = {}
+    for i, n in enumerate((2, 3, 4, 5), 1):
+        m = lab.sluice(start=False, host_name="mx%d.fleet.test" % i, ldif=FLEET_LDIF_BEHIND if i == 1 else FLEET_LDIF,
+                       options={"reject_mode": "auto"})
+        m.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=%s\nPARAMETER=CHANNEL=tcp_local\n"
+                % (lab.port, lab.addr[n]))
+        m.write("sluice.cnf", "fleet.test $U%$D@local-daemon\n. $U%$H@tcp_local-daemon\n\ndefaults\n\n"
+                              "l\nlocal-daemon\n\ntcp_local smtp mx\ntcp_local-daemon\n")
+        m.start()
+        mxs[i] = m
+    sender = lab.sluice(start=False, host_name="mx.sender.test", ldif=SENDER_LDIF,
+                        tcp_local="smtp mx port %d" % lab.port, options={"retry_interval": "60", "retry_max": "60"})
+    sender.write("sluice.cnf", "sender.test $U%$D@local-daemon\n. $U%$H@tcp_local-daemon\n\ndefaults\n\n"
+                               "l\nlocal-daemon\n\ntcp_local smtp mx port " + str(lab.port) + "\ntcp_local-daemon\n")
+    sender.start()
+    mid = "fleet-%s@test" % uuid.uuid4().hex[:10]
+    r, rr = st.send_message(sender.port, "alice@sender.test", ["valid@fleet.test", "unknown@fleet.test"],
+                            st.make_message(mid, to="valid@fleet.test", frm="alice@sender.test"))
+    assert r.code == 250 and [x.code for x in rr] == [250, 250], (r, rr)
+    got = mxs[2].wait_message("valid@fleet.test", mid.encode(), timeout=30)
+    assert got, "the valid recipient did not arrive at MX 20"
+    assert not mxs[1].find_messages("valid@fleet.test", mid.encode())
+    bounce = sender.wait_message("alice@sender.test", b"unknown@fleet.test", timeout=30)
+    assert len(bounce) == 1 and b"Action: failed" in bounce[0] and b"5.1.1" in bounce[0], bounce
+    codes = {i: [ln.kv.get("code") for ln in mxs[i].events("rcpt_rejected") if "unknown@fleet.test" in ln.raw]
+             for i in mxs}
+    assert codes[1] == ["450"] and codes[2] == ["450"] and codes[3] == ["450"] and codes[4] == ["550"], codes
+    assert not [ln for ln in sender.events("deferred") if "unknown@fleet.test" in ln.raw], "waited for a retry"
