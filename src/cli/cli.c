@@ -51,6 +51,19 @@ static void check_relay_warnings(const sl_conf *c, const char *dir, strvec *out)
     mappings_relay_warnings(c->mappings, out);
 }
 
+const char *cli_option_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
 int cli_check(const char *dir)
 {
     conf_errors errs = {0};

@@ -4,8 +4,13 @@
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
 
+#include <stdbool.h>
+
 #define SLUICE_VERSION "0.1.0"
 
+/* cli_option_value - "--name VALUE" or "--name=VALUE" at argv[*i] (i advanced past VALUE); NULL
+ * when argv[*i] is not that option, with *missing set when it is but VALUE is missing. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *name, bool *missing);
 /* cli_main - dispatch argv to a subcommand. */
 int cli_main(int argc, char **argv);
 /* cli_check - validate the configuration in dir; print every error; 0 if valid, 1 otherwise. */

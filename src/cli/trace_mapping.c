@@ -3,6 +3,7 @@
  * trace_mapping.h). Loads CONFDIR/mappings with mappings_parse, so it works on the mappings
  * file alone, probes the table once and prints the trace and the result as "key = value" lines.
  */
+#include "cli/cli.h"
 #include "cli/trace_mapping.h"
 
 #include <ctype.h>
@@ -29,20 +30,6 @@ static void map_usage(FILE *f)
           f);
 }
 
-/* map_option - "--name VALUE" or "--name=VALUE" at argv[*i]; NULL when argv[*i] is not that option. */
-static const char *map_option(int argc, char **argv, int *i, const char *name, bool *missing)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* flags_valid - letters only. */
 static bool flags_valid(const char *s)
 {
@@ -57,8 +44,8 @@ static int map_parse_args(int argc, char **argv, map_args *a)
     for (int i = 0; i < argc; i++) {
         bool missing = false;
         const char *v;
-        if ((v = map_option(argc, argv, &i, "--flags", &missing))) a->flags = v;
-        else if ((v = map_option(argc, argv, &i, "-C", &missing))) a->confdir = v;
+        if ((v = cli_option_value(argc, argv, &i, "--flags", &missing))) a->flags = v;
+        else if ((v = cli_option_value(argc, argv, &i, "-C", &missing))) a->confdir = v;
         else if (missing) {
             fprintf(stderr, "sluice: option '%s' needs a value\n", argv[i]);
             return -1;

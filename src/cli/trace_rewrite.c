@@ -4,6 +4,7 @@
  * channel; with --from the sender is then rewritten as an envelope From address with the
  * recipient's channel as the destination, so that $Q/$C rules show their effect too.
  */
+#include "cli/cli.h"
 #include "cli/trace_rewrite.h"
 
 #include <stdio.h>
@@ -26,20 +27,6 @@ static void test_usage(FILE *f)
     fputs("usage: sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n", f);
 }
 
-/* option_value - "--name VALUE" or "--name=VALUE" at argv[*i]; NULL when argv[*i] is not that option. */
-static const char *option_value(int argc, char **argv, int *i, const char *name, bool *missing)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* test_parse_args - fill a from argv; -1 (after printing why) on a usage error. */
 static int test_parse_args(int argc, char **argv, test_args *a)
 {
@@ -47,8 +34,8 @@ static int test_parse_args(int argc, char **argv, test_args *a)
     for (int i = 0; i < argc; i++) {
         bool missing = false;
         const char *v;
-        if ((v = option_value(argc, argv, &i, "--source-channel", &missing))) a->src = v;
-        else if ((v = option_value(argc, argv, &i, "--from", &missing))) a->from = v;
+        if ((v = cli_option_value(argc, argv, &i, "--source-channel", &missing))) a->src = v;
+        else if ((v = cli_option_value(argc, argv, &i, "--from", &missing))) a->from = v;
         else if (missing) {
             fprintf(stderr, "sluice: option '%s' needs a value\n", argv[i]);
             return -1;
