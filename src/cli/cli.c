@@ -76,6 +76,9 @@ int cli_check(const char *dir)
         for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
         sv_free(&notes);
         free(file);
+        dir_notes(d, &notes);
+        for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
+        sv_free(&notes);
         size_t nd, nu;
         dir_stats(d, &nd, &nu);
         printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,

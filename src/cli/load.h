@@ -15,7 +15,8 @@
  * file attached; NULL with errs filled on any error. Caller frees with conf_free. */
 sl_conf *load_conf(const char *confdir, conf_errors *errs);
 /* load_all - the configuration and directory of confdir; false (nothing returned) when either has
- * errors, which are added to errs as "file:line: message". */
+ * errors, which are added to errs as "file:line: message". The directory reads the attribute
+ * names of option.dat's ldap_* options. */
 bool load_all(const char *confdir, conf_errors *errs, sl_conf **conf, sl_dir **dir);
 
 #endif
