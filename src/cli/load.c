@@ -36,10 +36,12 @@ sl_conf *load_conf(const char *confdir, conf_errors *errs)
     return NULL;
 }
 
-/* load_directory - directory.ldif, read with the ldap_* attribute names. Without a valid
- * configuration the LDIF is still checked, so one run reports every error. */
+/* load_directory - the LDAP backend when option.dat has ldap_uri (not connected yet: the daemon
+ * attaches it to its loop), else directory.ldif; both read the ldap_* attribute names. Without a
+ * valid configuration the LDIF is still checked, so one run reports every error. */
 static sl_dir *load_directory(const char *confdir, const sl_conf *c, conf_errors *errs)
 {
+    if (c && c->opt.ldap_uris.n) return dir_open_ldap(&c->opt, errs);
     char *path = path_in(confdir, "directory.ldif");
     sl_dir *d = c ? dir_open_embedded_opts(path, &c->opt, errs) : dir_open_embedded(path, errs);
     free(path);

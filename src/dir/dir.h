@@ -94,6 +94,10 @@ sl_dir *dir_open_embedded(const char *path, conf_errors *errs);
 /* dir_open_embedded_opts - dir_open_embedded reading the attribute names of opt (the ldap_*
  * remapping options), so that both backends read the same attributes. */
 sl_dir *dir_open_embedded_opts(const char *path, const sl_options *opt, conf_errors *errs);
+/* dir_open_ldap - the LDAP backend the ldap_* options of opt describe (opt->ldap_uris not empty).
+ * Nothing is contacted until dir_attach; until then every lookup answers TEMP. NULL with errs
+ * filled when the options cannot work. */
+sl_dir *dir_open_ldap(const sl_options *opt, conf_errors *errs);
 /* dir_attach - the daemon's loop runs: backends that talk to servers start connecting (a no-op
  * for the embedded one). Called once per directory, on the loop thread. */
 void dir_attach(sl_dir *d, struct event_base *base);
