@@ -179,7 +179,7 @@ static ld_req *req_new(ld_be *be, enum req_kind kind, const char *name, void *ar
     return r;
 }
 
-/* req_search - start a search for r. */
+/* req_search_start - start a search for r (key: the entry cache key it resolves, or NULL). */
 static void req_search_start(ld_req *r, enum srch_what what, const char *base, int scope, const char *filter,
                              int sizelimit, const char *key)
 {

@@ -52,6 +52,7 @@ struct ld_search {
     int msgid;
     int64_t sent_ms;
     char *fail;      /* set: answered TEMP with this on the next loop turn (sending failed, no server) */
+    bool referred;   /* the server sent continuation references (not followed) */
     ld_entry **entries;
     size_t n;
     struct ld_search *prev, *next; /* the pool's queue or the connection's list */
@@ -609,7 +610,10 @@ static void search_result(pool_conn *c, ld_search *s, LDAPMessage *msg)
     if (rc != LDAP_SUCCESS) err = rc;
     search_detach(p, s);
     event_del(s->timer);
-    if (err == LDAP_SUCCESS) {
+    if (err == LDAP_SUCCESS && s->referred && s->n == 0) { /* the entry may be where we were sent */
+        p->counters.server_errors++;
+        search_finish(s, SL_TEMP, false, "nothing found, and the server sent references (not followed)");
+    } else if (err == LDAP_SUCCESS) {
         search_finish(s, SL_OK, false, NULL);
     } else if (err == LDAP_SIZELIMIT_EXCEEDED) {
         search_finish(s, SL_OK, true, NULL);
@@ -642,7 +646,10 @@ static void conn_message(pool_conn *c, LDAPMessage *msg)
     case LDAP_RES_SEARCH_RESULT:
         search_result(c, s, msg);
         break;
-    default: /* references (referrals are not followed) and anything else */
+    case LDAP_RES_SEARCH_REFERENCE: /* not followed: "none found" would not be a sure answer */
+        s->referred = true;
+        break;
+    default:
         break;
     }
 }

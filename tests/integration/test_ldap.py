@@ -14,7 +14,9 @@ with etc/sluice.schema (doc/directory.md, "The LDAP backend"):
   while another session whose domain and address are cached is answered at once; SIGCONT: answers
   resume without restarting Sluice;
 - two URIs, the first a closed port: answers come from the second;
+- a search that finds nothing but returns a continuation reference is a 451, not a 550;
 - a wrong bind password: 451 4.3.0, and a log line naming the error;
+- SIGHUP while a session waits for a search: the session gets its 451, the new directory answers;
 - StartTLS to a slapd with a certificate (ldap_tls_ca_file), and to one without (451);
 - `sluice check` does not contact the server and says so; the schema loads into slapd with the
   shipped etc/directory.ldif.
@@ -22,6 +24,7 @@ with etc/sluice.schema (doc/directory.md, "The LDAP backend"):
 Each slapd runs on a free loopback port in the test's directory and is stopped at teardown.
 """
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -332,6 +335,30 @@ def test_stopped_server(harness):
     assert mta.events("ldap_search_failed"), mta.log_excerpt("ldap_")
 
 
+def test_reload_during_a_lookup(harness):
+    slapd = harness.slapd(build_ldif("{CRYPT}x"))
+    mta = ldap_sluice(harness, slapd)
+    assert rcpt(mta.port, "alice@example.test").code == 250
+    # a session waits for a search on the old directory while SIGHUP brings a new one
+    slapd.pause()
+    try:
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=rcpt(mta.port, "bob@example.test")))
+        t.start()
+        time.sleep(0.3)
+        os.kill(mta.proc.pid, signal.SIGHUP)
+        assert mta.wait_event(lambda ln: ln.event == "reloaded", 10), mta.log_excerpt()
+        t.join(15)
+        assert not t.is_alive() and result["r"].code == 451, result
+    finally:
+        slapd.resume()
+    # the new directory (its own connections and caches) answers; the old one was freed cleanly
+    r = st.wait_until(lambda: (lambda x: x if x.code == 250 else None)(rcpt(mta.port, "bob@example.test")), 30, 0.5)
+    assert r is not None, mta.log_excerpt("ldap_")
+    assert len(mta.events("ldap_connected")) >= 8, mta.log_excerpt("ldap_")
+    assert counters(mta)["cache.entries"] == 1  # a new cache: bob only (the old one also had alice)
+
+
 def test_failover_to_second_uri(harness):
     slapd = harness.slapd(build_ldif("{CRYPT}x"))
     dead = "ldap://127.0.0.1:%d" % st.free_port()
@@ -352,6 +379,17 @@ def test_bad_bind_password(harness):
     line = mta.events("ldap_connect_failed")[0]
     assert "Invalid credentials" in line.kv.get("error", ""), line
     assert line.kv.get("uri") == slapd.uri
+
+
+def test_references_are_not_a_sure_no(harness):
+    referral = entry("ou=remote,dc=example,dc=test", "objectClass: referral", "objectClass: extensibleObject",
+                     "ou: remote", "ref: ldap://127.0.0.1:%d/ou=remote,dc=example,dc=test" % st.free_port())
+    slapd = harness.slapd(build_ldif("{CRYPT}x") + "\n" + referral)
+    mta = ldap_sluice(harness, slapd)
+    assert rcpt(mta.port, "alice@example.test").code == 250  # found here: the reference does not matter
+    r = rcpt(mta.port, "nobody@example.test")  # not found here, but maybe over there
+    assert r.code == 451 and r.enhanced() == "4.3.0", r
+    assert "references" in mta.events("ldap_search_failed")[0].kv.get("error", ""), mta.log_excerpt("ldap_")
 
 
 def make_ip_cert(directory):
