@@ -710,9 +710,14 @@ ld_pool *ld_pool_new(const sl_options *opt, const char *const *attrs)
 void ld_pool_start(ld_pool *p, struct event_base *base)
 {
     p->base = base;
-    /* libldap's global state is set up here, on the loop, before any dial thread touches it */
-    int debug = 0;
+    /* libldap's global state is set up here, on the loop, before any dial thread touches it:
+     * its options, and, when TLS may be used, its TLS library (whose first initialisation is not
+     * safe from several threads at once); a failure here shows again, logged, on a dial */
+    int debug = 0, client = 0;
     ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &debug);
+    bool tls = p->starttls || p->ca_file;
+    for (size_t i = 0; i < p->uris.n; i++) tls |= str_has_prefix_ci(p->uris.v[i], "ldaps://");
+    if (tls) ldap_set_option(NULL, LDAP_OPT_X_TLS_NEWCTX, &client);
     for (unsigned i = 0; i < p->nconns; i++) {
         pool_conn *c = &p->conns[i];
         c->ev_retry = evtimer_new(base, conn_retry, c);

@@ -767,7 +767,7 @@ class Slapd(Peer):
     """peers/slapd-start.sh: OpenLDAP slapd on 127.0.0.1:port with etc/sluice.schema and the test's entries.
 
     ldif: the entries (parents first, the suffix entry included), loaded before the server starts.
-    tls: (cert, key) PEM paths to offer StartTLS. The root DN cn=admin,SUFFIX (password "secret")
+    tls: (cert, key) PEM paths to offer StartTLS, and ldaps:// on ldaps_port. The root DN cn=admin,SUFFIX (password "secret")
     is the only one that may read userPassword. pause()/resume() send SIGSTOP/SIGCONT.
     """
 
@@ -776,6 +776,7 @@ class Slapd(Peer):
 
     def __init__(self, workdir, ldif, suffix=SUFFIX, tls=None, name="slapd"):
         self.port = free_port("127.0.0.1")
+        self.ldaps_port = free_port("127.0.0.1") if tls else None
         self.suffix = suffix
         self.root_dn = "cn=admin," + suffix
         self.paused = False
@@ -786,7 +787,7 @@ class Slapd(Peer):
             f.write(ldif)
         argv = ["/bin/bash", os.path.join(PEERS, "slapd-start.sh"), self.dir, str(self.port), suffix, data]
         if tls:
-            argv += list(tls)
+            argv += list(tls) + [str(self.ldaps_port)]
         super().__init__(argv, workdir, name)
         if wait_until(lambda: self.proc.poll() is not None or self.answers(), 20, 0.1) is None \
                 or self.proc.poll() is not None:

@@ -17,7 +17,8 @@ with etc/sluice.schema (doc/directory.md, "The LDAP backend"):
 - a search that finds nothing but returns a continuation reference is a 451, not a 550;
 - a wrong bind password: 451 4.3.0, and a log line naming the error;
 - SIGHUP while a session waits for a search: the session gets its 451, the new directory answers;
-- StartTLS to a slapd with a certificate (ldap_tls_ca_file), and to one without (451);
+- StartTLS and ldaps:// to a slapd with a certificate (ldap_tls_ca_file); a certificate the CA file
+  does not vouch for, and StartTLS to a slapd without one, are 451;
 - `sluice check` does not contact the server and says so; the schema loads into slapd with the
   shipped etc/directory.ldif.
 
@@ -409,6 +410,16 @@ def test_starttls(harness):
     mta = ldap_sluice(harness, slapd, ldap_starttls="yes", ldap_tls_ca_file=cert)
     assert rcpt(mta.port, "alice@example.test").code == 250
     assert not mta.events("ldap_connect_failed"), mta.log_excerpt("ldap_")
+    # ldaps:// (TLS from the first byte, set up on the dial thread like the rest)
+    ldaps = ldap_sluice(harness, slapd, ldap_uri="ldaps://127.0.0.1:%d" % slapd.ldaps_port, ldap_tls_ca_file=cert)
+    assert rcpt(ldaps.port, "bob@example.test").code == 250
+    assert not ldaps.events("ldap_connect_failed"), ldaps.log_excerpt("ldap_")
+    # a certificate the CA file does not vouch for is a failed connection, not a clear-text one
+    other, _ = make_ip_cert(harness.subdir("other-ca"))
+    bad = ldap_sluice(harness, slapd, start=False, ldap_starttls="yes", ldap_tls_ca_file=other)
+    bad.start()
+    assert bad.wait_event(lambda ln: ln.event == "ldap_connect_failed", 15), bad.log_excerpt()
+    assert rcpt(bad.port, "alice@example.test").code == 451
 
 
 def test_starttls_refused(harness):
