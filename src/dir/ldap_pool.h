@@ -8,10 +8,10 @@
  * - every search has a deadline (a timer): past it the search is abandoned and answered TEMP, and
  *   a connection that has said nothing since the search went out is closed and dialled again;
  * - setting a connection up (name resolution, TCP, ldaps:// or StartTLS, the bind) is done by
- *   libldap synchronously, so each attempt runs on a short-lived thread of its own, bounded by
- *   ldap_timeout, and hands the bound handle back to the loop through a pipe. An attempt tries
- *   the URIs in order (fail-over); when all fail the connection waits (1 s, doubling to 30 s)
- *   before the next attempt. A failed bind is such a failure: never an answer.
+ *   libldap synchronously, so each attempt runs on a short-lived thread of its own (each step
+ *   bounded by ldap_timeout) and hands the bound handle back to the loop through a pipe. An
+ *   attempt tries the URIs in order (fail-over); when all fail the connection waits (1 s,
+ *   doubling to 30 s) before the next attempt. A failed bind is such a failure: never an answer.
  *
  * Searches wait in a queue while no connection is up and one is being dialled; when none is up
  * or being dialled (every attempt failed, waiting for the next), a search is answered TEMP at
