@@ -91,10 +91,22 @@ int cli_check(const char *dir)
         for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
         sv_free(&notes);
         free(file);
+        dir_notes(d, &notes);
+        for (size_t i = 0; i < notes.n; i++) printf("%s\n", notes.v[i]);
+        sv_free(&notes);
         size_t nd, nu;
         dir_stats(d, &nd, &nu);
-        printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
-               c->n_rules, c->n_channels, c->n_services, nd, nu);
+        if (c->opt.ldap_uris.n) { /* checked, never contacted: a check must not depend on a server */
+            strbuf uris;
+            sb_init(&uris);
+            for (size_t i = 0; i < c->opt.ldap_uris.n; i++) sb_printf(&uris, "%s%s", i ? " " : "", c->opt.ldap_uris.v[i]);
+            printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, LDAP directory %s base %s "
+                   "(not contacted)\n",
+                   dir, c->n_rules, c->n_channels, c->n_services, uris.data, c->opt.ldap_base_dn);
+            sb_free(&uris);
+        } else
+            printf("%s: configuration ok: %zu rewrite rules, %zu channels, %zu services, %zu domains, %zu users\n", dir,
+                   c->n_rules, c->n_channels, c->n_services, nd, nu);
     }
     conf_free(c);
     dir_unref(d);

@@ -72,7 +72,7 @@ static void cconn_read(struct bufferevent *bev, void *arg)
     str_split_ws(line, &args);
     free(line);
     bufferevent_disable(bev, EV_READ);
-    control_queue_run(cc->c->sched, (int)args.n, args.v, cconn_answer, cc);
+    control_queue_run(cc->c->sched, cc->c->ctx->dir, (int)args.n, args.v, cconn_answer, cc);
     sv_free(&args);
 }
 

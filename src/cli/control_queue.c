@@ -15,6 +15,7 @@
 /* One command in progress. */
 typedef struct {
     strbuf out;
+    const sl_dir *dir; /* for stats */
     int status;
     size_t acts;         /* messages acted on */
     char *id;            /* the argument, for "no such message" */
@@ -116,6 +117,7 @@ static void cmd_stats(sched *s, qcmd *q, int argc, char **argv)
     sched_counters c;
     sched_stats(s, &c);
     stats_print(&c, &q->out);
+    if (q->dir) dir_counters(q->dir, &q->out);
     qcmd_finish(q);
 }
 
@@ -175,9 +177,10 @@ static void cmd_usage(qcmd *q)
     qcmd_finish(q);
 }
 
-void control_queue_run(sched *s, int argc, char **argv, control_answer_cb cb, void *arg)
+void control_queue_run(sched *s, const sl_dir *dir, int argc, char **argv, control_answer_cb cb, void *arg)
 {
     qcmd *q = xcalloc(1, sizeof *q);
+    q->dir = dir;
     q->cb = cb;
     q->arg = arg;
     q->missing = "no such message";

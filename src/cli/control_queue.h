@@ -8,6 +8,7 @@
 #ifndef SLUICE_CONTROL_QUEUE_H
 #define SLUICE_CONTROL_QUEUE_H
 #include "core/util.h"
+#include "dir/dir.h"
 #include "jobs/sched.h"
 
 /* control_answer_cb - the answer: status as for a process exit (0 ok, 1 not found or failed, 2 usage). */
@@ -15,9 +16,10 @@ typedef void (*control_answer_cb)(void *arg, int status, strbuf *out);
 
 /*
  * control_queue_run - run `queue ARGV`: list [CH], show ID, hold ID, release ID, delete ID,
- * return ID, retry ID|CH, summary, stats. cb runs exactly once, possibly before this returns;
- * argv may be freed as soon as this returns.
+ * return ID, retry ID|CH, summary, stats (the scheduler's figures, then the directory's:
+ * dir_counters of dir). cb runs exactly once, possibly before this returns; argv may be freed as
+ * soon as this returns.
  */
-void control_queue_run(sched *s, int argc, char **argv, control_answer_cb cb, void *arg);
+void control_queue_run(sched *s, const sl_dir *dir, int argc, char **argv, control_answer_cb cb, void *arg);
 
 #endif

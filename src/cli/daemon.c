@@ -152,6 +152,15 @@ static bool reload_tls_failed(daemon_state *d, sl_conf *c)
     return true;
 }
 
+/* log_dir_notes - the directory's warnings (e.g. attributes no longer read), once per load. */
+static void log_dir_notes(const sl_dir *dir)
+{
+    strvec notes = {0};
+    dir_notes(dir, &notes);
+    for (size_t i = 0; i < notes.n; i++) log_warn(NULL, "directory_note", "note=\"%s\"", notes.v[i]);
+    sv_free(&notes);
+}
+
 static void reload(daemon_state *d)
 {
     conf_errors errs = {0};
@@ -164,6 +173,8 @@ static void reload(daemon_state *d)
         conf_free(c);
         dir_unref(dir);
     } else {
+        dir_attach(dir, d->ctx.base);
+        log_dir_notes(dir);
         ctx_conf_replace(&d->ctx, c);
         dir_unref(d->ctx.dir); /* sessions under way keep theirs */
         d->ctx.dir = dir;
@@ -231,6 +242,8 @@ int daemon_serve(const char *dir)
     if (!d.ctx.base) fatal("cannot create the event loop");
     d.ctx.conf = conf;
     d.ctx.dir = directory;
+    dir_attach(directory, d.ctx.base); /* an LDAP directory starts connecting (on threads: nothing waits) */
+    log_dir_notes(directory);
     d.ctx.wq = workq_new(d.ctx.base, 4);
     char err[512];
     d.ctx.store = store_open(d.ctx.base, d.ctx.wq, conf->opt.queue_dir, err, sizeof err);

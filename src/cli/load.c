@@ -36,12 +36,22 @@ sl_conf *load_conf(const char *confdir, conf_errors *errs)
     return NULL;
 }
 
+/* load_directory - the LDAP backend when option.dat has ldap_uri (not connected yet: the daemon
+ * attaches it to its loop), else directory.ldif; both read the ldap_* attribute names. Without a
+ * valid configuration the LDIF is still checked, so one run reports every error. */
+static sl_dir *load_directory(const char *confdir, const sl_conf *c, conf_errors *errs)
+{
+    if (c && c->opt.ldap_uris.n) return dir_open_ldap(&c->opt, errs);
+    char *path = path_in(confdir, "directory.ldif");
+    sl_dir *d = c ? dir_open_embedded_opts(path, &c->opt, errs) : dir_open_embedded(path, errs);
+    free(path);
+    return d;
+}
+
 bool load_all(const char *confdir, conf_errors *errs, sl_conf **conf, sl_dir **dir)
 {
     *conf = load_conf(confdir, errs);
-    char *path = path_in(confdir, "directory.ldif");
-    *dir = dir_open_embedded(path, errs);
-    free(path);
+    *dir = load_directory(confdir, *conf, errs);
     if (*conf && *dir) return true;
     conf_free(*conf);
     dir_unref(*dir);

@@ -63,6 +63,23 @@ typedef struct {
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
+    /* The LDAP directory (doc/directory.md); no ldap_uri: the embedded directory.ldif. */
+    strvec ldap_uris;          /* ldap_uri: ldap:// or ldaps:// URIs, tried in order */
+    char *ldap_base_dn;        /* ldap_base_dn: where every search starts (required with ldap_uri) */
+    char *ldap_bind_dn;        /* ldap_bind_dn (default none: an anonymous bind) */
+    char *ldap_bind_password;  /* the first line of ldap_bind_password_file, read at load (wiped at free) */
+    bool ldap_starttls;        /* ldap_starttls: yes|no (default no) */
+    char *ldap_tls_ca_file;    /* ldap_tls_ca_file: CA certificates for ldaps:// and StartTLS (default libldap's) */
+    unsigned ldap_timeout;     /* ldap_timeout seconds: the longest a directory question may take (default 5) */
+    unsigned ldap_connections; /* ldap_connections: the pool's size (default 4) */
+    unsigned ldap_domain_cache_size;         /* ldap_domain_cache_size: domains remembered (default 10000, 0: none) */
+    unsigned ldap_domain_cache_ttl;          /* ldap_domain_cache_ttl seconds, a domain of ours (default 600) */
+    unsigned ldap_domain_cache_negative_ttl; /* ldap_domain_cache_negative_ttl seconds, not ours (default 60) */
+    unsigned ldap_cache_size;                /* ldap_cache_size: addresses and member DNs remembered (default 10000) */
+    unsigned ldap_cache_ttl;                 /* ldap_cache_ttl seconds, an entry found (default 600) */
+    unsigned ldap_cache_negative_ttl;        /* ldap_cache_negative_ttl seconds, no such entry (default 60) */
+    strvec dir_attrs;          /* ldap_* attribute remapping, for both backends: pairs of a dir_schema field
+                                  name (dir/schema.h) and an attribute name, in option.dat order */
 } sl_options;
 
 enum channel_type {
@@ -200,6 +217,10 @@ void ctx_conf_release_all(sl_ctx *ctx);
 /* conf_file_read - a file's text; an absent optional file gives NULL without error (else
  * "path: cannot read" in errs). Caller frees. */
 char *conf_file_read(const char *path, bool required, conf_errors *errs);
+/* conf_ldap_uris_parse - the blank-separated ldap:// / ldaps:// URIs of s (scheme, host name, IPv4
+ * or [IPv6] address, optional :port, optional "/") appended to out; -1 with the first bad one
+ * in bad when any is malformed or there is none (out unchanged then). */
+int conf_ldap_uris_parse(const char *s, strvec *out, strbuf *bad);
 /* conf_postmaster - the postmaster address of these options (caller frees). */
 char *conf_postmaster(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */

@@ -7,6 +7,7 @@
 #include "conf/conf.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,11 +30,13 @@ struct opt_def {
     size_t offset;  /* field for the generic number setters */
     uint64_t min, max;
     const char *expect;
+    const char *field; /* set_dir_attr: the dir_schema field the option remaps */
 };
 
 /* Parser state: lines of the options whose values are checked against each other. */
 typedef struct {
     int retry_interval_line, retry_max_line;
+    int ldap_uri_line, ldap_base_line, ldap_bind_dn_line, ldap_password_line;
 } opt_lines;
 
 void conf_options_defaults(sl_options *opt)
@@ -67,6 +70,14 @@ void conf_options_defaults(sl_options *opt)
     opt->command_timeout = 300;
     opt->auth_max_failures = 3;
     opt->tls_min_version = 12;
+    opt->ldap_timeout = 5;
+    opt->ldap_connections = 4;
+    opt->ldap_domain_cache_size = 10000;
+    opt->ldap_domain_cache_ttl = 600;
+    opt->ldap_domain_cache_negative_ttl = 60;
+    opt->ldap_cache_size = 10000;
+    opt->ldap_cache_ttl = 600;
+    opt->ldap_cache_negative_ttl = 60;
 }
 
 void conf_options_free(sl_options *opt)
@@ -81,6 +92,14 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ciphers);
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
+    sv_free(&opt->ldap_uris);
+    free(opt->ldap_base_dn);
+    free(opt->ldap_bind_dn);
+    if (opt->ldap_bind_password) explicit_bzero(opt->ldap_bind_password, strlen(opt->ldap_bind_password));
+    free(opt->ldap_bind_password);
+    free(opt->ldap_tls_ca_file);
+    opt->ldap_base_dn = opt->ldap_bind_dn = opt->ldap_bind_password = opt->ldap_tls_ca_file = NULL;
+    sv_free(&opt->dir_attrs);
     free(opt->internal_networks);
     opt->hostname = opt->queue_dir = opt->maildir_root = NULL;
     opt->internal_networks = NULL;
@@ -322,38 +341,214 @@ static int set_networks(sl_options *opt, const char *v, const opt_def *d, const 
     return rc;
 }
 
+/* uri_host_ok - the host part of an LDAP URI: a host name, an IPv4 address or [IPv6]. */
+static bool uri_host_ok(const char *h, size_t n)
+{
+    char buf[256];
+    unsigned char addr[16];
+    if (n == 0 || n >= sizeof buf) return false;
+    if (h[0] == '[') {
+        if (n < 3 || h[n - 1] != ']') return false;
+        memcpy(buf, h + 1, n - 2);
+        buf[n - 2] = '\0';
+        return inet_pton(AF_INET6, buf, addr) == 1;
+    }
+    memcpy(buf, h, n);
+    buf[n] = '\0';
+    return valid_hostname(buf);
+}
+
+/* ldap_uri_ok - "ldap[s]://host[:port][/]" (no DN, attributes or filter: ldap_base_dn says where to search). */
+static bool ldap_uri_ok(const char *u)
+{
+    const char *p;
+    if (str_has_prefix_ci(u, "ldap://")) p = u + 7;
+    else if (str_has_prefix_ci(u, "ldaps://")) p = u + 8;
+    else return false;
+    const char *end = p + strcspn(p, "/");
+    if (*end == '/' && end[1]) return false;
+    const char *colon = NULL;
+    const char *close = p[0] == '[' ? memchr(p, ']', (size_t)(end - p)) : NULL;
+    for (const char *q = close ? close : p; q < end; q++)
+        if (*q == ':') colon = q;
+    if (!uri_host_ok(p, (size_t)((colon ? colon : end) - p))) return false;
+    if (!colon) return true;
+    char port[8];
+    size_t plen = (size_t)(end - colon - 1);
+    uint64_t n;
+    if (plen == 0 || plen >= sizeof port) return false;
+    memcpy(port, colon + 1, plen);
+    port[plen] = '\0';
+    return parse_uint(port, 1, 65535, &n) == 0;
+}
+
+int conf_ldap_uris_parse(const char *s, strvec *out, strbuf *bad)
+{
+    strvec items = {0};
+    int rc = str_split_ws(s, &items) ? 0 : -1;
+    for (size_t i = 0; i < items.n && rc == 0; i++) {
+        if (ldap_uri_ok(items.v[i])) continue;
+        sb_puts(bad, items.v[i]);
+        rc = -1;
+    }
+    for (size_t i = 0; i < items.n && rc == 0; i++) sv_push(out, items.v[i]);
+    sv_free(&items);
+    return rc;
+}
+
+static int set_ldap_uris(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file;
+    strvec uris = {0};
+    if (conf_ldap_uris_parse(v, &uris, bad) != 0) return -1;
+    sv_free(&opt->ldap_uris);
+    opt->ldap_uris = uris;
+    return 0;
+}
+
+/* set_dn - a distinguished name (checked loosely: "attr=value" pairs; the server has the last word). */
+static int set_dn(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    if (!*v || !strchr(v, '=') || strpbrk(v, "\r\n")) return -1;
+    char **field = (char **)((char *)opt + d->offset);
+    free(*field);
+    *field = xstrdup(v);
+    return 0;
+}
+
+static int set_yes_no(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    bool *field = (bool *)((char *)opt + d->offset);
+    if (str_ieq(v, "yes")) *field = true;
+    else if (str_ieq(v, "no")) *field = false;
+    else return -1;
+    return 0;
+}
+
+/* set_password_file - the bind password is the first line of the file, read now: option.dat
+ * never holds it. Returns -2 with the whole message in bad for file errors. */
+static int set_password_file(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d;
+    if (!*v) return -1;
+    char *path = resolve_path(file, v);
+    if (!path) return -1;
+    strbuf text;
+    sb_init(&text);
+    int rc = 0;
+    if (file_read(path, &text) < 0) {
+        sb_printf(bad, "cannot read '%s': %s", path, strerror(errno));
+        rc = -2;
+    } else if (text.len && memchr(text.data, '\0', text.len)) {
+        sb_printf(bad, "'%s' holds a NUL byte", path);
+        rc = -2;
+    } else {
+        size_t n = text.len ? strcspn(text.data, "\r\n") : 0;
+        if (n == 0) {
+            sb_printf(bad, "'%s' is empty (the password is its first line)", path);
+            rc = -2;
+        } else {
+            if (opt->ldap_bind_password) explicit_bzero(opt->ldap_bind_password, strlen(opt->ldap_bind_password));
+            free(opt->ldap_bind_password);
+            opt->ldap_bind_password = xstrndup(text.data, n);
+        }
+    }
+    if (text.data) explicit_bzero(text.data, text.len);
+    sb_free(&text);
+    free(path);
+    return rc;
+}
+
+/* set_dir_attr - an LDAP attribute name (RFC 4512 descr or numeric OID) for a dir_schema field. */
+static int set_dir_attr(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    bool descr = (*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z');
+    bool oid = *v >= '0' && *v <= '9';
+    if (!descr && !oid) return -1;
+    for (const char *p = v; *p; p++) {
+        bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+        if (descr ? !(alnum || *p == '-') : !((*p >= '0' && *p <= '9') || *p == '.')) return -1;
+    }
+    if (strlen(v) > 128) return -1;
+    sv_push(&opt->dir_attrs, d->field);
+    sv_push(&opt->dir_attrs, v);
+    return 0;
+}
+
 #define OFF(f) offsetof(sl_options, f)
 static const opt_def opt_table[] = {
-    {"host_name", set_hostname, 0, 0, 0, "a host name"},
-    {"queue_dir", set_path, OFF(queue_dir), 0, 0, "a directory path"},
-    {"maildir_root", set_path, OFF(maildir_root), 0, 0, "a directory path"},
-    {"dns_servers", set_dns_servers, 0, 0, 0, "IP, IP:port or [IPv6]:port, separated by commas or spaces"},
-    {"max_message_size", set_size, OFF(max_message_size), 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)"},
-    {"queue_cache_size", set_size, OFF(queue_cache_size), 0, 1ULL << 40, "a size such as 64M (suffix K, M or G)"},
-    {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000"},
-    {"block_size", set_uint, OFF(block_size), 1, 1048576, "a number of bytes 1..1048576"},
-    {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug"},
-    {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1"},
-    {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},
-    {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000"},
-    {"idle_timeout", set_duration, OFF(idle_timeout), 1, DAY, "a duration 1s..1d"},
-    {"session_timeout", set_duration, OFF(session_timeout), 1, 7 * DAY, "a duration 1s..7d"},
-    {"min_data_rate", set_uint, OFF(min_data_rate), 0, 100000000, "bytes per second 0..100000000"},
-    {"min_data_rate_window", set_duration, OFF(min_data_rate_window), 1, 3600, "a duration 1s..1h"},
-    {"retry_interval", set_duration, OFF(retry_interval), 1, 30 * DAY, "a duration 1s..30d"},
-    {"retry_max", set_duration, OFF(retry_max), 1, 30 * DAY, "a duration 1s..30d"},
-    {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d"},
-    {"connect_timeout", set_duration, OFF(connect_timeout), 1, 3600, "a duration 1s..1h"},
-    {"command_timeout", set_duration, OFF(command_timeout), 1, DAY, "a duration 1s..1d"},
-    {"greeting_delay", set_uint, OFF(greeting_delay_ms), 0, 10000, "milliseconds 0..10000"},
-    {"tls_certificate", set_path, OFF(tls_certificate), 0, 0, "a file path"},
-    {"tls_key", set_path, OFF(tls_key), 0, 0, "a file path"},
-    {"tls_ciphers", set_tls_ciphers, 0, 0, 0, "an OpenSSL cipher list for TLS 1.2, such as " TLS_DEFAULT_CIPHERS},
-    {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3"},
-    {"run_as", set_word, OFF(run_as), 0, 0, "a user name"},
-    {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com"},
-    {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto"},
-    {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},
+    {"host_name", set_hostname, 0, 0, 0, "a host name", NULL},
+    {"queue_dir", set_path, OFF(queue_dir), 0, 0, "a directory path", NULL},
+    {"maildir_root", set_path, OFF(maildir_root), 0, 0, "a directory path", NULL},
+    {"dns_servers", set_dns_servers, 0, 0, 0, "IP, IP:port or [IPv6]:port, separated by commas or spaces", NULL},
+    {"max_message_size", set_size, OFF(max_message_size), 1, 1ULL << 40, "a size such as 10M (suffix K, M or G)", NULL},
+    {"queue_cache_size", set_size, OFF(queue_cache_size), 0, 1ULL << 40, "a size such as 64M (suffix K, M or G)", NULL},
+    {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000", NULL},
+    {"block_size", set_uint, OFF(block_size), 1, 1048576, "a number of bytes 1..1048576", NULL},
+    {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug", NULL},
+    {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1", NULL},
+    {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise", NULL},
+    {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000", NULL},
+    {"idle_timeout", set_duration, OFF(idle_timeout), 1, DAY, "a duration 1s..1d", NULL},
+    {"session_timeout", set_duration, OFF(session_timeout), 1, 7 * DAY, "a duration 1s..7d", NULL},
+    {"min_data_rate", set_uint, OFF(min_data_rate), 0, 100000000, "bytes per second 0..100000000", NULL},
+    {"min_data_rate_window", set_duration, OFF(min_data_rate_window), 1, 3600, "a duration 1s..1h", NULL},
+    {"retry_interval", set_duration, OFF(retry_interval), 1, 30 * DAY, "a duration 1s..30d", NULL},
+    {"retry_max", set_duration, OFF(retry_max), 1, 30 * DAY, "a duration 1s..30d", NULL},
+    {"message_lifetime", set_duration, OFF(message_lifetime), 60, 365 * DAY, "a duration 1m..365d", NULL},
+    {"connect_timeout", set_duration, OFF(connect_timeout), 1, 3600, "a duration 1s..1h", NULL},
+    {"command_timeout", set_duration, OFF(command_timeout), 1, DAY, "a duration 1s..1d", NULL},
+    {"greeting_delay", set_uint, OFF(greeting_delay_ms), 0, 10000, "milliseconds 0..10000", NULL},
+    {"tls_certificate", set_path, OFF(tls_certificate), 0, 0, "a file path", NULL},
+    {"tls_key", set_path, OFF(tls_key), 0, 0, "a file path", NULL},
+    {"tls_ciphers", set_tls_ciphers, 0, 0, 0, "an OpenSSL cipher list for TLS 1.2, such as " TLS_DEFAULT_CIPHERS, NULL},
+    {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3", NULL},
+    {"run_as", set_word, OFF(run_as), 0, 0, "a user name", NULL},
+    {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
+    {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},
+    {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100", NULL},
+    {"ldap_uri", set_ldap_uris, 0, 0, 0, "ldap://HOST[:PORT] or ldaps://HOST[:PORT], separated by blanks", NULL},
+    {"ldap_base_dn", set_dn, OFF(ldap_base_dn), 0, 0, "a DN such as dc=example,dc=com", NULL},
+    {"ldap_bind_dn", set_dn, OFF(ldap_bind_dn), 0, 0, "a DN such as cn=sluice,dc=example,dc=com", NULL},
+    {"ldap_bind_password_file", set_password_file, 0, 0, 0, "a file whose first line is the password", NULL},
+    {"ldap_starttls", set_yes_no, OFF(ldap_starttls), 0, 0, "yes or no", NULL},
+    {"ldap_tls_ca_file", set_path, OFF(ldap_tls_ca_file), 0, 0, "a file path", NULL},
+    {"ldap_timeout", set_duration, OFF(ldap_timeout), 1, 300, "a duration 1s..5m", NULL},
+    {"ldap_connections", set_uint, OFF(ldap_connections), 1, 64, "a number 1..64", NULL},
+    {"ldap_domain_cache_size", set_uint, OFF(ldap_domain_cache_size), 0, 10000000, "a number 0..10000000", NULL},
+    {"ldap_domain_cache_ttl", set_duration, OFF(ldap_domain_cache_ttl), 0, DAY, "a duration 0..1d", NULL},
+    {"ldap_domain_cache_negative_ttl", set_duration, OFF(ldap_domain_cache_negative_ttl), 0, DAY, "a duration 0..1d", NULL},
+    {"ldap_cache_size", set_uint, OFF(ldap_cache_size), 0, 10000000, "a number 0..10000000", NULL},
+    {"ldap_cache_ttl", set_duration, OFF(ldap_cache_ttl), 0, DAY, "a duration 0..1d", NULL},
+    {"ldap_cache_negative_ttl", set_duration, OFF(ldap_cache_negative_ttl), 0, DAY, "a duration 0..1d", NULL},
+    /* attribute names, as Messaging Server's MTA options call them; each remaps one dir_schema field */
+#define ATTR(key, field) {key, set_dir_attr, 0, 0, 0, "an LDAP attribute name", field}
+    ATTR("ldap_domain_attr_status", "domain_status"),
+    ATTR("ldap_domain_attr_mail_status", "domain_mail_status"),
+    ATTR("ldap_domain_attr_blocklimit", "domain_blocklimit"),
+    ATTR("ldap_domain_attr_recipientlimit", "domain_rcptlimit"),
+    ATTR("ldap_domain_attr_recipientcutoff", "domain_rcptcutoff"),
+    ATTR("ldap_user_status", "user_status"),
+    ATTR("ldap_user_mail_status", "user_mail_status"),
+    ATTR("ldap_group_status", "group_status"),
+    ATTR("ldap_group_mail_status", "group_mail_status"),
+    ATTR("ldap_blocklimit", "blocklimit"),
+    ATTR("ldap_attr_maximum_message_size", "group_maxsize"),
+    ATTR("ldap_recipientlimit", "rcptlimit"),
+    ATTR("ldap_recipientcutoff", "rcptcutoff"),
+    ATTR("ldap_reject_text", "reject_text"),
+    ATTR("ldap_source_channel", "submit_channel"),
+    ATTR("ldap_auth_url", "allowed_broadcaster"),
+    ATTR("ldap_cant_url", "disallowed_broadcaster"),
+    ATTR("ldap_auth_domain", "allowed_domain"),
+    ATTR("ldap_cant_domain", "disallowed_domain"),
+    ATTR("ldap_auth_policy", "broadcaster_policy"),
+    ATTR("ldap_moderator_url", "moderator"),
+    ATTR("ldap_reject_action", "reject_action"),
+#undef ATTR
 };
 #undef OFF
 
@@ -383,20 +578,46 @@ static int parse_option_line(const char *file, int lineno, char *line, sl_option
     strbuf bad;
     sb_init(&bad);
     int rc = d->set(opt, value, d, file, &bad);
-    if (rc != 0)
+    if (rc == -2) /* the setter wrote the whole message (file errors) */
+        conf_error(errs, file, lineno, "%s: %s", d->key, bad.data);
+    else if (rc != 0)
         conf_error(errs, file, lineno, "%s: bad value '%s' (expected %s)", d->key, bad.len ? bad.data : value,
                    d->expect);
     sb_free(&bad);
     if (strcmp(d->key, "retry_interval") == 0) lines->retry_interval_line = lineno;
     if (strcmp(d->key, "retry_max") == 0) lines->retry_max_line = lineno;
+    if (strcmp(d->key, "ldap_uri") == 0) lines->ldap_uri_line = lineno;
+    if (strcmp(d->key, "ldap_base_dn") == 0) lines->ldap_base_line = lineno;
+    if (strcmp(d->key, "ldap_bind_dn") == 0) lines->ldap_bind_dn_line = lineno;
+    if (strcmp(d->key, "ldap_bind_password_file") == 0) lines->ldap_password_line = lineno;
     return rc != 0;
+}
+
+/* ldap_options_check - the LDAP options that only make sense together; returns the errors added. */
+static int ldap_options_check(const char *file, const sl_options *opt, const opt_lines *lines, conf_errors *errs)
+{
+    int nerr = 0;
+    if (opt->ldap_uris.n && !opt->ldap_base_dn) {
+        conf_error(errs, file, lines->ldap_uri_line, "ldap_uri needs ldap_base_dn (where to search)");
+        nerr++;
+    }
+    if (opt->ldap_bind_dn && !opt->ldap_bind_password && !lines->ldap_password_line) {
+        conf_error(errs, file, lines->ldap_bind_dn_line,
+                   "ldap_bind_dn needs ldap_bind_password_file (a bind with a DN and no password is anonymous)");
+        nerr++;
+    }
+    if (lines->ldap_password_line && !opt->ldap_bind_dn) {
+        conf_error(errs, file, lines->ldap_password_line, "ldap_bind_password_file without ldap_bind_dn");
+        nerr++;
+    }
+    return nerr;
 }
 
 int conf_parse_options(const char *file, const char *text, sl_options *opt, conf_errors *errs)
 {
     char *copy = xstrdup(text), *cursor = copy, *line;
     int lineno = 0, nerr = 0;
-    opt_lines lines = {0, 0};
+    opt_lines lines = {0};
     conf_options_defaults(opt);
     while ((line = conf_next_line(&cursor)) != NULL) {
         lineno++;
@@ -409,6 +630,7 @@ int conf_parse_options(const char *file, const char *text, sl_options *opt, conf
                    opt->retry_interval);
         nerr++;
     }
+    nerr += ldap_options_check(file, opt, &lines, errs);
     free(copy);
     return nerr;
 }

@@ -8,17 +8,39 @@
 
 struct sl_dir {
     const dir_backend *ops;
+    const dir_backend_extra *extra; /* NULL: none */
     void *be;
     unsigned refs;
 };
 
 sl_dir *dir_new(const dir_backend *ops, void *be)
 {
+    return dir_new_extra(ops, NULL, be);
+}
+
+sl_dir *dir_new_extra(const dir_backend *ops, const dir_backend_extra *extra, void *be)
+{
     sl_dir *d = xcalloc(1, sizeof *d);
     d->ops = ops;
+    d->extra = extra;
     d->be = be;
     d->refs = 1;
     return d;
+}
+
+void dir_attach(sl_dir *d, struct event_base *base)
+{
+    if (d->extra && d->extra->attach) d->extra->attach(d->be, base);
+}
+
+void dir_counters(const sl_dir *d, strbuf *out)
+{
+    if (d->extra && d->extra->counters) d->extra->counters(d->be, out);
+}
+
+void dir_notes(const sl_dir *d, strvec *out)
+{
+    if (d->extra && d->extra->notes) d->extra->notes(d->be, out);
 }
 
 sl_dir *dir_ref(sl_dir *d)

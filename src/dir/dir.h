@@ -72,11 +72,40 @@ typedef struct {
     void (*free)(void *be);
 } dir_backend;
 
+/* Operations only some backends have (any may be NULL): kept apart from dir_backend so that a
+ * backend that needs none of them fills nothing more. */
+struct event_base;
+typedef struct {
+    /* attach: the daemon's loop is running; a backend that talks to servers starts now */
+    void (*attach)(void *be, struct event_base *base);
+    /* counters: the backend's figures, as lines appended to out */
+    void (*counters)(void *be, strbuf *out);
+    /* notes: warnings about the data or settings (not errors), one per string, appended to out */
+    void (*notes)(void *be, strvec *out);
+} dir_backend_extra;
+
 /* dir_new - a directory over backend ops with state be (one reference, the caller's). */
 sl_dir *dir_new(const dir_backend *ops, void *be);
+/* dir_new_extra - dir_new with the optional operations of extra (which must outlive the directory). */
+sl_dir *dir_new_extra(const dir_backend *ops, const dir_backend_extra *extra, void *be);
 /* dir_open_embedded - the embedded backend from the LDIF file at path (absent: an empty
  * directory); NULL when the file has errors (added to errs as "file:line: message"). */
 sl_dir *dir_open_embedded(const char *path, conf_errors *errs);
+/* dir_open_embedded_opts - dir_open_embedded reading the attribute names of opt (the ldap_*
+ * remapping options), so that both backends read the same attributes. */
+sl_dir *dir_open_embedded_opts(const char *path, const sl_options *opt, conf_errors *errs);
+/* dir_open_ldap - the LDAP backend the ldap_* options of opt describe (opt->ldap_uris not empty).
+ * Nothing is contacted until dir_attach; until then every lookup answers TEMP. NULL with errs
+ * filled when the options cannot work. */
+sl_dir *dir_open_ldap(const sl_options *opt, conf_errors *errs);
+/* dir_attach - the daemon's loop runs: backends that talk to servers start connecting (a no-op
+ * for the embedded one). Called once per directory, on the loop thread. */
+void dir_attach(sl_dir *d, struct event_base *base);
+/* dir_counters - the backend's figures (searches, cache hits and misses, errors, reconnects) as
+ * text lines appended to out, for `sluice queue stats`; nothing for a backend without any. */
+void dir_counters(const sl_dir *d, strbuf *out);
+/* dir_notes - warnings about the directory's data or settings, for `sluice check` and the log. */
+void dir_notes(const sl_dir *d, strvec *out);
 /* dir_ref - take a reference; returns d. */
 sl_dir *dir_ref(sl_dir *d);
 /* dir_unref - drop a reference; the last one frees the directory (NULL allowed). */

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dir/ldap_text.h"
 #include "dir/ldif.h"
+#include "dir/schema.h"
 
 /* Groups nested deeper than this are a configuration mistake, not a delivery plan. */
 #define DIR_MAX_DEPTH 10
@@ -102,6 +104,7 @@ struct embedded_dir {
     size_t n_users;
     const char *first_domain;
     ldif_file ldif;    /* the records, kept for the attributes the schema maps (embedded_values) */
+    strvec notes;      /* "file:line: warning: ..." about attributes that are no longer read */
 };
 
 typedef struct {
@@ -192,41 +195,6 @@ static char *dn_domain(const char *dn)
     return sb.len ? sb_steal(&sb) : NULL;
 }
 
-/* domain_valid - a DNS name: labels of letters, digits and '-', no empty label. */
-static bool domain_valid(const char *s)
-{
-    size_t label = 0;
-    if (!*s || strlen(s) > 253) return false;
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '.') {
-            if (label == 0) return false;
-            label = 0;
-        } else if (isalnum(c) || c == '-' || c == '_') {
-            if (++label > 63) return false;
-        } else {
-            return false;
-        }
-    }
-    return label > 0;
-}
-
-/* addr_normalize - "local@domain" with the domain lower-cased, or NULL if not such an address. */
-static char *addr_normalize(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    if (!at || at == addr || strlen(addr) > 320) return NULL;
-    for (const char *p = addr; p < at; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c <= ' ' || c == 0x7f) return NULL;
-        if (c == '@' && addr[0] != '"') return NULL;
-    }
-    if (!domain_valid(at + 1)) return NULL;
-    char *out = xstrdup(addr);
-    str_lower(out + (at - addr) + 1);
-    return out;
-}
-
 /* addr_domain - the domain part of a normalised address. */
 static const char *addr_domain(const char *addr)
 {
@@ -290,7 +258,7 @@ static void load_domain(dir_loader *L, size_t i)
         const ldif_attr *a = &r->attrs[k];
         if (strcmp(a->name, "associateddomain") == 0) {
             named = true;
-            if (domain_valid(a->value))
+            if (dir_domain_valid(a->value))
                 domain_register(L, e, a->value, a->line);
             else
                 load_error(L, a->line, "bad domain name: %s", a->value);
@@ -302,7 +270,7 @@ static void load_domain(dir_loader *L, size_t i)
         char *dom = dn_domain(r->dn);
         if (!dom)
             load_error(L, r->line, "mailDomain entry has neither associatedDomain nor dc= components");
-        else if (!domain_valid(dom))
+        else if (!dir_domain_valid(dom))
             load_error(L, r->line, "bad domain name: %s", dom);
         else
             domain_register(L, e, dom, r->line);
@@ -315,7 +283,7 @@ static void load_domain(dir_loader *L, size_t i)
 /* checked_addr - normalised copy of value, or NULL with an error for line. */
 static char *checked_addr(dir_loader *L, const ldif_attr *a)
 {
-    char *n = addr_normalize(a->value);
+    char *n = dir_addr_normalize(a->value);
     if (!n) load_error(L, a->line, "%s is not an address (local@domain): %s", a->name, a->value);
     return n;
 }
@@ -333,6 +301,17 @@ static void addr_register(dir_loader *L, emb_entry *e, const char *addr, int lin
         return;
     }
     table_put(&L->d->addrs, addr, e);
+}
+
+/* note_max_message_size - maxMessageSize was never enforced and is no longer read: say exactly
+ * what replaces it (a warning, so that old directories still load). */
+static void note_max_message_size(dir_loader *L, int line, bool group)
+{
+    sv_push_owned(&L->d->notes,
+                  xasprintf("%s:%d: warning: maxMessageSize is not read: rename it to %s", L->file, line,
+                            group ? "mgrpMsgMaxSize (bytes) or mailMsgMaxBlocks (blocks of block_size bytes)"
+                                  : "mailMsgMaxBlocks (blocks of block_size bytes, e.g. 10240 for 10M with the "
+                                    "default block_size=1024)"));
 }
 
 /* entry_set_once - store a copy of value in *field unless it is already set. */
@@ -354,7 +333,7 @@ static void entry_apply_attr(dir_loader *L, emb_entry *e, const ldif_attr *a)
             return;
         }
         e->mail = checked_addr(L, a);
-    } else if (strcmp(n, "mailalternateaddress") == 0) {
+    } else if (strcmp(n, "mailalternateaddress") == 0 || strcmp(n, "mailequivalentaddress") == 0) {
         if ((addr = checked_addr(L, a))) sv_push_owned(&e->alt, addr);
     } else if (user && strcmp(n, "mailforwardingaddress") == 0) {
         if ((addr = checked_addr(L, a))) sv_push_owned(&e->forward, addr);
@@ -369,6 +348,8 @@ static void entry_apply_attr(dir_loader *L, emb_entry *e, const ldif_attr *a)
     } else if (strcmp(n, "maxmessagesize") == 0 || strcmp(n, "mailquota") == 0) {
         if (parse_uint(a->value, 0, UINT64_MAX, &num) < 0)
             load_error(L, a->line, "%s is not a number: %s", n, a->value);
+        else if (n[1] == 'a') /* maxmessagesize */
+            note_max_message_size(L, a->line, e->kind == EMB_GROUP);
     }
 }
 
@@ -392,8 +373,9 @@ static void load_mail_entry(dir_loader *L, size_t i, enum emb_kind kind)
     const ldif_attr *mail = ldif_record_first(r, "mail");
     addr_register(L, e, e->mail, mail->line);
     for (size_t k = 0; k < r->n; k++) {
-        if (strcmp(r->attrs[k].name, "mailalternateaddress") != 0) continue;
-        char *alt = addr_normalize(r->attrs[k].value); /* NULL: already reported */
+        if (strcmp(r->attrs[k].name, "mailalternateaddress") != 0 && strcmp(r->attrs[k].name, "mailequivalentaddress") != 0)
+            continue;
+        char *alt = dir_addr_normalize(r->attrs[k].value); /* NULL: already reported */
         if (alt) addr_register(L, e, alt, r->attrs[k].line);
         free(alt);
     }
@@ -401,10 +383,13 @@ static void load_mail_entry(dir_loader *L, size_t i, enum emb_kind kind)
     directory_add(L->d, e);
 }
 
-/* member_by_dn - the mail of the user or group named by dn, or NULL (error added if unknown). */
+/* member_by_dn - the mail of the user or group named by dn (a uniqueMember's optional UID
+ * ignored), or NULL (error added if unknown). */
 static const char *member_by_dn(dir_loader *L, const ldif_attr *a)
 {
-    char *norm = dn_normalize(a->value);
+    char *dn = strcmp(a->name, "uniquemember") == 0 ? ld_member_dn(a->value) : xstrdup(a->value);
+    char *norm = dn_normalize(dn);
+    free(dn);
     uintptr_t idx = (uintptr_t)table_get(&L->dns, norm);
     free(norm);
     if (!idx) {
@@ -474,7 +459,13 @@ void embedded_free(embedded_dir *d)
     table_free(&d->addrs);
     table_free(&d->domains);
     ldif_file_free(&d->ldif);
+    sv_free(&d->notes);
     free(d);
+}
+
+void embedded_notes(const embedded_dir *d, strvec *out)
+{
+    for (size_t i = 0; d && i < d->notes.n; i++) sv_push(out, d->notes.v[i]);
 }
 
 bool embedded_domain_is_local(const embedded_dir *d, const char *domain)
@@ -520,6 +511,7 @@ const char *embedded_first_domain(const embedded_dir *d)
 
 typedef struct {
     const embedded_dir *d;
+    const dir_schema *schema; /* the attribute the disabled rule reads */
     strvec out;
     dir_table seen;   /* addresses already in out */
     dir_table groups; /* groups already expanded: a group reached twice (or a cycle) adds nothing */
@@ -527,10 +519,24 @@ typedef struct {
     size_t errlen;
 } dir_expansion;
 
-/* user_disabled - whether mailUserStatus says the mailbox must not receive mail. */
-static bool user_disabled(const emb_entry *e)
+/* One entry as a source of values for the schema. */
+typedef struct {
+    const embedded_dir *d;
+    const emb_entry *e;
+} emb_values_src;
+
+static void emb_values(const void *src, const char *name, strvec *out)
 {
-    return str_ieq(e->status, "inactive") || str_ieq(e->status, "deleted") || str_ieq(e->status, "disabled");
+    const emb_values_src *s = src;
+    embedded_values(s->d, s->e, name, out);
+}
+
+/* user_disabled - whether the user's status says the mailbox must not receive mail (the
+ * schema's rule, shared with LDAP: dir_user_disabled). */
+static bool user_disabled(const dir_expansion *x, const emb_entry *e)
+{
+    emb_values_src src = {x->d, e};
+    return dir_user_disabled(x->schema, emb_values, &src);
 }
 
 /* expansion_add - append addr to the result unless it is already there. */
@@ -561,7 +567,7 @@ static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth)
         } else if (m->kind == EMB_GROUP) {
             sl_result r = expand_group(x, m, depth + 1);
             if (r != SL_OK) return r;
-        } else if (!user_disabled(m)) {
+        } else if (!user_disabled(x, m)) {
             /* a disabled member is skipped so that one closed mailbox does not bounce a list */
             expand_user(x, m);
         }
@@ -571,15 +577,25 @@ static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth)
 
 sl_result embedded_expand(const embedded_dir *d, const char *addr, strvec *out, char *err, size_t errlen)
 {
+    dir_schema s;
+    dir_schema_defaults(&s);
+    sl_result r = embedded_expand_schema(d, &s, addr, out, err, errlen);
+    dir_schema_free(&s);
+    return r;
+}
+
+sl_result embedded_expand_schema(const embedded_dir *d, const dir_schema *schema, const char *addr, strvec *out,
+                                 char *err, size_t errlen)
+{
     char scratch[1];
-    dir_expansion x = {.d = d, .err = errlen ? err : scratch, .errlen = errlen ? errlen : sizeof scratch};
+    dir_expansion x = {.d = d, .schema = schema, .err = errlen ? err : scratch, .errlen = errlen ? errlen : sizeof scratch};
     x.err[0] = '\0';
     sl_result r = SL_OK;
     const emb_entry *e = embedded_lookup(d, addr);
     if (!e) {
         snprintf(x.err, x.errlen, "no such user");
         r = SL_PERM;
-    } else if (e->kind == EMB_USER && user_disabled(e)) {
+    } else if (e->kind == EMB_USER && user_disabled(&x, e)) {
         snprintf(x.err, x.errlen, "mailbox disabled");
         r = SL_PERM;
     } else if (e->kind == EMB_USER) {

@@ -7,7 +7,7 @@
  * Entry kinds (by objectClass): mailDomain (domain name from associatedDomain, else the dc=
  * components of the DN), mailUser / inetOrgPerson with mail (a user), mailGroup (an alias: mail
  * plus members from mgrpRFC822MailMember addresses and member DNs). Users may have
- * mailAlternateAddress (more addresses), mailForwardingAddress (deliver there instead),
+ * mailAlternateAddress and mailEquivalentAddress (more addresses), mailForwardingAddress (deliver there instead),
  * mailDeliveryOption (forward + "mailbox" keeps a local copy), mailUserStatus
  * (active default; "inactive"/"deleted" reject at RCPT), uid, userPassword.
  */
@@ -17,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "core/util.h"
+#include "dir/schema.h"
 
 enum emb_kind { EMB_DOMAIN, EMB_USER, EMB_GROUP };
 
@@ -56,6 +57,11 @@ const emb_entry *embedded_lookup(const embedded_dir *d, const char *addr);
  * SL_OK with out filled; SL_PERM when addr is not in the directory (err says why).
  */
 sl_result embedded_expand(const embedded_dir *d, const char *addr, strvec *out, char *err, size_t errlen);
+/* embedded_expand_schema - embedded_expand with the disabled rule reading schema's attribute names. */
+sl_result embedded_expand_schema(const embedded_dir *d, const dir_schema *schema, const char *addr,
+                                 strvec *out, char *err, size_t errlen);
+/* embedded_notes - the loader's warnings ("file:line: warning: ..."), appended to out. */
+void embedded_notes(const embedded_dir *d, strvec *out);
 /* embedded_domain_count / embedded_user_count - sizes, for logs. */
 size_t embedded_domain_count(const embedded_dir *d);
 size_t embedded_user_count(const embedded_dir *d);

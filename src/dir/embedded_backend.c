@@ -45,7 +45,7 @@ static void emb_expand(void *be, const char *addr, dir_expand_cb cb, void *arg)
     emb_backend *b = be;
     strvec out = {0};
     char why[256] = "";
-    sl_result rc = embedded_expand(b->d, addr, &out, why, sizeof why);
+    sl_result rc = embedded_expand_schema(b->d, &b->schema, addr, &out, why, sizeof why);
     cb(arg, rc, out, why);
 }
 
@@ -81,9 +81,17 @@ static void emb_free(void *be)
     free(b);
 }
 
-static const dir_backend embedded_ops = {"embedded", emb_domain, emb_expand, emb_lookup, emb_stats, emb_free};
+static void emb_notes(void *be, strvec *out)
+{
+    emb_backend *b = be;
+    embedded_notes(b->d, out);
+}
 
-sl_dir *dir_open_embedded(const char *path, conf_errors *errs)
+static const dir_backend embedded_ops = {"embedded", emb_domain, emb_expand, emb_lookup, emb_stats, emb_free};
+static const dir_backend_extra embedded_extra = {NULL, NULL, emb_notes};
+
+/* open_with - the embedded backend reading the attribute names of opt (NULL: the defaults). */
+static sl_dir *open_with(const char *path, const sl_options *opt, conf_errors *errs)
 {
     size_t before = errs->msgs.n;
     char *text = conf_file_read(path, false, errs);
@@ -92,6 +100,17 @@ sl_dir *dir_open_embedded(const char *path, conf_errors *errs)
     if (!e) return NULL;
     emb_backend *b = xcalloc(1, sizeof *b);
     b->d = e;
-    dir_schema_defaults(&b->schema);
-    return dir_new(&embedded_ops, b);
+    if (!opt) dir_schema_defaults(&b->schema);
+    else if (dir_schema_from_options(&b->schema, opt) < 0) abort(); /* option table out of step with schema.c */
+    return dir_new_extra(&embedded_ops, &embedded_extra, b);
+}
+
+sl_dir *dir_open_embedded(const char *path, conf_errors *errs)
+{
+    return open_with(path, NULL, errs);
+}
+
+sl_dir *dir_open_embedded_opts(const char *path, const sl_options *opt, conf_errors *errs)
+{
+    return open_with(path, opt, errs);
 }

@@ -3,6 +3,7 @@
  */
 #include "dir/schema.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,19 @@ int dir_schema_set(dir_schema *s, const char *key, const char *attr)
     return -1;
 }
 
+int dir_schema_from_options(dir_schema *s, const sl_options *opt)
+{
+    dir_schema_defaults(s);
+    for (size_t i = 0; i + 1 < opt->dir_attrs.n; i += 2)
+        if (dir_schema_set(s, opt->dir_attrs.v[i], opt->dir_attrs.v[i + 1]) < 0) return -1;
+    return 0;
+}
+
+void dir_schema_attrs(const dir_schema *s, strvec *out)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) sv_push(out, *field_at((dir_schema *)s, &fields[i]));
+}
+
 /* first_value - the first value of name, or NULL (caller frees). */
 static char *first_value(dir_values_fn values, const void *src, const char *name)
 {
@@ -83,6 +97,14 @@ static unsigned count_value(dir_values_fn values, const void *src, const char *n
 {
     uint64_t n = number_value(values, src, name);
     return n > 0xffffffffu ? 0xffffffffu : (unsigned)n;
+}
+
+bool dir_user_disabled(const dir_schema *s, dir_values_fn values, const void *src)
+{
+    char *v = first_value(values, src, s->user_mail_status);
+    bool off = str_ieq(v, "inactive") || str_ieq(v, "deleted") || str_ieq(v, "disabled");
+    free(v);
+    return off;
 }
 
 void dir_domain_fill(const dir_schema *s, dir_values_fn values, const void *src, const char *name,
@@ -116,4 +138,37 @@ void dir_entry_fill(const dir_schema *s, dir_values_fn values, const void *src, 
     out->broadcaster_policy = first_value(values, src, s->broadcaster_policy);
     values(src, s->moderator, &out->moderators);
     out->reject_action = first_value(values, src, s->reject_action);
+}
+
+bool dir_domain_valid(const char *s)
+{
+    size_t label = 0;
+    if (!*s || strlen(s) > 253) return false;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+        } else if (isalnum(c) || c == '-' || c == '_') {
+            if (++label > 63) return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+char *dir_addr_normalize(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    if (!at || at == addr || strlen(addr) > 320) return NULL;
+    for (const char *p = addr; p < at; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= ' ' || c == 0x7f) return NULL;
+        if (c == '@' && addr[0] != '"') return NULL;
+    }
+    if (!dir_domain_valid(at + 1)) return NULL;
+    char *out = xstrdup(addr);
+    str_lower(out + (at - addr) + 1);
+    return out;
 }

@@ -41,6 +41,20 @@ void dir_schema_free(dir_schema *s);
 /* dir_schema_set - remap the field named key ("user_status", "domain_blocklimit", ...) to attr;
  * -1 if no field has that name. */
 int dir_schema_set(dir_schema *s, const char *key, const char *attr);
+/* dir_schema_from_options - the defaults, then the ldap_* remapping of opt (opt->dir_attrs) in
+ * order; -1 if a field named there does not exist (an option table out of step with this file). */
+int dir_schema_from_options(dir_schema *s, const sl_options *opt);
+/* dir_schema_attrs - every attribute name of s, appended to out (what a search must ask for). */
+void dir_schema_attrs(const dir_schema *s, strvec *out);
+/* dir_user_disabled - whether a user's values say its mailbox takes no mail (user_mail_status
+ * inactive, deleted or disabled): the rule by which group expansion skips a member and expansion
+ * of the user itself fails "mailbox disabled", the same in every backend. */
+bool dir_user_disabled(const dir_schema *s, dir_values_fn values, const void *src);
+/* dir_domain_valid - a DNS name: labels of letters, digits, '-' and '_', none empty. */
+bool dir_domain_valid(const char *s);
+/* dir_addr_normalize - "local@domain" with the domain lower-cased (the local part as written), or
+ * NULL when addr is not such an address (caller frees). */
+char *dir_addr_normalize(const char *addr);
 /* dir_domain_fill - *out (zeroed first) from the attributes of a domain entry named name. */
 void dir_domain_fill(const dir_schema *s, dir_values_fn values, const void *src, const char *name,
                      dir_domain_info *out);

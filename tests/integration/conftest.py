@@ -63,6 +63,12 @@ class Harness:
         self.peers.append(p)
         return p
 
+    def slapd(self, ldif, **kw):
+        """slapd - an OpenLDAP server with etc/sluice.schema and these entries (see sluicetest.Slapd)."""
+        p = st.Slapd(self.subdir("slapd"), ldif, **kw)
+        self.peers.append(p)
+        return p
+
     def finish(self):
         """finish - stop everything; return the problems found (unclean daemon exits, sanitizer reports)."""
         problems = []

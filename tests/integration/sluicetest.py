@@ -763,6 +763,75 @@ class Dnsmasq(Peer):
             return None
 
 
+class Slapd(Peer):
+    """peers/slapd-start.sh: OpenLDAP slapd on 127.0.0.1:port with etc/sluice.schema and the test's entries.
+
+    ldif: the entries (parents first, the suffix entry included), loaded before the server starts.
+    tls: (cert, key) PEM paths to offer StartTLS, and ldaps:// on ldaps_port. The root DN cn=admin,SUFFIX (password "secret")
+    is the only one that may read userPassword. pause()/resume() send SIGSTOP/SIGCONT.
+    """
+
+    SUFFIX = "dc=example,dc=test"
+    ROOT_PW = "secret"
+
+    def __init__(self, workdir, ldif, suffix=SUFFIX, tls=None, name="slapd"):
+        self.port = free_port("127.0.0.1")
+        self.ldaps_port = free_port("127.0.0.1") if tls else None
+        self.suffix = suffix
+        self.root_dn = "cn=admin," + suffix
+        self.paused = False
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        data = os.path.join(self.dir, "data.ldif")
+        with open(data, "w") as f:
+            f.write(ldif)
+        argv = ["/bin/bash", os.path.join(PEERS, "slapd-start.sh"), self.dir, str(self.port), suffix, data]
+        if tls:
+            argv += list(tls) + [str(self.ldaps_port)]
+        super().__init__(argv, workdir, name)
+        if wait_until(lambda: self.proc.poll() is not None or self.answers(), 20, 0.1) is None \
+                or self.proc.poll() is not None:
+            self.stop()
+            with open(self.log, "rb") as f:
+                raise AssertionError("slapd did not start: %s" % f.read()[-3000:].decode("utf-8", "replace"))
+
+    @property
+    def uri(self):
+        return "ldap://127.0.0.1:%d" % self.port
+
+    def search(self, filt, *attrs, timeout=5):
+        """search - `ldapsearch -LLL` as the root DN under the suffix; the CompletedProcess (text)."""
+        return subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "nettimeout=%d" % timeout, "-l", str(timeout),
+                               "-H", self.uri, "-D", self.root_dn, "-w", self.ROOT_PW, "-b", self.suffix, filt]
+                              + list(attrs), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout + 5)
+
+    def answers(self):
+        """answers - whether the server answers a search of its root DSE now."""
+        try:
+            r = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "nettimeout=1", "-l", "1", "-H", self.uri,
+                                "-b", "", "-s", "base", "namingContexts"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            return False
+        return r.returncode == 0
+
+    def pause(self):
+        """pause - SIGSTOP: connections stay open, nothing is answered."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        """resume - SIGCONT."""
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def stop(self):
+        if self.paused and self.proc.poll() is None:
+            self.resume()
+        kill_group(self.proc, signal.SIGTERM, 10)
+
+
 class Tarpit(Peer):
     """peers/tarpit.py: accepts TCP connections and never greets; counts open and concurrent connections."""
 
