@@ -1,17 +1,20 @@
 /*
- * smtp_out.h - the SMTP client channel program (tcp_* channels): one outbound session ("job")
- * to one destination. Runs on the event loop (libevent bufferevents, c-ares via dns.h); only the
- * loop thread calls it.
+ * smtp_out.h - the SMTP/LMTP client channel program's I/O adapter (tcp_* and lmtp* channels):
+ * one outbound session ("job") to one destination. It finds the hosts (DNS), connects, runs
+ * TLS, timeouts and loop detection, and feeds the protocol engine (smtp/client_sess.h), which
+ * speaks SMTP or LMTP and says what each reply means. Runs on the event loop (libevent
+ * bufferevents, c-ares via dns.h); only the loop thread calls it.
  *
  * Destination: the channel's "daemon HOST" smart host if set, else the MX hosts of the routing
  * host (preference order, equal preferences shuffled; no MX -> the domain's A/AAAA; null MX ->
  * permanent 5.1.10; NXDOMAIN -> permanent 5.1.2; DNS failure -> temporary 4.4.3). Port: the
- * channel's "port N" (default 25). Connection refused/timed out, a 4xx/5xx greeting, a 4xx
- * reply to EHLO/MAIL -> the next host. Per-recipient RCPT results: 5xx fails that recipient
- * only, 4xx retries it. PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID)
- * passed on when the next hop offers DSN; otherwise recipients with NOTIFY=SUCCESS are marked
- * relayed. SIZE, 8BITMIME and SMTPUTF8 honoured. After a transaction the connection stays open
- * for the next item to the same destination until smtp_out_free (QUIT).
+ * channel's "port N" (default 25). Connection refused/timed out, a 4xx/5xx greeting, a refused
+ * EHLO, 421 or a lost connection before the content went out -> the recipients without a final
+ * result go to the next address. Per-recipient RCPT results: 5xx fails that recipient only,
+ * 4xx retries it. PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID) passed on
+ * when the next hop offers DSN; otherwise recipients with NOTIFY=SUCCESS are marked relayed.
+ * SIZE, 8BITMIME and SMTPUTF8 honoured. After a transaction the connection stays open for the
+ * next item to the same destination until smtp_out_free (QUIT).
  */
 #ifndef SLUICE_SMTP_OUT_H
 #define SLUICE_SMTP_OUT_H

@@ -1,6 +1,7 @@
 /*
  * smtp_prog.c - the SMTP/LMTP channel program (tcp_* and lmtp*, see program.h): the job's
- * state is one smtp_out session (smtp_out.c), opened at the job's first item and kept for the
+ * state is one smtp_out session (smtp_out.c, the I/O adapter around the protocol engine of
+ * smtp/client_sess.c), opened at the job's first item and kept for the
  * next items to the same host while smtp_out_reusable says the connection is idle and has
  * room; job_close sends QUIT and frees it.
  */
