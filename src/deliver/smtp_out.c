@@ -10,9 +10,11 @@
  * engine decides what each reply means, the adapter decides where to go next.
  *
  * Recipients of the item are open (they still need a host) or done. A recipient whose result
- * is temporary and certain (a reply said so, or the session failed before its content was
- * sent) stays open when the session fails: the next address gets it. When every destination
- * has failed, each open recipient keeps the last failure. Everything else is final.
+ * is temporary and certain (a 4xx reply, or a session that failed before its content was sent)
+ * stays open: when the transaction or the session ends, the next address gets the open
+ * recipients, in the same attempt. When every destination has been tried, each open recipient
+ * keeps the last failure (a reply about it, or the last host's failure if that came later).
+ * Delivered recipients, 5xx and "may have arrived" (connection lost after the content) are final.
  *
  * The caller's callback always runs from a zero timeout, never inside smtp_out_deliver.
  * Only the loop thread calls these functions; SIGPIPE must be ignored by the process.
@@ -129,6 +131,15 @@ static const qrcpt *out_rcpt(const smtp_out *s, size_t i)
     return &s->item->msg->rcpts[s->item->rcpts[i]];
 }
 
+/* log_value - text safe inside a double-quoted log value; caller frees. */
+static char *log_value(const char *s)
+{
+    char *v = xstrdup(s ? s : "");
+    for (char *p = v; *p; p++)
+        if (*p == '"' || *p == '\\') *p = '\'';
+    return v;
+}
+
 /* rcpts_open_clear - forget what earlier hosts said about the open recipients. */
 static void rcpts_open_clear(smtp_out *s)
 {
@@ -232,12 +243,12 @@ static void conn_timeouts(smtp_out *s, unsigned secs)
 }
 
 /*
- * conn_failed - the current connection failed: the open recipients go to the next address. A
+ * conn_next - leave this connection (QUIT if quit): the open recipients go to the next address. A
  * connection kept from an earlier item has no list of untried addresses left: start afresh.
  */
-static void conn_failed(smtp_out *s)
+static void conn_next(smtp_out *s, bool quit)
 {
-    conn_close(s, false);
+    conn_close(s, quit);
     if (!rcpts_open(s)) {
         item_finish(s);
         return;
@@ -342,12 +353,28 @@ static void on_rcpt(smtp_out *s, size_t k)
     s->rst[i] = r->res == SL_TEMP && !r->uncertain ? RS_OPEN : RS_DONE;
 }
 
-/* on_done - the transaction is over and the session usable: results are final. */
+/*
+ * on_done - the transaction is over and the session usable. Recipients the server answered
+ * with 4xx (to RCPT, MAIL, DATA or the content) try the next address now, as RFC 5321 5.1
+ * asks ("until a delivery attempt succeeds"): the hosts of one domain often fail independently
+ * (seed 002: a soft-failing MX whose lookups are down). Delivered and 5xx recipients stay.
+ */
 static void on_done(smtp_out *s)
 {
-    for (size_t i = 0; i < s->item->n; i++) s->rst[i] = RS_DONE;
-    bufferevent_enable(s->bev, EV_READ); /* notice a peer that closes the idle connection */
-    item_finish(s);
+    if (!rcpts_open(s)) {
+        bufferevent_enable(s->bev, EV_READ); /* notice a peer that closes the idle connection */
+        item_finish(s);
+        return;
+    }
+    for (size_t i = 0; i < s->item->n; i++) {
+        if (s->rst[i] != RS_OPEN) continue;
+        const deliv_result *r = &s->item->results[i];
+        char *reply = log_value(r->diag);
+        log_info(out_msg_id(s), "next_host", "rcpt=<%s> relay=%s status=%s reply=\"%s\"", out_rcpt(s, i)->addr,
+                 s->peer, r->status, reply);
+        free(reply);
+    }
+    conn_next(s, true);
 }
 
 /* on_failed - the session ended: idle, it is closed; during an item, its open recipients move on. */
@@ -358,14 +385,12 @@ static void on_failed(smtp_out *s)
         conn_close(s, false);
         return;
     }
-    char *reply = xstrdup(f->diag);
-    for (char *p = reply; *p; p++)
-        if (*p == '"' || *p == '\\') *p = '\'';
+    char *reply = log_value(f->diag);
     log_info(out_msg_id(s), "session_failed", "host=%s addr=%s status=%s reply=\"%s\"", s->peer_name, s->peer_ip,
              f->status, reply);
     free(reply);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
-    conn_failed(s);
+    conn_next(s, false);
 }
 
 /* on_event - act on one event of the engine. */
@@ -734,15 +759,6 @@ static void dest_start(smtp_out *s)
 }
 
 /* ---- item completion ----------------------------------------------------------------- */
-
-/* log_value - text safe inside a double-quoted log value; caller frees. */
-static char *log_value(const char *s)
-{
-    char *v = xstrdup(s ? s : "");
-    for (char *p = v; *p; p++)
-        if (*p == '"' || *p == '\\') *p = '\'';
-    return v;
-}
 
 /* item_log - one "delivery" line per recipient. */
 static void item_log(const smtp_out *s)

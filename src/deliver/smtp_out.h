@@ -10,8 +10,10 @@
  * permanent 5.1.10; NXDOMAIN -> permanent 5.1.2; DNS failure -> temporary 4.4.3). Port: the
  * channel's "port N" (default 25). Connection refused/timed out, a 4xx/5xx greeting, a refused
  * EHLO, 421 or a lost connection before the content went out -> the recipients without a final
- * result go to the next address. Per-recipient RCPT results: 5xx fails that recipient only,
- * 4xx retries it. PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID) passed on
+ * result go to the next address. Per-recipient results: 5xx fails that recipient only; 4xx
+ * (to RCPT, MAIL, DATA or the content, LMTP per recipient) sends it to the next address of the
+ * list in the same attempt, and when the list (and the channel's lastresort) is exhausted it is
+ * retried later. PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID) passed on
  * when the next hop offers DSN; otherwise recipients with NOTIFY=SUCCESS are marked relayed.
  * SIZE, 8BITMIME and SMTPUTF8 honoured. After a transaction the connection stays open for the
  * next item to the same destination until smtp_out_free (QUIT).

@@ -687,12 +687,14 @@ class Peer:
 class Sink(Peer):
     """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
 
-    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True):
+    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=()):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
         for r in reject:
             argv += ["--reject", r]
+        for r in tempfail:
+            argv += ["--tempfail", r]
         if not dsn:
             argv.append("--no-dsn")
         super().__init__(argv, workdir, name)
@@ -710,6 +712,14 @@ class Sink(Peer):
 
     def find(self, needle):
         return [(e, c) for e, c in self.received() if needle in c]
+
+    def refused(self):
+        """refused - [(code, address)] of the RCPTs refused so far (--reject, --tempfail), in order."""
+        try:
+            with open(os.path.join(self.dir, "refused")) as f:
+                return [(int(c), a) for c, a in (ln.split(None, 1) for ln in f.read().split("\n") if ln)]
+        except FileNotFoundError:
+            return []
 
     def wait(self, needle, timeout=20.0):
         wait_until(lambda: self.find(needle), timeout, 0.1)

@@ -1,6 +1,7 @@
 """test_mx.py - the SMTP client channel against real peers: MX preference and fallback over a
 refusing host and a "421 busy" host, DSN parameters passed on intact, null MX (RFC 7505)
-bounces, retry after every MX refused, and per-recipient failures at the next hop.
+bounces, retry after every MX refused, per-recipient failures at the next hop, and a 4xx to
+RCPT at one MX sending that recipient to the next MX in the same attempt (seed 002).
 
 DNS comes from our own dnsmasq on a free port; every MX host is a loopback address of a random
 127.X.Y triple owned by this module, all on one free port (the channel's "port N").
@@ -28,8 +29,8 @@ def lab(module_harness):
     h = module_harness
     lab = Lab()
     lab.net = net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5, 6)}
-    lab.port = st.free_port(lab.addr[4], also=[lab.addr[i] for i in (2, 3, 5, 6)])
+    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5, 6, 7, 8)}
+    lab.port = st.free_port(lab.addr[4], also=[lab.addr[i] for i in (2, 3, 5, 6, 7, 8)])
     records = [
         # mxtest.test: .2 refuses, .3 says 421, .4 is the sink.
         "mx-host=mxtest.test,mx1.mxtest.test,10",
@@ -46,11 +47,19 @@ def lab(module_harness):
         # split.test: a sink that refuses one recipient.
         "mx-host=split.test,mx.split.test,10",
         "host-record=mx.split.test,%s" % lab.addr[6],
+        # soft.test (seed 002): MX 10 soft-fails some recipients (450), MX 20 may take them.
+        "mx-host=soft.test,mx1.soft.test,10",
+        "mx-host=soft.test,mx2.soft.test,20",
+        "host-record=mx1.soft.test,%s" % lab.addr[7],
+        "host-record=mx2.soft.test,%s" % lab.addr[8],
     ]
     lab.dns = h.dnsmasq(records, probe="mxtest.test")
     lab.busy = h.busy(lab.addr[3], lab.port)
     lab.sink = h.sink(lab.addr[4], lab.port, name="sink-mx3")
     lab.split_sink = h.sink(lab.addr[6], lab.port, name="sink-split", reject=["bad@split.test"])
+    lab.soft1 = h.sink(lab.addr[7], lab.port, name="sink-soft1", tempfail=["b@soft.test", "c@soft.test"],
+                       reject=["d@soft.test"])
+    lab.soft2 = h.sink(lab.addr[8], lab.port, name="sink-soft2", tempfail=["c@soft.test"])
     lab.mta = h.sluice(options={"dns_servers": "127.0.0.1:%d" % lab.dns.port},
                        tcp_local="smtp mx port %d" % lab.port)
     lab.harness = h
@@ -189,3 +198,52 @@ def test_next_hop_550_for_one_of_two_recipients(lab):
     assert b.get("status") == "5.1.1", b
     diag = b.get("diagnostic-code", "")
     assert not diag or re.search(r"\b550\b", diag), "Diagnostic-Code does not carry the 550: %r" % b
+
+
+def test_4xx_to_rcpt_goes_to_the_next_mx_in_the_same_attempt(lab):
+    """Seed 002: MX 10 answers 450 to b and c and 550 to d; MX 20 takes b and answers 450 to c.
+    a is delivered by MX 10, b by MX 20 in the same attempt (no deferral first), c is deferred
+    once both said 450, and d bounces without ever being offered to MX 20."""
+    mta = lab.mta
+    mid = "soft-%s@test" % uid()
+    rcpts = ["a@soft.test", "b@soft.test", "c@soft.test", "d@soft.test"]
+    final, rr = send_message(mta.port, "bob@example.test", rcpts,
+                             make_message(mid, frm="bob@example.test", to="a@soft.test"))
+    assert [r.code for r in rr] == [250] * 4, rr
+    assert final.code == 250, final
+    qid = st.queue_id(final)
+    got1 = lab.soft1.wait(mid.encode(), timeout=30)
+    got2 = lab.soft2.wait(mid.encode(), timeout=30)
+    assert got1 and got2, "MX 10 got %d, MX 20 got %d copies; log:\n%s" % (len(got1 or []), len(got2 or []),
+                                                                      mta.log_excerpt(qid))
+    assert got1[0][0]["rcpt_tos"] == ["a@soft.test"], got1[0][0]
+    assert got2[0][0]["rcpt_tos"] == ["b@soft.test"], got2[0][0]
+
+    def deliveries(rcpt):
+        return [ln for ln in mta.events("delivery") if ln.id == qid and ln.kv.get("rcpt") == "<%s>" % rcpt]
+
+    ok = st.wait_until(lambda: deliveries("c@soft.test") and deliveries("b@soft.test"), 20)
+    assert ok, "no delivery lines for b and c; log:\n%s" % mta.log_excerpt(qid)
+    b = deliveries("b@soft.test")
+    assert b[0].kv.get("result") == "sent" and b[0].kv.get("relay") == "mx2.soft.test", \
+        "b was not delivered by MX 20 in the first attempt:\n%s" % mta.log_excerpt(qid)
+    c = deliveries("c@soft.test")[0]
+    assert c.kv.get("result") == "deferred" and c.kv.get("relay") == "mx2.soft.test", c.raw
+    assert c.kv.get("status") == "4.2.0", c.raw
+    a = deliveries("a@soft.test")
+    assert a[0].kv.get("result") == "sent" and a[0].kv.get("relay") == "mx1.soft.test", a
+    moved = [ln.kv.get("rcpt") for ln in mta.events("next_host") if ln.id == qid]
+    assert moved[:2] == ["<b@soft.test>", "<c@soft.test>"], "next_host lines: %r" % moved
+    assert "<d@soft.test>" not in moved and "<a@soft.test>" not in moved, moved
+
+    bounces = find_bounce(mta, "bob@example.test", mid.encode())
+    assert bounces, "no bounce to bob for d@soft.test; log:\n%s" % mta.log_excerpt(qid)
+    blocks = check_bounce_form(bounces[0])
+    assert [b["final-recipient"].lower().split(";")[-1].strip() for b in blocks] == ["d@soft.test"], blocks
+    assert blocks[0].get("status") == "5.1.1", blocks
+    time.sleep(3)  # longer than retry_max: c is retried meanwhile, nothing is delivered twice
+    assert [e["rcpt_tos"] for e, _ in lab.soft1.find(mid.encode())] == [["a@soft.test"]]
+    assert [e["rcpt_tos"] for e, _ in lab.soft2.find(mid.encode())] == [["b@soft.test"]]
+    assert ("550", "d@soft.test") not in [(str(c), a) for c, a in lab.soft2.refused()]
+    assert (550, "d@soft.test") in lab.soft1.refused()
+    assert lab.soft2.refused().count((450, "c@soft.test")) >= 2, "c was not retried at MX 20: %r" % lab.soft2.refused()
