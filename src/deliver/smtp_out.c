@@ -36,6 +36,7 @@
 
 #include "core/log.h"
 #include "core/tls.h"
+#include "deliver/hostmem.h"
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
@@ -62,6 +63,10 @@ struct smtp_out {
 
     /* destinations of the current attempt */
     strvec names;         /* host names to try, in order */
+    bool from_mx;         /* names are the routing host's MX hosts */
+    char *first_failed;   /* the MX host this attempt failed at first (hostmem_to_back at its end) */
+    hostmem *mem;         /* MX hosts that failed lately, per destination (the daemon's), or NULL */
+    char *dest_key;       /* this destination in mem: "<channel> <routing host>" */
     size_t next_name;
     bool direct;          /* names[0] is the routing host itself: no address is permanent */
     struct sockaddr_storage *addrs;
@@ -203,6 +208,61 @@ static bool is_lmtp(const smtp_out *s)
     return s->ch->lmtp || s->ch->type == CHAN_LMTP;
 }
 
+/* ---- memory of failing hosts --------------------------------------------------------- */
+
+/* mem_failed - the current MX host failed: the next attempts try it after its equals. A kept
+ * connection that ends is no failure of its host (servers close idle connections). */
+static void mem_failed(smtp_out *s)
+{
+    if (!s->mem || !s->from_mx || !s->peer_name || s->reused) return;
+    hostmem_failed(s->mem, s->dest_key, s->peer_name, now_unix());
+    if (!s->first_failed) s->first_failed = xstrdup(s->peer_name);
+}
+
+/* mem_ok - the current MX host completed a transaction: forget its failures. */
+static void mem_ok(smtp_out *s)
+{
+    if (s->mem && s->from_mx && s->peer_name) hostmem_ok(s->mem, s->dest_key, s->peer_name);
+}
+
+/* mem_attempt_end - the host this attempt began failing at goes behind its fellow failures, so
+ * that attempts to hosts that all fail begin at each in turn. */
+static void mem_attempt_end(smtp_out *s)
+{
+    if (s->mem && s->first_failed) hostmem_to_back(s->mem, s->dest_key, s->first_failed);
+    free(s->first_failed);
+    s->first_failed = NULL;
+}
+
+/* mem_log_order - log the MX order when the memory changed it. */
+static void mem_log_order(const smtp_out *s, const dns_mx *mx, size_t n, const strvec *failing)
+{
+    strbuf order, fail;
+    sb_init(&order);
+    sb_init(&fail);
+    for (size_t i = 0; i < n; i++) sb_printf(&order, "%s%s", i ? "," : "", mx[i].host[0] ? mx[i].host : ".");
+    for (size_t i = 0; i < failing->n; i++) sb_printf(&fail, "%s%s", i ? "," : "", failing->v[i]);
+    log_info(out_msg_id(s), "mx_order", "host=%s order=%s failing=%s", s->host, order.data, fail.data);
+    sb_free(&order);
+    sb_free(&fail);
+}
+
+/* mem_order - a copy of mx in the order to try: hosts that failed lately after the others of
+ * their preference (dns_mx_demote); caller frees. */
+static dns_mx *mem_order(smtp_out *s, const dns_mx *mx, size_t n)
+{
+    dns_mx *o = xcalloc(n ? n : 1, sizeof *o);
+    if (n) memcpy(o, mx, n * sizeof *mx);
+    strvec failing = {0};
+    if (s->mem) hostmem_failing(s->mem, s->dest_key, now_unix(), &failing);
+    if (failing.n) {
+        dns_mx_demote(o, n, &failing);
+        mem_log_order(s, o, n, &failing);
+    }
+    sv_free(&failing);
+    return o;
+}
+
 /* ---- connection ---------------------------------------------------------------------- */
 
 /* out_flush - hand what the engine emitted to the socket; true when nothing is left queued. */
@@ -267,6 +327,7 @@ static void conn_connect_failed(smtp_out *s, int err)
     const char *why = err ? strerror(err) : "connection timed out";
     log_info(out_msg_id(s), "connect_failed", "host=%s addr=%s port=%u error=\"%s\"", s->peer_name, s->peer_ip,
              s->ch->port ? s->ch->port : 25, why);
+    mem_failed(s);
     fail_set_conn(s, "4.4.1", why);
     conn_close(s, false);
     dest_try_next(s);
@@ -361,6 +422,7 @@ static void on_rcpt(smtp_out *s, size_t k)
  */
 static void on_done(smtp_out *s)
 {
+    mem_ok(s);
     if (!rcpts_open(s)) {
         bufferevent_enable(s->bev, EV_READ); /* notice a peer that closes the idle connection */
         item_finish(s);
@@ -389,6 +451,7 @@ static void on_failed(smtp_out *s)
     log_info(out_msg_id(s), "session_failed", "host=%s addr=%s status=%s reply=\"%s\"", s->peer_name, s->peer_ip,
              f->status, reply);
     free(reply);
+    mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
 }
@@ -586,6 +649,7 @@ static bool conn_open(smtp_out *s, const struct sockaddr_storage *addr)
     if (s->sync_what) err = s->sync_errno;
     log_info(out_msg_id(s), "connect_failed", "host=%s addr=%s port=%u error=\"%s\"", s->peer_name, s->peer_ip,
              s->ch->port ? s->ch->port : 25, strerror(err ? err : ECONNREFUSED));
+    mem_failed(s);
     fail_set_conn(s, "4.4.1", strerror(err ? err : ECONNREFUSED));
     conn_close(s, false);
     return false;
@@ -630,6 +694,7 @@ static void dest_on_addr(void *arg, sl_result res, const struct sockaddr_storage
             fail_set(s, SL_TEMP, "4.4.3", diag, NULL);
         log_info(out_msg_id(s), "dns_failed", "host=%s error=\"%s\"", name, res == SL_OK ? "no address records" : errmsg);
         free(diag);
+        mem_failed(s);
     }
     s->st = OS_CLOSED;
     dest_try_next(s);
@@ -725,7 +790,11 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
         item_finish(s);
         return;
     }
-    if (dest_mx_names(s, mx, n)) dest_try_next(s);
+    dns_mx *order = mem_order(s, mx, n);
+    bool go = dest_mx_names(s, order, n);
+    free(order);
+    s->from_mx = s->names.n && !s->direct;
+    if (go) dest_try_next(s);
 }
 
 /* dest_start - find the destinations afresh and start trying them. */
@@ -733,6 +802,7 @@ static void dest_start(smtp_out *s)
 {
     sv_free(&s->names);
     s->next_name = 0;
+    s->from_mx = false;
     free(s->addrs);
     s->addrs = NULL;
     s->n_addrs = s->next_addr = 0;
@@ -798,6 +868,7 @@ static void item_finish(smtp_out *s)
             deliv_result_set(&s->item->results[i], SL_TEMP, "4.3.0", "smtp; internal error: no result for recipient",
                              NULL);
     item_log(s);
+    mem_attempt_end(s);
     free(s->rst);
     free(s->txn_rcpts);
     free(s->txn_map);
@@ -818,6 +889,7 @@ smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *con
     s->conf = conf;
     s->ch = ch;
     s->host = xstrdup(host);
+    s->dest_key = xasprintf("%s %s", ch->name, host);
     s->wbuf = evbuffer_new();
     s->ev_done = evtimer_new(base, item_on_done, s);
     if (!s->ev_done || !s->wbuf) abort();
@@ -860,6 +932,11 @@ void smtp_out_set_tls(smtp_out *s, struct ssl_ctx_st *ctx)
     s->tls_ctx = ctx;
 }
 
+void smtp_out_set_memory(smtp_out *s, hostmem *mem)
+{
+    s->mem = mem;
+}
+
 void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n)
 {
     free(s->self_token);
@@ -884,6 +961,8 @@ void smtp_out_free(smtp_out *s)
     free(s->fail_diag);
     free(s->fail_mta);
     free(s->host);
+    free(s->dest_key);
+    free(s->first_failed);
     free(s->self_token);
     free(s->self_addrs);
     free(s);

@@ -1,7 +1,8 @@
 """test_mx.py - the SMTP client channel against real peers: MX preference and fallback over a
 refusing host and a "421 busy" host, DSN parameters passed on intact, null MX (RFC 7505)
-bounces, retry after every MX refused, per-recipient failures at the next hop, and a 4xx to
-RCPT at one MX sending that recipient to the next MX in the same attempt (seed 002).
+bounces, retry after every MX refused, per-recipient failures at the next hop, and seed 002:
+a 4xx to RCPT at one MX sends that recipient to the next MX in the same attempt, and attempts
+do not keep beginning at the same failing host among MX hosts of equal preference.
 
 DNS comes from our own dnsmasq on a free port; every MX host is a loopback address of a random
 127.X.Y triple owned by this module, all on one free port (the channel's "port N").
@@ -29,8 +30,8 @@ def lab(module_harness):
     h = module_harness
     lab = Lab()
     lab.net = net = st.loopback_net()
-    lab.addr = {i: "%s.%d" % (net, i) for i in (2, 3, 4, 5, 6, 7, 8)}
-    lab.port = st.free_port(lab.addr[4], also=[lab.addr[i] for i in (2, 3, 5, 6, 7, 8)])
+    lab.addr = {i: "%s.%d" % (net, i) for i in range(2, 13)}
+    lab.port = st.free_port(lab.addr[4], also=[lab.addr[i] for i in range(2, 13) if i != 4])
     records = [
         # mxtest.test: .2 refuses, .3 says 421, .4 is the sink.
         "mx-host=mxtest.test,mx1.mxtest.test,10",
@@ -52,6 +53,16 @@ def lab(module_harness):
         "mx-host=soft.test,mx2.soft.test,20",
         "host-record=mx1.soft.test,%s" % lab.addr[7],
         "host-record=mx2.soft.test,%s" % lab.addr[8],
+        # eq.test: two MX 10, a.eq.test always busy (421), b.eq.test a sink.
+        "mx-host=eq.test,a.eq.test,10",
+        "mx-host=eq.test,b.eq.test,10",
+        "host-record=a.eq.test,%s" % lab.addr[9],
+        "host-record=b.eq.test,%s" % lab.addr[10],
+        # rot.test: two MX 10, both always busy.
+        "mx-host=rot.test,x.rot.test,10",
+        "mx-host=rot.test,y.rot.test,10",
+        "host-record=x.rot.test,%s" % lab.addr[11],
+        "host-record=y.rot.test,%s" % lab.addr[12],
     ]
     lab.dns = h.dnsmasq(records, probe="mxtest.test")
     lab.busy = h.busy(lab.addr[3], lab.port)
@@ -60,6 +71,10 @@ def lab(module_harness):
     lab.soft1 = h.sink(lab.addr[7], lab.port, name="sink-soft1", tempfail=["b@soft.test", "c@soft.test"],
                        reject=["d@soft.test"])
     lab.soft2 = h.sink(lab.addr[8], lab.port, name="sink-soft2", tempfail=["c@soft.test"])
+    lab.eq_busy = h.busy(lab.addr[9], lab.port)
+    lab.eq_sink = h.sink(lab.addr[10], lab.port, name="sink-eq")
+    lab.rot_x = h.busy(lab.addr[11], lab.port)
+    lab.rot_y = h.busy(lab.addr[12], lab.port)
     lab.mta = h.sluice(options={"dns_servers": "127.0.0.1:%d" % lab.dns.port},
                        tcp_local="smtp mx port %d" % lab.port)
     lab.harness = h
@@ -247,3 +262,57 @@ def test_4xx_to_rcpt_goes_to_the_next_mx_in_the_same_attempt(lab):
     assert ("550", "d@soft.test") not in [(str(c), a) for c, a in lab.soft2.refused()]
     assert (550, "d@soft.test") in lab.soft1.refused()
     assert lab.soft2.refused().count((450, "c@soft.test")) >= 2, "c was not retried at MX 20: %r" % lab.soft2.refused()
+
+
+def test_a_failing_mx_is_not_tried_first_again(lab):
+    """Seed 002 (retries): a.eq.test and b.eq.test are both MX 10, a always answers 421. Once a
+    has failed, the next messages to eq.test begin at b: in 8 messages a sees at most one
+    connection (with a random order, about 4; at most one has a chance of 9 in 256)."""
+    mta = lab.mta
+    mids = []
+    for n in range(8):
+        mid = "eq%d-%s@test" % (n, uid())
+        final, _ = send_message(mta.port, "alice@example.test", ["user@eq.test"], make_message(mid, to="user@eq.test"))
+        assert final.code == 250, final
+        got = lab.eq_sink.wait(mid.encode(), timeout=20)
+        assert got, "message %d not delivered by b.eq.test; log:\n%s" % (n, mta.log_excerpt(st.queue_id(final)))
+        mids.append(mid)
+    assert lab.eq_busy.connections() <= 1, "a.eq.test was tried first %d times; log:\n%s" % (
+        lab.eq_busy.connections(), mta.log_excerpt("eq.test"))
+    if lab.eq_busy.connections():
+        orders = [ln for ln in mta.events("mx_order") if ln.kv.get("host") == "eq.test"]
+        assert orders and all(ln.kv.get("order") == "b.eq.test,a.eq.test" for ln in orders), orders
+        assert all(ln.kv.get("failing") == "a.eq.test" for ln in orders), orders
+
+
+def test_attempts_begin_at_each_failing_mx_in_turn(lab):
+    """Seed 002 (retries): x.rot.test and y.rot.test are both MX 10 and both answer 421. The
+    message is retried every second or two; each attempt begins at the host the previous one
+    did not begin at (with a random order, 5 alternating attempts have a chance of 1 in 16)."""
+    mta = lab.mta
+    mid = "rot-%s@test" % uid()
+    final, _ = send_message(mta.port, "alice@example.test", ["user@rot.test"], make_message(mid, to="user@rot.test"))
+    assert final.code == 250, final
+    qid = st.queue_id(final)
+
+    def attempts():
+        """attempts - the hosts each finished attempt tried, in order (session_failed, then delivery)."""
+        out, cur = [], []
+        for ln in mta.log():
+            if ln.id != qid:
+                continue
+            if ln.event == "session_failed":
+                cur.append(ln.kv.get("host"))
+            elif ln.event == "delivery":
+                out.append(cur)
+                cur = []
+        return out
+
+    got = st.wait_until(lambda: len(attempts()) >= 5 and attempts(), 40)
+    assert got, "fewer than 5 attempts; log:\n%s" % mta.log_excerpt(qid)
+    firsts = [a[0] for a in got[:5]]
+    assert all(sorted(a) == ["x.rot.test", "y.rot.test"] for a in got[:5]), got
+    assert all(firsts[i] != firsts[i + 1] for i in range(4)), "attempts began at %r; log:\n%s" % (
+        firsts, mta.log_excerpt(qid))
+    deferred = [ln for ln in mta.events("delivery") if ln.id == qid]
+    assert all(ln.kv.get("result") == "deferred" for ln in deferred), deferred
