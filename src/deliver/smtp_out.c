@@ -145,10 +145,16 @@ static char *log_value(const char *s)
     return v;
 }
 
+/* item_active - an item is being delivered (not merely waiting for its callback to run). */
+static bool item_active(const smtp_out *s)
+{
+    return s->item && s->rst;
+}
+
 /* rcpts_open_clear - forget what earlier hosts said about the open recipients. */
 static void rcpts_open_clear(smtp_out *s)
 {
-    for (size_t i = 0; s->item && i < s->item->n; i++)
+    for (size_t i = 0; item_active(s) && i < s->item->n; i++)
         if (s->rst[i] == RS_OPEN) deliv_result_clear(&s->item->results[i]);
 }
 
@@ -439,11 +445,12 @@ static void on_done(smtp_out *s)
     conn_next(s, true);
 }
 
-/* on_failed - the session ended: idle, it is closed; during an item, its open recipients move on. */
+/* on_failed - the session ended: idle, it is closed; during an item, its open recipients move on.
+ * An item whose results are all set may still wait for its callback: the connection is idle. */
 static void on_failed(smtp_out *s)
 {
     const smtp_client_failure *f = smtp_client_failure_of(s->cs);
-    if (!s->item) {
+    if (!item_active(s)) {
         conn_close(s, false);
         return;
     }

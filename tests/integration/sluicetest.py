@@ -730,13 +730,15 @@ class ChunkingServer(Sink):
     """peers/chunking.py: offers PIPELINING and CHUNKING; records each message like the sink, with
     how it came ("BDAT" or "DATA"), the BDAT chunk sizes and the session's command lines."""
 
-    def __init__(self, workdir, host, port, name="chunking", reject=()):  # noqa: super().__init__ starts a sink
+    def __init__(self, workdir, host, port, name="chunking", reject=(), close_after_message=False):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "chunking.py"), "--listen", "%s:%d" % (host, port),
                 "--dir", self.dir]
         for r in reject:
             argv += ["--reject", r]
+        if close_after_message:
+            argv.append("--close-after-message")
         Peer.__init__(self, argv, workdir, name)
         self.wait_file(os.path.join(self.dir, "ready"))
 

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """chunking.py - an SMTP server offering PIPELINING and CHUNKING (RFC 3030), for Sluice's client.
 
-Usage: chunking.py --listen HOST:PORT --dir DIR [--reject ADDR]...
+Usage: chunking.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--close-after-message]
 
 It takes MAIL, RCPT (an address given with --reject gets "550 5.1.1"), DATA (dot-stuffed) and
 BDAT (any number of chunks, the last one marked LAST), RSET, NOOP and QUIT. Each message is
 stored as DIR/NNNNNN.eml (the content as received: BDAT octets as they came, DATA with the
 dot-stuffing removed) and DIR/NNNNNN.json (mail_from, rcpt_tos, how: "BDAT" or "DATA", chunks:
 the BDAT sizes, commands: every command line of the session so far), the .json written last.
+With --close-after-message the connection is closed right after the reply that accepted a
+message (in the same write as that reply), as servers that limit messages per connection do.
 DIR/ready appears once it listens. SIGTERM stops it.
 """
 import argparse
@@ -26,6 +28,7 @@ class Session:
     def __init__(self, server, reader, writer):
         self.server, self.reader, self.writer = server, reader, writer
         self.commands = []
+        self.stored = False
         self.reset()
 
     def reset(self):
@@ -46,7 +49,7 @@ class Session:
             handler = getattr(self, "do_" + verb.upper(), None)
             if handler is None:
                 self.reply("502 5.5.2 unknown command")
-            elif await handler(arg) is False:
+            elif await handler(arg) is False or (self.stored and self.server.close_after):
                 await self.writer.drain()
                 return
             await self.writer.drain()
@@ -118,13 +121,15 @@ class Session:
             json.dump(env, f, indent=1)
         os.rename(base + ".json.tmp", base + ".json")
         self.reply("250 2.0.0 OK chunking %06d" % n)
+        self.stored = True
         self.reset()
 
 
 class Server:
-    def __init__(self, directory, reject):
+    def __init__(self, directory, reject, close_after):
         self.dir = directory
         self.reject = {r.lower() for r in reject}
+        self.close_after = close_after
         self.count = 0
 
     def next_number(self):
@@ -144,10 +149,11 @@ def main():
     ap.add_argument("--listen", required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--close-after-message", action="store_true")
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     os.makedirs(a.dir, exist_ok=True)
-    srv = Server(a.dir, a.reject)
+    srv = Server(a.dir, a.reject, a.close_after_message)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(asyncio.start_server(srv.handle, host=host, port=int(port), reuse_address=True))
