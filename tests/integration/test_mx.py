@@ -76,7 +76,15 @@ def lab(module_harness):
     lab.rot_x = h.busy(lab.addr[11], lab.port)
     lab.rot_y = h.busy(lab.addr[12], lab.port)
     lab.mta = h.sluice(options={"dns_servers": "127.0.0.1:%d" % lab.dns.port},
-                       tcp_local="smtp mx port %d" % lab.port)
+                       tcp_local="smtp mx port %d" % lab.port, start=False)
+    # eq.test has a channel of its own whose connections carry one message each, so that every
+    # message to it is a new attempt (MX lookup and ordering) rather than a kept connection.
+    lab.mta.write("sluice.cnf", st.sluice_cnf("smtp mx port %d" % lab.port).replace(
+        ".              $U%$H@tcp_local-daemon\n",
+        "eq.test        $U%$D@tcp_eq-daemon\n.              $U%$H@tcp_local-daemon\n") +
+        "\ntcp_eq smtp mx port %d\ntcp_eq-daemon\n" % lab.port)
+    lab.mta.write("tcp_eq_option", "MAX_MESSAGES_PER_CONNECTION=1\n")
+    lab.mta.start()
     lab.harness = h
     return lab
 
@@ -266,8 +274,9 @@ def test_4xx_to_rcpt_goes_to_the_next_mx_in_the_same_attempt(lab):
 
 def test_a_failing_mx_is_not_tried_first_again(lab):
     """Seed 002 (retries): a.eq.test and b.eq.test are both MX 10, a always answers 421. Once a
-    has failed, the next messages to eq.test begin at b: in 8 messages a sees at most one
-    connection (with a random order, about 4; at most one has a chance of 9 in 256)."""
+    has failed, the next messages to eq.test begin at b: in 8 messages (one connection each) a
+    sees at most one connection (with a random order, about 4; at most one has a chance of 9 in
+    256), and every attempt after a's failure logs the order b, a."""
     mta = lab.mta
     mids = []
     for n in range(8):
@@ -279,9 +288,16 @@ def test_a_failing_mx_is_not_tried_first_again(lab):
         mids.append(mid)
     assert lab.eq_busy.connections() <= 1, "a.eq.test was tried first %d times; log:\n%s" % (
         lab.eq_busy.connections(), mta.log_excerpt("eq.test"))
-    if lab.eq_busy.connections():
-        orders = [ln for ln in mta.events("mx_order") if ln.kv.get("host") == "eq.test"]
-        assert orders and all(ln.kv.get("order") == "b.eq.test,a.eq.test" for ln in orders), orders
+    starts = [ln for ln in mta.events("job_start") if ln.kv.get("host") == "eq.test"]
+    assert len(starts) == 8, "not one job per message: %r" % starts
+    failed = [ln for ln in mta.events("session_failed") if ln.kv.get("host") == "a.eq.test"]
+    orders = [ln for ln in mta.events("mx_order") if ln.kv.get("host") == "eq.test"]
+    assert len(failed) == lab.eq_busy.connections(), failed
+    assert failed or not orders, "reordered although a.eq.test never failed: %r" % orders
+    if failed:
+        after = [ln for ln in starts if ln.time > failed[0].time]
+        assert len(orders) == len(after), "attempts after a.eq.test failed: %d, reordered: %r" % (len(after), orders)
+        assert all(ln.kv.get("order") == "b.eq.test,a.eq.test" for ln in orders), orders
         assert all(ln.kv.get("failing") == "a.eq.test" for ln in orders), orders
 
 
