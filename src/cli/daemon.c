@@ -12,6 +12,7 @@
 #include "core/tls.h"
 #include "core/workq.h"
 #include "cli/load.h"
+#include "deliver/hostmem.h"
 #include "deliver/program.h"
 #include "dir/dir.h"
 #include "dns/dns.h"
@@ -254,6 +255,7 @@ int daemon_serve(const char *dir)
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
+    d.ctx.hostmem = hostmem_new();
     d.sched = sched_new(&d.ctx, deliv_programs_builtin());
     enqueue_set_sink(&d.ctx, enqueued, d.sched);
     d.pol = policy_new(&d.ctx);
@@ -295,6 +297,7 @@ int daemon_serve(const char *dir)
     store_close(d.ctx.store);
     sched_free(d.sched);
     dns_free(d.ctx.dns); /* cancels the reject mode's MX lookups: before the policy goes */
+    hostmem_free(d.ctx.hostmem);
     policy_free(d.pol);
     ctx_conf_release_all(&d.ctx);
     dir_unref(d.ctx.dir);

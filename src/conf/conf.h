@@ -134,6 +134,7 @@ typedef struct {
     size_t n_notices;            /* 0 = option.dat message_lifetime, no delay DSNs */
     bool loopcheck;              /* "loopcheck": bounce 5.4.6 when the next hop is ourselves */
     bool allow_self_mx;          /* "selfmx": an MX that is one of our own addresses is no loop */
+    bool chunking;               /* "chunking": BDAT when the next hop offers CHUNKING / "nochunking" (default): DATA */
     char *notificationchannel;   /* "notificationchannel CH" (default process) */
     char *dispositionchannel;    /* "dispositionchannel CH" (default process) */
     char *lastresort;            /* "lastresort HOST": tried after temporary failures of every MX */

@@ -221,6 +221,13 @@ static void kw_selfmx(cnf_parser *p, int line, const char *kw, char **args, size
     p->cur.allow_self_mx = true;
 }
 
+/* kw_chunking - "chunking" / "nochunking". */
+static void kw_chunking(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    p->cur.chunking = str_ieq(kw, "chunking");
+}
+
 /* kw_rules - "rules" / "norules". */
 static void kw_rules(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
@@ -386,6 +393,8 @@ static const chan_keyword chan_keywords[] = {
     {"notices", KW_LIST, kw_notices},
     {"loopcheck", KW_FLAG, kw_loopcheck},
     {"selfmx", KW_FLAG, kw_selfmx},
+    {"chunking", KW_FLAG, kw_chunking},
+    {"nochunking", KW_FLAG, kw_chunking},
     {"notificationchannel", KW_ONE, kw_notify_channel},
     {"dispositionchannel", KW_ONE, kw_notify_channel},
     {"lastresort", KW_ONE, kw_lastresort},
@@ -444,6 +453,7 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
     ch->n_notices = d->n_notices;
     ch->loopcheck = d->loopcheck;
     ch->allow_self_mx = d->allow_self_mx;
+    ch->chunking = d->chunking;
     free(ch->notificationchannel);
     ch->notificationchannel = xstrdup(d->notificationchannel);
     free(ch->dispositionchannel);

@@ -19,6 +19,7 @@ struct workq;
 struct dns_ctx;
 struct sl_dir;
 struct qmsg;
+struct hostmem;
 
 typedef struct sl_ctx {
     struct event_base *base;
@@ -36,6 +37,7 @@ typedef struct sl_ctx {
     size_t n_listen;
     struct ssl_ctx_st *tls_server; /* STARTTLS server context (NULL: no certificate configured) */
     struct ssl_ctx_st *tls_client; /* opportunistic client context */
+    struct hostmem *hostmem; /* MX hosts that failed lately, per destination (deliver/hostmem.h) */
     void *conf_refs;      /* private: reference counts (conf/conf_ref.c) */
 } sl_ctx;
 

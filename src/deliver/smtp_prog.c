@@ -1,6 +1,7 @@
 /*
  * smtp_prog.c - the SMTP/LMTP channel program (tcp_* and lmtp*, see program.h): the job's
- * state is one smtp_out session (smtp_out.c), opened at the job's first item and kept for the
+ * state is one smtp_out session (smtp_out.c, the I/O adapter around the protocol engine of
+ * smtp/client_sess.c), opened at the job's first item and kept for the
  * next items to the same host while smtp_out_reusable says the connection is idle and has
  * room; job_close sends QUIT and frees it.
  */
@@ -14,6 +15,7 @@ static smtp_out *smtp_session_open(const deliv_job *job)
     smtp_out *out = smtp_out_new(ctx->base, ctx->dns, job->conf, job->ch, job->host);
     smtp_out_set_self(out, ctx->loop_token, ctx->listen_addrs, ctx->n_listen);
     smtp_out_set_tls(out, ctx->tls_client);
+    smtp_out_set_memory(out, ctx->hostmem);
     return out;
 }
 

@@ -27,6 +27,9 @@ typedef struct {
 typedef uint32_t (*dns_rand_fn)(void *ctx, uint32_t bound);
 /* dns_mx_order - sort mx by preference, shuffling equal preferences with rnd. */
 void dns_mx_order(dns_mx *mx, size_t n, dns_rand_fn rnd, void *ctx);
+/* dns_mx_demote - in mx as dns_mx_order left it, hosts named in failing go after the others of
+ * their preference, in the order of failing; everything else keeps its place. */
+void dns_mx_demote(dns_mx *mx, size_t n, const strvec *failing);
 
 /* dns_mx_cb - MX answer: mx sorted by preference, equal preferences shuffled; freed after the callback returns. */
 typedef void (*dns_mx_cb)(void *arg, sl_result res, const dns_mx *mx, size_t n, const char *errmsg);

@@ -1,6 +1,7 @@
 /*
- * client.c - pure SMTP client engine pieces (see client.h): reply and capability parsing,
- * command lines with ESMTP parameters, dot-stuffing, MX ordering.
+ * client.c - pure SMTP client pieces (see client.h): reply and capability parsing, command lines
+ * with ESMTP parameters, dot-stuffing and the CRLF lines of BDAT content. The session engine
+ * that uses them is client_sess.c.
  */
 #include "smtp/client.h"
 
@@ -226,13 +227,14 @@ static size_t next_lf(const char *data, size_t pos, size_t len)
     return lf ? (size_t)(lf - data) : len;
 }
 
-void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx)
+/* content_emit - data with CRLF lines for the wire; stuff: double leading dots and end with ".". */
+static void content_emit(const char *data, size_t len, bool stuff, smtp_emit_fn emit, void *ctx)
 {
     size_t seg = 0, pos = 0, lf = next_lf(data, 0, len);
     bool open = false; /* the data ends inside a line */
     while (pos < len) {
         /* pos is the start of a line */
-        if (data[pos] == '.') {
+        if (stuff && data[pos] == '.') {
             if (pos > seg) emit(ctx, data + seg, pos - seg);
             emit(ctx, ".", 1);
             seg = pos; /* the original dot goes out with the next piece */
@@ -255,6 +257,15 @@ void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void
     }
     if (len > seg) emit(ctx, data + seg, len - seg);
     if (open) emit(ctx, "\r\n", 2);
-    emit(ctx, ".\r\n", 3);
+    if (stuff) emit(ctx, ".\r\n", 3);
 }
 
+void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx)
+{
+    content_emit(data, len, true, emit, ctx);
+}
+
+void smtp_client_crlf_lines(const char *data, size_t len, smtp_emit_fn emit, void *ctx)
+{
+    content_emit(data, len, false, emit, ctx);
+}

@@ -1,9 +1,9 @@
 /*
  * client.h - the pure parts of the SMTP client engine: reply parsing (multi-line, enhanced
  * status codes), EHLO capabilities, MAIL/RCPT command lines with SIZE/BODY/SMTPUTF8/DSN
- * parameters (xtext), dot-stuffing of message data and MX ordering.
- * No sockets, clocks or files: smtp_out.c feeds it lines and sends what it builds, and unit
- * tests drive it directly. Results are owned by the caller. Any thread.
+ * parameters (xtext), dot-stuffing of message data (and the CRLF lines BDAT sends).
+ * No sockets, clocks or files: the session engine (client_sess.c) feeds it lines and sends what
+ * it builds, and unit tests drive it directly. Results are owned by the caller. Any thread.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
 #define SLUICE_SMTP_CLIENT_H
@@ -73,6 +73,8 @@ typedef void (*smtp_emit_fn)(void *ctx, const void *p, size_t n);
  * caller copies the body at most once.
  */
 void smtp_client_dot_stuff(const char *data, size_t len, smtp_emit_fn emit, void *ctx);
+/* smtp_client_crlf_lines - the same without the dots, for BDAT: CRLF lines, a final CRLF added if missing. */
+void smtp_client_crlf_lines(const char *data, size_t len, smtp_emit_fn emit, void *ctx);
 
 
 #endif

@@ -43,6 +43,11 @@ class Harness:
         self.peers.append(p)
         return p
 
+    def chunking(self, host, port, **kw):
+        p = st.ChunkingServer(self.subdir("chunking"), host, port, **kw)
+        self.peers.append(p)
+        return p
+
     def busy(self, host, port):
         p = st.BusyServer(self.subdir("busy"), host, port)
         self.peers.append(p)

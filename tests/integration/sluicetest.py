@@ -687,12 +687,14 @@ class Peer:
 class Sink(Peer):
     """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
 
-    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True):
+    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=()):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
         for r in reject:
             argv += ["--reject", r]
+        for r in tempfail:
+            argv += ["--tempfail", r]
         if not dsn:
             argv.append("--no-dsn")
         super().__init__(argv, workdir, name)
@@ -711,9 +713,34 @@ class Sink(Peer):
     def find(self, needle):
         return [(e, c) for e, c in self.received() if needle in c]
 
+    def refused(self):
+        """refused - [(code, address)] of the RCPTs refused so far (--reject, --tempfail), in order."""
+        try:
+            with open(os.path.join(self.dir, "refused")) as f:
+                return [(int(c), a) for c, a in (ln.split(None, 1) for ln in f.read().split("\n") if ln)]
+        except FileNotFoundError:
+            return []
+
     def wait(self, needle, timeout=20.0):
         wait_until(lambda: self.find(needle), timeout, 0.1)
         return self.find(needle)
+
+
+class ChunkingServer(Sink):
+    """peers/chunking.py: offers PIPELINING and CHUNKING; records each message like the sink, with
+    how it came ("BDAT" or "DATA"), the BDAT chunk sizes and the session's command lines."""
+
+    def __init__(self, workdir, host, port, name="chunking", reject=(), close_after_message=False):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        argv = [sys.executable, os.path.join(PEERS, "chunking.py"), "--listen", "%s:%d" % (host, port),
+                "--dir", self.dir]
+        for r in reject:
+            argv += ["--reject", r]
+        if close_after_message:
+            argv.append("--close-after-message")
+        Peer.__init__(self, argv, workdir, name)
+        self.wait_file(os.path.join(self.dir, "ready"))
 
 
 class BusyServer(Peer):

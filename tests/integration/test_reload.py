@@ -65,5 +65,7 @@ def test_sigterm_keeps_queue_for_next_start(harness):
     # the next start recovers it and delivers it once the next hop is up
     sink = harness.sink("127.0.0.1", sink_port, name="late-sink")
     mta.start()
-    assert any(ln.event == "recovered" and "messages=1" in ln.raw for ln in mta.log())
+    # the queue is read back in the background: "recovered" may follow "ready"
+    assert mta.wait_event(lambda ln: ln.event == "recovered" and "messages=1" in ln.raw, timeout=10), \
+        mta.log_excerpt("recovered")
     assert sink.wait(mid.encode(), timeout=30)

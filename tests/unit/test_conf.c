@@ -611,6 +611,7 @@ static const chan_kw_case chan_kw_cases[] = {
     {"tcp_x", "", CF_UINT, CF(n_notices), 0, NULL},
     {"tcp_x", "", CF_BOOL, CF(loopcheck), false, NULL},
     {"tcp_x", "", CF_BOOL, CF(allow_self_mx), false, NULL},
+    {"tcp_x", "", CF_BOOL, CF(chunking), false, NULL},
     {"tcp_x", "", CF_STR, CF(notificationchannel), 0, "process"},
     {"tcp_x", "", CF_STR, CF(dispositionchannel), 0, "process"},
     {"tcp_x", "", CF_STR, CF(lastresort), 0, NULL},
@@ -643,6 +644,8 @@ static const chan_kw_case chan_kw_cases[] = {
     {"tcp_x", "notices 1 2", CF_UINT, CF(n_notices), 2, NULL},
     {"tcp_x", "loopcheck", CF_BOOL, CF(loopcheck), true, NULL},
     {"tcp_x", "selfmx", CF_BOOL, CF(allow_self_mx), true, NULL},
+    {"tcp_x", "Chunking", CF_BOOL, CF(chunking), true, NULL},
+    {"tcp_x", "chunking nochunking", CF_BOOL, CF(chunking), false, NULL},
     {"tcp_x", "notificationchannel L", CF_STR, CF(notificationchannel), 0, "l"},
     {"tcp_x", "dispositionchannel l", CF_STR, CF(dispositionchannel), 0, "l"},
     {"tcp_x", "lastresort Backup.Example", CF_STR, CF(lastresort), 0, "backup.example"},
@@ -756,7 +759,7 @@ static void test_channel_defaults_propagation(void **state)
     conf_errors errs = {0};
     const char *text = "\n"
                        "defaults smtp lmtp daemon relay.example port 587 multiple remotehost inner subdirs 3 maxjobs 4 "
-                       "pool P backoff PT1M PT2M notices PT1H PT2H loopcheck selfmx notificationchannel process_dsn "
+                       "pool P backoff PT1M PT2M notices PT1H PT2H loopcheck selfmx chunking notificationchannel process_dsn "
                        "dispositionchannel l lastresort last.example norules nosendpost\n"
                        "\n"
                        "tcp_a\n"
@@ -778,6 +781,7 @@ static void test_channel_defaults_propagation(void **state)
     free(got);
     const sl_channel *a = conf_channel_by_name(&c, "tcp_a");
     assert_true(a->smtp && a->lmtp && a->mx && a->remotehost && a->inner && a->loopcheck && a->allow_self_mx);
+    assert_true(a->chunking);
     assert_false(a->rules);
     assert_false(a->errsendpost);
     assert_string_equal(a->daemon, "relay.example");

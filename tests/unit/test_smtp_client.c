@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -401,6 +402,48 @@ static void test_mx_order(void **state)
     dns_mx_order(mx, 0, rnd_first, NULL);
 }
 
+/* mx_names - the hosts of mx joined with spaces, into buf. */
+static const char *mx_names(const dns_mx *mx, size_t n, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? " " : "", mx[i].host);
+    return buf;
+}
+
+/* test_mx_demote - failing hosts go last among their preference, in the order given; never across preferences. */
+static void test_mx_demote(void **state)
+{
+    (void)state;
+    static const char *const hosts[] = {"a10", "b10", "c10", "d20", "e20"};
+    static const unsigned prefs[] = {10, 10, 10, 20, 20};
+    static const struct {
+        const char *failing[4];
+        const char *want;
+    } cases[] = {
+        {{NULL}, "a10 b10 c10 d20 e20"},
+        {{"a10"}, "b10 c10 a10 d20 e20"},
+        {{"B10"}, "a10 c10 b10 d20 e20"},                   /* names compare case-insensitively */
+        {{"c10", "a10"}, "b10 c10 a10 d20 e20"},            /* in the order of the list */
+        {{"a10", "c10"}, "b10 a10 c10 d20 e20"},
+        {{"a10", "b10", "c10"}, "a10 b10 c10 d20 e20"},     /* all failing: the list's order */
+        {{"c10", "a10", "b10"}, "c10 a10 b10 d20 e20"},
+        {{"a10", "b10", "c10", "d20"}, "a10 b10 c10 e20 d20"}, /* a failing MX 10 is still before MX 20 */
+        {{"x.other", "d20"}, "a10 b10 c10 e20 d20"},        /* names not in the list are ignored */
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        dns_mx mx[5];
+        strvec failing = {0};
+        char buf[128];
+        mx_set(mx, hosts, prefs, 5);
+        for (size_t k = 0; k < 4 && cases[i].failing[k]; k++) sv_push(&failing, cases[i].failing[k]);
+        dns_mx_demote(mx, 5, &failing);
+        if (strcmp(mx_names(mx, 5, buf, sizeof buf), cases[i].want))
+            fail_msg("case %zu: %s, want %s", i, buf, cases[i].want);
+        sv_free(&failing);
+    }
+    dns_mx_demote(NULL, 0, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_dot_stuff),
         cmocka_unit_test(test_dot_stuff_bare_eol),
         cmocka_unit_test(test_mx_order),
+        cmocka_unit_test(test_mx_demote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """sink.py - an aiosmtpd SMTP sink for Sluice's integration tests.
 
-Usage: sink.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--no-dsn]
+Usage: sink.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--tempfail ADDR]... [--no-dsn]
 
 Each accepted message is stored as DIR/NNNNNN.eml (the content exactly as received after
 removing dot-stuffing, CRLF line ends kept) and DIR/NNNNNN.json (the envelope: mail_from,
@@ -9,7 +9,9 @@ mail_options, rcpt_tos, rcpt_options, the raw MAIL/RCPT arguments, the EHLO name
 The .json file is written last, so a reader that sees it also sees the .eml.
 Options keep their case (aiosmtpd upper-cases them; we record the raw arguments instead).
 The sink offers DSN (RFC 3461) in its EHLO reply and accepts RET, ENVID, NOTIFY and ORCPT unless
---no-dsn is given. RCPT TO an address given with --reject gets "550 5.1.1".
+--no-dsn is given. RCPT TO an address given with --reject gets "550 5.1.1", one given with
+--tempfail "450 4.2.0" (a soft-failing MX); every such refusal is appended to DIR/refused as
+"CODE ADDR" lines.
 DIR/ready appears once the sink listens. SIGTERM stops it.
 """
 import argparse
@@ -56,9 +58,10 @@ class SinkSMTP(SMTP):
 
 
 class Handler:
-    def __init__(self, directory, reject, dsn):
+    def __init__(self, directory, reject, tempfail, dsn):
         self.dir = directory
         self.reject = {r.lower() for r in reject}
+        self.tempfail = {r.lower() for r in tempfail}
         self.dsn = dsn
         self.count = 0
 
@@ -77,11 +80,19 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
+            self.refused(550, address)
             return "550 5.1.1 <%s>: no such user here" % address
+        if address.lower() in self.tempfail:
+            self.refused(450, address)
+            return "450 4.2.0 <%s>: lookup failed, try again later" % address
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         envelope.raw_rcpts.append(server.raw_arg)
         return "250 2.1.5 OK"
+
+    def refused(self, code, address):
+        with open(os.path.join(self.dir, "refused"), "a") as f:
+            f.write("%d %s\n" % (code, address))
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
@@ -110,11 +121,12 @@ def main():
     ap.add_argument("--listen", required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--tempfail", action="append", default=[])
     ap.add_argument("--no-dsn", action="store_true")
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     os.makedirs(a.dir, exist_ok=True)
-    handler = Handler(a.dir, a.reject, not a.no_dsn)
+    handler = Handler(a.dir, a.reject, a.tempfail, not a.no_dsn)
     SinkSMTP.dsn = not a.no_dsn
 
     loop = asyncio.new_event_loop()
