@@ -801,7 +801,7 @@ class Slapd(Peer):
     SUFFIX = "dc=example,dc=test"
     ROOT_PW = "secret"
 
-    def __init__(self, workdir, ldif, suffix=SUFFIX, tls=None, name="slapd"):
+    def __init__(self, workdir, ldif, suffix=SUFFIX, tls=None, name="slapd", role=None, provider=None):
         self.port = free_port("127.0.0.1")
         self.ldaps_port = free_port("127.0.0.1") if tls else None
         self.suffix = suffix
@@ -815,6 +815,8 @@ class Slapd(Peer):
         argv = ["/bin/bash", os.path.join(PEERS, "slapd-start.sh"), self.dir, str(self.port), suffix, data]
         if tls:
             argv += list(tls) + [str(self.ldaps_port)]
+        if role:  # syncrepl: "provider", or "consumer" of provider (another Slapd)
+            argv = ["env", "SLAPD_ROLE=" + role] + (["SLAPD_PROVIDER=" + provider.uri] if provider else []) + argv
         super().__init__(argv, workdir, name)
         if wait_until(lambda: self.proc.poll() is not None or self.answers(), 20, 0.1) is None \
                 or self.proc.poll() is not None:
@@ -832,6 +834,11 @@ class Slapd(Peer):
                                "-H", self.uri, "-D", self.root_dn, "-w", self.ROOT_PW, "-b", self.suffix, filt]
                               + list(attrs), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout + 5)
+
+    def modify(self, ldif_text, add=True, timeout=10):
+        """modify - ldapadd (or ldapmodify) ldif_text as the root DN; the CompletedProcess (text)."""
+        return subprocess.run(["ldapadd" if add else "ldapmodify", "-x", "-H", self.uri, "-D", self.root_dn,
+                               "-w", self.ROOT_PW], input=ldif_text, capture_output=True, text=True, timeout=timeout)
 
     def answers(self):
         """answers - whether the server answers a search of its root DSE now."""

@@ -10,6 +10,9 @@
 # Schemas: core, cosine, inetorgperson and the project's etc/sluice.schema (unchanged).
 # userPassword is readable by the root DN only (others may bind with it). The script execs slapd
 # with -d 0, so the caller's process (group) IS the server: SIGSTOP/SIGCONT/SIGTERM reach it.
+# Replication (syncrepl): SLAPD_ROLE=provider loads the syncprov overlay; SLAPD_ROLE=consumer with
+# SLAPD_PROVIDER=ldap://... replicates the provider's SUFFIX (refreshAndPersist, bound as its root
+# DN); a consumer's LDIF may be empty.
 # Adapted from the project's shared slapd recipe. Packages: slapd ldap-utils.
 set -euo pipefail
 DIR=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -31,6 +34,7 @@ mkdir -p "$DIR/db"
   echo "argsfile $DIR/slapd.args"
   echo "modulepath /usr/lib/ldap"
   echo "moduleload back_mdb"
+  [ "${SLAPD_ROLE:-}" = provider ] && echo "moduleload syncprov"
   if [ -n "$CERT" ]; then
     echo "TLSCertificateFile $CERT"
     echo "TLSCertificateKeyFile $KEY"
@@ -42,11 +46,20 @@ mkdir -p "$DIR/db"
   echo "rootpw secret"
   echo "directory $DIR/db"
   echo "index objectClass,mail,mailAlternateAddress,mailEquivalentAddress,associatedDomain eq"
+  if [ "${SLAPD_ROLE:-}" = provider ]; then
+    echo "index entryCSN,entryUUID eq"
+    echo "overlay syncprov"
+    echo "syncprov-checkpoint 10 1"
+  elif [ "${SLAPD_ROLE:-}" = consumer ]; then
+    echo "index entryCSN,entryUUID eq"
+    echo "syncrepl rid=001 provider=${SLAPD_PROVIDER:?provider} type=refreshAndPersist retry=\"1 +\""
+    echo "  searchbase=\"$SUFFIX\" bindmethod=simple binddn=\"cn=admin,$SUFFIX\" credentials=secret"
+  fi
   echo "access to attrs=userPassword by anonymous auth by * none"
   echo "access to * by * read"
 } > "$DIR/slapd.conf"
 slaptest -Q -u -f "$DIR/slapd.conf"
-slapadd -q -f "$DIR/slapd.conf" -l "$LDIF"
+[ -s "$LDIF" ] && slapadd -q -f "$DIR/slapd.conf" -l "$LDIF"
 URLS="ldap://127.0.0.1:$PORT/"
 [ -n "$LDAPS_PORT" ] && URLS="$URLS ldaps://127.0.0.1:$LDAPS_PORT/"
 exec slapd -d 0 -f "$DIR/slapd.conf" -h "$URLS"
