@@ -141,17 +141,23 @@ mail: alice@sender.test
 """
 
 
-def test_fleet_of_four(harness):
+@pytest.mark.parametrize("mx10", ["behind", "ldap_down"])
+def test_fleet_of_four(harness, mx10):
     """Four Sluice MX hosts of fleet.test (MX 10/20/30/40, reject_mode=auto) and a Sluice sender:
-    a valid recipient arrives even though MX 10 lacks its entry (450 there, MX 20 takes it in the
-    same attempt); an unknown recipient is refused 4xx by MX 10-30 and 5xx by MX 40, and the
-    sender gets exactly one bounce, without waiting for a retry."""
+    a valid recipient arrives even though MX 10 lacks its entry (behind: 450 there) or cannot ask
+    its LDAP server (ldap_down: 451 there), because MX 20 takes it in the same attempt; an unknown
+    recipient is refused 4xx by MX 10-30 and 5xx by MX 40, and the sender gets exactly one bounce,
+    without waiting for a retry."""
     import uuid
     lab = st.Lab(harness, mx={"fleet.test": [2, 3, 4, 5]})
     mxs = {}
     for i, n in enumerate((2, 3, 4, 5), 1):
+        opts = {"reject_mode": "auto"}
+        if i == 1 and mx10 == "ldap_down":  # nothing listens there
+            opts.update({"ldap_uri": "ldap://127.0.0.1:%d" % st.free_port(), "ldap_base_dn": "dc=fleet,dc=test",
+                         "ldap_timeout": "2"})
         m = lab.sluice(start=False, host_name="mx%d.fleet.test" % i, ldif=FLEET_LDIF_BEHIND if i == 1 else FLEET_LDIF,
-                       options={"reject_mode": "auto"})
+                       options=opts)
         m.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=%s\nPARAMETER=CHANNEL=tcp_local\n"
                 % (lab.port, lab.addr[n]))
         m.write("sluice.cnf", "fleet.test $U%$D@local-daemon\n. $U%$H@tcp_local-daemon\n\ndefaults\n\n"
@@ -174,5 +180,6 @@ def test_fleet_of_four(harness):
     assert len(bounce) == 1 and b"Action: failed" in bounce[0] and b"5.1.1" in bounce[0], bounce
     codes = {i: [ln.kv.get("code") for ln in mxs[i].events("rcpt_rejected") if "unknown@fleet.test" in ln.raw]
              for i in mxs}
-    assert codes[1] == ["450"] and codes[2] == ["450"] and codes[3] == ["450"] and codes[4] == ["550"], codes
+    first = "451" if mx10 == "ldap_down" else "450"
+    assert codes[1] == [first] and codes[2] == ["450"] and codes[3] == ["450"] and codes[4] == ["550"], codes
     assert not [ln for ln in sender.events("deferred") if "unknown@fleet.test" in ln.raw], "waited for a retry"
