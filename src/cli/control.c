@@ -142,7 +142,7 @@ void control_free(control *c)
     free(c);
 }
 
-int control_client(const char *qdir, int argc, char **argv)
+int control_client_capture(const char *qdir, int argc, char **argv, strbuf *out)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
@@ -177,12 +177,21 @@ int control_client(const char *qdir, int argc, char **argv)
     int status = 1;
     const char *body = resp.data ? resp.data : "";
     if (sscanf(body, "STATUS %d", &status) != 1) {
-        fprintf(stderr, "sluice: the daemon gave no answer\n");
+        sb_puts(out, "sluice: the daemon gave no answer\n");
         sb_free(&resp);
         return 1;
     }
     const char *nl = strchr(body, '\n');
-    if (nl) fputs(nl + 1, status ? stderr : stdout);
+    if (nl) sb_puts(out, nl + 1);
     sb_free(&resp);
+    return status;
+}
+
+int control_client(const char *qdir, int argc, char **argv)
+{
+    strbuf out = {0};
+    int status = control_client_capture(qdir, argc, argv, &out);
+    if (status >= 0 && out.len) fputs(out.data, status ? stderr : stdout);
+    sb_free(&out);
     return status;
 }

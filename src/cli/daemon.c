@@ -20,6 +20,7 @@
 #include "queue/store.h"
 #include "policy/policy.h"
 #include "smtp/listener.h"
+#include "smtp/pickup.h"
 
 #include <event2/event.h>
 #include <ftw.h>
@@ -41,6 +42,7 @@ typedef struct {
     listener *lst;
     policy *pol;
     control *ctl;
+    pickup *pick;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -112,20 +114,25 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
 
 static uid_t chown_uid;
 static gid_t chown_gid;
+static const char *chown_keep; /* files under this directory keep their owner (the pickup files' submitters) */
 
 static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st, (void)flag, (void)ftw;
+    size_t k = chown_keep ? strlen(chown_keep) : 0;
+    if (k && !strncmp(path, chown_keep, k) && path[k] == '/') return 0;
     if (lchown(path, chown_uid, chown_gid) < 0) log_warn(NULL, "chown_failed", "path=%s", path);
     return 0;
 }
 
-/* chown_tree - give a directory tree to uid:gid (start-up only). */
-static void chown_tree(const char *root, uid_t uid, gid_t gid)
+/* chown_tree - give a directory tree to uid:gid, except what lies under keep (start-up only). */
+static void chown_tree(const char *root, uid_t uid, gid_t gid, const char *keep)
 {
     chown_uid = uid;
     chown_gid = gid;
+    chown_keep = keep;
     nftw(root, chown_one, 32, FTW_PHYS);
+    chown_keep = NULL;
 }
 
 /* drop_privileges - become option.dat's run_as user once the ports are bound. */
@@ -135,9 +142,11 @@ static void drop_privileges(const sl_conf *c)
     struct passwd *pw = getpwnam(c->opt.run_as);
     if (!pw) fatal("run_as: no such user '%s'", c->opt.run_as);
     /* the queue and the Maildirs must stay writable after the switch */
-    chown_tree(c->opt.queue_dir, pw->pw_uid, pw->pw_gid);
+    char *pickup_dir = conf_pickup_dir(&c->opt);
+    chown_tree(c->opt.queue_dir, pw->pw_uid, pw->pw_gid, pickup_dir);
+    free(pickup_dir);
     mkdir(c->opt.maildir_root, 0700);
-    chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid);
+    chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid, NULL);
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         fatal("run_as: cannot become '%s'", c->opt.run_as);
     log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);
@@ -174,6 +183,20 @@ static void reload(daemon_state *d)
     sv_free(&errs.msgs);
 }
 
+/* local_submission_open - the socket of `sluice sendmail` and the pickup directory, unless
+ * submit_socket=none; a failure is logged and the daemon runs without them. */
+static bool local_submission_open(daemon_state *d, const sl_conf *c)
+{
+    char *path = conf_submit_socket(&c->opt);
+    if (!path) return false;
+    char err[512];
+    bool ok = pickup_dir_prepare(c->opt.queue_dir, err, sizeof err) == 0 &&
+              listener_open_local(d->lst, path, c->opt.submit_channel, err, sizeof err) == 0;
+    if (!ok) log_error(NULL, "local_submission_error", "error=\"%s\" note=\"sluice sendmail cannot reach this daemon\"", err);
+    free(path);
+    return ok;
+}
+
 static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -200,6 +223,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (d->ctx.stopping) return;
     d->ctx.stopping = true;
     log_info(NULL, "stopping", "signal=%d", (int)sig);
+    pickup_free(d->pick);
+    d->pick = NULL;
     listener_close(d->lst);
     control_free(d->ctl);
     d->ctl = NULL;
@@ -246,6 +271,7 @@ int daemon_serve(const char *dir)
     d.pol = policy_new(&d.ctx);
     d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);
+    bool local = local_submission_open(&d, conf);
     d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
     d.ev_int = evsignal_new(d.ctx.base, SIGINT, on_signal, &d);
     d.ev_hup = evsignal_new(d.ctx.base, SIGHUP, on_signal, &d);
@@ -260,6 +286,7 @@ int daemon_serve(const char *dir)
     sched_recovery(d.sched, true, 0, 0);
     store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
     d.ctl = control_open(&d.ctx, d.sched);
+    if (local) d.pick = pickup_new(&d.ctx, d.lst);
     size_t ndom, nusers;
     dir_stats(directory, &ndom, &nusers);
     log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s directory=%s domains=%zu users=%zu",

@@ -63,6 +63,10 @@ typedef struct {
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
+    char *submit_socket;       /* submit_socket: the local submission socket (default QUEUE/public/submit.sock) */
+    bool submit_disabled;      /* submit_socket=none: no local submission socket, no pickup */
+    char *submit_channel;      /* submit_channel: source channel of local submissions (default l) */
+    unsigned pickup_interval;  /* pickup_interval seconds between scans of QUEUE/pickup (default 60) */
 } sl_options;
 
 enum channel_type {
@@ -202,6 +206,10 @@ void ctx_conf_release_all(sl_ctx *ctx);
 char *conf_file_read(const char *path, bool required, conf_errors *errs);
 /* conf_postmaster - the postmaster address of these options (caller frees). */
 char *conf_postmaster(const sl_options *opt);
+/* conf_submit_socket - the local submission socket's path of these options, NULL when disabled (caller frees). */
+char *conf_submit_socket(const sl_options *opt);
+/* conf_pickup_dir - QUEUE/pickup, where `sluice sendmail` leaves messages while no daemon runs (caller frees). */
+char *conf_pickup_dir(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */
 void conf_options_defaults(sl_options *opt);
 /* conf_options_free - release what conf_parse_options allocated. */

@@ -67,6 +67,8 @@ void conf_options_defaults(sl_options *opt)
     opt->command_timeout = 300;
     opt->auth_max_failures = 3;
     opt->tls_min_version = 12;
+    opt->submit_channel = xstrdup("l");
+    opt->pickup_interval = 60;
 }
 
 void conf_options_free(sl_options *opt)
@@ -79,6 +81,9 @@ void conf_options_free(sl_options *opt)
     free(opt->run_as);
     free(opt->postmaster);
     free(opt->tls_ciphers);
+    free(opt->submit_socket);
+    free(opt->submit_channel);
+    opt->submit_socket = opt->submit_channel = NULL;
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
     free(opt->internal_networks);
@@ -125,6 +130,17 @@ static int set_postmaster(sl_options *opt, const char *v, const opt_def *d, cons
     return 0;
 }
 
+char *conf_submit_socket(const sl_options *opt)
+{
+    if (opt->submit_disabled) return NULL;
+    return opt->submit_socket ? xstrdup(opt->submit_socket) : xasprintf("%s/public/submit.sock", opt->queue_dir);
+}
+
+char *conf_pickup_dir(const sl_options *opt)
+{
+    return xasprintf("%s/pickup", opt->queue_dir);
+}
+
 char *conf_postmaster(const sl_options *opt)
 {
     return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);
@@ -165,6 +181,14 @@ static int set_path(sl_options *opt, const char *v, const opt_def *d, const char
     free(*field);
     *field = path;
     return 0;
+}
+
+/* set_submit_socket - a socket path (relative: to the config dir), or "none". */
+static int set_submit_socket(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    opt->submit_disabled = str_ieq(v, "none");
+    if (opt->submit_disabled) return 0;
+    return set_path(opt, v, d, file, bad);
 }
 
 /* set_word - a single word such as a user name. */
@@ -354,6 +378,9 @@ static const opt_def opt_table[] = {
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com"},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto"},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100"},
+    {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none"},
+    {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name"},
+    {"pickup_interval", set_duration, OFF(pickup_interval), 1, DAY, "a duration 1s..1d"},
 };
 #undef OFF
 

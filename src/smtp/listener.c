@@ -24,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /* A TLS bufferevent may report an error from inside bufferevent_write (its write is attempted at
  * once); deferred callbacks make it report from the loop instead, never in the middle of
@@ -40,6 +43,8 @@ struct listener {
     char **svc_channel;
     char **svc_name;   /* service of each listening socket */
     size_t n;
+    struct evconnlistener *local_evl; /* the local submission socket, or NULL */
+    char *local_path, *local_channel;
     conn *conns;
     int nconns;
     unsigned long next_sess;
@@ -360,51 +365,67 @@ static unsigned sock_port(const struct sockaddr *sa)
                                      : ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
 }
 
+/* Where a connection came from: a dispatcher service, or a local submission by uid. */
+typedef struct {
+    const char *svc;     /* service name ("local" for local submissions) */
+    const char *channel; /* its source channel */
+    bool local;
+    unsigned uid;
+} conn_origin;
+
 /* conn_session - the SMTP session of a new connection, with the facts of its service. */
-static void conn_session(conn *c, const sl_service *service, const char *channel, const struct sockaddr *sa,
+static void conn_session(conn *c, const sl_service *service, const conn_origin *o, const struct sockaddr *sa,
                          evutil_socket_t fd, const char *id)
 {
     listener *l = c->l;
     struct sockaddr_storage local;
     socklen_t llen = sizeof local;
     unsigned sport = 0;
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+    if (!o->local && getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
         addr_text((struct sockaddr *)&local, c->server_ip, sizeof c->server_ip);
         sport = sock_port((struct sockaddr *)&local);
     }
     enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
-    bool have_tls = l->ctx->tls_server != NULL;
+    bool have_tls = l->ctx->tls_server != NULL && !o->local;
     smtp_sess_info info = {
-        .id = id, .service = c->svc, .src_channel = channel, .client_ip = c->ip, .server_ip = c->server_ip,
-        .client_port = sock_port(sa), .server_port = sport,
-        .client_internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa),
+        .id = id, .service = c->svc, .src_channel = o->channel, .client_ip = c->ip, .server_ip = c->server_ip,
+        .client_port = o->local ? 0 : sock_port(sa), .server_port = sport,
+        .client_internal = o->local || conf_cidr_match(c->conf->opt.internal_networks,
+                                                       c->conf->opt.n_internal_networks, sa),
         .loop_token = l->ctx->loop_token,
         .tls_offered = have_tls && (mode == SVC_TLS_STARTTLS || mode == SVC_TLS_REQUIRED),
-        .tls_required = mode == SVC_TLS_REQUIRED, .auth_offered = true,
+        .tls_required = mode == SVC_TLS_REQUIRED, .auth_offered = !o->local,
         .auth_plain = service && service->auth_plain, .auth_required = service && service->auth_required,
+        .local = o->local, .local_uid = o->uid,
     };
     conn_count(l, c->svc, c->ip, &info.conns_service, &info.conns_client);
     c->sess = smtp_sess_new(c->conf, l->ops, l->ops_arg, &info);
     smtp_sess_set_resume(c->sess, conn_resume, c);
-    log_info(id, "connect", "client=[%s] channel=%s internal=%s", c->ip, channel, info.client_internal ? "yes" : "no");
+    if (o->local)
+        log_info(id, "connect", "client=[%s] channel=%s internal=yes service=local uid=%u", c->ip, o->channel, o->uid);
+    else
+        log_info(id, "connect", "client=[%s] channel=%s internal=%s", c->ip, o->channel,
+                 info.client_internal ? "yes" : "no");
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+/* conn_start - run a session on a new connection fd from origin o (sa: the peer, NULL when local). */
+static void conn_start(listener *l, evutil_socket_t fd, const struct sockaddr *sa, const conn_origin *o)
 {
-    (void)salen;
-    listener *l = arg;
-    size_t svc = 0;
-    while (svc < l->n && l->evls[svc] != evl) svc++;
     conn *c = xcalloc(1, sizeof *c);
     c->l = l;
     c->conf = ctx_conf_get(l->ctx);
     char id[24];
-    addr_text(sa, c->ip, sizeof c->ip);
+    if (o->local) {
+        snprintf(c->ip, sizeof c->ip, "127.0.0.1");
+        snprintf(c->server_ip, sizeof c->server_ip, "127.0.0.1");
+    } else {
+        addr_text(sa, c->ip, sizeof c->ip);
+    }
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
-    c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
+    c->svc = xstrdup(o->svc);
     smtp_deadline_init(&c->dl, &c->conf->opt, now_mono_ms());
-    const sl_service *service = service_by_name(c->conf, c->svc);
-    conn_session(c, service, svc < l->n ? l->svc_channel[svc] : "tcp_local", sa, fd, id);
+    const sl_service *service = o->local ? NULL : service_by_name(c->conf, c->svc);
+    conn_session(c, service, o, sa, fd, id);
     smtp_sess_connect(c->sess); /* limits and PORT_ACCESS: a refusal is queued with the close */
     bool implicit = service && service->tls == SVC_TLS_IMPLICIT && l->ctx->tls_server;
     if (implicit && !smtp_sess_closing(c->sess)) {
@@ -427,7 +448,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         conn_flush(c);
         return;
     }
-    if (c->conf->opt.greeting_delay_ms) {
+    if (c->conf->opt.greeting_delay_ms && !o->local) { /* a test for strangers, not for local users */
         c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
         struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
         evtimer_add(c->greet_timer, &tv);
@@ -435,6 +456,94 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     }
     smtp_sess_greet(c->sess);
     conn_flush(c);
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)salen;
+    listener *l = arg;
+    size_t svc = 0;
+    while (svc < l->n && l->evls[svc] != evl) svc++;
+    conn_origin o = {svc < l->n ? l->svc_name[svc] : "", svc < l->n ? l->svc_channel[svc] : "tcp_local", false, 0};
+    conn_start(l, fd, sa, &o);
+}
+
+/* ---- local submission ---- */
+
+/* on_local_accept - a connection to the local submission socket: the kernel names its user. */
+static void on_local_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)evl, (void)sa, (void)salen;
+    listener *l = arg;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        log_warn(NULL, "local_error", "error=\"SO_PEERCRED: %s\"", strerror(errno));
+        evutil_closesocket(fd);
+        return;
+    }
+    conn_origin o = {"local", l->local_channel, true, (unsigned)cred.uid};
+    conn_start(l, fd, NULL, &o);
+}
+
+/* local_bind - a listening UNIX socket at path, mode 0666 in a directory of mode 0755. */
+static struct evconnlistener *local_bind(listener *l, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "submit_socket %s: path too long for a unix socket", path);
+        return NULL;
+    }
+    strcpy(sun.sun_path, path);
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0755) == 0 || errno == EEXIST) chmod(dir, 0755);
+    }
+    free(dir);
+    unlink(path);
+    struct evconnlistener *evl = evconnlistener_new_bind(l->ctx->base, on_local_accept, l,
+                                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
+                                                         (struct sockaddr *)&sun, sizeof sun);
+    if (!evl || chmod(path, 0666) < 0) {
+        snprintf(err, errlen, "submit_socket %s: %s", path, strerror(errno));
+        if (evl) evconnlistener_free(evl);
+        return NULL;
+    }
+    return evl;
+}
+
+int listener_open_local(listener *l, const char *path, const char *channel, char *err, size_t errlen)
+{
+    struct evconnlistener *evl = local_bind(l, path, err, errlen);
+    if (!evl) return -1;
+    l->local_evl = evl;
+    l->local_path = xstrdup(path);
+    l->local_channel = xstrdup(channel);
+    log_info(NULL, "listen", "service=local socket=%s channel=%s", path, channel);
+    return 0;
+}
+
+void listener_adopt_local(listener *l, int fd, unsigned uid)
+{
+    if (l->closing) {
+        close(fd);
+        return;
+    }
+    conn_origin o = {"local", l->local_channel ? l->local_channel : "l", true, uid};
+    conn_start(l, fd, NULL, &o);
+}
+
+/* local_close - stop listening on the local socket and remove it. */
+static void local_close(listener *l)
+{
+    if (!l->local_evl) return;
+    evconnlistener_free(l->local_evl);
+    l->local_evl = NULL;
+    unlink(l->local_path);
 }
 
 /* ---- services ---- */
@@ -514,6 +623,7 @@ void listener_close(listener *l)
     if (!l || l->closing) return;
     l->closing = true;
     for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->evls[i]);
+    local_close(l);
     conn *c = l->conns;
     while (c) {
         conn *next = c->next;
@@ -536,6 +646,9 @@ void listener_free(listener *l)
         free(l->svc_channel[i]);
         free(l->svc_name[i]);
     }
+    local_close(l);
+    free(l->local_path);
+    free(l->local_channel);
     free(l->evls);
     free(l->svc_channel);
     free(l->svc_name);

@@ -37,6 +37,8 @@ smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *
     s->client_internal = info->client_internal;
     s->conns_service = info->conns_service;
     s->conns_client = info->conns_client;
+    s->local = info->local;
+    s->local_uid = info->local_uid;
     s->loop_token = info->loop_token && *info->loop_token ? xstrdup(info->loop_token) : NULL;
     s->tls_offered = info->tls_offered;
     s->tls_required = info->tls_required;
@@ -218,8 +220,12 @@ static void begin_content(smtp_sess *s)
     char proto[16];
     snprintf(proto, sizeof proto, "%s%s%s", s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
              s->tls_active ? "S" : "", s->auth_user ? "A" : "");
-    sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
-              s->client_ip, s->conf->opt.hostname, proto, s->qid);
+    if (s->local) /* the uid comes from the kernel (SO_PEERCRED) or the pickup file's owner, not the client */
+        sb_printf(&s->data, "Received: from local (uid %u)\r\n\tby %s (Sluice) via sendmail with %s id %s", s->local_uid,
+                  s->conf->opt.hostname, proto, s->qid);
+    else
+        sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
+                  s->client_ip, s->conf->opt.hostname, proto, s->qid);
     if (s->tls_active) sb_printf(&s->data, "\r\n\t(%s)", s->tls_info);
     if (s->n_rcpts == 1) sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0].orig);
     sb_printf(&s->data, ";\r\n\t%s\r\n", date);
