@@ -6,6 +6,8 @@
  */
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "cli/metrics_http.h"
+#include "core/metrics.h"
 #include "conf/conf.h"
 #include "core/ctx.h"
 #include "core/log.h"
@@ -43,6 +45,7 @@ typedef struct {
     policy *pol;
     control *ctl;
     pickup *pick;
+    metrics_http *metrics;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -197,6 +200,23 @@ static bool local_submission_open(daemon_state *d, const sl_conf *c)
     return ok;
 }
 
+/* build_info - the sluice_build_info gauge. */
+static void build_info(void *arg, metric_emit *e)
+{
+    (void)arg;
+    metric_emit_value(e, (const char *const[]){SLUICE_VERSION}, 1);
+}
+
+/* metrics_start - the registry's catalogue, and the endpoint when metrics_listen is set (start-up). */
+static void metrics_start(daemon_state *d, const sl_conf *c)
+{
+    metric_gauge_register(&METRIC_BUILD_INFO, build_info, d);
+    if (!c->opt.metrics_listen) return;
+    char err[512];
+    d->metrics = metrics_http_open(d->ctx.base, c->opt.metrics_listen, err, sizeof err);
+    if (!d->metrics) fatal("%s", err);
+}
+
 static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -225,6 +245,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info(NULL, "stopping", "signal=%d", (int)sig);
     pickup_free(d->pick);
     d->pick = NULL;
+    metrics_http_free(d->metrics);
+    d->metrics = NULL;
     listener_close(d->lst);
     control_free(d->ctl);
     d->ctl = NULL;
@@ -244,6 +266,7 @@ int daemon_serve(const char *dir)
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!conf) return 1;
+    metrics_declare_all(); /* the catalogue's order, before any component registers a gauge */
     log_set_level((enum log_level)conf->opt.log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
@@ -272,6 +295,7 @@ int daemon_serve(const char *dir)
     d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);
     bool local = local_submission_open(&d, conf);
+    metrics_start(&d, conf);
     d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
     d.ev_int = evsignal_new(d.ctx.base, SIGINT, on_signal, &d);
     d.ev_hup = evsignal_new(d.ctx.base, SIGHUP, on_signal, &d);
@@ -301,6 +325,7 @@ int daemon_serve(const char *dir)
     }
     if (!clean) return 0; /* in-flight work is abandoned; the queue on disk is intact */
     listener_free(d.lst);
+    metric_gauge_unregister(&d);
     event_free(d.ev_term);
     event_free(d.ev_int);
     event_free(d.ev_hup);

@@ -67,6 +67,7 @@ typedef struct {
     bool submit_disabled;      /* submit_socket=none: no local submission socket, no pickup */
     char *submit_channel;      /* submit_channel: source channel of local submissions (default l) */
     unsigned pickup_interval;  /* pickup_interval seconds between scans of QUEUE/pickup (default 60) */
+    char *metrics_listen;      /* metrics_listen: "IP:PORT" / "[IPv6]:PORT" of the metrics endpoint (default NULL: off) */
 } sl_options;
 
 enum channel_type {

@@ -7,6 +7,7 @@
 #include "conf/conf.h"
 
 #include <arpa/inet.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,7 +84,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ciphers);
     free(opt->submit_socket);
     free(opt->submit_channel);
-    opt->submit_socket = opt->submit_channel = NULL;
+    free(opt->metrics_listen);
+    opt->submit_socket = opt->submit_channel = opt->metrics_listen = NULL;
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
     free(opt->internal_networks);
@@ -189,6 +191,27 @@ static int set_submit_socket(sl_options *opt, const char *v, const opt_def *d, c
     opt->submit_disabled = str_ieq(v, "none");
     if (opt->submit_disabled) return 0;
     return set_path(opt, v, d, file, bad);
+}
+
+/* set_metrics_listen - "IP:PORT", "[IPv6]:PORT", a bare PORT (loopback: 127.0.0.1), or "none". */
+static int set_metrics_listen(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    uint64_t port;
+    char *text = parse_uint(v, 1, 65535, &port) == 0 ? xasprintf("127.0.0.1:%s", v) : xstrdup(v);
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    bool none = str_ieq(v, "none");
+    if (!none && (evutil_parse_sockaddr_port(text, (struct sockaddr *)&ss, &len) != 0 ||
+                  (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                           : ((struct sockaddr_in6 *)&ss)->sin6_port) == 0)) {
+        free(text);
+        return -1;
+    }
+    free(opt->metrics_listen);
+    opt->metrics_listen = none ? NULL : text;
+    if (none) free(text);
+    return 0;
 }
 
 /* set_word - a single word such as a user name. */
@@ -381,6 +404,7 @@ static const opt_def opt_table[] = {
     {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none"},
     {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name"},
     {"pickup_interval", set_duration, OFF(pickup_interval), 1, DAY, "a duration 1s..1d"},
+    {"metrics_listen", set_metrics_listen, 0, 0, 0, "IP:PORT, [IPv6]:PORT, a port (on 127.0.0.1) or none"},
 };
 #undef OFF
 

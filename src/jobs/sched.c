@@ -9,6 +9,7 @@
  * the job goes on: the flush must not hold a delivery connection.
  */
 #include "jobs/sched_int.h"
+#include "core/metrics.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "core/workq.h"
@@ -622,6 +623,7 @@ sched *sched_new(sl_ctx *ctx, const deliv_programs *progs)
     s->ctx = ctx;
     s->progs = progs;
     s->ev_later = event_new(ctx->base, -1, 0, later_drain, s);
+    sched_metrics_register(s);
     return s;
 }
 
@@ -706,6 +708,7 @@ static void chanq_free(chanq *cq)
 void sched_free(sched *s)
 {
     if (!s) return;
+    metric_gauge_unregister(s);
     for (size_t i = 0; i < s->n_chans; i++) chanq_free(s->chans[i]);
     free(s->chans);
     for (size_t i = 0; i < s->n_pools; i++) {

@@ -10,6 +10,7 @@
 #include "jobs/sched_int.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/workq.h"
 #include "queue/qadmin.h"
 #include "queue/qwalk.h"
@@ -68,6 +69,49 @@ void sched_stats(const sched *s, sched_counters *out)
     out->heap_ns = s->heap_ns;
     out->decisions = s->decisions;
     out->decide_ns = s->decide_ns;
+}
+
+/* ---- metrics ---- */
+
+/* metrics_tally - count the messages and the oldest arrival of every channel into its scratch fields. */
+static void metrics_tally(sched *s)
+{
+    for (size_t i = 0; i < s->n_chans; i++) {
+        s->chans[i]->m_count = 0;
+        s->chans[i]->m_oldest = 0;
+    }
+    for (const qent *e = s->all; e; e = e->next) {
+        chanq *cq = e->cq;
+        if (!cq->m_count++ || e->msg->arrival < cq->m_oldest) cq->m_oldest = e->msg->arrival;
+    }
+}
+
+/* metrics_depth - gauge: messages per channel (a walk over the queue: O(messages) per scrape). */
+static void metrics_depth(void *arg, metric_emit *em)
+{
+    sched *s = arg;
+    metrics_tally(s);
+    for (size_t i = 0; i < s->n_chans; i++)
+        metric_emit_value(em, (const char *const[]){s->chans[i]->name}, (double)s->chans[i]->m_count);
+}
+
+/* metrics_oldest - gauge: the age of each channel's oldest message (0 when empty). */
+static void metrics_oldest(void *arg, metric_emit *em)
+{
+    sched *s = arg;
+    metrics_tally(s);
+    int64_t now = now_unix();
+    for (size_t i = 0; i < s->n_chans; i++) {
+        const chanq *cq = s->chans[i];
+        double age = cq->m_count && now > cq->m_oldest ? (double)(now - cq->m_oldest) : 0;
+        metric_emit_value(em, (const char *const[]){cq->name}, age);
+    }
+}
+
+void sched_metrics_register(sched *s)
+{
+    metric_gauge_register(&METRIC_QUEUE_MESSAGES, metrics_depth, s);
+    metric_gauge_register(&METRIC_QUEUE_OLDEST, metrics_oldest, s);
 }
 
 /* ---- action requests ---- */

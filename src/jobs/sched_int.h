@@ -43,6 +43,8 @@ struct chanq {
     int active;
     struct event *timer;
     sched *s;
+    size_t m_count;   /* scratch of the queue gauges (sched_admin.c) */
+    int64_t m_oldest;
 };
 
 /* A message committed while the scheduler was busy, waiting for the end of the loop turn. */
@@ -86,6 +88,8 @@ const char *sched_qent_state(const qent *e);
 void sched_heap_push(qent *e);
 /* sched_heap_remove - take a waiting e out of its channel's heap (timed for the statistics). */
 void sched_heap_remove(qent *e);
+/* sched_metrics_register - the queue gauges (messages and oldest age per channel) of s. */
+void sched_metrics_register(sched *s);
 /* sched_kick - start the due messages of e's channel that its limits allow. */
 void sched_kick(chanq *cq);
 

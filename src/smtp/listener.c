@@ -5,6 +5,7 @@
 #include "conf/conf.h"
 #include "core/bev.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 #include "smtp/deadline.h"
 #include "smtp/server.h"
@@ -423,6 +424,7 @@ static void conn_start(listener *l, evutil_socket_t fd, const struct sockaddr *s
     }
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
     c->svc = xstrdup(o->svc);
+    metric_add(&METRIC_SESSIONS, (const char *const[]){o->svc}, 1);
     smtp_deadline_init(&c->dl, &c->conf->opt, now_mono_ms());
     const sl_service *service = o->local ? NULL : service_by_name(c->conf, c->svc);
     conn_session(c, service, o, sa, fd, id);

@@ -7,6 +7,7 @@
 #include "smtp/pickup.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "smtp/submit.h"
 
 #include <dirent.h>
@@ -70,6 +71,7 @@ static void pickup_reject(pickup *p, const char *name, const char *why)
 {
     char *from = pickup_path(p, "pickup", name), *to = pickup_path(p, "pickup-failed", name);
     if (rename(from, to) < 0) unlink(from);
+    metric_add(&METRIC_PICKUP, (const char *const[]){"failed"}, 1);
     log_warn(NULL, "pickup_failed", "file=%s uid=%u reason=\"%s\" moved_to=%s", name, p->uid, why, to);
     free(from);
     free(to);
@@ -132,6 +134,8 @@ static bool pickup_outcome(pickup *p, submit_status st)
         if (code && code / 100 != 2)
             log_warn(NULL, "pickup_rcpt_refused", "file=%s rcpt=<%s> reply=\"%s\"", p->name, p->env.rcpts.v[i], r);
     }
+    if (st != SUBMIT_PERM) /* a failed file is counted where it is moved aside */
+        metric_add(&METRIC_PICKUP, (const char *const[]){st == SUBMIT_QUEUED ? "queued" : "deferred"}, 1);
     if (st == SUBMIT_QUEUED) {
         char *path = pickup_path(p, "pickup", p->name);
         unlink(path);
