@@ -180,6 +180,7 @@ static void reload(daemon_state *d)
         dir_unref(d->ctx.dir); /* sessions under way keep theirs */
         d->ctx.dir = dir;
         log_set_level((enum log_level)c->opt.log_level);
+        log_set_format((enum log_format)c->opt.log_format);
         log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu note=\"listening services change on restart\"",
                  d->dir, c->n_rules, c->n_channels);
     }
@@ -268,6 +269,7 @@ int daemon_serve(const char *dir)
     if (!conf) return 1;
     metrics_declare_all(); /* the catalogue's order, before any component registers a gauge */
     log_set_level((enum log_level)conf->opt.log_level);
+    log_set_format((enum log_format)conf->opt.log_format);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     /* The epoll changelist folds the add/remove pairs of one loop iteration (a reply enables the

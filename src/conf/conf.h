@@ -41,6 +41,7 @@ typedef struct {
     uint64_t queue_cache_size; /* queue_cache_size: message bodies the scheduler keeps in memory (default 64M) */
     unsigned max_recipients;   /* max_recipients per transaction (default 100) */
     int log_level;             /* log_level (default info) */
+    int log_format;            /* log_format: enum log_format, text (default) or json */
     sl_cidr *internal_networks;/* internal_networks: clients that may relay (default 127.0.0.0/8 ::1) */
     size_t n_internal_networks;
     enum bare_eol_policy bare_eol; /* bare_lf: reject|normalise (default reject) */

@@ -261,6 +261,15 @@ static int set_log_level(sl_options *opt, const char *v, const opt_def *d, const
     return 0;
 }
 
+static int set_log_format(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    int f = log_format_parse(v);
+    if (f < 0) return -1;
+    opt->log_format = f;
+    return 0;
+}
+
 static int set_bare_lf(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
 {
     (void)d, (void)file, (void)bad;
@@ -380,6 +389,7 @@ static const opt_def opt_table[] = {
     {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000"},
     {"block_size", set_uint, OFF(block_size), 1, 1048576, "a number of bytes 1..1048576"},
     {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug"},
+    {"log_format", set_log_format, 0, 0, 0, "text or json"},
     {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1"},
     {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise"},
     {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000"},
