@@ -214,14 +214,22 @@ def test_usage_errors(lab):
 
 def test_daemon_down_pickup_directory(harness):
     mta = harness.sluice(options={"pickup_interval": "1"})
+    # a real queue file, planted under pickup/ by a local user, must never be read as a queued message
+    final, _ = st.send_message(mta.port, "a@example.test", ["user@dead.test"], st.make_message("planted@test"))
+    planted = st.queue_id(final)
+    assert mta.wait_event(lambda l: l.event == "deferred" and l.id == planted)
     mta.stop()
+    [qfile] = mta.queue_files("tcp_local")
+    os.makedirs(os.path.join(mta.queue_dir, "pickup", "000"))  # as if "pickup" were a channel
+    os.rename(qfile, os.path.join(mta.queue_dir, "pickup", "000", planted))
+    assert planted not in mta.queue("list").stdout  # the offline tools walk the queue as recovery does
     env = dict(os.environ, SLUICE_CONFIG_DIR=mta.confdir)
     t = tag()
     r = subprocess.run([st.BIN, "sendmail", "carol@example.test"], input=("Subject: %s\n\nlater\n" % t).encode(),
                        capture_output=True, env=env, timeout=30)
     assert r.returncode == 0 and r.stderr == b"", r
     pickup = os.path.join(mta.queue_dir, "pickup")
-    files = [f for f in os.listdir(pickup) if not f.startswith(".")]
+    files = [f for f in os.listdir(pickup) if not f.startswith(".") and f != "000"]
     assert len(files) == 1, files
     # hostile and broken files beside it
     with open(os.path.join(pickup, "0000-garbage"), "w") as f:
@@ -237,7 +245,9 @@ def test_daemon_down_pickup_directory(harness):
     assert b"Received: from local (uid 0)" in data and b"via sendmail" in data, data[:300]
     assert st.wait_until(lambda: not [f for f in os.listdir(pickup)], 10), os.listdir(pickup)
     failed = sorted(os.listdir(os.path.join(mta.queue_dir, "pickup-failed")))
-    assert failed == ["0000-garbage", "0001-link"], failed
+    assert failed == ["000", "0000-garbage", "0001-link"], failed
+    assert planted not in mta.queue("list").stdout
+    assert planted not in mta.read_log(mta.logfiles[-1]), mta.read_log(mta.logfiles[-1])
     reasons = {ln.kv.get("file"): ln.kv.get("reason") for ln in mta.events("pickup_failed")}
     assert "not a pickup file" in reasons.get("0000-garbage", ""), reasons
     assert "cannot open" in reasons.get("0001-link", ""), reasons
