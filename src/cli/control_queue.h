@@ -14,10 +14,11 @@
 typedef void (*control_answer_cb)(void *arg, int status, strbuf *out);
 
 /*
- * control_queue_run - run `queue ARGV`: list [CH], show ID, hold ID, release ID, delete ID,
- * return ID, retry ID|CH, summary, stats. cb runs exactly once, possibly before this returns;
+ * control_queue_run - run `queue ARGV` (queue/qadmin.h's request: list, show, summary, stats, and
+ * the actions hold, release, delete, return, retry on an ID or a selection; --json) on the
+ * scheduler s, whose queue directory is qdir. cb runs exactly once, possibly before this returns;
  * argv may be freed as soon as this returns.
  */
-void control_queue_run(sched *s, int argc, char **argv, control_answer_cb cb, void *arg);
+void control_queue_run(sched *s, const char *qdir, int argc, char **argv, control_answer_cb cb, void *arg);
 
 #endif

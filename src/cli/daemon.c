@@ -320,6 +320,7 @@ int daemon_serve(const char *dir)
              nusers);
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.sched) && listener_sessions(d.lst) == 0;
+    sched_replies_save(d.sched);
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.sched));
     if (!store_recover_stop(d.ctx.store, 2000)) {
         log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");

@@ -10,7 +10,6 @@
  */
 #include "cli/sendmail.h"
 #include "cli/cli.h"
-#include "cli/load.h"
 #include "cli/trace_address.h"
 #include "conf/conf.h"
 #include "smtp/msgprep.h"
@@ -549,25 +548,11 @@ static int sm_verify(const sm_opts *o, const sl_options *opt)
     return rc;
 }
 
-/* sm_queue_run - -q: every queued message due now (`sluice queue retry` of each channel). */
+/* sm_queue_run - -q: every queued message due now (`sluice queue retry --all`). */
 static int sm_queue_run(const char *confdir)
 {
-    conf_errors errs = {0};
-    sl_conf *c = load_conf(confdir, &errs);
-    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "sendmail: %s\n", errs.msgs.v[i]);
-    sv_free(&errs.msgs);
-    if (!c) return EX_CONFIG;
-    int rc = EX_OK;
-    for (size_t i = 0; i < c->n_channels; i++) {
-        char *args[] = {"retry", c->channels[i].name};
-        strbuf out = {0};
-        int st = cli_queue_capture(c, 2, args, &out);
-        if (st == 0 && out.len) fputs(out.data, stdout);
-        else if (st > 1) rc = EX_SOFTWARE;
-        sb_free(&out);
-    }
-    conf_free(c);
-    return rc;
+    char *args[] = {"retry", "--all"};
+    return cli_queue(confdir, 2, args) == 0 ? EX_OK : EX_TEMPFAIL;
 }
 
 /* sm_run - the chosen mode. */

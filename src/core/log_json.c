@@ -5,7 +5,8 @@
  * string that ends at a quote followed by the end of the line or by " key=" (the text form does
  * not escape quotes inside values, so a quote elsewhere is part of the value). Words that are not
  * key=value pairs are kept, in order, in the member "text". Every value is a JSON string, with
- * quotes, backslashes and control characters escaped and invalid UTF-8 replaced by U+FFFD.
+ * quotes, backslashes and control characters escaped and invalid UTF-8 replaced by U+FFFD
+ * (core/json.c).
  *
  * Members, in order: ts, level, id (null when the line has none), event, session and queue_id
  * (when the line's id or its session= field is one), then the fields. A field whose key is one
@@ -14,6 +15,7 @@
  * Pure and thread-safe.
  */
 #include "core/log.h"
+#include "core/json.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -23,52 +25,13 @@
 
 static const char *const reserved[] = {"ts", "level", "id", "event", "session", "queue_id", "text"};
 
-/* utf8_len - the length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    if (p[0] < 0x80) return 1;
-    size_t len = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
-    if (!len || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    if (len == 3 && p[0] == 0xe0 && p[1] < 0xa0) return 0;  /* overlong */
-    if (len == 3 && p[0] == 0xed && p[1] >= 0xa0) return 0; /* surrogate */
-    if (len == 4 && p[0] == 0xf0 && p[1] < 0x90) return 0;  /* overlong */
-    if (len == 4 && p[0] == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
-    return len;
-}
-
-/* json_string - s (n bytes) as a JSON string, quotes included. */
-static void json_string(strbuf *out, const char *s, size_t n)
-{
-    sb_putc(out, '"');
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            sb_putc(out, '\\');
-            sb_putc(out, (char)c);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            sb_printf(out, "\\u%04x", c);
-            i++;
-        } else {
-            size_t len = utf8_len(p + i, n - i);
-            if (len) sb_append(out, p + i, len);
-            else sb_puts(out, "\\ufffd");
-            i += len ? len : 1;
-        }
-    }
-    sb_putc(out, '"');
-}
-
 /* member - ,"key":"value" */
 static void member(strbuf *out, const char *key, const char *v, size_t n)
 {
     sb_putc(out, ',');
-    json_string(out, key, strlen(key));
+    json_put_string(out, key, strlen(key));
     sb_putc(out, ':');
-    json_string(out, v, n);
+    json_put_string(out, v, n);
 }
 
 /* is_key_char - a character of a field key. */
@@ -180,7 +143,7 @@ void log_json_line(strbuf *out, const char *ts, const char *level, const char *i
     strvec used = {0};
     size_t n = split_fields(event, kv ? kv : "", f, SL_ARRAY_LEN(f), &text, &used);
     sb_puts(out, "{\"ts\":");
-    json_string(out, ts, strlen(ts));
+    json_put_string(out, ts, strlen(ts));
     member(out, "level", level, strlen(level));
     if (id) member(out, "id", id, strlen(id));
     else sb_puts(out, ",\"id\":null");

@@ -29,7 +29,7 @@
 /* entry_report - one qent to a listing callback. */
 static void entry_report(const qent *e, sched_entry_cb cb, void *arg)
 {
-    sched_entry se = {e->msg, e->path, sched_qent_state(e)};
+    sched_entry se = {e->msg, e->path, sched_qent_state(e), e->last_reply, e->reply_at};
     cb(arg, &se);
 }
 
@@ -273,6 +273,8 @@ static void admin_drop(admin_req *r, qent *e, bool hold)
     if (!admin_take(r, e)) return;
     const char *qdir = r->s->ctx->conf->opt.queue_dir;
     char *to = hold ? qadmin_held_path(qdir, e->msg->channel, e->msg->id) : NULL;
+    if (hold && e->last_reply) /* kept while the message is aside, for the listings and its release */
+        qadmin_replies_put(&r->s->replies, e->msg->channel, e->msg->id, e->reply_at, e->last_reply);
     admin_file_op(r, e->msg->id, e->msg->channel, e->path, to, false);
     r->s->count--;
     sched_qent_free(e);
@@ -329,6 +331,18 @@ static void admin_by_id(sched *s, const char *action, const char *id, sched_act_
     admin_end(r);
 }
 
+void sched_act_select(sched *s, const char *action, sched_match_fn match, void *marg, sched_act_cb cb, void *arg)
+{
+    admin_req *r = admin_begin(s, action, cb, arg);
+    qent *e = s->all;
+    while (e) {
+        qent *next = e->next; /* e may be freed */
+        if (match(marg, e->msg, e->last_reply)) admin_act_one(r, e);
+        e = next;
+    }
+    admin_end(r);
+}
+
 void sched_hold(sched *s, const char *id, sched_act_cb cb, void *arg)
 {
     admin_by_id(s, "hold", id, cb, arg);
@@ -364,6 +378,20 @@ static void held_release_one(admin_req *r, const char *held, const char *name, c
     admin_file_op(r, id, chan, from, queue_path_of(r->s, chan, id), true);
     free(from);
     free(chan);
+}
+
+void sched_release_select(sched *s, sched_match_fn match, void *marg, sched_act_cb cb, void *arg)
+{
+    admin_req *r = admin_begin(s, "release", cb, arg);
+    qadmin_files held = {0};
+    qadmin_files_load(s->ctx->conf->opt.queue_dir, ".held", "held", &held); /* on the loop: held files are few */
+    for (size_t i = 0; i < held.n; i++) {
+        const qmsg *m = held.ents[i].msg;
+        if (!match(marg, m, NULL)) continue;
+        admin_file_op(r, m->id, m->channel, held.paths[i], queue_path_of(s, m->channel, m->id), true);
+    }
+    qadmin_files_free(&held);
+    admin_end(r);
 }
 
 void sched_release(sched *s, const char *id, sched_act_cb cb, void *arg)

@@ -25,6 +25,8 @@ typedef struct qent {
     chanq *cq;
     bool removing;   /* being removed from disk */
     bool return_now; /* administrator asked for a bounce now */
+    char *last_reply; /* the diagnostic of the last attempt that did not deliver every recipient, or NULL */
+    int64_t reply_at; /* when it came */
     struct qent *prev, *next; /* every qent of the scheduler */
 } qent;
 
@@ -73,6 +75,8 @@ struct sched {
     uint64_t heap_ops, heap_ns;    /* pushes and removals in the channel heaps, and their time */
     uint64_t decisions, decide_ns; /* messages handed to a new job by kick, and the time per hand-over */
     size_t heap_max;               /* the largest channel heap seen */
+    qadmin_replies replies;        /* last remote replies of messages outside the scheduler: held ones, and
+                                      those of QUEUE/replies not yet recovered (pruned after recovery) */
     bool recovering;               /* the start-up scan is still running */
     size_t recovered;
     double recover_secs;
