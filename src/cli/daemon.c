@@ -164,26 +164,50 @@ static bool reload_tls_failed(daemon_state *d, sl_conf *c)
     return true;
 }
 
+/* reload_refused - whether c must be refused: another queue directory would split the queue (logged). */
+static bool reload_refused(daemon_state *d, const strvec *restart)
+{
+    if (!sv_contains_ci(restart, "queue_dir")) return false;
+    log_error(NULL, "reload_failed", "dir=%s error=\"queue_dir changes only with a restart\" keeping=old_configuration",
+              d->dir);
+    return true;
+}
+
+/* reload_apply - make c (and its directory) current: log settings, dispatcher services. */
+static void reload_apply(daemon_state *d, sl_conf *c, sl_dir *dir, const strvec *restart)
+{
+    ctx_conf_replace(&d->ctx, c);
+    dir_unref(d->ctx.dir); /* sessions under way keep theirs */
+    d->ctx.dir = dir;
+    log_set_level((enum log_level)c->opt.log_level);
+    log_set_format((enum log_format)c->opt.log_format);
+    size_t failed = listener_reload(d->lst, c);
+    for (size_t i = 0; i < restart->n; i++)
+        log_warn(NULL, "reload_restart_needed", "option=%s note=\"the running daemon keeps the old value until it is "
+                 "restarted\"", restart->v[i]);
+    log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu services=%zu listen_failed=%zu", d->dir, c->n_rules,
+             c->n_channels, c->n_services, failed);
+}
+
 static void reload(daemon_state *d)
 {
     conf_errors errs = {0};
+    strvec restart = {0};
     sl_conf *c;
     sl_dir *dir;
     if (!load_all(d->dir, &errs, &c, &dir)) {
         for (size_t i = 0; i < errs.msgs.n; i++) log_error(NULL, "reload_error", "error=\"%s\"", errs.msgs.v[i]);
         log_error(NULL, "reload_failed", "dir=%s keeping=old_configuration", d->dir);
-    } else if (reload_tls_failed(d, c)) {
-        conf_free(c);
-        dir_unref(dir);
     } else {
-        ctx_conf_replace(&d->ctx, c);
-        dir_unref(d->ctx.dir); /* sessions under way keep theirs */
-        d->ctx.dir = dir;
-        log_set_level((enum log_level)c->opt.log_level);
-        log_set_format((enum log_format)c->opt.log_format);
-        log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu note=\"listening services change on restart\"",
-                 d->dir, c->n_rules, c->n_channels);
+        conf_restart_changes(d->ctx.conf, c, &restart);
+        if (reload_refused(d, &restart) || reload_tls_failed(d, c)) {
+            conf_free(c);
+            dir_unref(dir);
+        } else {
+            reload_apply(d, c, dir, &restart);
+        }
     }
+    sv_free(&restart);
     sv_free(&errs.msgs);
 }
 

@@ -221,6 +221,10 @@ int conf_parse_dispatcher(const char *file, const char *text, sl_conf *c, conf_e
 /* conf_parse_sluice_cnf - parse rewrite rules and channel blocks into c. Returns error count added. */
 int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_errors *errs);
 
+/* conf_restart_changes - the options that differ between old and new but take effect only at
+ * start-up (queue_dir, run_as, dns_servers, submit_socket, submit_channel, metrics_listen): their
+ * names appended to out. Dispatcher services are applied by a reload (smtp/listener.h). */
+void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *out);
 /* conf_channel_by_name - channel named name (case-insensitive), or NULL. */
 const sl_channel *conf_channel_by_name(const sl_conf *c, const char *name);
 /* conf_channel_by_host - channel whose official or alias host name is host, or NULL. */

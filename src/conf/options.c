@@ -143,6 +143,35 @@ char *conf_pickup_dir(const sl_options *opt)
     return xasprintf("%s/pickup", opt->queue_dir);
 }
 
+/* str_differ - whether two optional strings differ. */
+static bool str_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* servers_differ - whether two dns_servers lists differ. */
+static bool servers_differ(const strvec *a, const strvec *b)
+{
+    if (a->n != b->n) return true;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0) return true;
+    return false;
+}
+
+void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *out)
+{
+    const sl_options *a = &old->opt, *b = &new_conf->opt;
+    char *sa = conf_submit_socket(a), *sb = conf_submit_socket(b);
+    if (str_differ(a->queue_dir, b->queue_dir)) sv_push(out, "queue_dir");
+    if (str_differ(a->run_as, b->run_as)) sv_push(out, "run_as");
+    if (servers_differ(&a->dns_servers, &b->dns_servers)) sv_push(out, "dns_servers");
+    if (str_differ(sa, sb)) sv_push(out, "submit_socket");
+    if (str_differ(a->submit_channel, b->submit_channel)) sv_push(out, "submit_channel");
+    if (str_differ(a->metrics_listen, b->metrics_listen)) sv_push(out, "metrics_listen");
+    free(sa);
+    free(sb);
+}
+
 char *conf_postmaster(const sl_options *opt)
 {
     return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);

@@ -36,13 +36,19 @@
 
 typedef struct conn conn;
 
+/* One listening socket of a dispatcher service. */
+typedef struct {
+    struct evconnlistener *evl;
+    char *svc, *channel; /* its service and that service's source channel */
+    char *addr, *port;   /* as dispatcher.cnf gives them */
+    struct sockaddr_storage ss;
+} lsock;
+
 struct listener {
     sl_ctx *ctx;
     const smtp_server_ops *ops; /* the decider's (policy) */
     void *ops_arg;
-    struct evconnlistener **evls;
-    char **svc_channel;
-    char **svc_name;   /* service of each listening socket */
+    lsock *socks;
     size_t n;
     struct evconnlistener *local_evl; /* the local submission socket, or NULL */
     char *local_path, *local_channel;
@@ -465,8 +471,8 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     (void)salen;
     listener *l = arg;
     size_t svc = 0;
-    while (svc < l->n && l->evls[svc] != evl) svc++;
-    conn_origin o = {svc < l->n ? l->svc_name[svc] : "", svc < l->n ? l->svc_channel[svc] : "tcp_local", false, 0};
+    while (svc < l->n && l->socks[svc].evl != evl) svc++;
+    conn_origin o = {svc < l->n ? l->socks[svc].svc : "", svc < l->n ? l->socks[svc].channel : "tcp_local", false, 0};
     conn_start(l, fd, sa, &o);
 }
 
@@ -550,8 +556,8 @@ static void local_close(listener *l)
 
 /* ---- services ---- */
 
-static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, int backlog, char *err,
-                                       size_t errlen)
+static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, int backlog,
+                                       struct sockaddr_storage *out, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -570,8 +576,7 @@ static struct evconnlistener *bind_one(listener *l, const char *addr, const char
         if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) goto bad;
         sl = sizeof *s4;
     }
-    l->ctx->listen_addrs = xrealloc(l->ctx->listen_addrs, (l->ctx->n_listen + 1) * sizeof *l->ctx->listen_addrs);
-    l->ctx->listen_addrs[l->ctx->n_listen++] = ss;
+    *out = ss;
     struct evconnlistener *evl = evconnlistener_new_bind(
         l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, backlog,
         (struct sockaddr *)&ss, (int)sl);
@@ -582,6 +587,58 @@ bad:
     return NULL;
 }
 
+/* listen_addrs_rebuild - our listening addresses, for self-MX detection (ctx->listen_addrs). */
+static void listen_addrs_rebuild(listener *l)
+{
+    free(l->ctx->listen_addrs);
+    l->ctx->listen_addrs = xcalloc(l->n + 1, sizeof *l->ctx->listen_addrs);
+    for (size_t i = 0; i < l->n; i++) l->ctx->listen_addrs[i] = l->socks[i].ss;
+    l->ctx->n_listen = l->n;
+}
+
+/* sock_add - bind addr:port for svc; false with err when it cannot. */
+static bool sock_add(listener *l, const sl_service *svc, const char *addr, const char *port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct evconnlistener *evl = bind_one(l, addr, port, svc->backlog ? (int)svc->backlog : 511, &ss, err, errlen);
+    if (!evl) return false;
+    l->socks = xrealloc(l->socks, (l->n + 1) * sizeof *l->socks);
+    const char *channel = svc->channel ? svc->channel : "tcp_local";
+    l->socks[l->n++] = (lsock){evl, xstrdup(svc->name), xstrdup(channel), xstrdup(addr), xstrdup(port), ss};
+    log_info(NULL, "listen", "service=%s address=%s port=%s channel=%s", svc->name, addr, port, channel);
+    return true;
+}
+
+/* sock_free - close socket i's listener and free its strings (the array is not changed). */
+static void sock_free(lsock *s)
+{
+    evconnlistener_free(s->evl);
+    free(s->svc);
+    free(s->channel);
+    free(s->addr);
+    free(s->port);
+}
+
+/* sock_find - the socket bound to addr:port, or -1. */
+static long sock_find(const listener *l, const char *addr, const char *port)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->socks[i].addr, addr) && !strcmp(l->socks[i].port, port)) return (long)i;
+    return -1;
+}
+
+/* svc_binds - every address and port of svc, as parallel lists (addresses default to 0.0.0.0). */
+static void svc_binds(const sl_service *svc, strvec *addrs, strvec *ports)
+{
+    size_t naddr = svc->addresses.n ? svc->addresses.n : 1;
+    for (size_t a = 0; a < naddr; a++) {
+        for (size_t p = 0; p < svc->ports.n; p++) {
+            sv_push(addrs, svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0");
+            sv_push(ports, svc->ports.v[p]);
+        }
+    }
+}
+
 listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, char *err, size_t errlen)
 {
     listener *l = xcalloc(1, sizeof *l);
@@ -589,30 +646,91 @@ listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, 
     l->ops = ops;
     l->ops_arg = ops_arg;
     const sl_conf *c = ctx->conf;
-    for (size_t i = 0; i < c->n_services; i++) {
-        const sl_service *svc = &c->services[i];
-        size_t naddr = svc->addresses.n ? svc->addresses.n : 1;
-        for (size_t a = 0; a < naddr; a++) {
-            const char *addr = svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0";
-            for (size_t p = 0; p < svc->ports.n; p++) {
-                struct evconnlistener *evl = bind_one(l, addr, svc->ports.v[p], svc->backlog ? (int)svc->backlog : 511, err, errlen);
-                if (!evl) {
-                    listener_free(l);
-                    return NULL;
-                }
-                l->evls = xrealloc(l->evls, (l->n + 1) * sizeof *l->evls);
-                l->svc_channel = xrealloc(l->svc_channel, (l->n + 1) * sizeof *l->svc_channel);
-                l->svc_name = xrealloc(l->svc_name, (l->n + 1) * sizeof *l->svc_name);
-                l->svc_name[l->n] = xstrdup(svc->name);
-                l->evls[l->n] = evl;
-                l->svc_channel[l->n] = xstrdup(svc->channel ? svc->channel : "tcp_local");
-                l->n++;
-                log_info(NULL, "listen", "service=%s address=%s port=%s channel=%s", svc->name, addr,
-                         svc->ports.v[p], svc->channel ? svc->channel : "tcp_local");
-            }
-        }
+    bool ok = true;
+    for (size_t i = 0; ok && i < c->n_services; i++) {
+        strvec addrs = {0}, ports = {0};
+        svc_binds(&c->services[i], &addrs, &ports);
+        for (size_t k = 0; ok && k < addrs.n; k++) ok = sock_add(l, &c->services[i], addrs.v[k], ports.v[k], err, errlen);
+        sv_free(&addrs);
+        sv_free(&ports);
     }
+    if (!ok) {
+        listener_free(l);
+        return NULL;
+    }
+    listen_addrs_rebuild(l);
     return l;
+}
+
+/* sock_update - a socket kept by a reload takes its service's new name and channel. */
+static void sock_update(lsock *s, const sl_service *svc)
+{
+    const char *channel = svc->channel ? svc->channel : "tcp_local";
+    if (!strcmp(s->svc, svc->name) && !strcmp(s->channel, channel)) return;
+    free(s->svc);
+    free(s->channel);
+    s->svc = xstrdup(svc->name);
+    s->channel = xstrdup(channel);
+    log_info(NULL, "listen_changed", "service=%s address=%s port=%s channel=%s", s->svc, s->addr, s->port, s->channel);
+}
+
+/* sock_sessions - sessions open on service svc. */
+static unsigned sock_sessions(const listener *l, const char *svc)
+{
+    unsigned n = 0;
+    for (const conn *c = l->conns; c; c = c->next) n += str_ieq(c->svc, svc);
+    return n;
+}
+
+/* reload_close - close the sockets reload did not keep; their sessions finish on their own. */
+static void reload_close(listener *l, const bool *keep, size_t old_n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (i >= old_n || keep[i]) {
+            l->socks[k++] = l->socks[i];
+            continue;
+        }
+        log_info(NULL, "unlisten", "service=%s address=%s port=%s sessions=%u note=\"sessions under way finish\"",
+                 l->socks[i].svc, l->socks[i].addr, l->socks[i].port, sock_sessions(l, l->socks[i].svc));
+        sock_free(&l->socks[i]);
+    }
+    l->n = k;
+}
+
+/* reload_one - keep (and update) the socket of addr:port, or bind it; 1 when it cannot be bound. */
+static size_t reload_one(listener *l, const sl_service *svc, const char *addr, const char *port, bool *keep,
+                         size_t old_n)
+{
+    long at = sock_find(l, addr, port);
+    if (at >= 0 && (size_t)at < old_n) {
+        keep[at] = true;
+        sock_update(&l->socks[at], svc);
+        return 0;
+    }
+    char err[256];
+    if (at >= 0 || sock_add(l, svc, addr, port, err, sizeof err)) return 0; /* at >= 0: listed twice */
+    log_error(NULL, "listen_failed", "service=%s address=%s port=%s error=\"%s\" note=\"%s\"", svc->name, addr, port,
+              err, "a port below 1024 can only be bound by a restart as root");
+    return 1;
+}
+
+size_t listener_reload(listener *l, const sl_conf *c)
+{
+    if (l->closing) return 0;
+    size_t old_n = l->n, failed = 0;
+    bool *keep = xcalloc(old_n + 1, sizeof *keep);
+    for (size_t i = 0; i < c->n_services; i++) {
+        strvec addrs = {0}, ports = {0};
+        svc_binds(&c->services[i], &addrs, &ports);
+        for (size_t k = 0; k < addrs.n; k++) failed += reload_one(l, &c->services[i], addrs.v[k], ports.v[k], keep, old_n);
+        sv_free(&addrs);
+        sv_free(&ports);
+    }
+    reload_close(l, keep, old_n);
+    free(keep);
+    listen_addrs_rebuild(l);
+    return failed;
 }
 
 int listener_sessions(const listener *l)
@@ -624,7 +742,7 @@ void listener_close(listener *l)
 {
     if (!l || l->closing) return;
     l->closing = true;
-    for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->evls[i]);
+    for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->socks[i].evl);
     local_close(l);
     conn *c = l->conns;
     while (c) {
@@ -643,16 +761,10 @@ void listener_free(listener *l)
     while (l->conns) {
         conn_free(l->conns); /* a pending decision or commit is abandoned by the decider's close */
     }
-    for (size_t i = 0; i < l->n; i++) {
-        evconnlistener_free(l->evls[i]);
-        free(l->svc_channel[i]);
-        free(l->svc_name[i]);
-    }
+    for (size_t i = 0; i < l->n; i++) sock_free(&l->socks[i]);
     local_close(l);
     free(l->local_path);
     free(l->local_channel);
-    free(l->evls);
-    free(l->svc_channel);
-    free(l->svc_name);
+    free(l->socks);
     free(l);
 }

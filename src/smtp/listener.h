@@ -21,6 +21,12 @@ listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, 
 int listener_open_local(listener *l, const char *path, const char *channel, char *err, size_t errlen);
 /* listener_adopt_local - run a local-submission session for user uid on fd (a socketpair end, owned from now). */
 void listener_adopt_local(listener *l, int fd, unsigned uid);
+/* listener_reload - apply the dispatcher services of c: bind the addresses and ports that are new,
+ * close those that are gone (sessions under way on them finish), give kept sockets their
+ * service's new name and channel (TLS mode, limits and AUTH settings are read from the session's
+ * configuration anyway). Logged (listen, listen_changed, unlisten, listen_failed); returns how
+ * many sockets could not be bound. */
+size_t listener_reload(listener *l, const sl_conf *c);
 /* listener_count - sessions open. */
 int listener_sessions(const listener *l);
 /* listener_close - stop accepting and end every session with 421. */
