@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libc-ares-dev libldap-dev libcmocka-dev libcrypt-dev"
 TEST="dnsmasq-base bind9-dnsutils python3-pytest python3-aiosmtpd python3-dnspython swaks openssl dovecot-core dovecot-lmtpd"
 TEST="$TEST postfix"  # bench/: smtp-source, smtp-sink and the Postfix measured against (never started as a service)
+TEST="$TEST curl"  # test_metrics.py scrapes the metrics endpoint with curl
 TEST="$TEST iproute2"  # bench/storm.py --sink-kind blackhole: ip link/addr/neigh in its own network namespace
 TEST="$TEST slapd ldap-utils"  # tests/integration/test_ldap.py: slapd per test (never started as a service)
 missing=""

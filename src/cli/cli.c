@@ -15,6 +15,7 @@
 #include "conf/conf.h"
 #include "core/util.h"
 #include "cli/load.h"
+#include "cli/sendmail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +26,16 @@ static void usage(FILE *f)
     fputs("usage: sluice serve [-C DIR]     run the daemon in the foreground\n"
           "       sluice check [-C DIR]     validate a configuration\n"
           "       sluice test rewrite ADDRESS [--source-channel CH] [--from ADDR] [-C DIR]\n"
+          "                                 show how the rewrite rules route ADDRESS\n"
           "       sluice test mapping TABLE STRING [--flags TAE] [-C DIR]\n"
           "       sluice test address ADDRESS [--from ADDR] [--client IP] [--source-channel CH] [-C DIR]\n"
-          "       sluice queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID |\n"
-          "                    retry ID|CHANNEL | summary | stats  [-C DIR]   (live daemon, or the files when stopped)\n"
-          "                                 show how the rewrite rules route ADDRESS\n"
+          "       sluice queue list [CHANNEL] | show ID | summary | hold|release|delete|return ID | retry ID|CHANNEL |\n"
+          "                    stats  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
+          "                    [-C DIR]   (live daemon, or the files when stopped; actions on an ID or a selection)\n"
+          "       sluice sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N NOTIFY] [-R RET] [-V ENVID] [RECIPIENT ...]\n"
+          "                    | -bs | -bv ADDRESS ... | -bp | -q   (also as sendmail, mailq, newaliases)\n"
           "       sluice version\n"
-          "DIR defaults to /etc/sluice.\n",
+          "DIR defaults to $SLUICE_CONFIG_DIR, else /etc/sluice.\n",
           f);
 }
 
@@ -114,8 +118,14 @@ int cli_check(const char *dir)
     return rc;
 }
 
-/* cli_queue - `sluice queue ...`: through the running daemon's control socket, else on the files. */
-static int cli_queue(const char *dir, int argc, char **argv)
+int cli_queue_capture(const sl_conf *c, int argc, char **argv, strbuf *out)
+{
+    int rc = control_client_capture(c->opt.queue_dir, argc, argv, out);
+    if (rc < 0) rc = qadmin_offline(c, argc, argv, out);
+    return rc;
+}
+
+int cli_queue(const char *dir, int argc, char **argv)
 {
     if (argc < 1) {
         usage(stderr);
@@ -126,26 +136,44 @@ static int cli_queue(const char *dir, int argc, char **argv)
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!c) return 1;
-    int rc = control_client(c->opt.queue_dir, argc, argv);
-    if (rc < 0) {
-        strbuf out = {0};
-        rc = qadmin_offline(c, argc, argv, &out);
-        if (rc == 2) usage(stderr);
-        else if (out.len) fputs(out.data, rc ? stderr : stdout);
-        sb_free(&out);
-    }
+    strbuf out = {0};
+    int rc = cli_queue_capture(c, argc, argv, &out);
+    if (rc == 2 && !out.len) usage(stderr);
+    if (out.len) fputs(out.data, rc ? stderr : stdout);
+    sb_free(&out);
     conf_free(c);
     return rc;
 }
 
+/* config_dir_default - $SLUICE_CONFIG_DIR, else /etc/sluice (the sendmail links cannot be given -C by mail(1)). */
+static const char *config_dir_default(void)
+{
+    const char *env = getenv("SLUICE_CONFIG_DIR");
+    return env && *env ? env : "/etc/sluice";
+}
+
+/* cli_by_name - the binary called as sendmail, mailq or newaliases; -1 when called otherwise. */
+static int cli_by_name(int argc, char **argv)
+{
+    const char *slash = strrchr(argv[0], '/');
+    const char *name = slash ? slash + 1 : argv[0];
+    if (!strcmp(name, "sendmail")) return cli_sendmail(argc, argv, config_dir_default());
+    if (!strcmp(name, "mailq")) return cli_mailq(argc, argv, config_dir_default());
+    if (!strcmp(name, "newaliases")) return cli_newaliases();
+    return -1;
+}
+
 int cli_main(int argc, char **argv)
 {
+    int by_name = argc > 0 ? cli_by_name(argc, argv) : -1;
+    if (by_name >= 0) return by_name;
+    if (argc >= 2 && !strcmp(argv[1], "sendmail")) return cli_sendmail(argc - 1, argv + 1, config_dir_default());
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
-    const char *dir = "/etc/sluice";
+    const char *dir = config_dir_default();
     /* -C DIR may appear anywhere; only "test" takes other arguments */
     char **rest = xcalloc((size_t)argc, sizeof *rest);
     int nrest = 0;

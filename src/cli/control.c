@@ -1,6 +1,8 @@
 /*
  * control.c - control socket, daemon and client sides (see control.h). The daemon side reads one
  * line, splits it into words and hands them to control_queue.c, which talks to the scheduler.
+ * Each word is sent percent-encoded (bytes up to the space, '%' and above 0x7e as %XX), so that
+ * an argument may hold spaces (`--reply "Connection refused"`).
  */
 #include "cli/control.h"
 #include "conf/conf.h"
@@ -33,6 +35,33 @@ typedef struct {
     struct bufferevent *bev;
     bool answered;
 } cconn;
+
+/* word_encode - w percent-encoded onto line. */
+static void word_encode(strbuf *line, const char *w)
+{
+    for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
+        if (*p <= ' ' || *p == '%' || *p > 0x7e) sb_printf(line, "%%%02X", *p);
+        else sb_putc(line, (char)*p);
+    }
+}
+
+/* word_decode - undo word_encode in place; false when malformed. */
+static bool word_decode(char *w)
+{
+    char *out = w;
+    for (char *p = w; *p; p++) {
+        unsigned v;
+        if (*p != '%') {
+            *out++ = *p;
+            continue;
+        }
+        if (sscanf(p + 1, "%2x", &v) != 1 || !p[1] || !p[2] || v == 0) return false;
+        *out++ = (char)v;
+        p += 2;
+    }
+    *out = '\0';
+    return true;
+}
 
 static void cconn_written(struct bufferevent *bev, void *arg)
 {
@@ -71,8 +100,11 @@ static void cconn_read(struct bufferevent *bev, void *arg)
     strvec args = {0};
     str_split_ws(line, &args);
     free(line);
+    for (size_t i = 0; i < args.n; i++)
+        if (!word_decode(args.v[i])) args.v[i][0] = '-'; /* an unknown option: a usage answer */
     bufferevent_disable(bev, EV_READ);
-    control_queue_run(cc->c->sched, cc->c->ctx->dir, (int)args.n, args.v, cconn_answer, cc);
+    control_queue_run(cc->c->sched, cc->c->ctx->dir, cc->c->ctx->conf->opt.queue_dir, (int)args.n, args.v,
+                      cconn_answer, cc);
     sv_free(&args);
 }
 
@@ -142,7 +174,7 @@ void control_free(control *c)
     free(c);
 }
 
-int control_client(const char *qdir, int argc, char **argv)
+int control_client_capture(const char *qdir, int argc, char **argv, strbuf *out)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
@@ -161,7 +193,10 @@ int control_client(const char *qdir, int argc, char **argv)
         return -1; /* no daemon: the caller works on the files */
     }
     strbuf line = {0};
-    for (int i = 0; i < argc; i++) sb_printf(&line, "%s%s", i ? " " : "", argv[i]);
+    for (int i = 0; i < argc; i++) {
+        if (i) sb_putc(&line, ' ');
+        word_encode(&line, argv[i]);
+    }
     sb_putc(&line, '\n');
     ssize_t w = write(fd, line.data, line.len);
     sb_free(&line);
@@ -177,12 +212,21 @@ int control_client(const char *qdir, int argc, char **argv)
     int status = 1;
     const char *body = resp.data ? resp.data : "";
     if (sscanf(body, "STATUS %d", &status) != 1) {
-        fprintf(stderr, "sluice: the daemon gave no answer\n");
+        sb_puts(out, "sluice: the daemon gave no answer\n");
         sb_free(&resp);
         return 1;
     }
     const char *nl = strchr(body, '\n');
-    if (nl) fputs(nl + 1, status ? stderr : stdout);
+    if (nl) sb_puts(out, nl + 1);
     sb_free(&resp);
+    return status;
+}
+
+int control_client(const char *qdir, int argc, char **argv)
+{
+    strbuf out = {0};
+    int status = control_client_capture(qdir, argc, argv, &out);
+    if (status >= 0 && out.len) fputs(out.data, status ? stderr : stdout);
+    sb_free(&out);
     return status;
 }

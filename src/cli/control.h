@@ -6,6 +6,7 @@
 #ifndef SLUICE_CONTROL_H
 #define SLUICE_CONTROL_H
 #include "core/ctx.h"
+#include "core/util.h"
 
 typedef struct control control;
 struct sched;
@@ -16,5 +17,7 @@ control *control_open(sl_ctx *ctx, struct sched *sched);
 void control_free(control *c);
 /* control_client - `sluice queue ARGS` against a running daemon: 0..2 exit status, -1 if no daemon answers. */
 int control_client(const char *qdir, int argc, char **argv);
+/* control_client_capture - control_client with the answer appended to out instead of printed. */
+int control_client_capture(const char *qdir, int argc, char **argv, strbuf *out);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * control_queue.c - `sluice queue` words to the scheduler's typed administration and its
- * results to text (see control_queue.h). A command is a row of a table: its name, how many
- * words it takes and its handler. Listings answer at once; actions answer when the scheduler
- * reports their end (act == NULL), one line per message acted on.
+ * results to text or JSON (see control_queue.h). The words are parsed as the offline tool parses
+ * them (qadmin_req_parse); listings answer at once from the scheduler's messages and the held
+ * and returning files; actions answer when the scheduler reports their end (act == NULL), one
+ * report entry per message acted on.
  */
 #include "cli/control_queue.h"
+#include "dir/dir.h"
 #include "queue/qadmin.h"
 
 #include <inttypes.h>
@@ -15,11 +17,12 @@
 /* One command in progress. */
 typedef struct {
     strbuf out;
-    const sl_dir *dir; /* for stats */
     int status;
-    size_t acts;         /* messages acted on */
-    char *id;            /* the argument, for "no such message" */
-    const char *missing; /* what to say when nothing matched */
+    qadmin_req req;
+    strvec words;        /* the words the request points into */
+    qadmin_acts acts;
+    int64_t now;
+    const char *missing; /* what to say when nothing matched an ID */
     control_answer_cb cb;
     void *arg;
 } qcmd;
@@ -29,69 +32,97 @@ static void qcmd_finish(qcmd *q)
 {
     q->cb(q->arg, q->status, &q->out);
     sb_free(&q->out);
-    free(q->id);
+    sv_free(&q->words);
     free(q);
 }
 
-/* qcmd_act - one line per message acted on; at the end (act NULL) the answer goes out. */
+/* qcmd_act - one report entry per message acted on; at the end (act NULL) the answer goes out. */
 static void qcmd_act(void *arg, const sched_act *a)
 {
     qcmd *q = arg;
     if (!a) {
-        if (!q->acts) {
-            sb_printf(&q->out, "%s: %s\n", q->id, q->missing);
+        qadmin_acts_end(&q->acts);
+        if (!q->acts.n && q->req.arg) {
+            if (!q->req.json) sb_printf(&q->out, "%s: %s\n", q->req.arg, q->missing);
             q->status = 1;
         }
         qcmd_finish(q);
         return;
     }
-    q->acts++;
     if (a->status == SCHED_ACT_DONE) {
-        sb_printf(&q->out, "%s %s: %s\n", a->id, a->channel, a->action);
+        qadmin_act_report(&q->acts, a->id, a->channel, a->action, "done", NULL);
         return;
     }
     q->status = 1;
-    if (a->status == SCHED_ACT_BUSY) sb_printf(&q->out, "%s %s: busy (%s), try again\n", a->id, a->channel, a->state);
-    else sb_printf(&q->out, "%s %s: %s failed: %s\n", a->id, a->channel, a->action, strerror(a->err));
+    if (a->status == SCHED_ACT_BUSY) qadmin_act_report(&q->acts, a->id, a->channel, a->action, "busy", a->state);
+    else qadmin_act_report(&q->acts, a->id, a->channel, a->action, "failed", strerror(a->err));
 }
 
-/* list_line - one `queue list` line. */
-static void list_line(void *arg, const sched_entry *e)
+/* ---- listings ---- */
+
+/* The messages of a listing: the scheduler's, then the held and returning files. */
+typedef struct {
+    qadmin_ent *v;
+    size_t n, cap;
+    qadmin_files held, returning;
+} ent_set;
+
+/* ent_add - one scheduler message (borrowed: the set is used before the loop turns). */
+static void ent_add(void *arg, const sched_entry *e)
 {
-    qadmin_list_line(e->msg, e->state, arg);
+    ent_set *set = arg;
+    if (set->n == set->cap) set->v = xrealloc(set->v, (set->cap = set->cap ? set->cap * 2 : 64) * sizeof *set->v);
+    set->v[set->n++] = (qadmin_ent){e->msg, e->path, e->state, e->reply, e->reply_at};
 }
 
-/* show_block - one `queue show` block. */
-static void show_block(void *arg, const sched_entry *e)
+/* ent_files - append the entries of f, with the replies the scheduler keeps for them. */
+static void ent_files(sched *s, ent_set *set, const qadmin_files *f)
 {
-    qadmin_show(e->msg, e->path, e->state, arg);
-}
-
-/* cmd_list - list [CHANNEL]. */
-static void cmd_list(sched *s, qcmd *q, int argc, char **argv)
-{
-    sched_list(s, argc > 1 ? argv[1] : NULL, list_line, &q->out);
-    qcmd_finish(q);
-}
-
-/* cmd_show - show ID. */
-static void cmd_show(sched *s, qcmd *q, int argc, char **argv)
-{
-    (void)argc;
-    if (!sched_show(s, argv[1], show_block, &q->out)) {
-        sb_printf(&q->out, "%s: no such message\n", argv[1]);
-        q->status = 1;
+    for (size_t i = 0; i < f->n; i++) {
+        const qmsg *m = f->ents[i].msg;
+        sched_entry se = {m, f->ents[i].path, f->ents[i].state, NULL, 0};
+        se.reply = sched_reply_of(s, m->channel, m->id, &se.reply_at);
+        ent_add(set, &se);
     }
-    qcmd_finish(q);
 }
 
-/* cmd_summary - the table per channel and host. */
-static void cmd_summary(sched *s, qcmd *q, int argc, char **argv)
+/* ent_load - every message the tools may list (the files are read on the loop: they are few). */
+static void ent_load(sched *s, const char *qdir, ent_set *set)
 {
-    (void)argc, (void)argv;
-    qadmin_summary sum = {0};
-    sched_summary(s, &sum);
-    qadmin_summary_print(&sum, now_unix(), &q->out);
+    memset(set, 0, sizeof *set);
+    sched_list(s, NULL, ent_add, set);
+    qadmin_files_load(qdir, ".held", "held", &set->held);
+    qadmin_files_load(qdir, ".return", "returning", &set->returning);
+    ent_files(s, set, &set->held);
+    ent_files(s, set, &set->returning);
+}
+
+static void ent_free(ent_set *set)
+{
+    qadmin_files_free(&set->held);
+    qadmin_files_free(&set->returning);
+    free(set->v);
+}
+
+/* cmd_listing - list, show, summary. */
+static void cmd_listing(sched *s, const char *qdir, qcmd *q)
+{
+    ent_set set;
+    ent_load(s, qdir, &set);
+    const qadmin_req *r = &q->req;
+    if (!strcmp(r->cmd, "list")) {
+        qadmin_list(r, set.v, set.n, q->now, &q->out);
+    } else if (!strcmp(r->cmd, "show")) {
+        if (!qadmin_show_ents(r, set.v, set.n, q->now, &q->out)) {
+            if (!r->json) sb_printf(&q->out, "%s: no such message\n", r->arg);
+            q->status = 1;
+        }
+    } else if (r->json) {
+        qadmin_summary_json(r, set.v, set.n, q->now, &q->out);
+    } else {
+        qadmin_summary_ents(r, set.v, set.n, q->now, &q->out);
+    }
+    ent_free(&set);
     qcmd_finish(q);
 }
 
@@ -110,86 +141,58 @@ static void stats_print(const sched_counters *c, strbuf *out)
               c->decisions ? (double)c->decide_ns / (double)c->decisions : 0.0);
 }
 
-/* cmd_stats - the scheduler's figures. */
-static void cmd_stats(sched *s, qcmd *q, int argc, char **argv)
+/* ---- actions ---- */
+
+/* selected - the scheduler's match callback: the request's selection. */
+static bool selected(void *arg, const qmsg *m, const char *reply)
 {
-    (void)argc, (void)argv;
-    sched_counters c;
-    sched_stats(s, &c);
-    stats_print(&c, &q->out);
-    if (q->dir) dir_counters(q->dir, &q->out);
-    qcmd_finish(q);
+    qcmd *q = arg;
+    return qadmin_sel_match(&q->req.sel, m, reply, q->now);
 }
 
-/* cmd_hold - hold ID. */
-static void cmd_hold(sched *s, qcmd *q, int argc, char **argv)
+/* cmd_action - hold, release, delete, return, retry: on the ID (retry: or the channel), or on the selection. */
+static void cmd_action(sched *s, qcmd *q)
 {
-    (void)argc;
-    sched_hold(s, argv[1], qcmd_act, q);
-}
-
-/* cmd_release - release ID. */
-static void cmd_release(sched *s, qcmd *q, int argc, char **argv)
-{
-    (void)argc;
-    q->missing = "no such held message";
-    sched_release(s, argv[1], qcmd_act, q);
-}
-
-/* cmd_delete - delete ID. */
-static void cmd_delete(sched *s, qcmd *q, int argc, char **argv)
-{
-    (void)argc;
-    sched_delete(s, argv[1], qcmd_act, q);
-}
-
-/* cmd_return - return ID. */
-static void cmd_return(sched *s, qcmd *q, int argc, char **argv)
-{
-    (void)argc;
-    sched_return(s, argv[1], qcmd_act, q);
-}
-
-/* cmd_retry - retry ID|CHANNEL. */
-static void cmd_retry(sched *s, qcmd *q, int argc, char **argv)
-{
-    (void)argc;
-    sched_retry(s, argv[1], qcmd_act, q);
-}
-
-/* The commands: name, the number of words (the name included) and the handler. */
-static const struct {
-    const char *name;
-    int min_words, max_words;
-    void (*run)(sched *s, qcmd *q, int argc, char **argv);
-} commands[] = {
-    {"list", 1, 2, cmd_list},       {"summary", 1, 1, cmd_summary}, {"stats", 1, 1, cmd_stats},
-    {"release", 2, 2, cmd_release}, {"show", 2, 2, cmd_show},       {"hold", 2, 2, cmd_hold},
-    {"delete", 2, 2, cmd_delete},   {"return", 2, 2, cmd_return},   {"retry", 2, 2, cmd_retry},
-};
-
-/* cmd_usage - an unknown command or the wrong number of words. */
-static void cmd_usage(qcmd *q)
-{
-    sb_printf(&q->out, "usage: queue list [CHANNEL] | show ID | hold ID | release ID | delete ID | return ID | "
-                       "retry ID|CHANNEL | summary | stats\n");
-    q->status = 2;
-    qcmd_finish(q);
-}
-
-void control_queue_run(sched *s, const sl_dir *dir, int argc, char **argv, control_answer_cb cb, void *arg)
-{
-    qcmd *q = xcalloc(1, sizeof *q);
-    q->dir = dir;
-    q->cb = cb;
-    q->arg = arg;
-    q->missing = "no such message";
-    q->id = xstrdup(argc > 1 ? argv[1] : "");
-    for (size_t i = 0; argc > 0 && i < SL_ARRAY_LEN(commands); i++) {
-        if (strcmp(argv[0], commands[i].name) != 0) continue;
-        if (argc < commands[i].min_words || argc > commands[i].max_words) break;
-        commands[i].run(s, q, argc, argv);
+    const qadmin_req *r = &q->req;
+    q->acts = (qadmin_acts){&q->out, r->json, 0};
+    if (!r->arg) {
+        if (!strcmp(r->cmd, "release")) sched_release_select(s, selected, q, qcmd_act, q);
+        else sched_act_select(s, r->cmd, selected, q, qcmd_act, q);
         return;
     }
-    cmd_usage(q);
+    if (!strcmp(r->cmd, "hold")) sched_hold(s, r->arg, qcmd_act, q);
+    else if (!strcmp(r->cmd, "release")) sched_release(s, r->arg, qcmd_act, q);
+    else if (!strcmp(r->cmd, "delete")) sched_delete(s, r->arg, qcmd_act, q);
+    else if (!strcmp(r->cmd, "return")) sched_return(s, r->arg, qcmd_act, q);
+    else sched_retry(s, r->arg, qcmd_act, q);
+}
+
+void control_queue_run(sched *s, const sl_dir *dir, const char *qdir, int argc, char **argv, control_answer_cb cb,
+                       void *arg)
+{
+    qcmd *q = xcalloc(1, sizeof *q);
+    q->cb = cb;
+    q->arg = arg;
+    q->now = now_unix();
+    for (int i = 0; i < argc; i++) sv_push(&q->words, argv[i]); /* argv may go when this returns */
+    strbuf err = {0};
+    if (qadmin_req_parse((int)q->words.n, q->words.v, &q->req, &err) != 0) {
+        sb_printf(&q->out, "sluice queue: %s%s", err.data ? err.data : "", qadmin_usage());
+        sb_free(&err);
+        q->status = 2;
+        qcmd_finish(q);
+        return;
+    }
+    q->missing = !strcmp(q->req.cmd, "release") ? "no such held message" : "no such message";
+    if (qadmin_req_is_action(&q->req)) {
+        cmd_action(s, q);
+    } else if (!strcmp(q->req.cmd, "stats")) {
+        sched_counters c;
+        sched_stats(s, &c);
+        stats_print(&c, &q->out);
+        if (dir) dir_counters(dir, &q->out);
+        qcmd_finish(q);
+    } else {
+        cmd_listing(s, qdir, q);
+    }
 }

@@ -8,18 +8,20 @@
 #ifndef SLUICE_CONTROL_QUEUE_H
 #define SLUICE_CONTROL_QUEUE_H
 #include "core/util.h"
-#include "dir/dir.h"
 #include "jobs/sched.h"
 
 /* control_answer_cb - the answer: status as for a process exit (0 ok, 1 not found or failed, 2 usage). */
+typedef struct sl_dir sl_dir;
 typedef void (*control_answer_cb)(void *arg, int status, strbuf *out);
 
 /*
- * control_queue_run - run `queue ARGV`: list [CH], show ID, hold ID, release ID, delete ID,
- * return ID, retry ID|CH, summary, stats (the scheduler's figures, then the directory's:
- * dir_counters of dir). cb runs exactly once, possibly before this returns; argv may be freed as
+ * control_queue_run - run `queue ARGV` (queue/qadmin.h's request: list, show, summary, stats, and
+ * the actions hold, release, delete, return, retry on an ID or a selection; --json) on the
+ * scheduler s, whose queue directory is qdir; stats adds the directory's counters (dir_counters of
+ * dir, NULL for none). cb runs exactly once, possibly before this returns; argv may be freed as
  * soon as this returns.
  */
-void control_queue_run(sched *s, const sl_dir *dir, int argc, char **argv, control_answer_cb cb, void *arg);
+void control_queue_run(sched *s, const sl_dir *dir, const char *qdir, int argc, char **argv, control_answer_cb cb,
+                       void *arg);
 
 #endif

@@ -6,6 +6,8 @@
  */
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "cli/metrics_http.h"
+#include "core/metrics.h"
 #include "conf/conf.h"
 #include "core/ctx.h"
 #include "core/log.h"
@@ -21,6 +23,7 @@
 #include "queue/store.h"
 #include "policy/policy.h"
 #include "smtp/listener.h"
+#include "smtp/pickup.h"
 
 #include <event2/event.h>
 #include <ftw.h>
@@ -42,6 +45,8 @@ typedef struct {
     listener *lst;
     policy *pol;
     control *ctl;
+    pickup *pick;
+    metrics_http *metrics;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -113,20 +118,25 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
 
 static uid_t chown_uid;
 static gid_t chown_gid;
+static const char *chown_keep; /* files under this directory keep their owner (the pickup files' submitters) */
 
 static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st, (void)flag, (void)ftw;
+    size_t k = chown_keep ? strlen(chown_keep) : 0;
+    if (k && !strncmp(path, chown_keep, k) && path[k] == '/') return 0;
     if (lchown(path, chown_uid, chown_gid) < 0) log_warn(NULL, "chown_failed", "path=%s", path);
     return 0;
 }
 
-/* chown_tree - give a directory tree to uid:gid (start-up only). */
-static void chown_tree(const char *root, uid_t uid, gid_t gid)
+/* chown_tree - give a directory tree to uid:gid, except what lies under keep (start-up only). */
+static void chown_tree(const char *root, uid_t uid, gid_t gid, const char *keep)
 {
     chown_uid = uid;
     chown_gid = gid;
+    chown_keep = keep;
     nftw(root, chown_one, 32, FTW_PHYS);
+    chown_keep = NULL;
 }
 
 /* drop_privileges - become option.dat's run_as user once the ports are bound. */
@@ -136,9 +146,11 @@ static void drop_privileges(const sl_conf *c)
     struct passwd *pw = getpwnam(c->opt.run_as);
     if (!pw) fatal("run_as: no such user '%s'", c->opt.run_as);
     /* the queue and the Maildirs must stay writable after the switch */
-    chown_tree(c->opt.queue_dir, pw->pw_uid, pw->pw_gid);
+    char *pickup_dir = conf_pickup_dir(&c->opt);
+    chown_tree(c->opt.queue_dir, pw->pw_uid, pw->pw_gid, pickup_dir);
+    free(pickup_dir);
     mkdir(c->opt.maildir_root, 0700);
-    chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid);
+    chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid, NULL);
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         fatal("run_as: cannot become '%s'", c->opt.run_as);
     log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);
@@ -162,28 +174,84 @@ static void log_dir_notes(const sl_dir *dir)
     sv_free(&notes);
 }
 
+/* reload_refused - whether c must be refused: another queue directory would split the queue (logged). */
+static bool reload_refused(daemon_state *d, const strvec *restart)
+{
+    if (!sv_contains_ci(restart, "queue_dir")) return false;
+    log_error(NULL, "reload_failed", "dir=%s error=\"queue_dir changes only with a restart\" keeping=old_configuration",
+              d->dir);
+    return true;
+}
+
+/* reload_apply - make c (and its directory) current: log settings, dispatcher services. */
+static void reload_apply(daemon_state *d, sl_conf *c, sl_dir *dir, const strvec *restart)
+{
+    ctx_conf_replace(&d->ctx, c);
+    dir_unref(d->ctx.dir); /* sessions under way keep theirs */
+    d->ctx.dir = dir;
+    log_set_level((enum log_level)c->opt.log_level);
+    log_set_format((enum log_format)c->opt.log_format);
+    size_t failed = listener_reload(d->lst, c);
+    for (size_t i = 0; i < restart->n; i++)
+        log_warn(NULL, "reload_restart_needed", "option=%s note=\"the running daemon keeps the old value until it is "
+                 "restarted\"", restart->v[i]);
+    log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu services=%zu listen_failed=%zu", d->dir, c->n_rules,
+             c->n_channels, c->n_services, failed);
+}
+
 static void reload(daemon_state *d)
 {
     conf_errors errs = {0};
+    strvec restart = {0};
     sl_conf *c;
     sl_dir *dir;
     if (!load_all(d->dir, &errs, &c, &dir)) {
         for (size_t i = 0; i < errs.msgs.n; i++) log_error(NULL, "reload_error", "error=\"%s\"", errs.msgs.v[i]);
         log_error(NULL, "reload_failed", "dir=%s keeping=old_configuration", d->dir);
-    } else if (reload_tls_failed(d, c)) {
-        conf_free(c);
-        dir_unref(dir);
     } else {
-        dir_attach(dir, d->ctx.base);
-        log_dir_notes(dir);
-        ctx_conf_replace(&d->ctx, c);
-        dir_unref(d->ctx.dir); /* sessions under way keep theirs */
-        d->ctx.dir = dir;
-        log_set_level((enum log_level)c->opt.log_level);
-        log_info(NULL, "reloaded", "dir=%s rules=%zu channels=%zu note=\"listening services change on restart\"",
-                 d->dir, c->n_rules, c->n_channels);
+        conf_restart_changes(d->ctx.conf, c, &restart);
+        if (reload_refused(d, &restart) || reload_tls_failed(d, c)) {
+            conf_free(c);
+            dir_unref(dir);
+        } else {
+            dir_attach(dir, d->ctx.base);
+            log_dir_notes(dir);
+            reload_apply(d, c, dir, &restart);
+        }
     }
+    sv_free(&restart);
     sv_free(&errs.msgs);
+}
+
+/* local_submission_open - the socket of `sluice sendmail` and the pickup directory, unless
+ * submit_socket=none; a failure is logged and the daemon runs without them. */
+static bool local_submission_open(daemon_state *d, const sl_conf *c)
+{
+    char *path = conf_submit_socket(&c->opt);
+    if (!path) return false;
+    char err[512];
+    bool ok = pickup_dir_prepare(c->opt.queue_dir, err, sizeof err) == 0 &&
+              listener_open_local(d->lst, path, c->opt.submit_channel, err, sizeof err) == 0;
+    if (!ok) log_error(NULL, "local_submission_error", "error=\"%s\" note=\"sluice sendmail cannot reach this daemon\"", err);
+    free(path);
+    return ok;
+}
+
+/* build_info - the sluice_build_info gauge. */
+static void build_info(void *arg, metric_emit *e)
+{
+    (void)arg;
+    metric_emit_value(e, (const char *const[]){SLUICE_VERSION}, 1);
+}
+
+/* metrics_start - the registry's catalogue, and the endpoint when metrics_listen is set (start-up). */
+static void metrics_start(daemon_state *d, const sl_conf *c)
+{
+    metric_gauge_register(&METRIC_BUILD_INFO, build_info, d);
+    if (!c->opt.metrics_listen) return;
+    char err[512];
+    d->metrics = metrics_http_open(d->ctx.base, c->opt.metrics_listen, err, sizeof err);
+    if (!d->metrics) fatal("%s", err);
 }
 
 static void stop_tick(evutil_socket_t fd, short what, void *arg)
@@ -212,6 +280,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (d->ctx.stopping) return;
     d->ctx.stopping = true;
     log_info(NULL, "stopping", "signal=%d", (int)sig);
+    pickup_free(d->pick);
+    d->pick = NULL;
+    metrics_http_free(d->metrics);
+    d->metrics = NULL;
     listener_close(d->lst);
     control_free(d->ctl);
     d->ctl = NULL;
@@ -231,7 +303,9 @@ int daemon_serve(const char *dir)
     for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
     sv_free(&errs.msgs);
     if (!conf) return 1;
+    metrics_declare_all(); /* the catalogue's order, before any component registers a gauge */
     log_set_level((enum log_level)conf->opt.log_level);
+    log_set_format((enum log_format)conf->opt.log_format);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     /* The epoll changelist folds the add/remove pairs of one loop iteration (a reply enables the
@@ -261,6 +335,8 @@ int daemon_serve(const char *dir)
     d.pol = policy_new(&d.ctx);
     d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);
+    bool local = local_submission_open(&d, conf);
+    metrics_start(&d, conf);
     d.ev_term = evsignal_new(d.ctx.base, SIGTERM, on_signal, &d);
     d.ev_int = evsignal_new(d.ctx.base, SIGINT, on_signal, &d);
     d.ev_hup = evsignal_new(d.ctx.base, SIGHUP, on_signal, &d);
@@ -275,6 +351,7 @@ int daemon_serve(const char *dir)
     sched_recovery(d.sched, true, 0, 0);
     store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
     d.ctl = control_open(&d.ctx, d.sched);
+    if (local) d.pick = pickup_new(&d.ctx, d.lst);
     size_t ndom, nusers;
     dir_stats(directory, &ndom, &nusers);
     log_info(NULL, "ready", "version=%s config=%s hostname=%s maildir_root=%s directory=%s domains=%zu users=%zu",
@@ -282,6 +359,7 @@ int daemon_serve(const char *dir)
              nusers);
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.sched) && listener_sessions(d.lst) == 0;
+    sched_replies_save(d.sched);
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.sched));
     if (!store_recover_stop(d.ctx.store, 2000)) {
         log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");
@@ -289,6 +367,7 @@ int daemon_serve(const char *dir)
     }
     if (!clean) return 0; /* in-flight work is abandoned; the queue on disk is intact */
     listener_free(d.lst);
+    metric_gauge_unregister(&d);
     event_free(d.ev_term);
     event_free(d.ev_int);
     event_free(d.ev_hup);

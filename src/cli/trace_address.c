@@ -49,12 +49,13 @@ static bool client_internal(const sl_conf *c, const char *ip)
     return conf_cidr_match(c->opt.internal_networks, c->opt.n_internal_networks, (struct sockaddr *)&ss);
 }
 
-/* say - one command; the loop runs while its decision waits (at most 30 s); prints the replies. */
-static int say(smtp_sess *s, struct event_base *base, const char *cmd)
+/* say - one command; the loop runs while its decision waits (at most 30 s); prints the replies
+ * when verbose, keeps the last reply line (no CRLF) in last. */
+static int say(smtp_sess *s, struct event_base *base, const char *cmd, bool verbose, strbuf *last)
 {
     char line[1100];
     snprintf(line, sizeof line, "%s\r\n", cmd);
-    printf("> %s\n", cmd);
+    if (verbose) printf("> %s\n", cmd);
     fflush(stdout);
     smtp_sess_feed(s, line, strlen(line));
     for (int i = 0; i < 300 && smtp_sess_waiting(s); i++) {
@@ -65,14 +66,48 @@ static int say(smtp_sess *s, struct event_base *base, const char *cmd)
     size_t n;
     const char *out = smtp_sess_output(s, &n);
     int code = out && n >= 3 ? atoi(out) : 0;
-    if (out) printf("< %.*s", (int)n, out);
-    if (smtp_sess_waiting(s)) printf("< (no answer within 30 s)\n");
+    if (out && verbose) printf("< %.*s", (int)n, out);
+    if (smtp_sess_waiting(s) && verbose) printf("< (no answer within 30 s)\n");
+    sb_reset(last);
+    if (out) {
+        const char *end = out + n;
+        while (end > out && (end[-1] == '\n' || end[-1] == '\r')) end--;
+        const char *start = end;
+        while (start > out && start[-1] != '\n') start--;
+        sb_append(last, start, (size_t)(end - start));
+    }
     smtp_sess_output_clear(s);
     fflush(stdout);
     return code;
 }
 
-/* run - the session: greeting, EHLO, MAIL, RCPT; returns the RCPT reply code (0 if none). */
+/* session_rcpt - a session with info: greeting, EHLO, MAIL FROM:<from>, RCPT TO:<rcpt>; returns the
+ * RCPT reply code (0 if none) and the last reply line in last. */
+static int session_rcpt(sl_ctx *ctx, policy *pol, const smtp_sess_info *info, const char *from, const char *rcpt,
+                        bool verbose, strbuf *last)
+{
+    smtp_sess *s = smtp_sess_new(ctx->conf, policy_smtp_ops(), pol, info);
+    smtp_sess_connect(s);
+    smtp_sess_greet(s);
+    size_t n;
+    const char *greet = smtp_sess_output(s, &n);
+    if (greet && verbose) printf("< %.*s", (int)n, greet);
+    if (greet) sb_append(last, greet, n > 2 ? n - 2 : n);
+    smtp_sess_output_clear(s);
+    int code = 0;
+    char cmd[1100];
+    if (!smtp_sess_closing(s) && say(s, ctx->base, "EHLO sluice-test", verbose, last) / 100 == 2) {
+        snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>", from);
+        if (say(s, ctx->base, cmd, verbose, last) / 100 == 2) {
+            snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", rcpt);
+            code = say(s, ctx->base, cmd, verbose, last);
+        }
+    }
+    smtp_sess_free(s);
+    return code;
+}
+
+/* run - the session of `test address`: returns the RCPT reply code (0 if none). */
 static int run(sl_ctx *ctx, policy *pol, const addr_args *a)
 {
     const sl_conf *c = ctx->conf;
@@ -85,24 +120,54 @@ static int run(sl_ctx *ctx, policy *pol, const addr_args *a)
     printf("client [%s] (%s), source channel %s, reject_mode %s\n", a->client,
            info.client_internal ? "internal" : "outside", chan,
            c->opt.reject_mode == REJECT_SOFT ? "soft" : c->opt.reject_mode == REJECT_AUTO ? "auto" : "hard");
-    smtp_sess *s = smtp_sess_new(c, policy_smtp_ops(), pol, &info);
-    smtp_sess_connect(s);
-    smtp_sess_greet(s);
-    size_t n;
-    const char *greet = smtp_sess_output(s, &n);
-    if (greet) printf("< %.*s", (int)n, greet);
-    smtp_sess_output_clear(s);
-    int code = 0;
-    char cmd[1100];
-    if (!smtp_sess_closing(s) && say(s, ctx->base, "EHLO sluice-test") / 100 == 2) {
-        snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>", a->from);
-        if (say(s, ctx->base, cmd) / 100 == 2) {
-            snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", a->rcpt);
-            code = say(s, ctx->base, cmd);
-        }
-    }
-    smtp_sess_free(s);
+    strbuf last = {0};
+    int code = session_rcpt(ctx, pol, &info, a->from, a->rcpt, true, &last);
+    sb_free(&last);
     return code;
+}
+
+/* trace_ctx - the loop, worker, resolver and policy of a dry run on a loaded ctx. */
+static policy *trace_ctx(sl_ctx *ctx)
+{
+    ctx->base = event_base_new();
+    ctx->wq = workq_new(ctx->base, 1);
+    char err[256];
+    ctx->dns = dns_new(ctx->base, &ctx->conf->opt.dns_servers, err, sizeof err);
+    return policy_new(ctx);
+}
+
+/* trace_ctx_free - release what load_all and trace_ctx made. */
+static void trace_ctx_free(sl_ctx *ctx, policy *pol)
+{
+    workq_free(ctx->wq);
+    dns_free(ctx->dns);
+    policy_free(pol);
+    dir_unref(ctx->dir);
+    conf_free(ctx->conf);
+    event_base_free(ctx->base);
+}
+
+int trace_address_verify(const char *confdir, const strvec *rcpts, const char *from, int *codes, strvec *replies)
+{
+    conf_errors errs = {0};
+    sl_ctx ctx = {0};
+    bool ok = load_all(confdir, &errs, &ctx.conf, &ctx.dir);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    sv_free(&errs.msgs);
+    if (!ok) return -1;
+    log_set_level(LOG_LVL_ERROR);
+    policy *pol = trace_ctx(&ctx);
+    smtp_sess_info info = {.id = "V1", .service = "local", .src_channel = ctx.conf->opt.submit_channel,
+                           .client_ip = "127.0.0.1", .server_ip = "127.0.0.1", .client_internal = true,
+                           .local = true, .local_uid = (unsigned)getuid()};
+    for (size_t i = 0; i < rcpts->n; i++) {
+        strbuf last = {0};
+        codes[i] = session_rcpt(&ctx, pol, &info, from, rcpts->v[i], false, &last);
+        sv_push(replies, last.data ? last.data : "");
+        sb_free(&last);
+    }
+    trace_ctx_free(&ctx, pol);
+    return 0;
 }
 
 int cli_test_address(int argc, char **argv, const char *confdir)
@@ -120,17 +185,8 @@ int cli_test_address(int argc, char **argv, const char *confdir)
     if (!ok) return 2;
     dup2(STDOUT_FILENO, STDERR_FILENO); /* the decisions (log lines) and the replies, in order, on stdout */
     log_set_level(LOG_LVL_DEBUG);
-    ctx.base = event_base_new();
-    ctx.wq = workq_new(ctx.base, 1);
-    char err[256];
-    ctx.dns = dns_new(ctx.base, &ctx.conf->opt.dns_servers, err, sizeof err);
-    policy *pol = policy_new(&ctx);
+    policy *pol = trace_ctx(&ctx);
     int code = run(&ctx, pol, &a);
-    workq_free(ctx.wq);
-    dns_free(ctx.dns);
-    policy_free(pol);
-    dir_unref(ctx.dir);
-    conf_free(ctx.conf);
-    event_base_free(ctx.base);
+    trace_ctx_free(&ctx, pol);
     return code / 100 == 2 ? 0 : 1;
 }

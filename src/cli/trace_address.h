@@ -6,6 +6,7 @@
  */
 #ifndef SLUICE_CLI_TRACE_ADDRESS_H
 #define SLUICE_CLI_TRACE_ADDRESS_H
+#include "core/util.h"
 
 /*
  * cli_test_address - argv holds the arguments after "address": ADDRESS [--from ADDR]
@@ -15,5 +16,13 @@
  * refused, 2 on a usage or configuration error.
  */
 int cli_test_address(int argc, char **argv, const char *confdir);
+
+/*
+ * trace_address_verify - `sendmail -bv`: the reply to RCPT that each of rcpts would get in a
+ * local submission from from (the submit channel, the same engine and policy; log lines below
+ * error suppressed): the reply code into codes[i] (0 if the session never got that far) and the
+ * last reply line into replies. 0, or -1 when the configuration cannot be loaded (errors printed).
+ */
+int trace_address_verify(const char *confdir, const strvec *rcpts, const char *from, int *codes, strvec *replies);
 
 #endif

@@ -41,6 +41,7 @@ typedef struct {
     uint64_t queue_cache_size; /* queue_cache_size: message bodies the scheduler keeps in memory (default 64M) */
     unsigned max_recipients;   /* max_recipients per transaction (default 100) */
     int log_level;             /* log_level (default info) */
+    int log_format;            /* log_format: enum log_format, text (default) or json */
     sl_cidr *internal_networks;/* internal_networks: clients that may relay (default 127.0.0.0/8 ::1) */
     size_t n_internal_networks;
     enum bare_eol_policy bare_eol; /* bare_lf: reject|normalise (default reject) */
@@ -80,6 +81,11 @@ typedef struct {
     unsigned ldap_cache_negative_ttl;        /* ldap_cache_negative_ttl seconds, no such entry (default 60) */
     strvec dir_attrs;          /* ldap_* attribute remapping, for both backends: pairs of a dir_schema field
                                   name (dir/schema.h) and an attribute name, in option.dat order */
+    char *submit_socket;       /* submit_socket: the local submission socket (default QUEUE/public/submit.sock) */
+    bool submit_disabled;      /* submit_socket=none: no local submission socket, no pickup */
+    char *submit_channel;      /* submit_channel: source channel of local submissions (default l) */
+    unsigned pickup_interval;  /* pickup_interval seconds between scans of QUEUE/pickup (default 60) */
+    char *metrics_listen;      /* metrics_listen: "IP:PORT" / "[IPv6]:PORT" of the metrics endpoint (default NULL: off) */
 } sl_options;
 
 enum channel_type {
@@ -224,6 +230,10 @@ char *conf_file_read(const char *path, bool required, conf_errors *errs);
 int conf_ldap_uris_parse(const char *s, strvec *out, strbuf *bad);
 /* conf_postmaster - the postmaster address of these options (caller frees). */
 char *conf_postmaster(const sl_options *opt);
+/* conf_submit_socket - the local submission socket's path of these options, NULL when disabled (caller frees). */
+char *conf_submit_socket(const sl_options *opt);
+/* conf_pickup_dir - QUEUE/pickup, where `sluice sendmail` leaves messages while no daemon runs (caller frees). */
+char *conf_pickup_dir(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */
 void conf_options_defaults(sl_options *opt);
 /* conf_options_free - release what conf_parse_options allocated. */
@@ -233,6 +243,10 @@ int conf_parse_dispatcher(const char *file, const char *text, sl_conf *c, conf_e
 /* conf_parse_sluice_cnf - parse rewrite rules and channel blocks into c. Returns error count added. */
 int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_errors *errs);
 
+/* conf_restart_changes - the options that differ between old and new but take effect only at
+ * start-up (queue_dir, run_as, dns_servers, submit_socket, submit_channel, metrics_listen): their
+ * names appended to out. Dispatcher services are applied by a reload (smtp/listener.h). */
+void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *out);
 /* conf_channel_by_name - channel named name (case-insensitive), or NULL. */
 const sl_channel *conf_channel_by_name(const sl_conf *c, const char *name);
 /* conf_channel_by_host - channel whose official or alias host name is host, or NULL. */

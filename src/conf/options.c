@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -78,6 +79,8 @@ void conf_options_defaults(sl_options *opt)
     opt->ldap_cache_size = 10000;
     opt->ldap_cache_ttl = 600;
     opt->ldap_cache_negative_ttl = 60;
+    opt->submit_channel = xstrdup("l");
+    opt->pickup_interval = 60;
 }
 
 void conf_options_free(sl_options *opt)
@@ -90,6 +93,10 @@ void conf_options_free(sl_options *opt)
     free(opt->run_as);
     free(opt->postmaster);
     free(opt->tls_ciphers);
+    free(opt->submit_socket);
+    free(opt->submit_channel);
+    free(opt->metrics_listen);
+    opt->submit_socket = opt->submit_channel = opt->metrics_listen = NULL;
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
     sv_free(&opt->ldap_uris);
@@ -144,6 +151,46 @@ static int set_postmaster(sl_options *opt, const char *v, const opt_def *d, cons
     return 0;
 }
 
+char *conf_submit_socket(const sl_options *opt)
+{
+    if (opt->submit_disabled) return NULL;
+    return opt->submit_socket ? xstrdup(opt->submit_socket) : xasprintf("%s/public/submit.sock", opt->queue_dir);
+}
+
+char *conf_pickup_dir(const sl_options *opt)
+{
+    return xasprintf("%s/pickup", opt->queue_dir);
+}
+
+/* str_differ - whether two optional strings differ. */
+static bool str_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* servers_differ - whether two dns_servers lists differ. */
+static bool servers_differ(const strvec *a, const strvec *b)
+{
+    if (a->n != b->n) return true;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0) return true;
+    return false;
+}
+
+void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *out)
+{
+    const sl_options *a = &old->opt, *b = &new_conf->opt;
+    char *sa = conf_submit_socket(a), *sb = conf_submit_socket(b);
+    if (str_differ(a->queue_dir, b->queue_dir)) sv_push(out, "queue_dir");
+    if (str_differ(a->run_as, b->run_as)) sv_push(out, "run_as");
+    if (servers_differ(&a->dns_servers, &b->dns_servers)) sv_push(out, "dns_servers");
+    if (str_differ(sa, sb)) sv_push(out, "submit_socket");
+    if (str_differ(a->submit_channel, b->submit_channel)) sv_push(out, "submit_channel");
+    if (str_differ(a->metrics_listen, b->metrics_listen)) sv_push(out, "metrics_listen");
+    free(sa);
+    free(sb);
+}
+
 char *conf_postmaster(const sl_options *opt)
 {
     return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);
@@ -183,6 +230,35 @@ static int set_path(sl_options *opt, const char *v, const opt_def *d, const char
     char **field = (char **)((char *)opt + d->offset);
     free(*field);
     *field = path;
+    return 0;
+}
+
+/* set_submit_socket - a socket path (relative: to the config dir), or "none". */
+static int set_submit_socket(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    opt->submit_disabled = str_ieq(v, "none");
+    if (opt->submit_disabled) return 0;
+    return set_path(opt, v, d, file, bad);
+}
+
+/* set_metrics_listen - "IP:PORT", "[IPv6]:PORT", a bare PORT (loopback: 127.0.0.1), or "none". */
+static int set_metrics_listen(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    uint64_t port;
+    char *text = parse_uint(v, 1, 65535, &port) == 0 ? xasprintf("127.0.0.1:%s", v) : xstrdup(v);
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    bool none = str_ieq(v, "none");
+    if (!none && (evutil_parse_sockaddr_port(text, (struct sockaddr *)&ss, &len) != 0 ||
+                  (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                           : ((struct sockaddr_in6 *)&ss)->sin6_port) == 0)) {
+        free(text);
+        return -1;
+    }
+    free(opt->metrics_listen);
+    opt->metrics_listen = none ? NULL : text;
+    if (none) free(text);
     return 0;
 }
 
@@ -230,6 +306,15 @@ static int set_log_level(sl_options *opt, const char *v, const opt_def *d, const
     int lvl = log_level_parse(v);
     if (lvl < 0) return -1;
     opt->log_level = lvl;
+    return 0;
+}
+
+static int set_log_format(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    int f = log_format_parse(v);
+    if (f < 0) return -1;
+    opt->log_format = f;
     return 0;
 }
 
@@ -489,6 +574,7 @@ static const opt_def opt_table[] = {
     {"max_recipients", set_uint, OFF(max_recipients), 1, 100000, "a number 1..100000", NULL},
     {"block_size", set_uint, OFF(block_size), 1, 1048576, "a number of bytes 1..1048576", NULL},
     {"log_level", set_log_level, 0, 0, 0, "error, warn, info or debug", NULL},
+    {"log_format", set_log_format, 0, 0, 0, "text or json", NULL},
     {"internal_networks", set_networks, 0, 0, 0, "networks such as 10.0.0.0/8 or ::1", NULL},
     {"bare_lf", set_bare_lf, 0, 0, 0, "reject or normalise", NULL},
     {"max_errors", set_uint, OFF(max_errors), 1, 10000, "a number 1..10000", NULL},
@@ -510,6 +596,10 @@ static const opt_def opt_table[] = {
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100", NULL},
+    {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none", NULL},
+    {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name", NULL},
+    {"pickup_interval", set_duration, OFF(pickup_interval), 1, DAY, "a duration 1s..1d", NULL},
+    {"metrics_listen", set_metrics_listen, 0, 0, 0, "IP:PORT, [IPv6]:PORT, a port (on 127.0.0.1) or none", NULL},
     {"ldap_uri", set_ldap_uris, 0, 0, 0, "ldap://HOST[:PORT] or ldaps://HOST[:PORT], separated by blanks", NULL},
     {"ldap_base_dn", set_dn, OFF(ldap_base_dn), 0, 0, "a DN such as dc=example,dc=com", NULL},
     {"ldap_bind_dn", set_dn, OFF(ldap_bind_dn), 0, 0, "a DN such as cn=sluice,dc=example,dc=com", NULL},

@@ -1,5 +1,6 @@
 /* util.c - memory, buffers and string helpers (see util.h). */
 #include "core/util.h"
+#include "core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -408,10 +409,14 @@ void rfc5322_date(int64_t t, char *buf, size_t len)
 void fatal(const char *fmt, ...)
 {
     va_list ap;
-    fputs("sluice: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    strbuf msg = {0};
+    sb_vprintf(&msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (log_is_json()) /* a log read by machines stays machine-readable to its last line */
+        log_event(LOG_LVL_ERROR, NULL, "fatal", "error=\"%s\"", msg.data ? msg.data : "");
+    else
+        fprintf(stderr, "sluice: %s\n", msg.data ? msg.data : "");
+    sb_free(&msg);
     exit(1);
 }

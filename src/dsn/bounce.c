@@ -5,6 +5,7 @@
 #include "dsn/bounce.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "queue/store.h"
 #include "rewrite/rewrite.h"
 #include "rewrite/route.h"
@@ -30,6 +31,7 @@ char *bounce_postmaster(const sl_ctx *ctx)
 static void bounce_committed(void *arg, sl_result res, const char *err)
 {
     bounce_job *b = arg;
+    if (res == SL_OK) metric_add(&METRIC_DSNS, (const char *const[]){b->kind}, 1);
     if (res == SL_OK)
         log_info(b->orig_id, "bounce", "id=%s kind=%s to=<%s> channel=%s", b->em.id, b->kind, b->em.rcpts[0].addr,
                  b->em.rcpts[0].channel);

@@ -5,6 +5,7 @@
  */
 #include "jobs/outcome.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "dsn/bounce.h"
 #include "smtp/parse.h"
@@ -189,6 +190,7 @@ static void log_verdicts(const deliv_item *item, const outcome_plan *p)
     for (size_t i = 0; i < item->n; i++) {
         const qrcpt *r = &m->rcpts[item->rcpts[i]];
         const deliv_result *res = &item->results[i];
+        metric_add(&METRIC_DELIVERIES, (const char *const[]){m->channel, verdict_event[p->verdict[i]]}, 1);
         log_info(m->id, verdict_event[p->verdict[i]],
                  "rcpt=<%s> orig=<%s> channel=%s relay=\"%s\" status=%s diag=\"%s\" attempts=%u", r->addr, r->orig,
                  m->channel, res->remote_mta ? res->remote_mta : "", res->status, res->diag ? res->diag : "",

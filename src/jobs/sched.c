@@ -9,16 +9,19 @@
  * the job goes on: the flush must not hold a delivery connection.
  */
 #include "jobs/sched_int.h"
+#include "core/metrics.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "core/workq.h"
 #include "jobs/outcome.h"
 #include "queue/store.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct job {
     sched *s;
@@ -131,6 +134,7 @@ void sched_qent_free(qent *e)
     qmsg_free(e->msg);
     free(e->msg);
     free(e->path);
+    free(e->last_reply);
     free(e);
 }
 
@@ -235,10 +239,25 @@ static void item_applied(void *arg)
     job_next(j);
 }
 
+/* note_reply - keep the diagnostic of the item's first recipient that was not delivered (the
+ * queue tools' last remote reply); an item delivered in full keeps the earlier one. */
+static void note_reply(qent *e, const deliv_item *item)
+{
+    for (size_t i = 0; i < item->n; i++) {
+        const deliv_result *r = &item->results[i];
+        if (r->result == SL_OK || !r->diag) continue;
+        free(e->last_reply);
+        e->last_reply = xstrdup(r->diag);
+        e->reply_at = now_unix();
+        return;
+    }
+}
+
 /* item_ran - the program filled every result: apply them (on the loop). */
 static void item_ran(void *arg, deliv_item *item)
 {
     job *j = arg;
+    note_reply(j->cur, item);
     outcome_apply(j->s->ctx, j->dj.ch, &j->conf->opt, item, item_applied, j);
 }
 
@@ -622,6 +641,8 @@ sched *sched_new(sl_ctx *ctx, const deliv_programs *progs)
     s->ctx = ctx;
     s->progs = progs;
     s->ev_later = event_new(ctx->base, -1, 0, later_drain, s);
+    qadmin_replies_load(ctx->conf->opt.queue_dir, &s->replies); /* the replies known at the last stop */
+    sched_metrics_register(s);
     return s;
 }
 
@@ -631,6 +652,7 @@ qent *sched_qent_add(sched *s, qmsg *msg, char *path)
     e->msg = msg;
     e->path = path;
     e->cq = chanq_get(s, msg->channel);
+    e->last_reply = qadmin_replies_take(&s->replies, msg->channel, msg->id, &e->reply_at);
     e->next = s->all;
     if (s->all) s->all->prev = e;
     s->all = e;
@@ -686,11 +708,46 @@ size_t sched_count(const sched *s)
     return s->count;
 }
 
+/* reply_still_held - a saved reply whose message waits in QUEUE/.held or QUEUE/.return. */
+static bool reply_still_held(void *arg, const char *channel, const char *id)
+{
+    sched *s = arg;
+    const char *qdir = s->ctx->conf->opt.queue_dir;
+    char *held = qadmin_held_path(qdir, channel, id), *ret = qadmin_return_path(qdir, channel, id);
+    bool keep = access(held, F_OK) == 0 || access(ret, F_OK) == 0;
+    free(held);
+    free(ret);
+    return keep;
+}
+
+const char *sched_reply_of(const sched *s, const char *channel, const char *id, int64_t *at)
+{
+    return qadmin_replies_find(&s->replies, channel, id, at);
+}
+
 void sched_recovery(sched *s, bool running, size_t found, double secs)
 {
     s->recovering = running;
     s->recovered = found;
     s->recover_secs = secs;
+    if (!running) qadmin_replies_keep(&s->replies, reply_still_held, s); /* recovered messages took theirs */
+}
+
+/* reply_line - one saved reply into the text of QUEUE/replies. */
+static void reply_line(void *arg, const char *channel, const char *id, int64_t at, const char *reply)
+{
+    qadmin_replies_line(arg, channel, id, at, reply);
+}
+
+void sched_replies_save(const sched *s)
+{
+    strbuf text = {0};
+    for (const qent *e = s->all; e; e = e->next)
+        if (e->last_reply) qadmin_replies_line(&text, e->msg->channel, e->msg->id, e->reply_at, e->last_reply);
+    qadmin_replies_each(&s->replies, reply_line, &text);
+    if (qadmin_replies_save(s->ctx->conf->opt.queue_dir, &text) < 0)
+        log_warn(NULL, "replies_save_failed", "error=\"%s\"", strerror(errno));
+    sb_free(&text);
 }
 
 /* chanq_free - free a channel's waiting messages, heap and timer. */
@@ -706,6 +763,7 @@ static void chanq_free(chanq *cq)
 void sched_free(sched *s)
 {
     if (!s) return;
+    metric_gauge_unregister(s);
     for (size_t i = 0; i < s->n_chans; i++) chanq_free(s->chans[i]);
     free(s->chans);
     for (size_t i = 0; i < s->n_pools; i++) {
@@ -720,5 +778,6 @@ void sched_free(sched *s)
     }
     free(s->later);
     event_free(s->ev_later);
+    qadmin_replies_free(&s->replies);
     free(s);
 }

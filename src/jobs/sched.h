@@ -52,6 +52,11 @@ void sched_free(sched *s);
 void sched_load_returns(sched *s);
 /* sched_recovery - the start-up scan is running, or ended having found messages in secs. */
 void sched_recovery(sched *s, bool running, size_t found, double secs);
+/* sched_replies_save - write every message's last remote reply to QUEUE/replies (at stop, for the
+ * offline tools and the next start; blocking). */
+void sched_replies_save(const sched *s);
+/* sched_reply_of - the last remote reply of a message the scheduler does not hold (held aside), or NULL. */
+const char *sched_reply_of(const sched *s, const char *channel, const char *id, int64_t *at);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 
@@ -62,6 +67,8 @@ typedef struct {
     const qmsg *msg;
     const char *path;
     const char *state; /* "queued", "delivering" or "removing" */
+    const char *reply; /* the last remote reply, or NULL */
+    int64_t reply_at;
 } sched_entry;
 /* sched_entry_cb - one message of a listing. */
 typedef void (*sched_entry_cb)(void *arg, const sched_entry *e);
@@ -116,5 +123,13 @@ void sched_delete(sched *s, const char *id, sched_act_cb cb, void *arg);
 void sched_return(sched *s, const char *id, sched_act_cb cb, void *arg);
 /* sched_retry - make every pending recipient of the messages with queue id (or in channel) id due now. */
 void sched_retry(sched *s, const char *id, sched_act_cb cb, void *arg);
+
+/* sched_match_fn - whether a message (its last remote reply: reply, or NULL) is selected. */
+typedef bool (*sched_match_fn)(void *arg, const qmsg *m, const char *reply);
+/* sched_act_select - action ("hold", "delete", "return" or "retry") on every message of the
+ * scheduler that match selects, reported as for the actions by id. */
+void sched_act_select(sched *s, const char *action, sched_match_fn match, void *marg, sched_act_cb cb, void *arg);
+/* sched_release_select - release every held message (QUEUE/.held, read back to be matched) that match selects. */
+void sched_release_select(sched *s, sched_match_fn match, void *marg, sched_act_cb cb, void *arg);
 
 #endif

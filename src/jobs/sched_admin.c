@@ -10,6 +10,7 @@
 #include "jobs/sched_int.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/workq.h"
 #include "queue/qadmin.h"
 #include "queue/qwalk.h"
@@ -28,7 +29,7 @@
 /* entry_report - one qent to a listing callback. */
 static void entry_report(const qent *e, sched_entry_cb cb, void *arg)
 {
-    sched_entry se = {e->msg, e->path, sched_qent_state(e)};
+    sched_entry se = {e->msg, e->path, sched_qent_state(e), e->last_reply, e->reply_at};
     cb(arg, &se);
 }
 
@@ -68,6 +69,49 @@ void sched_stats(const sched *s, sched_counters *out)
     out->heap_ns = s->heap_ns;
     out->decisions = s->decisions;
     out->decide_ns = s->decide_ns;
+}
+
+/* ---- metrics ---- */
+
+/* metrics_tally - count the messages and the oldest arrival of every channel into its scratch fields. */
+static void metrics_tally(sched *s)
+{
+    for (size_t i = 0; i < s->n_chans; i++) {
+        s->chans[i]->m_count = 0;
+        s->chans[i]->m_oldest = 0;
+    }
+    for (const qent *e = s->all; e; e = e->next) {
+        chanq *cq = e->cq;
+        if (!cq->m_count++ || e->msg->arrival < cq->m_oldest) cq->m_oldest = e->msg->arrival;
+    }
+}
+
+/* metrics_depth - gauge: messages per channel (a walk over the queue: O(messages) per scrape). */
+static void metrics_depth(void *arg, metric_emit *em)
+{
+    sched *s = arg;
+    metrics_tally(s);
+    for (size_t i = 0; i < s->n_chans; i++)
+        metric_emit_value(em, (const char *const[]){s->chans[i]->name}, (double)s->chans[i]->m_count);
+}
+
+/* metrics_oldest - gauge: the age of each channel's oldest message (0 when empty). */
+static void metrics_oldest(void *arg, metric_emit *em)
+{
+    sched *s = arg;
+    metrics_tally(s);
+    int64_t now = now_unix();
+    for (size_t i = 0; i < s->n_chans; i++) {
+        const chanq *cq = s->chans[i];
+        double age = cq->m_count && now > cq->m_oldest ? (double)(now - cq->m_oldest) : 0;
+        metric_emit_value(em, (const char *const[]){cq->name}, age);
+    }
+}
+
+void sched_metrics_register(sched *s)
+{
+    metric_gauge_register(&METRIC_QUEUE_MESSAGES, metrics_depth, s);
+    metric_gauge_register(&METRIC_QUEUE_OLDEST, metrics_oldest, s);
 }
 
 /* ---- action requests ---- */
@@ -229,6 +273,8 @@ static void admin_drop(admin_req *r, qent *e, bool hold)
     if (!admin_take(r, e)) return;
     const char *qdir = r->s->ctx->conf->opt.queue_dir;
     char *to = hold ? qadmin_held_path(qdir, e->msg->channel, e->msg->id) : NULL;
+    if (hold && e->last_reply) /* kept while the message is aside, for the listings and its release */
+        qadmin_replies_put(&r->s->replies, e->msg->channel, e->msg->id, e->reply_at, e->last_reply);
     admin_file_op(r, e->msg->id, e->msg->channel, e->path, to, false);
     r->s->count--;
     sched_qent_free(e);
@@ -285,6 +331,18 @@ static void admin_by_id(sched *s, const char *action, const char *id, sched_act_
     admin_end(r);
 }
 
+void sched_act_select(sched *s, const char *action, sched_match_fn match, void *marg, sched_act_cb cb, void *arg)
+{
+    admin_req *r = admin_begin(s, action, cb, arg);
+    qent *e = s->all;
+    while (e) {
+        qent *next = e->next; /* e may be freed */
+        if (match(marg, e->msg, e->last_reply)) admin_act_one(r, e);
+        e = next;
+    }
+    admin_end(r);
+}
+
 void sched_hold(sched *s, const char *id, sched_act_cb cb, void *arg)
 {
     admin_by_id(s, "hold", id, cb, arg);
@@ -320,6 +378,20 @@ static void held_release_one(admin_req *r, const char *held, const char *name, c
     admin_file_op(r, id, chan, from, queue_path_of(r->s, chan, id), true);
     free(from);
     free(chan);
+}
+
+void sched_release_select(sched *s, sched_match_fn match, void *marg, sched_act_cb cb, void *arg)
+{
+    admin_req *r = admin_begin(s, "release", cb, arg);
+    qadmin_files held = {0};
+    qadmin_files_load(s->ctx->conf->opt.queue_dir, ".held", "held", &held); /* on the loop: held files are few */
+    for (size_t i = 0; i < held.n; i++) {
+        const qmsg *m = held.ents[i].msg;
+        if (!match(marg, m, NULL)) continue;
+        admin_file_op(r, m->id, m->channel, held.paths[i], queue_path_of(s, m->channel, m->id), true);
+    }
+    qadmin_files_free(&held);
+    admin_end(r);
 }
 
 void sched_release(sched *s, const char *id, sched_act_cb cb, void *arg)

@@ -25,6 +25,8 @@ typedef struct qent {
     chanq *cq;
     bool removing;   /* being removed from disk */
     bool return_now; /* administrator asked for a bounce now */
+    char *last_reply; /* the diagnostic of the last attempt that did not deliver every recipient, or NULL */
+    int64_t reply_at; /* when it came */
     struct qent *prev, *next; /* every qent of the scheduler */
 } qent;
 
@@ -43,6 +45,8 @@ struct chanq {
     int active;
     struct event *timer;
     sched *s;
+    size_t m_count;   /* scratch of the queue gauges (sched_admin.c) */
+    int64_t m_oldest;
 };
 
 /* A message committed while the scheduler was busy, waiting for the end of the loop turn. */
@@ -71,6 +75,8 @@ struct sched {
     uint64_t heap_ops, heap_ns;    /* pushes and removals in the channel heaps, and their time */
     uint64_t decisions, decide_ns; /* messages handed to a new job by kick, and the time per hand-over */
     size_t heap_max;               /* the largest channel heap seen */
+    qadmin_replies replies;        /* last remote replies of messages outside the scheduler: held ones, and
+                                      those of QUEUE/replies not yet recovered (pruned after recovery) */
     bool recovering;               /* the start-up scan is still running */
     size_t recovered;
     double recover_secs;
@@ -86,6 +92,8 @@ const char *sched_qent_state(const qent *e);
 void sched_heap_push(qent *e);
 /* sched_heap_remove - take a waiting e out of its channel's heap (timed for the statistics). */
 void sched_heap_remove(qent *e);
+/* sched_metrics_register - the queue gauges (messages and oldest age per channel) of s. */
+void sched_metrics_register(sched *s);
 /* sched_kick - start the due messages of e's channel that its limits allow. */
 void sched_kick(chanq *cq);
 

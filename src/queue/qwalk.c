@@ -32,13 +32,24 @@ static bool walk_subdir(const char *sdir, const char *channel, qwalk_fn fn, void
     return go;
 }
 
+bool qwalk_is_channel(const char *name)
+{
+    /* pickup/ is writable by every local user: a directory planted there must never be read as
+       queue files (they would skip every policy decision) */
+    static const char *const not_channels[] = {"tmp", "corrupt", "pickup", "pickup-failed", "public"};
+    if (name[0] == '.') return false;
+    for (size_t i = 0; i < SL_ARRAY_LEN(not_channels); i++)
+        if (!strcmp(name, not_channels[i])) return false;
+    return true;
+}
+
 void qwalk_tree(const char *qdir, qwalk_fn fn, void *ctx)
 {
     strvec chans = {0};
     qwalk_list(qdir, &chans);
     bool go = true;
     for (size_t c = 0; go && c < chans.n; c++) {
-        if (!strcmp(chans.v[c], "tmp") || !strcmp(chans.v[c], "corrupt")) continue;
+        if (!qwalk_is_channel(chans.v[c])) continue;
         char *cdir = xasprintf("%s/%s", qdir, chans.v[c]);
         strvec subs = {0};
         qwalk_list(cdir, &subs);

@@ -5,6 +5,7 @@
 #include "conf/conf.h"
 #include "core/bev.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 #include "smtp/deadline.h"
 #include "smtp/server.h"
@@ -24,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /* A TLS bufferevent may report an error from inside bufferevent_write (its write is attempted at
  * once); deferred callbacks make it report from the loop instead, never in the middle of
@@ -32,14 +36,22 @@
 
 typedef struct conn conn;
 
+/* One listening socket of a dispatcher service. */
+typedef struct {
+    struct evconnlistener *evl;
+    char *svc, *channel; /* its service and that service's source channel */
+    char *addr, *port;   /* as dispatcher.cnf gives them */
+    struct sockaddr_storage ss;
+} lsock;
+
 struct listener {
     sl_ctx *ctx;
     const smtp_server_ops *ops; /* the decider's (policy) */
     void *ops_arg;
-    struct evconnlistener **evls;
-    char **svc_channel;
-    char **svc_name;   /* service of each listening socket */
+    lsock *socks;
     size_t n;
+    struct evconnlistener *local_evl; /* the local submission socket, or NULL */
+    char *local_path, *local_channel;
     conn *conns;
     int nconns;
     unsigned long next_sess;
@@ -360,51 +372,68 @@ static unsigned sock_port(const struct sockaddr *sa)
                                      : ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
 }
 
+/* Where a connection came from: a dispatcher service, or a local submission by uid. */
+typedef struct {
+    const char *svc;     /* service name ("local" for local submissions) */
+    const char *channel; /* its source channel */
+    bool local;
+    unsigned uid;
+} conn_origin;
+
 /* conn_session - the SMTP session of a new connection, with the facts of its service. */
-static void conn_session(conn *c, const sl_service *service, const char *channel, const struct sockaddr *sa,
+static void conn_session(conn *c, const sl_service *service, const conn_origin *o, const struct sockaddr *sa,
                          evutil_socket_t fd, const char *id)
 {
     listener *l = c->l;
     struct sockaddr_storage local;
     socklen_t llen = sizeof local;
     unsigned sport = 0;
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+    if (!o->local && getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
         addr_text((struct sockaddr *)&local, c->server_ip, sizeof c->server_ip);
         sport = sock_port((struct sockaddr *)&local);
     }
     enum svc_tls mode = service ? service->tls : SVC_TLS_NONE;
-    bool have_tls = l->ctx->tls_server != NULL;
+    bool have_tls = l->ctx->tls_server != NULL && !o->local;
     smtp_sess_info info = {
-        .id = id, .service = c->svc, .src_channel = channel, .client_ip = c->ip, .server_ip = c->server_ip,
-        .client_port = sock_port(sa), .server_port = sport,
-        .client_internal = conf_cidr_match(c->conf->opt.internal_networks, c->conf->opt.n_internal_networks, sa),
+        .id = id, .service = c->svc, .src_channel = o->channel, .client_ip = c->ip, .server_ip = c->server_ip,
+        .client_port = o->local ? 0 : sock_port(sa), .server_port = sport,
+        .client_internal = o->local || conf_cidr_match(c->conf->opt.internal_networks,
+                                                       c->conf->opt.n_internal_networks, sa),
         .loop_token = l->ctx->loop_token,
         .tls_offered = have_tls && (mode == SVC_TLS_STARTTLS || mode == SVC_TLS_REQUIRED),
-        .tls_required = mode == SVC_TLS_REQUIRED, .auth_offered = true,
+        .tls_required = mode == SVC_TLS_REQUIRED, .auth_offered = !o->local,
         .auth_plain = service && service->auth_plain, .auth_required = service && service->auth_required,
+        .local = o->local, .local_uid = o->uid,
     };
     conn_count(l, c->svc, c->ip, &info.conns_service, &info.conns_client);
     c->sess = smtp_sess_new(c->conf, l->ops, l->ops_arg, &info);
     smtp_sess_set_resume(c->sess, conn_resume, c);
-    log_info(id, "connect", "client=[%s] channel=%s internal=%s", c->ip, channel, info.client_internal ? "yes" : "no");
+    if (o->local)
+        log_info(id, "connect", "client=[%s] channel=%s internal=yes service=local uid=%u", c->ip, o->channel, o->uid);
+    else
+        log_info(id, "connect", "client=[%s] channel=%s internal=%s", c->ip, o->channel,
+                 info.client_internal ? "yes" : "no");
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+/* conn_start - run a session on a new connection fd from origin o (sa: the peer, NULL when local). */
+static void conn_start(listener *l, evutil_socket_t fd, const struct sockaddr *sa, const conn_origin *o)
 {
-    (void)salen;
-    listener *l = arg;
-    size_t svc = 0;
-    while (svc < l->n && l->evls[svc] != evl) svc++;
     conn *c = xcalloc(1, sizeof *c);
     c->l = l;
     c->conf = ctx_conf_get(l->ctx);
     char id[24];
-    addr_text(sa, c->ip, sizeof c->ip);
+    if (o->local) {
+        snprintf(c->ip, sizeof c->ip, "127.0.0.1");
+        snprintf(c->server_ip, sizeof c->server_ip, "127.0.0.1");
+    } else {
+        addr_text(sa, c->ip, sizeof c->ip);
+    }
     snprintf(id, sizeof id, "S%lu", ++l->next_sess);
-    c->svc = xstrdup(svc < l->n ? l->svc_name[svc] : "");
+    c->svc = xstrdup(o->svc);
+    metric_add(&METRIC_SESSIONS, (const char *const[]){o->svc}, 1);
     smtp_deadline_init(&c->dl, &c->conf->opt, now_mono_ms());
-    const sl_service *service = service_by_name(c->conf, c->svc);
-    conn_session(c, service, svc < l->n ? l->svc_channel[svc] : "tcp_local", sa, fd, id);
+    const sl_service *service = o->local ? NULL : service_by_name(c->conf, c->svc);
+    conn_session(c, service, o, sa, fd, id);
     smtp_sess_connect(c->sess); /* limits and PORT_ACCESS: a refusal is queued with the close */
     bool implicit = service && service->tls == SVC_TLS_IMPLICIT && l->ctx->tls_server;
     if (implicit && !smtp_sess_closing(c->sess)) {
@@ -427,7 +456,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         conn_flush(c);
         return;
     }
-    if (c->conf->opt.greeting_delay_ms) {
+    if (c->conf->opt.greeting_delay_ms && !o->local) { /* a test for strangers, not for local users */
         c->greet_timer = evtimer_new(l->ctx->base, on_greet, c);
         struct timeval tv = {c->conf->opt.greeting_delay_ms / 1000, (c->conf->opt.greeting_delay_ms % 1000) * 1000};
         evtimer_add(c->greet_timer, &tv);
@@ -437,10 +466,98 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     conn_flush(c);
 }
 
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)salen;
+    listener *l = arg;
+    size_t svc = 0;
+    while (svc < l->n && l->socks[svc].evl != evl) svc++;
+    conn_origin o = {svc < l->n ? l->socks[svc].svc : "", svc < l->n ? l->socks[svc].channel : "tcp_local", false, 0};
+    conn_start(l, fd, sa, &o);
+}
+
+/* ---- local submission ---- */
+
+/* on_local_accept - a connection to the local submission socket: the kernel names its user. */
+static void on_local_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)evl, (void)sa, (void)salen;
+    listener *l = arg;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        log_warn(NULL, "local_error", "error=\"SO_PEERCRED: %s\"", strerror(errno));
+        evutil_closesocket(fd);
+        return;
+    }
+    conn_origin o = {"local", l->local_channel, true, (unsigned)cred.uid};
+    conn_start(l, fd, NULL, &o);
+}
+
+/* local_bind - a listening UNIX socket at path, mode 0666 in a directory of mode 0755. */
+static struct evconnlistener *local_bind(listener *l, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "submit_socket %s: path too long for a unix socket", path);
+        return NULL;
+    }
+    strcpy(sun.sun_path, path);
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0755) == 0 || errno == EEXIST) chmod(dir, 0755);
+    }
+    free(dir);
+    unlink(path);
+    struct evconnlistener *evl = evconnlistener_new_bind(l->ctx->base, on_local_accept, l,
+                                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
+                                                         (struct sockaddr *)&sun, sizeof sun);
+    if (!evl || chmod(path, 0666) < 0) {
+        snprintf(err, errlen, "submit_socket %s: %s", path, strerror(errno));
+        if (evl) evconnlistener_free(evl);
+        return NULL;
+    }
+    return evl;
+}
+
+int listener_open_local(listener *l, const char *path, const char *channel, char *err, size_t errlen)
+{
+    struct evconnlistener *evl = local_bind(l, path, err, errlen);
+    if (!evl) return -1;
+    l->local_evl = evl;
+    l->local_path = xstrdup(path);
+    l->local_channel = xstrdup(channel);
+    log_info(NULL, "listen", "service=local socket=%s channel=%s", path, channel);
+    return 0;
+}
+
+void listener_adopt_local(listener *l, int fd, unsigned uid)
+{
+    if (l->closing) {
+        close(fd);
+        return;
+    }
+    conn_origin o = {"local", l->local_channel ? l->local_channel : "l", true, uid};
+    conn_start(l, fd, NULL, &o);
+}
+
+/* local_close - stop listening on the local socket and remove it. */
+static void local_close(listener *l)
+{
+    if (!l->local_evl) return;
+    evconnlistener_free(l->local_evl);
+    l->local_evl = NULL;
+    unlink(l->local_path);
+}
+
 /* ---- services ---- */
 
-static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, int backlog, char *err,
-                                       size_t errlen)
+static struct evconnlistener *bind_one(listener *l, const char *addr, const char *port, int backlog,
+                                       struct sockaddr_storage *out, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -459,8 +576,7 @@ static struct evconnlistener *bind_one(listener *l, const char *addr, const char
         if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) goto bad;
         sl = sizeof *s4;
     }
-    l->ctx->listen_addrs = xrealloc(l->ctx->listen_addrs, (l->ctx->n_listen + 1) * sizeof *l->ctx->listen_addrs);
-    l->ctx->listen_addrs[l->ctx->n_listen++] = ss;
+    *out = ss;
     struct evconnlistener *evl = evconnlistener_new_bind(
         l->ctx->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, backlog,
         (struct sockaddr *)&ss, (int)sl);
@@ -471,6 +587,58 @@ bad:
     return NULL;
 }
 
+/* listen_addrs_rebuild - our listening addresses, for self-MX detection (ctx->listen_addrs). */
+static void listen_addrs_rebuild(listener *l)
+{
+    free(l->ctx->listen_addrs);
+    l->ctx->listen_addrs = xcalloc(l->n + 1, sizeof *l->ctx->listen_addrs);
+    for (size_t i = 0; i < l->n; i++) l->ctx->listen_addrs[i] = l->socks[i].ss;
+    l->ctx->n_listen = l->n;
+}
+
+/* sock_add - bind addr:port for svc; false with err when it cannot. */
+static bool sock_add(listener *l, const sl_service *svc, const char *addr, const char *port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    struct evconnlistener *evl = bind_one(l, addr, port, svc->backlog ? (int)svc->backlog : 511, &ss, err, errlen);
+    if (!evl) return false;
+    l->socks = xrealloc(l->socks, (l->n + 1) * sizeof *l->socks);
+    const char *channel = svc->channel ? svc->channel : "tcp_local";
+    l->socks[l->n++] = (lsock){evl, xstrdup(svc->name), xstrdup(channel), xstrdup(addr), xstrdup(port), ss};
+    log_info(NULL, "listen", "service=%s address=%s port=%s channel=%s", svc->name, addr, port, channel);
+    return true;
+}
+
+/* sock_free - close socket i's listener and free its strings (the array is not changed). */
+static void sock_free(lsock *s)
+{
+    evconnlistener_free(s->evl);
+    free(s->svc);
+    free(s->channel);
+    free(s->addr);
+    free(s->port);
+}
+
+/* sock_find - the socket bound to addr:port, or -1. */
+static long sock_find(const listener *l, const char *addr, const char *port)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->socks[i].addr, addr) && !strcmp(l->socks[i].port, port)) return (long)i;
+    return -1;
+}
+
+/* svc_binds - every address and port of svc, as parallel lists (addresses default to 0.0.0.0). */
+static void svc_binds(const sl_service *svc, strvec *addrs, strvec *ports)
+{
+    size_t naddr = svc->addresses.n ? svc->addresses.n : 1;
+    for (size_t a = 0; a < naddr; a++) {
+        for (size_t p = 0; p < svc->ports.n; p++) {
+            sv_push(addrs, svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0");
+            sv_push(ports, svc->ports.v[p]);
+        }
+    }
+}
+
 listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, char *err, size_t errlen)
 {
     listener *l = xcalloc(1, sizeof *l);
@@ -478,30 +646,91 @@ listener *listener_open(sl_ctx *ctx, const smtp_server_ops *ops, void *ops_arg, 
     l->ops = ops;
     l->ops_arg = ops_arg;
     const sl_conf *c = ctx->conf;
-    for (size_t i = 0; i < c->n_services; i++) {
-        const sl_service *svc = &c->services[i];
-        size_t naddr = svc->addresses.n ? svc->addresses.n : 1;
-        for (size_t a = 0; a < naddr; a++) {
-            const char *addr = svc->addresses.n ? svc->addresses.v[a] : "0.0.0.0";
-            for (size_t p = 0; p < svc->ports.n; p++) {
-                struct evconnlistener *evl = bind_one(l, addr, svc->ports.v[p], svc->backlog ? (int)svc->backlog : 511, err, errlen);
-                if (!evl) {
-                    listener_free(l);
-                    return NULL;
-                }
-                l->evls = xrealloc(l->evls, (l->n + 1) * sizeof *l->evls);
-                l->svc_channel = xrealloc(l->svc_channel, (l->n + 1) * sizeof *l->svc_channel);
-                l->svc_name = xrealloc(l->svc_name, (l->n + 1) * sizeof *l->svc_name);
-                l->svc_name[l->n] = xstrdup(svc->name);
-                l->evls[l->n] = evl;
-                l->svc_channel[l->n] = xstrdup(svc->channel ? svc->channel : "tcp_local");
-                l->n++;
-                log_info(NULL, "listen", "service=%s address=%s port=%s channel=%s", svc->name, addr,
-                         svc->ports.v[p], svc->channel ? svc->channel : "tcp_local");
-            }
-        }
+    bool ok = true;
+    for (size_t i = 0; ok && i < c->n_services; i++) {
+        strvec addrs = {0}, ports = {0};
+        svc_binds(&c->services[i], &addrs, &ports);
+        for (size_t k = 0; ok && k < addrs.n; k++) ok = sock_add(l, &c->services[i], addrs.v[k], ports.v[k], err, errlen);
+        sv_free(&addrs);
+        sv_free(&ports);
     }
+    if (!ok) {
+        listener_free(l);
+        return NULL;
+    }
+    listen_addrs_rebuild(l);
     return l;
+}
+
+/* sock_update - a socket kept by a reload takes its service's new name and channel. */
+static void sock_update(lsock *s, const sl_service *svc)
+{
+    const char *channel = svc->channel ? svc->channel : "tcp_local";
+    if (!strcmp(s->svc, svc->name) && !strcmp(s->channel, channel)) return;
+    free(s->svc);
+    free(s->channel);
+    s->svc = xstrdup(svc->name);
+    s->channel = xstrdup(channel);
+    log_info(NULL, "listen_changed", "service=%s address=%s port=%s channel=%s", s->svc, s->addr, s->port, s->channel);
+}
+
+/* sock_sessions - sessions open on service svc. */
+static unsigned sock_sessions(const listener *l, const char *svc)
+{
+    unsigned n = 0;
+    for (const conn *c = l->conns; c; c = c->next) n += str_ieq(c->svc, svc);
+    return n;
+}
+
+/* reload_close - close the sockets reload did not keep; their sessions finish on their own. */
+static void reload_close(listener *l, const bool *keep, size_t old_n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (i >= old_n || keep[i]) {
+            l->socks[k++] = l->socks[i];
+            continue;
+        }
+        log_info(NULL, "unlisten", "service=%s address=%s port=%s sessions=%u note=\"sessions under way finish\"",
+                 l->socks[i].svc, l->socks[i].addr, l->socks[i].port, sock_sessions(l, l->socks[i].svc));
+        sock_free(&l->socks[i]);
+    }
+    l->n = k;
+}
+
+/* reload_one - keep (and update) the socket of addr:port, or bind it; 1 when it cannot be bound. */
+static size_t reload_one(listener *l, const sl_service *svc, const char *addr, const char *port, bool *keep,
+                         size_t old_n)
+{
+    long at = sock_find(l, addr, port);
+    if (at >= 0 && (size_t)at < old_n) {
+        keep[at] = true;
+        sock_update(&l->socks[at], svc);
+        return 0;
+    }
+    char err[256];
+    if (at >= 0 || sock_add(l, svc, addr, port, err, sizeof err)) return 0; /* at >= 0: listed twice */
+    log_error(NULL, "listen_failed", "service=%s address=%s port=%s error=\"%s\" note=\"%s\"", svc->name, addr, port,
+              err, "a port below 1024 can only be bound by a restart as root");
+    return 1;
+}
+
+size_t listener_reload(listener *l, const sl_conf *c)
+{
+    if (l->closing) return 0;
+    size_t old_n = l->n, failed = 0;
+    bool *keep = xcalloc(old_n + 1, sizeof *keep);
+    for (size_t i = 0; i < c->n_services; i++) {
+        strvec addrs = {0}, ports = {0};
+        svc_binds(&c->services[i], &addrs, &ports);
+        for (size_t k = 0; k < addrs.n; k++) failed += reload_one(l, &c->services[i], addrs.v[k], ports.v[k], keep, old_n);
+        sv_free(&addrs);
+        sv_free(&ports);
+    }
+    reload_close(l, keep, old_n);
+    free(keep);
+    listen_addrs_rebuild(l);
+    return failed;
 }
 
 int listener_sessions(const listener *l)
@@ -513,7 +742,8 @@ void listener_close(listener *l)
 {
     if (!l || l->closing) return;
     l->closing = true;
-    for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->evls[i]);
+    for (size_t i = 0; i < l->n; i++) evconnlistener_disable(l->socks[i].evl);
+    local_close(l);
     conn *c = l->conns;
     while (c) {
         conn *next = c->next;
@@ -531,13 +761,10 @@ void listener_free(listener *l)
     while (l->conns) {
         conn_free(l->conns); /* a pending decision or commit is abandoned by the decider's close */
     }
-    for (size_t i = 0; i < l->n; i++) {
-        evconnlistener_free(l->evls[i]);
-        free(l->svc_channel[i]);
-        free(l->svc_name[i]);
-    }
-    free(l->evls);
-    free(l->svc_channel);
-    free(l->svc_name);
+    for (size_t i = 0; i < l->n; i++) sock_free(&l->socks[i]);
+    local_close(l);
+    free(l->local_path);
+    free(l->local_channel);
+    free(l->socks);
     free(l);
 }

@@ -9,6 +9,7 @@
  */
 #include "smtp/server.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "smtp/session.h"
 
 #include <stdarg.h>
@@ -37,6 +38,8 @@ smtp_sess *smtp_sess_new(const sl_conf *conf, const smtp_server_ops *ops, void *
     s->client_internal = info->client_internal;
     s->conns_service = info->conns_service;
     s->conns_client = info->conns_client;
+    s->local = info->local;
+    s->local_uid = info->local_uid;
     s->loop_token = info->loop_token && *info->loop_token ? xstrdup(info->loop_token) : NULL;
     s->tls_offered = info->tls_offered;
     s->tls_required = info->tls_required;
@@ -83,11 +86,26 @@ static void sess_close(smtp_sess *s)
     s->state = SESS_CLOSED;
 }
 
+/* reject_count - count a refusal in the metrics: the verdict class from why ("class=NAME ...",
+ * "protocol" when the engine refused by itself) and the enhanced status code of text (else its code). */
+static void reject_count(const char *text, const char *why)
+{
+    char cls[32] = "protocol", code[16] = "";
+    const char *c = why ? strstr(why, "class=") : NULL;
+    if (c) snprintf(cls, sizeof cls, "%.*s", (int)strcspn(c + 6, " "), c + 6);
+    const char *enh = strlen(text) > 4 ? text + 4 : "";
+    size_t n = strspn(enh, "0123456789.");
+    if (n >= 5 && n < sizeof code && enh[1] == '.' && (enh[n] == ' ' || !enh[n])) snprintf(code, sizeof code, "%.*s", (int)n, enh);
+    else snprintf(code, sizeof code, "%.3s", text);
+    metric_add(&METRIC_REJECTS, (const char *const[]){cls, code}, 1);
+}
+
 /* reply_refusal - a 4xx/5xx reply to a command, logged with why (NULL or "key=value ..."); counts
  * towards max_errors. */
 static void reply_refusal(smtp_sess *s, const char *cmdname, const char *text, const char *why)
 {
     smtp_sess_reply(s, "%s", text);
+    reject_count(text, why);
     log_info(s->id, "reject", "client=[%s] cmd=%s%s%s reply=\"%s\"", s->client_ip, cmdname, why ? " " : "",
              why ? why : "", text);
     if (++s->errors >= s->conf->opt.max_errors && s->state != SESS_CLOSED) {
@@ -218,8 +236,12 @@ static void begin_content(smtp_sess *s)
     char proto[16];
     snprintf(proto, sizeof proto, "%s%s%s", s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
              s->tls_active ? "S" : "", s->auth_user ? "A" : "");
-    sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
-              s->client_ip, s->conf->opt.hostname, proto, s->qid);
+    if (s->local) /* the uid comes from the kernel (SO_PEERCRED) or the pickup file's owner, not the client */
+        sb_printf(&s->data, "Received: from local (uid %u)\r\n\tby %s (Sluice) via sendmail with %s id %s", s->local_uid,
+                  s->conf->opt.hostname, proto, s->qid);
+    else
+        sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
+                  s->client_ip, s->conf->opt.hostname, proto, s->qid);
     if (s->tls_active) sb_printf(&s->data, "\r\n\t(%s)", s->tls_info);
     if (s->n_rcpts == 1) sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0].orig);
     sb_printf(&s->data, ";\r\n\t%s\r\n", date);
@@ -824,6 +846,7 @@ static void connect_answer(smtp_sess *s, const smtp_answer *a)
     }
     const char *line = a->line ? a->line : "421 4.3.0 Error: no reply from policy";
     smtp_sess_reply(s, "%s", line);
+    reject_count(line, a->why);
     log_info(s->id, "reject", "client=[%s] cmd=connect%s%s reply=\"%s\"", s->client_ip, a->why ? " " : "",
              a->why ? a->why : "", line);
     sess_close(s);
@@ -903,6 +926,8 @@ static void commit_reply(smtp_sess *s, sl_result res, const char *err)
     s->state = SESS_CMD;
     if (res == SL_OK) {
         smtp_sess_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+        metric_add(&METRIC_MESSAGES_RECEIVED, (const char *const[]){s->src_channel}, 1);
+        metric_add(&METRIC_RCPTS_RECEIVED, (const char *const[]){s->src_channel}, s->n_rcpts);
     } else if (res == SL_PERM) {
         reply_error(s, "DATA", err && *err ? err : "554 5.0.0 Transaction failed");
     } else {

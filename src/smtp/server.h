@@ -78,6 +78,8 @@ typedef struct {
     bool auth_required;      /* MAIL only after AUTH */
     unsigned conns_service;  /* connections open on this service, this one excluded */
     unsigned conns_client;   /* of them, from this client address */
+    bool local;              /* a local submission (`sluice sendmail`, the pickup directory) */
+    unsigned local_uid;      /* ... by this user (the socket peer's or the pickup file's owner) */
 } smtp_sess_info;
 
 /* smtp_sess_new - a session for a client (strings copied); nothing is queued yet: call smtp_sess_connect. */

@@ -29,6 +29,8 @@ struct smtp_sess {
     unsigned client_port, server_port;
     bool client_internal;  /* inside internal_networks */
     unsigned conns_service, conns_client; /* other connections at accept time */
+    bool local;            /* a local submission: Received: names the user, "via sendmail" */
+    unsigned local_uid;
     char *loop_token;      /* advertised as XLOOP in EHLO, or NULL */
     void (*resume)(void *);
     void *resume_arg;

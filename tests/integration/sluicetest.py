@@ -138,10 +138,33 @@ class LogLine:
 LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ")
 
 
+class JsonLogLine(LogLine):
+    """One log line of log_format=json: the members other than ts, level, id and event are the fields."""
+
+    def __init__(self, raw, obj):
+        self.raw, self.obj = raw, obj
+        self.level, self.id, self.event, self.rest = obj.get("level"), obj.get("id") or "-", obj.get("event"), ""
+        self.kv = {k: v for k, v in obj.items() if k not in ("ts", "level", "id", "event")}
+
+    @property
+    def time(self):
+        import calendar
+        ts = self.obj.get("ts", "")
+        return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + int(ts[20:23]) / 1000.0
+
+
 def parse_log(text):
-    """parse_log - the event lines of a daemon log (other lines, e.g. sanitizer output, are skipped)."""
+    """parse_log - the event lines of a daemon log, text or JSON (other lines, e.g. sanitizer output, are skipped)."""
     out = []
     for raw in text.splitlines():
+        if raw.startswith("{"):
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "event" in obj:
+                out.append(JsonLogLine(raw, obj))
+            continue
         m = LOG_RE.search(raw)
         if m:
             out.append(LogLine(raw, m.group(2), m.group(3), m.group(4), m.group(5)))

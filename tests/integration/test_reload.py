@@ -69,3 +69,71 @@ def test_sigterm_keeps_queue_for_next_start(harness):
     assert mta.wait_event(lambda ln: ln.event == "recovered" and "messages=1" in ln.raw, timeout=10), \
         mta.log_excerpt("recovered")
     assert sink.wait(mid.encode(), timeout=30)
+
+
+def dispatcher(*services):
+    """dispatcher - dispatcher.cnf text for (name, port, channel) services on 127.0.0.1."""
+    return "".join("[SERVICE=%s]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\nPARAMETER=CHANNEL=%s\n" % s for s in services)
+
+
+def refused(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False
+    except OSError:
+        return True
+
+
+def reload_and_wait(mta, n):
+    """reload_and_wait - SIGHUP, then wait for the n-th reloaded or reload_failed line."""
+    os.kill(mta.proc.pid, signal.SIGHUP)
+    assert st.wait_until(lambda: len([l for l in mta.log() if l.event in ("reloaded", "reload_failed")]) >= n, 10), \
+        mta.log_text()[-2000:]
+
+
+def test_sighup_applies_dispatcher_changes(harness):
+    mta = harness.sluice()
+    extra = st.free_port()
+    assert refused(extra)
+    # a new service is bound
+    mta.write("dispatcher.cnf", dispatcher(("SMTP", mta.port, "tcp_local"), ("SUBMIT", extra, "tcp_local")))
+    reload_and_wait(mta, 1)
+    assert [l for l in mta.events("listen", service="SUBMIT", port=str(extra))], mta.log_text()[-2000:]
+    assert rcpt_code(extra, "bob@example.test") == 250
+    # a session open on it when it goes away still finishes its message
+    c = st.Client(extra)
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<someone@sender.test>").code == 250
+    assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+    # the kept service changes its source channel; the extra one is removed
+    mta.write("dispatcher.cnf", dispatcher(("SMTP", mta.port, "l")))
+    reload_and_wait(mta, 2)
+    gone = mta.events("unlisten", service="SUBMIT", port=str(extra))
+    assert gone and gone[0].kv.get("sessions") == "1", mta.log_text()[-2000:]
+    assert [l for l in mta.events("listen_changed", service="SMTP", channel="l")], mta.log_text()[-2000:]
+    assert refused(extra)
+    final = c.data(make_message("kept-session@test"))
+    assert final.code == 250, final
+    c.quit()
+    assert mta.wait_message("bob@example.test", b"kept-session@test")
+    conn = [l for l in mta.events("connect") if l.kv.get("channel") == "l"]
+    assert not conn
+    assert rcpt_code(mta.port, "bob@example.test") == 250
+    assert [l for l in mta.events("connect") if l.kv.get("channel") == "l"], "the new channel is not in use"
+
+
+def test_sighup_says_what_needs_a_restart(harness):
+    mta = harness.sluice()
+    opts = open(os.path.join(mta.confdir, "option.dat")).read()
+    mta.write("option.dat", opts.replace("dns_servers=", "dns_servers=127.0.0.1:9,") + "metrics_listen=%d\n" % st.free_port())
+    reload_and_wait(mta, 1)
+    need = sorted(l.kv.get("option") for l in mta.events("reload_restart_needed"))
+    assert need == ["dns_servers", "metrics_listen"], mta.log_text()[-2000:]
+    assert mta.events("reloaded")
+    # another queue directory is refused: the old configuration stays
+    mta.write("option.dat", opts.replace("queue_dir=", "queue_dir=/nonexistent"))
+    reload_and_wait(mta, 2)
+    failed = mta.events("reload_failed")
+    assert failed and "queue_dir" in failed[-1].kv.get("error", ""), mta.log_text()[-2000:]
+    assert rcpt_code(mta.port, "bob@example.test") == 250

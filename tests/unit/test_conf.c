@@ -1343,9 +1343,54 @@ static void test_conf_error_format(void **state)
     sv_free(&errs.msgs);
 }
 
+/* restart_changes - the names conf_restart_changes gives for two option.dat texts, "|"-separated. */
+static char *restart_changes(const char *a, const char *b)
+{
+    sl_conf ca, cb;
+    memset(&ca, 0, sizeof ca);
+    memset(&cb, 0, sizeof cb);
+    conf_errors errs = {0};
+    assert_int_equal(conf_parse_options("/tmp/option.dat", a, &ca.opt, &errs), 0);
+    assert_int_equal(conf_parse_options("/tmp/option.dat", b, &cb.opt, &errs), 0);
+    strvec out = {0};
+    conf_restart_changes(&ca, &cb, &out);
+    strbuf s = {0};
+    for (size_t i = 0; i < out.n; i++) sb_printf(&s, "%s%s", i ? "|" : "", out.v[i]);
+    sv_free(&out);
+    conf_options_free(&ca.opt);
+    conf_options_free(&cb.opt);
+    return sb_steal(&s);
+}
+
+/* The options a reload cannot apply, and only those. */
+static void test_restart_changes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b, *expect;
+    } cases[] = {
+        {"", "", ""},
+        {"log_level=info\nmax_errors=3\n", "log_level=debug\nmax_errors=9\nlog_format=json\n", ""},
+        {"queue_dir=/q1\n", "queue_dir=/q2\n", "queue_dir|submit_socket"}, /* the socket's default follows */
+        {"", "run_as=nobody\n", "run_as"},
+        {"dns_servers=127.0.0.1\n", "dns_servers=127.0.0.1:53\n", ""}, /* the same server, normalised */
+        {"dns_servers=127.0.0.1\n", "dns_servers=127.0.0.2\n", "dns_servers"},
+        {"", "submit_socket=none\n", "submit_socket"},
+        {"queue_dir=/q\n", "submit_socket=/q/public/submit.sock\nqueue_dir=/q\n", ""}, /* the default, spelt out */
+        {"", "submit_channel=tcp_local\nmetrics_listen=9465\n", "submit_channel|metrics_listen"},
+        {"metrics_listen=9465\n", "metrics_listen=127.0.0.1:9465\n", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = restart_changes(cases[i].a, cases[i].b);
+        if (strcmp(got, cases[i].expect) != 0) fail_msg("case %zu: '%s', expected '%s'", i, got, cases[i].expect);
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restart_changes),
         cmocka_unit_test(test_options_table),
         cmocka_unit_test(test_options_defaults),
         cmocka_unit_test(test_options_strings),
