@@ -72,6 +72,7 @@ struct conn {
     int linger_ticks;
     bool dead;        /* connection gone while a decision or commit was pending */
     bool handshaking; /* TLS handshake in progress */
+    bool said_bye;    /* the disconnect line is logged */
     bool tls_shut;    /* close_notify sent */
     char *svc;        /* service name */
     char ip[64];
@@ -129,6 +130,8 @@ static bool conn_close_when_sent(conn *c)
     bool sent = conn_out_pending(c) == 0;
     if (sent && conn_tls_shutdown(c)) sent = conn_out_pending(c) == 0; /* the close_notify must leave too */
     if (sent || c->linger_ticks > 100) {
+        if (!c->said_bye) /* we closed first (after QUIT or a refusal): one disconnect line all the same */
+            log_info(smtp_sess_id(c->sess), "disconnect", "client=[%s]", c->ip);
         conn_free(c);
         return true;
     }
@@ -235,6 +238,7 @@ static void conn_deadline(evutil_socket_t fd, short what, void *arg)
     const char *reason = v == SMTP_DEADLINE_SESSION ? "session_timeout" : "slow_data";
     if (c->handshaking) { /* no reply can be sent in the middle of a TLS handshake */
         log_info(smtp_sess_id(c->sess), "disconnect", "client=[%s] reason=%s", c->ip, reason);
+        c->said_bye = true;
         conn_free(c);
         return;
     }
@@ -306,6 +310,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     log_info(smtp_sess_id(c->sess), "disconnect", "client=[%s]%s", c->ip, smtp_sess_closed(c->sess) ? "" : " reason=lost");
+    c->said_bye = true;
     if (smtp_sess_waiting(c->sess)) { /* the answer's resume frees the connection */
         c->dead = true;
         bufferevent_free(c->bev);
