@@ -552,6 +552,11 @@ static int scan_entry(probe_ctx *pc, const char *tname, const m_entry *e, char *
     enum walk_rc rc = walk_range(&w, e->tmpl, e->tmpl + strlen(e->tmpl), false);
     if (rc == W_TEMP) {
         step = -1;
+    } else if (rc == W_OK && w.out.len > MAPPING_MAX_OUTPUT) {
+        /* the pass limit alone does not bound a table that multiplies its input on each pass */
+        trace_add(trace, depth, "  template '%s' gives %zu octets (more than %d): the probe fails temporarily", e->tmpl,
+                  w.out.len, MAPPING_MAX_OUTPUT);
+        step = -1;
     } else if (rc == W_OK) {
         char *ft = flags_text(w.flags, w.ctl);
         trace_add(trace, depth, "  template '%s' -> '%s'%s%s", e->tmpl, w.out.data ? w.out.data : "", *ft ? " " : "", ft);

@@ -31,6 +31,7 @@
 #define MAPPING_MAX_INCLUDE 8  /* nesting of "<file" includes */
 #define MAPPING_MAX_PASSES 64  /* table passes per probe ($R restarts and $L extra passes) */
 #define MAPPING_MAX_DEPTH 8    /* nesting of $|TABLE;arg| probes */
+#define MAPPING_MAX_OUTPUT 8192 /* octets of one entry's output ("*  $0$0$R" doubles every pass) */
 
 typedef struct sl_mappings sl_mappings;
 
@@ -69,8 +70,8 @@ size_t mappings_table_count(const sl_mappings *m);
  * mapping_probe - run input through table (a missing table is no match). flags holds the input
  * flags set for $:x/$;x tests, letters such as "TAE" (T TLS, A authenticated, E ESMTP); NULL
  * or "" for none. Fills out (free with mapping_result_free) and returns SL_OK; SL_TEMP when the
- * pass or nesting limit was hit (a looping table: out->matched is false); SL_ERR for NULL
- * arguments.
+ * pass, nesting or output limit was hit (a looping table: out->matched is false); SL_ERR for
+ * NULL arguments.
  */
 sl_result mapping_probe(const sl_mappings *m, const char *table, const char *input, const char *flags,
                         mapping_result *out);

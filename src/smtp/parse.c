@@ -254,7 +254,8 @@ static char *domain_literal_canon(const char *s, size_t n, char *err, size_t err
     v6 = inlen >= 5 && mem_ieq(in, 5, "IPv6:");
     if (v6)
         in += 5, inlen -= 5;
-    if (inlen == 0 || inlen >= sizeof(buf)) {
+    /* inet_pton reads a C string: a NUL inside would hide the bytes after it */
+    if (inlen == 0 || inlen >= sizeof(buf) || memchr(in, '\0', inlen)) {
         set_err(err, errlen, "malformed address literal");
         return NULL;
     }

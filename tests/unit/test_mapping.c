@@ -363,6 +363,50 @@ static void test_no_exponential_backtracking(void **state)
     mappings_free(m);
 }
 
+/* test_output_limit - a table that multiplies its input on each pass ($R restarts, $L extra
+ * passes) fails temporarily at MAPPING_MAX_OUTPUT instead of doubling 64 times (found by
+ * fuzz/fuzz_mapping.c: the probe ran out of time and memory). */
+static void test_output_limit(void **state)
+{
+    (void)state;
+    sl_mappings *m = parse_ok("m",
+                              "DOUBLE\n  *  $0$0$R\n"
+                              "LDOUBLE\n  *  $0$0$L\n"
+                              "SHORT\n  xxxx*  done$Y$E\n  *  $0$0$R\n"
+                              "BIG\n  *  $Y$0\n",
+                              ".");
+    static const char *const growing[] = {"DOUBLE", "LDOUBLE"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(growing); i++) {
+        mapping_result r;
+        assert_int_equal(mapping_probe(m, growing[i], "x", NULL, &r), SL_TEMP);
+        assert_false(r.matched);
+        bool said = false;
+        for (size_t k = 0; k < r.trace.n; k++) said |= strstr(r.trace.v[k], "the probe fails temporarily") != NULL;
+        assert_true(said);
+        mapping_result_free(&r);
+    }
+    /* growth that stops in time is fine: x -> xx -> xxxx, which the first entry takes */
+    mapping_result r;
+    assert_int_equal(mapping_probe(m, "SHORT", "x", NULL, &r), SL_OK);
+    assert_true(r.matched && r.ok_flag);
+    assert_string_equal(r.output, "done");
+    mapping_result_free(&r);
+    /* an output of exactly the limit passes, one octet more does not */
+    char *in = xmalloc(MAPPING_MAX_OUTPUT + 2);
+    memset(in, 'a', MAPPING_MAX_OUTPUT + 1);
+    in[MAPPING_MAX_OUTPUT] = '\0';
+    assert_int_equal(mapping_probe(m, "BIG", in, NULL, &r), SL_OK);
+    assert_true(r.matched && r.ok_flag);
+    mapping_result_free(&r);
+    in[MAPPING_MAX_OUTPUT] = 'a';
+    in[MAPPING_MAX_OUTPUT + 1] = '\0';
+    assert_int_equal(mapping_probe(m, "BIG", in, NULL, &r), SL_TEMP);
+    assert_false(r.matched);
+    mapping_result_free(&r);
+    free(in);
+    mappings_free(m);
+}
+
 /* ---- files: includes, and errors ---- */
 
 static char *make_dir(void)
@@ -623,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_delay_and_status),
         cmocka_unit_test(test_no_exponential_backtracking),
+        cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_errors_all_reported),

@@ -815,6 +815,28 @@ static void test_domain_check(void **state)
     assert_int_equal(smtp_domain_check("a..b", 4, false, NULL, 0), -1);
 }
 
+/* test_literal_nul - a NUL inside an address literal is refused, not cut off: inet_pton saw
+ * "[4.0.2.1" and the bytes after the NUL were dropped (found by fuzz/fuzz_smtp_cmd.c). */
+static void test_literal_nul(void **state)
+{
+    static const char found[] = "r@[4.0.2.1\0\0\0\0\0\0\0\0?]"; /* the fuzzer's input */
+    static const char v4[] = "a@[192.0.2.1\0junk]", v6[] = "a@[IPv6:::1\0]", dom[] = "[192.0.2.1\0]";
+    smtp_addr a;
+    char err[128] = "";
+    (void)state;
+    assert_int_equal(smtp_addr_parse(found, sizeof found - 1, false, &a, err, sizeof(err)), -1);
+    assert_string_equal(err, "malformed address literal");
+    assert_null(a.domain);
+    assert_int_equal(smtp_addr_parse(v4, sizeof v4 - 1, false, &a, err, sizeof(err)), -1);
+    assert_int_equal(smtp_addr_parse(v6, sizeof v6 - 1, false, &a, err, sizeof(err)), -1);
+    assert_int_equal(smtp_domain_check(dom, sizeof dom - 1, false, err, sizeof(err)), -1);
+    /* without the NUL the same literal is fine */
+    assert_int_equal(smtp_domain_check("[192.0.2.1]", 11, false, err, sizeof(err)), 0);
+    assert_int_equal(smtp_addr_parse("a@[192.0.2.1]", 13, false, &a, err, sizeof(err)), 0);
+    assert_string_equal(a.domain, "[192.0.2.1]");
+    smtp_addr_free(&a);
+}
+
 /* test_addr_format - local@domain, bare local for Postmaster, "" for the null path. */
 static void test_addr_format(void **state)
 {
@@ -902,7 +924,8 @@ int main(void)
         cmocka_unit_test(test_cmd_line_length), cmocka_unit_test(test_cmd_path_length),
         cmocka_unit_test(test_params_table),    cmocka_unit_test(test_params_lengths),
         cmocka_unit_test(test_addr_table),      cmocka_unit_test(test_addr_lengths),
-        cmocka_unit_test(test_domain_check),    cmocka_unit_test(test_addr_format),
+        cmocka_unit_test(test_domain_check),    cmocka_unit_test(test_literal_nul),
+        cmocka_unit_test(test_addr_format),
         cmocka_unit_test(test_xtext_roundtrip), cmocka_unit_test(test_xtext_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
