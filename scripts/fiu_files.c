@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fiu.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 typedef ssize_t (*write_fn)(int, const void *, size_t);
@@ -36,4 +37,21 @@ ssize_t write(int fd, const void *buf, size_t count)
         if (count > 1 && fiu_fail("sluice/file/write/short")) count /= 2;
     }
     return real_write(fd, buf, count);
+}
+
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    static writev_fn real_writev;
+    if (!real_writev) real_writev = (writev_fn)dlsym(RTLD_NEXT, "writev");
+    struct stat st;
+    if (fd > 2 && iovcnt > 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (fiu_fail("sluice/file/write")) {
+            errno = (iovcnt & 1) ? EIO : ENOSPC;
+            return -1;
+        }
+        if (iovcnt > 1 && fiu_fail("sluice/file/write/short")) iovcnt = 1; /* the first part only */
+    }
+    return real_writev(fd, iov, iovcnt);
 }

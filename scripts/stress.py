@@ -161,9 +161,14 @@ def fiu_wrapper(workdir, binary, probability, raw_write):
     # ASan runtime (an ASan binary needs it first) and the file-write shim in front.
     preload = [x for x in (asan_runtime(binary), None if raw_write else build_shim(workdir)) if x]
     inner = ('/bin/sh -c \'LD_PRELOAD="%s $LD_PRELOAD" exec "$0" "$@"\' ' % " ".join(preload)) if preload else ""
+
     path = os.path.join(workdir, "sluice-under-fiu")
     with open(path, "w") as f:
         f.write("#!/bin/sh\n# written by scripts/stress.py: the daemon under libfiu\n")
+        # A fault at start-up (the configuration unreadable) ends the daemon at once, and
+        # LeakSanitizer then reports what fiu's own preload library allocated: not ours, so leaks
+        # are not looked for under libfiu (memory errors still are).
+        f.write("export ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\"\n")
         f.write("exec fiu-run -x -f '' %s %s%s \"$@\"\n" % (cmds, inner, binary))
     os.chmod(path, 0o755)
     return path

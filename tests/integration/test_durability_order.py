@@ -33,7 +33,7 @@ import pytest
 
 import sluicetest as st
 
-TRACED = "openat,write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,sendto,close,mkdir,mkdirat"
+TRACED = "openat,write,writev,pwrite64,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,sendto,close,mkdir,mkdirat"
 LINE_RE = re.compile(r"^(\d+)\s+\d\d:\d\d:\d\d\.\d+\s+(.*)$")
 CALL_RE = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
 UNFINISHED_RE = re.compile(r"^(\w+)\((.*) <unfinished \.\.\.>$")
@@ -171,7 +171,7 @@ def test_data_flushed_before_rename(traced, kind):
     t = traced[kind]
     ren = t.into_place()
     assert ren, "no rename of %s to %s in the trace" % (t.tmp, t.final)
-    writes = t.on_fd({"write", "pwrite64"}, t.tmp, before=ren.start)
+    writes = t.on_fd({"write", "writev", "pwrite64"}, t.tmp, before=ren.start)
     assert writes, "no write to %s before its rename" % t.tmp
     last_write = max(c.end for c in writes)
     flushes = t.on_fd({"fdatasync", "fsync"}, t.tmp, before=ren.start, after=last_write)
