@@ -135,21 +135,6 @@ static void claims_clear(store *s)
 
 #define STORE_FREE_MAX 4096 /* recycled files kept at most */
 
-static int mkdir_p(const char *path)
-{
-    char *p = xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) rc = -1;
-        *s = '/';
-    }
-    if (rc == 0 && mkdir(p, 0700) < 0 && errno != EEXIST) rc = -1;
-    free(p);
-    return rc;
-}
-
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -158,6 +143,35 @@ static int fsync_dir(const char *dir)
     close(fd);
     return rc;
 }
+
+/* mkdir_one - create p; a directory really created is made durable in its parent (fsync), so
+ * that a file renamed into it later cannot vanish with it in a crash. */
+static int mkdir_one(char *p)
+{
+    if (mkdir(p, 0700) < 0) return errno == EEXIST ? 0 : -1;
+    char *slash = strrchr(p, '/');
+    if (!slash || slash == p) return fsync_dir("/");
+    *slash = '\0';
+    int rc = fsync_dir(p);
+    *slash = '/';
+    return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1; *s && rc == 0; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        rc = mkdir_one(p);
+        *s = '/';
+    }
+    if (rc == 0) rc = mkdir_one(p);
+    free(p);
+    return rc;
+}
+
 
 /* write_file - the three parts of f with writev, resumed after a short write. */
 static int write_file(int fd, const store_file *f)

@@ -216,8 +216,6 @@ def test_maildir_flushed_before_queue_removal(traced):
     assert syncs, "the queue file %s was removed (%r) before %s was fsync'd" % (t.final, rem, traced["maildir_new"])
 
 
-@pytest.mark.xfail(strict=True, reason="store.c mkdir_p creates QUEUE/<channel>/<NNN> on first use and fsyncs "
-                   "only the directory renamed into, never the parent that received the new directory entry")
 @pytest.mark.parametrize("kind", ["local", "relay"])
 def test_new_directories_durable_before_250(traced, kind):
     t = traced[kind]
