@@ -171,7 +171,7 @@ static void fuzz_roundtrip(fz_in *in)
     r->status = newstate % 4;
     r->notices_sent = (uint8_t)(newstate / 4 % 6);
     r->attempts = (uint16_t)(r->attempts + 1);
-    r->next_attempt += newstate;
+    r->next_attempt = (int64_t)((uint64_t)r->next_attempt + newstate); /* any value, wrapping */
     qfile_state_pack(r, (uint8_t *)enc.data + r->state_off);
     FZ_CHECK(decode_ok(enc.data, enc.len, &back), "a file with a state rewritten in place does not decode");
     check_same(&m, &back, true);
