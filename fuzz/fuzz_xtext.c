@@ -1,12 +1,11 @@
 /*
- * fuzz_xtext.c - RFC 3461 xtext (smtp/parse.h xtext_decode and xtext_encode, and the client's
- * own encoder smtp_client_xtext) on untrusted bytes.
+ * fuzz_xtext.c - RFC 3461 xtext (smtp/parse.h xtext_decode and xtext_encode, the one encoder
+ * the server, the client and local submission share) on untrusted bytes.
  *
  * Input: the bytes to decode (ENVID, ORCPT and AUTH= values arrive as xtext).
  *
  * Properties: a decoded value holds no NUL inside its length and re-encodes to an xtext that
- * decodes to the same bytes; encoding any C string and decoding it gives the string back; the
- * server's and the client's encoders agree byte for byte.
+ * decodes to the same bytes; encoding any C string and decoding it gives the string back.
  */
 #include "fuzz.h"
 #include "smtp/client.h"
@@ -30,14 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *text = fz_text(data, size); /* up to the first NUL */
     char *enc = xtext_encode(text);
-    char *cli = smtp_client_xtext(text);
-    FZ_CHECK(strcmp(enc, cli) == 0, "server encodes '%s', client '%s'", enc, cli);
     for (const char *p = enc; *p; p++)
         FZ_CHECK(*p >= 33 && *p <= 126 && *p != '=', "xtext '%s' holds byte 0x%02x", enc, (unsigned char)*p);
     char *back = xtext_decode(enc, strlen(enc));
     if (*text) FZ_CHECK(back && strcmp(back, text) == 0, "'%s' encoded as '%s' does not decode back", text, enc);
     free(back);
-    free(cli);
     free(enc);
     free(text);
     return 0;

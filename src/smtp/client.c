@@ -140,23 +140,10 @@ void smtp_caps_parse(const smtp_reply *ehlo, smtp_caps *caps)
     }
 }
 
-char *smtp_client_xtext(const char *s)
-{
-    strbuf sb;
-    sb_init(&sb);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p >= 33 && *p <= 126 && *p != '+' && *p != '=')
-            sb_putc(&sb, (char)*p);
-        else
-            sb_printf(&sb, "+%02X", *p);
-    }
-    return sb_steal(&sb);
-}
-
 /* sb_put_xtext - append " KEY=" and the xtext of value. */
 static void sb_put_xtext(strbuf *sb, const char *key, const char *value)
 {
-    char *x = smtp_client_xtext(value);
+    char *x = xtext_encode(value);
     sb_printf(sb, " %s=%s", key, x);
     free(x);
 }
@@ -199,7 +186,7 @@ static void notify_append(strbuf *sb, unsigned bits)
 static void orcpt_append(strbuf *sb, const char *orcpt)
 {
     const char *semi = strchr(orcpt, ';');
-    char *x = smtp_client_xtext(semi ? semi + 1 : orcpt);
+    char *x = xtext_encode(semi ? semi + 1 : orcpt);
     if (semi)
         sb_printf(sb, " ORCPT=%.*s;%s", (int)(semi - orcpt), orcpt, x);
     else

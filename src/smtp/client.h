@@ -57,8 +57,6 @@ typedef struct {
 /* smtp_caps_parse - fill caps from a 2xx EHLO reply (the first line is the greeting). */
 void smtp_caps_parse(const smtp_reply *ehlo, smtp_caps *caps);
 
-/* smtp_client_xtext - RFC 3461 xtext encoding of s; caller frees. */
-char *smtp_client_xtext(const char *s);
 /* smtp_client_mail_line - "MAIL FROM:<sender> [params]\r\n" for m as the peer's caps allow; caller frees. */
 char *smtp_client_mail_line(const qmsg *m, const smtp_caps *caps);
 /* smtp_client_rcpt_line - "RCPT TO:<addr> [NOTIFY= ORCPT=]\r\n" (DSN parameters only if offered); caller frees. */

@@ -192,7 +192,7 @@ static void test_xtext(void **state)
         {"\x7f", "+7F"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
-        char *x = smtp_client_xtext(cases[i].in);
+        char *x = xtext_encode(cases[i].in);
         assert_string_equal(x, cases[i].out);
         free(x);
     }
