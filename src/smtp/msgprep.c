@@ -31,6 +31,10 @@ bool msgprep_line(msgprep *m, const char *line, size_t len)
     }
     for (size_t i = 0; i < len && !m->eight_bit; i++)
         if ((unsigned char)line[i] & 0x80) m->eight_bit = true;
+    for (const char *cr; (cr = memchr(line, '\r', len)); len -= (size_t)(cr + 1 - line), line = cr + 1) {
+        sb_append(&m->raw, line, (size_t)(cr - line)); /* a bare CR inside a line ends it (never sent bare) */
+        sb_puts(&m->raw, "\r\n");
+    }
     sb_append(&m->raw, line, len);
     sb_puts(&m->raw, "\r\n");
     m->lines++;

@@ -123,6 +123,11 @@ static void test_dots_and_bodies(void **state)
     assert_false(m.ended);
     assert_string_equal(m.raw.data, "Subject: caf\xc3\xa9\r\n\r\n.\r\n");
     msgprep_free(&m);
+    /* a bare CR inside a line ends it: nothing bare is ever submitted (found by fuzz_submit) */
+    msgprep_init(&m, true);
+    feed(&m, "a\rb\r\rc\n");
+    assert_string_equal(m.raw.data, "a\r\nb\r\n\r\nc\r\n");
+    msgprep_free(&m);
 }
 
 int main(void)
