@@ -31,6 +31,27 @@ enum bare_eol_policy { BARE_EOL_REJECT = 0, BARE_EOL_NORMALISE = 1 };
 enum reject_mode { REJECT_HARD = 0, REJECT_SOFT = 1, REJECT_AUTO = 2 };
 
 /* option.dat (all keys documented in doc/configuration.md). */
+/* Content scanners (option.dat spamfilterN_*, N = 1..SL_SCANNERS; doc/scanning.md). */
+#define SL_SCANNERS 8
+#define SL_SCANNER_VERDICTS 10
+enum sl_scanner_kind { SL_SCANNER_NONE = 0, SL_SCANNER_SPAMD, SL_SCANNER_CLAMD, SL_SCANNER_MILTER };
+typedef struct {
+    enum sl_scanner_kind kind; /* spamfilterN_type: spamd, clamd or milter (none: the scanner is off) */
+    char *host;                /* spamfilterN_address "HOST:PORT" / "[IPv6]:PORT" / "inet:PORT@HOST" */
+    unsigned port;
+    char *unix_path;           /* ... or "/path" / "unix:/path" */
+    unsigned timeout;          /* spamfilterN_timeout seconds per stage (default 30) */
+    bool optional;             /* spamfilterN_optional: yes = fail open with a header noting the skip;
+                                  no (default) = a failure is 451 4.7.1 */
+    uint64_t max_size;         /* spamfilterN_max_size: bytes sent at most (default 10M; 0 = all) */
+    char *string_action;       /* spamfilterN_string_action: Sieve run for a verdict no pair names
+                                  (default: addheader "X-Spam-Verdict: <verdict>") */
+    char *null_action;         /* spamfilterN_null_action: Sieve run for the null verdict (default none) */
+    char *verdict[SL_SCANNER_VERDICTS]; /* spamfilterN_verdict_M (M = 0..9) */
+    char *action[SL_SCANNER_VERDICTS];  /* spamfilterN_action_M: the Sieve script for that verdict */
+    int line;                  /* the line of its spamfilterN_type */
+} sl_scanner;
+
 typedef struct {
     char *hostname;            /* host_name: our name in greetings and Received: (default: gethostname) */
     char *queue_dir;           /* queue_dir (default /var/spool/sluice) */
@@ -86,6 +107,9 @@ typedef struct {
     char *submit_channel;      /* submit_channel: source channel of local submissions (default l) */
     unsigned pickup_interval;  /* pickup_interval seconds between scans of QUEUE/pickup (default 60) */
     char *metrics_listen;      /* metrics_listen: "IP:PORT" / "[IPv6]:PORT" of the metrics endpoint (default NULL: off) */
+    sl_scanner scanners[SL_SCANNERS]; /* spamfilter1_* .. spamfilter8_* */
+    char *sieve_filter;        /* sieve_filter: a Sieve file every recipient's message goes through first (default none) */
+    char *vacation_dir;        /* vacation_dir: where vacation replies are remembered (default QUEUE/vacation) */
 } sl_options;
 
 enum channel_type {
@@ -150,6 +174,11 @@ typedef struct {
     sl_chan_opts copts;          /* <channel>_option file */
     char *saslswitchchannel;     /* "saslswitchchannel CH": an authenticated session's source channel becomes CH */
     char *interface_address;     /* "interfaceaddress IP": source address of outgoing connections */
+    /* content scanning: NULL = not opted in; "" = opted in (no opt-in string); else the string */
+    char *src_scan[SL_SCANNERS]; /* "sourcespamfilterN" / "sourcespamfilterNoptin STRING": mail from this channel */
+    char *dst_scan[SL_SCANNERS]; /* "destinationspamfilterN[optin STRING]": recipients routed to this channel */
+    char *fileinto;              /* "fileinto TEMPLATE" (LMTP): the address a fileinto folder is delivered to,
+                                    $U local part, $D domain, $S folder (default "$U+$S@$D") */
 } sl_channel;
 
 typedef struct {
@@ -236,6 +265,13 @@ char *conf_submit_socket(const sl_options *opt);
 char *conf_pickup_dir(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */
 void conf_options_defaults(sl_options *opt);
+/* conf_scanner_option - a spamfilterN_* key of option.dat (N = 1..8): 0 = set, -1 = bad value
+ * (expect says what is expected), -2 = not such a key. */
+int conf_scanner_option(sl_options *opt, const char *key, const char *value, int line, const char **expect);
+/* conf_scanners_check - scanners given settings but no type; returns the errors added. */
+int conf_scanners_check(const char *file, const sl_options *opt, conf_errors *errs);
+/* conf_scanners_free - release the scanners' settings. */
+void conf_scanners_free(sl_options *opt);
 /* conf_options_free - release what conf_parse_options allocated. */
 void conf_options_free(sl_options *opt);
 /* conf_parse_dispatcher - parse dispatcher.cnf text into c->services. Returns error count added. */

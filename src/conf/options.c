@@ -71,6 +71,7 @@ void conf_options_defaults(sl_options *opt)
     opt->command_timeout = 300;
     opt->auth_max_failures = 3;
     opt->tls_min_version = 12;
+    conf_scanners_free(opt); /* on the zeroed options: the scanners' defaults */
     opt->ldap_timeout = 5;
     opt->ldap_connections = 4;
     opt->ldap_domain_cache_size = 10000;
@@ -96,6 +97,10 @@ void conf_options_free(sl_options *opt)
     free(opt->submit_socket);
     free(opt->submit_channel);
     free(opt->metrics_listen);
+    conf_scanners_free(opt);
+    free(opt->sieve_filter);
+    free(opt->vacation_dir);
+    opt->sieve_filter = opt->vacation_dir = NULL;
     opt->submit_socket = opt->submit_channel = opt->metrics_listen = NULL;
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
     sv_free(&opt->dns_servers);
@@ -599,6 +604,8 @@ static const opt_def opt_table[] = {
     {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none", NULL},
     {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name", NULL},
     {"pickup_interval", set_duration, OFF(pickup_interval), 1, DAY, "a duration 1s..1d", NULL},
+    {"sieve_filter", set_path, OFF(sieve_filter), 0, 0, "a file path", NULL},
+    {"vacation_dir", set_path, OFF(vacation_dir), 0, 0, "a directory path", NULL},
     {"metrics_listen", set_metrics_listen, 0, 0, 0, "IP:PORT, [IPv6]:PORT, a port (on 127.0.0.1) or none", NULL},
     {"ldap_uri", set_ldap_uris, 0, 0, 0, "ldap://HOST[:PORT] or ldaps://HOST[:PORT], separated by blanks", NULL},
     {"ldap_base_dn", set_dn, OFF(ldap_base_dn), 0, 0, "a DN such as dc=example,dc=com", NULL},
@@ -638,6 +645,14 @@ static const opt_def opt_table[] = {
     ATTR("ldap_auth_policy", "broadcaster_policy"),
     ATTR("ldap_moderator_url", "moderator"),
     ATTR("ldap_reject_action", "reject_action"),
+    ATTR("ldap_filter", "sieve"),
+    ATTR("ldap_optin1", "optin1"), ATTR("ldap_optin2", "optin2"), ATTR("ldap_optin3", "optin3"),
+    ATTR("ldap_optin4", "optin4"), ATTR("ldap_optin5", "optin5"), ATTR("ldap_optin6", "optin6"),
+    ATTR("ldap_optin7", "optin7"), ATTR("ldap_optin8", "optin8"),
+    ATTR("ldap_domain_attr_optin1", "domain_optin1"), ATTR("ldap_domain_attr_optin2", "domain_optin2"),
+    ATTR("ldap_domain_attr_optin3", "domain_optin3"), ATTR("ldap_domain_attr_optin4", "domain_optin4"),
+    ATTR("ldap_domain_attr_optin5", "domain_optin5"), ATTR("ldap_domain_attr_optin6", "domain_optin6"),
+    ATTR("ldap_domain_attr_optin7", "domain_optin7"), ATTR("ldap_domain_attr_optin8", "domain_optin8"),
 #undef ATTR
 };
 #undef OFF
@@ -660,6 +675,12 @@ static int parse_option_line(const char *file, int lineno, char *line, sl_option
     }
     *eq = '\0';
     char *key = str_trim(line), *value = str_trim(eq + 1);
+    if (str_has_prefix_ci(key, "spamfilter")) {
+        const char *expect = NULL;
+        int src = conf_scanner_option(opt, key, value, lineno, &expect);
+        if (src == -1) conf_error(errs, file, lineno, "%s: bad value '%s' (expected %s)", key, value, expect);
+        if (src != -2) return src != 0;
+    }
     const opt_def *d = opt_find(key);
     if (!d) {
         conf_error(errs, file, lineno, "unknown option '%s'", key);
@@ -721,6 +742,7 @@ int conf_parse_options(const char *file, const char *text, sl_options *opt, conf
         nerr++;
     }
     nerr += ldap_options_check(file, opt, &lines, errs);
+    nerr += conf_scanners_check(file, opt, errs);
     free(copy);
     return nerr;
 }

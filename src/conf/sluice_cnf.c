@@ -79,6 +79,8 @@ static void channel_free(sl_channel *ch)
     free(ch->lastresort);
     free(ch->saslswitchchannel);
     free(ch->interface_address);
+    for (size_t i = 0; i < SL_SCANNERS; i++) free(ch->src_scan[i]), free(ch->dst_scan[i]);
+    free(ch->fileinto);
     memset(ch, 0, sizeof *ch);
 }
 
@@ -373,6 +375,39 @@ static void kw_notices(cnf_parser *p, int line, const char *kw, char **args, siz
     p->cur.n_notices = nargs;
 }
 
+/* kw_spamfilter - "sourcespamfilterN", "destinationspamfilterN" (N = 1..8), each also with
+ * "optin STRING": the channel's mail (source) or recipients (destination) go through scanner N,
+ * with that opt-in string. */
+static void kw_spamfilter(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    bool src = str_has_prefix_ci(kw, "source");
+    const char *rest = kw + strlen(src ? "sourcespamfilter" : "destinationspamfilter");
+    unsigned n = (unsigned)(rest[0] - '0');
+    char **field = src ? &p->cur.src_scan[n - 1] : &p->cur.dst_scan[n - 1];
+    free(*field);
+    *field = nargs ? unquote_dup(args[0]) : xstrdup("");
+    if (nargs && (!**field || strlen(*field) > 256)) {
+        cnf_error(p, line, "channel keyword '%s': bad opt-in string '%s'", kw, args[0]);
+        free(*field);
+        *field = NULL;
+    }
+}
+
+/* kw_fileinto - "fileinto TEMPLATE": where an LMTP channel delivers a Sieve fileinto folder. */
+static void kw_fileinto(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    char *t = unquote_dup(args[0]);
+    if (!strstr(t, "$S") || !strchr(t, '@')) {
+        cnf_error(p, line, "channel keyword '%s': bad value '%s' (expected an address template with $S, such as $U+$S@$D)",
+                  kw, args[0]);
+        free(t);
+        return;
+    }
+    free(p->cur.fileinto);
+    p->cur.fileinto = t;
+}
+
 static const chan_keyword chan_keywords[] = {
     {"smtp", KW_FLAG, kw_smtp},
     {"lmtp", KW_FLAG, kw_lmtp},
@@ -407,13 +442,29 @@ static const chan_keyword chan_keywords[] = {
     {"notls", KW_FLAG, kw_tls},
     {"errsendpost", KW_FLAG, kw_sendpost},
     {"nosendpost", KW_FLAG, kw_sendpost},
+    {"fileinto", KW_ONE, kw_fileinto},
 };
+
+/* The scanner keywords carry their scanner's number in the name. */
+static const chan_keyword scan_flag = {"spamfilter", KW_FLAG, kw_spamfilter};
+static const chan_keyword scan_optin = {"spamfilteroptin", KW_ONE, kw_spamfilter};
+
+/* scan_keyword - "sourcespamfilterN[optin]" / "destinationspamfilterN[optin]", N = 1..8, or NULL. */
+static const chan_keyword *scan_keyword(const char *name)
+{
+    const char *rest = str_has_prefix_ci(name, "sourcespamfilter")        ? name + 16
+                       : str_has_prefix_ci(name, "destinationspamfilter") ? name + 21
+                                                                          : NULL;
+    if (!rest || rest[0] < '1' || rest[0] > '0' + SL_SCANNERS) return NULL;
+    if (rest[1] == '\0') return &scan_flag;
+    return str_ieq(rest + 1, "optin") ? &scan_optin : NULL;
+}
 
 static const chan_keyword *keyword_find(const char *name)
 {
     for (size_t i = 0; i < SL_ARRAY_LEN(chan_keywords); i++)
         if (str_ieq(chan_keywords[i].name, name)) return &chan_keywords[i];
-    return NULL;
+    return scan_keyword(name);
 }
 
 /* channel_builtin - the built-in defaults, some of which depend on the channel's type. */
@@ -461,6 +512,11 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
     ch->lastresort = xstrdup(d->lastresort);
     ch->saslswitchchannel = xstrdup(d->saslswitchchannel);
     ch->interface_address = xstrdup(d->interface_address);
+    for (size_t i = 0; i < SL_SCANNERS; i++) {
+        ch->src_scan[i] = xstrdup(d->src_scan[i]);
+        ch->dst_scan[i] = xstrdup(d->dst_scan[i]);
+    }
+    ch->fileinto = xstrdup(d->fileinto);
     ch->rules = d->rules;
     ch->errsendpost = d->errsendpost;
 }
@@ -497,7 +553,7 @@ static void apply_keywords(cnf_parser *p, int line, strvec *tok)
         if (kw->args != KW_FLAG && nargs == 0)
             cnf_error(p, line, "channel keyword '%s' needs an argument", kw->name);
         else
-            kw->apply(p, line, kw->name, tok->v + i + 1, nargs);
+            kw->apply(p, line, kw == &scan_flag || kw == &scan_optin ? tok->v[i] : kw->name, tok->v + i + 1, nargs);
         i += nargs;
     }
 }

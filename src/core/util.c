@@ -161,6 +161,17 @@ void sv_push_owned(strvec *sv, char *s)
     sv->v[sv->n++] = s;
 }
 
+char *sv_join(const strvec *sv, const char *sep)
+{
+    strbuf b;
+    sb_init(&b);
+    for (size_t i = 0; i < sv->n; i++) {
+        if (i) sb_puts(&b, sep);
+        sb_puts(&b, sv->v[i]);
+    }
+    return sb_steal(&b);
+}
+
 void sv_free(strvec *sv)
 {
     for (size_t i = 0; i < sv->n; i++) free(sv->v[i]);

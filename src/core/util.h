@@ -69,6 +69,8 @@ typedef struct {
 void sv_push(strvec *sv, const char *s);
 /* sv_push_owned - append s, taking ownership. */
 void sv_push_owned(strvec *sv, char *s);
+/* sv_join - the strings joined with sep (caller frees; "" when empty). */
+char *sv_join(const strvec *sv, const char *sep);
 /* sv_free - free every string and the array. */
 void sv_free(strvec *sv);
 /* sv_contains_ci - whether sv holds s, compared case-insensitively (ASCII). */

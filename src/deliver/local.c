@@ -13,10 +13,11 @@ static void local_deliver_one(const deliv_job *job, const qmsg *m, const qrcpt *
 {
     char err[256] = "";
     char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", m->sender, r->addr);
-    sl_result rc = maildir_deliver(job->conf->opt.maildir_root, r->addr, prefix, m->data, m->data_len, 0, err,
-                                   sizeof err);
+    sl_result rc = maildir_deliver_folder(job->conf->opt.maildir_root, r->addr, r->folder, prefix, m->data, m->data_len,
+                                          0, err, sizeof err);
     free(prefix);
-    char *diag = xasprintf("x-local; %s", rc == SL_OK ? "delivered to maildir" : err);
+    char *diag = rc == SL_OK && r->folder ? xasprintf("x-local; delivered to maildir folder %s", r->folder)
+                                          : xasprintf("x-local; %s", rc == SL_OK ? "delivered to maildir" : err);
     deliv_result_set(res, rc, rc == SL_OK ? "2.0.0" : rc == SL_PERM ? "5.1.3" : "4.3.0", diag, NULL);
     free(diag);
 }

@@ -303,18 +303,53 @@ static int maildir_fsync_dir(const char *path)
     return rc;
 }
 
+char *maildir_folder_path(const char *root, const char *addr, const char *folder)
+{
+    char *box = maildir_path(root, addr);
+    if (!box || !folder || str_ieq(folder, "INBOX")) return box;
+    /* Maildir++: "Lists/work" is the subfolder ".Lists.work" of the mailbox */
+    char *name = xstrdup(folder);
+    bool ok = strlen(name) <= 255;
+    for (char *p = name; *p && ok; p++) {
+        if (*p == '/') *p = '.';
+        unsigned char c = (unsigned char)*p;
+        ok = c >= 0x20 && c != 0x7f && !(*p == '.' && (p == name || p[-1] == '.' || !p[1]));
+    }
+    char *path = ok && *name ? xasprintf("%s/.%s", box, name) : NULL;
+    free(name);
+    free(box);
+    return path;
+}
+
+/* maildir_mark_folder - the "maildirfolder" file that marks a Maildir++ subfolder. */
+static void maildir_mark_folder(const char *dir)
+{
+    char *marker = xasprintf("%s/maildirfolder", dir);
+    int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    free(marker);
+}
+
 sl_result maildir_deliver(const char *root, const char *addr, const char *prefix, const char *data, size_t len,
                           int lf_only, char *err, size_t errlen)
 {
+    return maildir_deliver_folder(root, addr, NULL, prefix, data, len, lf_only, err, errlen);
+}
+
+sl_result maildir_deliver_folder(const char *root, const char *addr, const char *folder, const char *prefix,
+                                 const char *data, size_t len, int lf_only, char *err, size_t errlen)
+{
     sl_result r = SL_TEMP;
-    char *dir = maildir_path(root, addr);
+    char *dir = maildir_folder_path(root, addr, folder);
     char *name = NULL, *tmp = NULL, *dst = NULL, *newdir = NULL;
     const char *what = NULL;
     int fd = -1, saved = 0;
     bool tmp_exists = false;
     if (err && errlen) err[0] = '\0';
     if (!dir) {
-        if (err && errlen) snprintf(err, errlen, "unsafe mailbox name: %s", addr ? addr : "(null)");
+        if (err && errlen)
+            snprintf(err, errlen, "unsafe mailbox name: %s%s%s", addr ? addr : "(null)", folder ? " folder " : "",
+                     folder ? folder : "");
         r = SL_PERM;
         goto out;
     }
@@ -322,6 +357,7 @@ sl_result maildir_deliver(const char *root, const char *addr, const char *prefix
         what = "create folder";
         goto fail;
     }
+    if (folder && !str_ieq(folder, "INBOX")) maildir_mark_folder(dir);
     maildir_sweep_tmp(dir);
     name = maildir_unique_name();
     tmp = xasprintf("%s/tmp/%s", dir, name);

@@ -19,6 +19,14 @@
  */
 sl_result maildir_deliver(const char *root, const char *addr, const char *prefix, const char *data, size_t len,
                           int lf_only, char *err, size_t errlen);
+/* maildir_deliver_folder - maildir_deliver into folder (a Sieve fileinto name; NULL or "INBOX":
+ * the inbox), the Maildir++ subfolder ".name" of the mailbox, "/" in the name becoming ".";
+ * a name that could escape the mailbox is SL_PERM. */
+sl_result maildir_deliver_folder(const char *root, const char *addr, const char *folder, const char *prefix,
+                                 const char *data, size_t len, int lf_only, char *err, size_t errlen);
+/* maildir_folder_path - the directory of folder in addr's mailbox (see maildir_deliver_folder);
+ * caller frees; NULL if unsafe. */
+char *maildir_folder_path(const char *root, const char *addr, const char *folder);
 /* maildir_path - the folder for addr under root; caller frees; NULL if addr is unsafe. */
 char *maildir_path(const char *root, const char *addr);
 

@@ -98,6 +98,7 @@ static void process_route_one(const deliv_job *job, const qrcpt *r, deliv_result
         free(diag);
         char *dest = route_dest_host(&rw);
         enqueue_add_rcpt(em, rw.addr, r->orig, r->orcpt, rw.channel->name, dest, r->notify);
+        em->rcpts[em->n_rcpts - 1].folder = xstrdup(r->folder); /* a Sieve fileinto goes along */
         free(dest);
     }
     rw_result_free(&rw);

@@ -630,7 +630,7 @@ static smtp_client *conn_engine(smtp_out *s)
                                : s->ch->tls == CHAN_TLS_NO || !s->tls_ctx ? SMTP_CLIENT_TLS_NEVER
                                                                           : SMTP_CLIENT_TLS_MAY;
     smtp_client_params p = {.lmtp = is_lmtp(s), .helo_name = me, .peer = s->peer, .tls = tls,
-                            .chunking = s->ch->chunking, .out = out_emit, .out_ctx = s};
+                            .chunking = s->ch->chunking, .fileinto = s->ch->fileinto, .out = out_emit, .out_ctx = s};
     return smtp_client_new(&p);
 }
 

@@ -77,6 +77,7 @@ void dir_domain_info_free(dir_domain_info *i)
     free(i->name);
     free(i->status[0]);
     free(i->status[1]);
+    for (size_t k = 0; k < DIR_OPTINS; k++) free(i->optin[k]);
     memset(i, 0, sizeof *i);
 }
 
@@ -97,6 +98,8 @@ void dir_entry_free(dir_entry *e)
     free(e->broadcaster_policy);
     sv_free(&e->moderators);
     free(e->reject_action);
+    for (size_t i = 0; i < DIR_OPTINS; i++) free(e->optin[i]);
+    free(e->sieve);
     memset(e, 0, sizeof *e);
 }
 

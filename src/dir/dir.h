@@ -22,6 +22,9 @@
 
 typedef struct sl_dir sl_dir;
 
+/* Content scanners a recipient or domain may opt in to (option.dat ldap_optinN, N = 1..8). */
+#define DIR_OPTINS 8
+
 /* A domain as the directory describes it (values as stored: the policy interprets statuses). */
 typedef struct {
     char *name;
@@ -29,6 +32,7 @@ typedef struct {
     uint64_t msg_max_blocks; /* mailDomainMsgMaxBlocks, 0 = no limit */
     unsigned rcpt_limit;     /* recipients per message for its senders, 0 = no limit */
     unsigned rcpt_cutoff;    /* over this many the whole transaction is refused, 0 = none */
+    char *optin[DIR_OPTINS]; /* ldap_domain_attr_optinN: the values joined by ",", NULL when absent */
 } dir_domain_info;
 
 /* A user or group entry (owned by whoever got it: dir_entry_free). */
@@ -50,6 +54,9 @@ typedef struct {
     char *broadcaster_policy;  /* mgrpBroadcasterPolicy, e.g. SMTP_AUTH_REQUIRED */
     strvec moderators;         /* mgrpModerator */
     char *reject_action;       /* mgrpMsgRejectAction, e.g. TOMODERATOR */
+    /* content scanning (doc/scanning.md) */
+    char *optin[DIR_OPTINS];   /* ldap_optinN (e.g. mailAntiUBEService): the values joined by ",", NULL when absent */
+    char *sieve;               /* mailSieveRuleSource: the user's own Sieve filter, NULL when none */
 } dir_entry;
 
 /* dir_domain_cb - OK: a domain of ours, *info filled (the caller frees it with

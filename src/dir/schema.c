@@ -16,6 +16,7 @@ typedef struct {
 } schema_field;
 
 #define F(k, a) {#k, a, offsetof(dir_schema, k)}
+#define FK(key, k, a) {key, a, offsetof(dir_schema, k)}
 static const schema_field fields[] = {
     F(domain_status, "inetDomainStatus"),       F(domain_mail_status, "mailDomainStatus"),
     F(domain_blocklimit, "mailDomainMsgMaxBlocks"), F(domain_rcptlimit, "mailDomainRecipientLimit"),
@@ -28,8 +29,14 @@ static const schema_field fields[] = {
     F(disallowed_broadcaster, "mgrpDisallowedBroadcaster"), F(allowed_domain, "mgrpAllowedDomain"),
     F(disallowed_domain, "mgrpDisallowedDomain"), F(broadcaster_policy, "mgrpBroadcasterPolicy"),
     F(moderator, "mgrpModerator"),              F(reject_action, "mgrpMsgRejectAction"),
+    FK("optin1", optin[0], ""), FK("optin2", optin[1], ""), FK("optin3", optin[2], ""), FK("optin4", optin[3], ""),
+    FK("optin5", optin[4], ""), FK("optin6", optin[5], ""), FK("optin7", optin[6], ""), FK("optin8", optin[7], ""),
+    FK("domain_optin1", domain_optin[0], ""), FK("domain_optin2", domain_optin[1], ""), FK("domain_optin3", domain_optin[2], ""), FK("domain_optin4", domain_optin[3], ""),
+    FK("domain_optin5", domain_optin[4], ""), FK("domain_optin6", domain_optin[5], ""), FK("domain_optin7", domain_optin[6], ""), FK("domain_optin8", domain_optin[7], ""),
+    F(sieve, "mailSieveRuleSource"),
 };
 #undef F
+#undef FK
 
 static char **field_at(dir_schema *s, const schema_field *f)
 {
@@ -69,7 +76,10 @@ int dir_schema_from_options(dir_schema *s, const sl_options *opt)
 
 void dir_schema_attrs(const dir_schema *s, strvec *out)
 {
-    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) sv_push(out, *field_at((dir_schema *)s, &fields[i]));
+    for (size_t i = 0; i < SL_ARRAY_LEN(fields); i++) {
+        const char *name = *field_at((dir_schema *)s, &fields[i]);
+        if (*name) sv_push(out, name); /* "" = an attribute not read */
+    }
 }
 
 /* first_value - the first value of name, or NULL (caller frees). */
@@ -78,6 +88,17 @@ static char *first_value(dir_values_fn values, const void *src, const char *name
     strvec v = {0};
     values(src, name, &v);
     char *out = v.n ? xstrdup(v.v[0]) : NULL;
+    sv_free(&v);
+    return out;
+}
+
+/* joined_values - every value of name joined by ",", or NULL when none ("" names: none). */
+static char *joined_values(dir_values_fn values, const void *src, const char *name)
+{
+    if (!*name) return NULL;
+    strvec v = {0};
+    values(src, name, &v);
+    char *out = v.n ? sv_join(&v, ",") : NULL;
     sv_free(&v);
     return out;
 }
@@ -117,6 +138,7 @@ void dir_domain_fill(const dir_schema *s, dir_values_fn values, const void *src,
     out->msg_max_blocks = number_value(values, src, s->domain_blocklimit);
     out->rcpt_limit = count_value(values, src, s->domain_rcptlimit);
     out->rcpt_cutoff = count_value(values, src, s->domain_rcptcutoff);
+    for (size_t i = 0; i < DIR_OPTINS; i++) out->optin[i] = joined_values(values, src, s->domain_optin[i]);
 }
 
 void dir_entry_fill(const dir_schema *s, dir_values_fn values, const void *src, bool is_group, dir_entry *out)
@@ -130,6 +152,13 @@ void dir_entry_fill(const dir_schema *s, dir_values_fn values, const void *src, 
     out->rcpt_cutoff = count_value(values, src, s->rcptcutoff);
     out->reject_text = first_value(values, src, s->reject_text);
     out->submit_channel = first_value(values, src, s->submit_channel);
+    for (size_t i = 0; i < DIR_OPTINS; i++) out->optin[i] = joined_values(values, src, s->optin[i]);
+    if (*s->sieve) {
+        strvec v = {0};
+        values(src, s->sieve, &v);
+        if (v.n) out->sieve = sv_join(&v, "\n"); /* several values: one script, in order */
+        sv_free(&v);
+    }
     if (!is_group) return;
     values(src, s->allowed_broadcaster, &out->allowed_broadcasters);
     values(src, s->disallowed_broadcaster, &out->disallowed_broadcasters);

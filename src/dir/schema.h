@@ -28,6 +28,10 @@ typedef struct {
     char *broadcaster_policy;                  /* mgrpBroadcasterPolicy */
     char *moderator;                           /* mgrpModerator */
     char *reject_action;                       /* mgrpMsgRejectAction */
+    /* content scanning: "" = not read */
+    char *optin[DIR_OPTINS];                   /* ldap_optin1..8 (none by default) */
+    char *domain_optin[DIR_OPTINS];            /* ldap_domain_attr_optin1..8 (none by default) */
+    char *sieve;                               /* mailSieveRuleSource (option ldap_filter) */
 } dir_schema;
 
 /* dir_values_fn - the values of attribute name (compared case-insensitively) of the entry src,

@@ -58,7 +58,7 @@ static qmsg *build_qmsg(const enq_msg *m, const char *channel)
     for (size_t i = 0; i < m->n_rcpts; i++) {
         const qrcpt *r = &m->rcpts[i];
         if (strcmp(r->channel, channel) != 0) continue;
-        qmsg_add_rcpt(q, r->addr, r->orig, r->orcpt, r->host, r->notify);
+        qmsg_add_rcpt(q, r->addr, r->orig, r->orcpt, r->host, r->notify)->folder = xstrdup(r->folder);
     }
     qmsg_set_content(q, qbody_ref(m->content)); /* shared, not copied */
     return q;

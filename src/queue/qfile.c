@@ -16,7 +16,8 @@
  *   'L'  client "helo [ip]" (string)                                          optional, once
  *   'R'  recipient; payload is nested fields, each string as u32 length + bytes:
  *          addr, orig, u8 has_orcpt (0/1) [+ orcpt string if 1], host,
- *          u32 notify (DSN_NOTIFY_* bits, only 0x0f allowed)                   one or more
+ *          u32 notify (DSN_NOTIFY_* bits, only 0x0f allowed),
+ *          optionally u8 'f' + folder string (1..255 bytes; a Sieve fileinto)    one or more
  *   'T'  recipient state, exactly 16 bytes, immediately after its 'R':
  *          u8 status (enum qrcpt_status), u8 notices_sent (0..5), u16 attempts,
  *          u32 reserved (0), i64 next_attempt
@@ -237,7 +238,8 @@ void qrcpt_clear(qrcpt *r)
     free(r->orcpt);
     free(r->channel);
     free(r->host);
-    r->addr = r->orig = r->orcpt = r->channel = r->host = NULL;
+    free(r->folder);
+    r->addr = r->orig = r->orcpt = r->channel = r->host = r->folder = NULL;
 }
 
 /* ---- state record ---- */
@@ -320,6 +322,10 @@ static size_t qf_put_rcpt(strbuf *out, size_t base, const qrcpt *r)
     qf_put_nested(&p, r->host);
     put_u32(b4, r->notify);
     sb_append(&p, b4, sizeof b4);
+    if (r->folder) {
+        sb_putc(&p, 'f');
+        qf_put_nested(&p, r->folder);
+    }
     qf_put_record(out, 'R', p.data, p.len);
     sb_free(&p);
     qfile_state_pack(r, state);
@@ -516,7 +522,7 @@ static int qf_on_rcpt(qf_reader *rd, const uint8_t *p, size_t len, size_t off)
 {
     (void)off;
     qf_cursor c = {p, len, 0};
-    char *addr = NULL, *orig = NULL, *orcpt = NULL, *host = NULL;
+    char *addr = NULL, *orig = NULL, *orcpt = NULL, *host = NULL, *folder = NULL;
     int rc = -1;
     uint32_t notify;
 
@@ -524,10 +530,16 @@ static int qf_on_rcpt(qf_reader *rd, const uint8_t *p, size_t len, size_t off)
     if (c.pos >= c.len || c.p[c.pos] > 1) goto out;
     if (c.p[c.pos++] == 1 && !(orcpt = qf_cur_string(&c))) goto out;
     if (!(host = qf_cur_string(&c))) goto out;
-    if (c.len - c.pos != 4) goto out;
+    if (c.len - c.pos < 4) goto out;
     notify = get_u32(c.p + c.pos);
+    c.pos += 4;
     if (notify & ~QF_NOTIFY_MASK) goto out;
-    qmsg_add_rcpt(rd->m, addr, orig, orcpt, host, notify);
+    if (c.pos < c.len) { /* the optional folder */
+        if (c.p[c.pos++] != 'f' || !(folder = qf_cur_string(&c)) || !*folder || strlen(folder) > 255) goto out;
+    }
+    if (c.pos != c.len) goto out;
+    qmsg_add_rcpt(rd->m, addr, orig, orcpt, host, notify)->folder = folder;
+    folder = NULL;
     rd->want_state = true;
     rc = 0;
 out:
@@ -536,6 +548,7 @@ out:
     free(orig);
     free(orcpt);
     free(host);
+    free(folder);
     return rc;
 }
 

@@ -34,6 +34,7 @@ typedef struct {
     char *channel;     /* destination channel while an envelope spans channels (session, enqueue);
                           NULL in a queue message, whose channel is the message's (not in the file) */
     unsigned notify;   /* DSN_NOTIFY_* bits from smtp/parse.h */
+    char *folder;      /* the mailbox folder a Sieve fileinto chose (Maildir++ name), NULL = the inbox */
     uint64_t max_size; /* in the session only: the largest message this recipient takes (0 = no limit) */
     /* mutable state (fixed-size record, updated in place) */
     uint8_t status;    /* enum qrcpt_status */

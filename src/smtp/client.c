@@ -194,6 +194,25 @@ static void orcpt_append(strbuf *sb, const char *orcpt)
     free(x);
 }
 
+char *smtp_client_folder_addr(const qrcpt *r, const char *tmpl)
+{
+    if (!r->folder || str_ieq(r->folder, "INBOX")) return NULL;
+    const char *at = strrchr(r->addr, '@');
+    size_t llen = at ? (size_t)(at - r->addr) : strlen(r->addr);
+    strbuf sb;
+    sb_init(&sb);
+    for (const char *p = tmpl ? tmpl : "$U+$S@$D"; *p; p++) {
+        if (p[0] == '$' && p[1] == 'U') sb_append(&sb, r->addr, llen), p++;
+        else if (p[0] == '$' && p[1] == 'D') sb_puts(&sb, at ? at + 1 : ""), p++;
+        else if (p[0] == '$' && p[1] == 'S') {
+            for (const char *f = r->folder; *f; f++) /* an address-safe folder name */
+                sb_putc(&sb, (*f > ' ' && *f < 0x7f && !strchr("<>@\\\"()[],;:", *f)) ? *f : '_');
+            p++;
+        } else sb_putc(&sb, *p);
+    }
+    return sb_steal(&sb);
+}
+
 char *smtp_client_rcpt_line(const qrcpt *r, const smtp_caps *caps)
 {
     strbuf sb;

@@ -61,6 +61,10 @@ void smtp_caps_parse(const smtp_reply *ehlo, smtp_caps *caps);
 char *smtp_client_mail_line(const qmsg *m, const smtp_caps *caps);
 /* smtp_client_rcpt_line - "RCPT TO:<addr> [NOTIFY= ORCPT=]\r\n" (DSN parameters only if offered); caller frees. */
 char *smtp_client_rcpt_line(const qrcpt *r, const smtp_caps *caps);
+/* smtp_client_folder_addr - the address that delivers to r's Sieve folder over LMTP: tmpl with
+ * $U the local part, $D the domain, $S the folder ("$U+$S@$D", Dovecot's convention); caller
+ * frees; NULL when r has no folder. */
+char *smtp_client_folder_addr(const qrcpt *r, const char *tmpl);
 
 /* smtp_emit_fn - receives one piece of output. */
 typedef void (*smtp_emit_fn)(void *ctx, const void *p, size_t n);

@@ -312,7 +312,12 @@ static void on_unexpected(smtp_client *c, const smtp_reply *r)
 /* cmd_rcpt - RCPT TO for recipient i. */
 static void cmd_rcpt(smtp_client *c, size_t i)
 {
-    cmd(c, smtp_client_rcpt_line(c->rcpts[i], &c->caps), EX_RCPT, i);
+    char *folder = c->p.lmtp ? smtp_client_folder_addr(c->rcpts[i], c->p.fileinto) : NULL;
+    if (!folder) return cmd(c, smtp_client_rcpt_line(c->rcpts[i], &c->caps), EX_RCPT, i);
+    qrcpt r = *c->rcpts[i]; /* the same recipient, addressed to its folder */
+    r.addr = folder;
+    cmd(c, smtp_client_rcpt_line(&r, &c->caps), EX_RCPT, i);
+    free(folder);
 }
 
 /* cmd_mail - MAIL FROM, and with PIPELINING every RCPT and (unless BDAT) DATA after it. */

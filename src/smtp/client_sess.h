@@ -48,6 +48,7 @@ typedef struct {
     const char *peer;          /* the server as logs and diagnostics name it: "mx.example [192.0.2.1]" */
     enum smtp_client_tls tls;  /* STARTTLS: never, when offered, or required */
     bool chunking;             /* send BDAT instead of DATA when the server offers CHUNKING */
+    const char *fileinto;      /* LMTP: the address template of a recipient's Sieve folder (smtp_client_folder_addr) */
     smtp_emit_fn out;          /* receives every byte for the server */
     void *out_ctx;
 } smtp_client_params;
