@@ -241,6 +241,11 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
         c->dsn_templates[i] = conf_file_read(path, false, errs);
         free(path);
     }
+    if (c->opt.sieve_filter) { /* relative to the configuration directory */
+        char *path = c->opt.sieve_filter[0] == '/' ? xstrdup(c->opt.sieve_filter) : join_path(c->dir, c->opt.sieve_filter);
+        c->sieve_filter_text = conf_file_read(path, true, errs);
+        free(path);
+    }
     if (errs->msgs.n != before) {
         conf_free(c);
         return NULL;
@@ -256,6 +261,7 @@ void conf_free(sl_conf *c)
     conf_sluice_cnf_free(c);
     conf_job_controller_free(c);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
+    free(c->sieve_filter_text);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     free(c->dir);
     free(c);

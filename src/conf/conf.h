@@ -215,6 +215,7 @@ typedef struct sl_conf {
     size_t n_services;
     sl_pool *pools;       /* job_controller.cnf; pools[0] is the default pool */
     size_t n_pools;
+    char *sieve_filter_text; /* the sieve_filter file's text (NULL = none) */
     char *dsn_templates[3]; /* dsn_failed.txt, dsn_delayed.txt, dsn_success.txt (optional; NULL = built in) */
     struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */

@@ -4,12 +4,19 @@
  * the client declared SIZE) the message exceeds are not queued: they get a DSN (5.3.4), queued
  * before the 250 like the message, and the others are delivered; when every recipient is over
  * its limit, the message is refused instead. Never a silent truncation.
+ *
+ * When content scanners or Sieve filters apply (policy/scan_stage.c), the stage hands over a
+ * commit plan instead: one or more messages (one per distinct content: a header edited for some
+ * recipients only), and the recipients that get a DSN (a Sieve reject). The parts are queued
+ * one after the other, then the DSN, then the answer.
  */
 #include "conf/conf.h"
 #include "core/log.h"
 #include "dsn/bounce.h"
+#include "policy/commit.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/scan_stage.h"
 #include "queue/enqueue.h"
 
 #include <stdio.h>
@@ -18,115 +25,114 @@
 
 #define OVERSIZE_DIAG "smtp; 552 5.3.4 Message size exceeds the recipient's limit"
 
+/* commit_plan_free - release p and everything it holds. */
+void commit_plan_free(commit_plan *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        enqueue_msg_free(p->msgs[i]);
+        free(p->msgs[i]);
+    }
+    free(p->msgs);
+    if (p->failed) {
+        qmsg_free(p->failed);
+        free(p->failed);
+    }
+    sv_free(&p->fail_status);
+    sv_free(&p->fail_diag);
+    free(p);
+}
+
 /* commit_answer - the end of data is answered; the session may be gone on return. */
 static void commit_answer(policy_sess *ps, sl_result res, const char *err)
 {
+    commit_plan_free(ps->pending);
+    ps->pending = NULL;
     smtp_sess_commit_done(ps->s, res, err);
 }
 
-/* oversize_free - the DSN's message, once the DSN is queued (or not). */
-static void oversize_free(policy_sess *ps)
-{
-    qmsg *q = ps->oversize;
-    ps->oversize = NULL;
-    if (!q) return;
-    qmsg_free(q);
-    free(q);
-}
-
-/* oversize_bounced - the DSN for the oversized recipients is durable (or failed: logged). */
-static void oversize_bounced(void *arg, sl_result res, const char *err)
+/* failed_bounced - the DSN for the recipients that were not queued is durable (or failed: logged). */
+static void failed_bounced(void *arg, sl_result res, const char *err)
 {
     policy_sess *ps = arg;
     (void)res, (void)err; /* bounce.c logged it; the message itself is queued, so the answer is 250 */
-    oversize_free(ps);
     commit_answer(ps, SL_OK, NULL);
 }
 
-/* oversize_bounce - queue the DSN about the recipients the message was too big for. */
-static void oversize_bounce(policy_sess *ps)
+/* failed_bounce - queue the DSN about the recipients the plan does not deliver. */
+static void failed_bounce(policy_sess *ps)
 {
-    qmsg *q = ps->oversize;
+    commit_plan *p = ps->pending;
+    qmsg *q = p->failed;
     dsn_report *reps = xcalloc(q->n_rcpts, sizeof *reps);
     for (size_t i = 0; i < q->n_rcpts; i++) {
         q->rcpts[i].status = QR_FAILED;
-        reps[i] = (dsn_report){&q->rcpts[i], "failed", "5.3.4", OVERSIZE_DIAG, NULL};
-        log_info(q->id, "failed", "to=<%s> status=5.3.4 reason=\"over the recipient's size limit\"", q->rcpts[i].addr);
+        reps[i] = (dsn_report){&q->rcpts[i], "failed", p->fail_status.v[i], p->fail_diag.v[i], NULL};
+        log_info(q->id, "failed", "to=<%s> status=%s reason=\"%s\"", q->rcpts[i].addr, p->fail_status.v[i],
+                 p->fail_diag.v[i]);
     }
-    bounce_submit(ps->p->ctx, q, reps, q->n_rcpts, oversize_bounced, ps);
+    bounce_submit(ps->p->ctx, q, reps, q->n_rcpts, failed_bounced, ps);
     free(reps);
 }
 
-static void commit_done(void *arg, sl_result res, const char *err)
+static void part_done(void *arg, sl_result res, const char *err);
+
+/* commit_next - queue the plan's next part; after the last, the DSN, then the answer. */
+static void commit_next(policy_sess *ps)
 {
-    policy_sess *ps = arg;
-    enq_msg *m = ps->pending;
-    ps->pending = NULL;
-    if (res == SL_OK)
-        log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", ps->s->id,
-                 ps->s->client_ip, m->sender, m->content->len, m->n_rcpts);
-    enqueue_msg_free(m);
-    free(m);
-    if (res == SL_OK && ps->oversize) return oversize_bounce(ps);
-    oversize_free(ps);
-    commit_answer(ps, res, err); /* may free the session and ps */
+    commit_plan *p = ps->pending;
+    if (p->next < p->n_msgs) {
+        enq_msg *m = p->msgs[p->next++];
+        enqueue_submit(ps->p->ctx, m, part_done, ps);
+        return;
+    }
+    if (p->failed && p->failed->n_rcpts) return failed_bounce(ps);
+    commit_answer(ps, SL_OK, NULL);
 }
 
-/* oversize_msg - the queue message a DSN about s's oversized recipients is built from. */
-static qmsg *oversize_msg(const smtp_sess *s, const enq_msg *m)
+static void part_done(void *arg, sl_result res, const char *err)
+{
+    policy_sess *ps = arg;
+    commit_plan *p = ps->pending;
+    enq_msg *m = p->msgs[p->next - 1];
+    if (res != SL_OK) {
+        if (p->next > 1) /* an earlier part is queued: a retry of the client may deliver it twice */
+            log_warn(m->id, "commit_partial", "parts_queued=%zu parts=%zu error=\"%s\"", p->next - 1, p->n_msgs,
+                     err ? err : "");
+        return commit_answer(ps, res, err); /* may free the session and ps */
+    }
+    log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", ps->s->id, ps->s->client_ip,
+             m->sender, m->content->len, m->n_rcpts);
+    commit_next(ps);
+}
+
+void policy_commit_plan(policy_sess *ps, commit_plan *p)
+{
+    ps->pending = p;
+    commit_next(ps);
+}
+
+/* commit_failed_msg - the queue message a DSN about s's refused recipients is built from. */
+static qmsg *commit_failed_msg(const smtp_sess *s, const char *id, const qbody *content)
 {
     qmsg *q = xcalloc(1, sizeof *q);
-    snprintf(q->id, sizeof q->id, "%s", m->id);
+    snprintf(q->id, sizeof q->id, "%s", id);
     q->channel = xstrdup(s->src_channel);
-    q->sender = xstrdup(m->sender);
-    q->envid = xstrdup(m->envid);
-    q->ret = m->ret;
-    q->body = m->body;
-    q->smtputf8 = m->smtputf8;
-    q->arrival = m->arrival;
-    q->client = xstrdup(m->client);
-    qmsg_set_content(q, qbody_ref(m->content));
+    q->sender = xstrdup(s->sender ? s->sender : "");
+    q->envid = xstrdup(s->envid);
+    q->ret = (uint8_t)s->ret;
+    q->body = (uint8_t)s->body;
+    q->smtputf8 = s->smtputf8;
+    q->arrival = now_unix();
+    q->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
+    qmsg_set_content(q, qbody_ref((qbody *)content));
     return q;
 }
 
-/* add_rcpts - the recipients of s into m (one copy per final address); the ones whose limit the
- * message exceeds into *over instead. */
-static void add_rcpts(const smtp_sess *s, enq_msg *m, size_t msg_len, qmsg **over)
-{
-    for (size_t i = 0; i < s->n_rcpts; i++) {
-        const qrcpt *r = &s->rcpts[i];
-        bool dup = false; /* one copy per final address, as with alias and group overlap */
-        for (size_t k = 0; k < i && !dup; k++)
-            dup = str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel);
-        if (dup) continue;
-        if (r->max_size && msg_len > r->max_size) {
-            if (!*over) *over = oversize_msg(s, m);
-            qmsg_add_rcpt(*over, r->addr, r->orig, r->orcpt, r->host, r->notify);
-        } else {
-            enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
-        }
-    }
-}
-
-/* refuse_oversize - every recipient is over its limit: refuse the message. */
-static void refuse_oversize(policy_sess *ps, enq_msg *m)
-{
-    verdict v = verdict_refuse(VERDICT_RCPT_SIZE, false, NULL);
-    fleet_apply_now(ps->s->conf, &v);
-    strbuf line = {0};
-    verdict_reply(&v, ps->s->conf->opt.hostname, &line);
-    enqueue_msg_free(m);
-    free(m);
-    oversize_free(ps);
-    verdict_free(&v);
-    smtp_sess_commit_refused(ps->s, line.data); /* may free the session and ps */
-    sb_free(&line);
-}
-
-void policy_commit(policy_sess *ps, smtp_sess *s)
+enq_msg *commit_msg_new(const smtp_sess *s, const char *id, qbody *content)
 {
     enq_msg *m = xcalloc(1, sizeof *m);
-    snprintf(m->id, sizeof m->id, "%s", s->qid);
+    snprintf(m->id, sizeof m->id, "%s", id);
     m->sender = xstrdup(s->sender);
     m->envid = xstrdup(s->envid);
     m->ret = (uint8_t)s->ret;
@@ -135,21 +141,65 @@ void policy_commit(policy_sess *ps, smtp_sess *s)
     m->arrival = now_unix();
     m->src_channel = xstrdup(s->src_channel);
     m->client = xasprintf("%s [%s]", s->helo ? s->helo : "unknown", s->client_ip);
-    size_t len = s->data.len, msg_len = s->data.len - s->hdr_len;
-    m->content = qbody_adopt(sb_steal(&s->data), len); /* the session's buffer, not a copy */
-    qmsg *over = NULL;
-    add_rcpts(s, m, msg_len, &over);
-    ps->oversize = over;
-    if (m->n_rcpts == 0) return refuse_oversize(ps, m);
-    ps->pending = m;
-    enqueue_submit(ps->p->ctx, m, commit_done, ps);
+    m->content = content;
+    return m;
+}
+
+void commit_plan_fail(commit_plan *p, const smtp_sess *s, const qbody *content, const qrcpt *r, const char *status,
+                      const char *diag)
+{
+    if (!p->failed) p->failed = commit_failed_msg(s, s->qid, content);
+    qmsg_add_rcpt(p->failed, r->addr, r->orig, r->orcpt, r->host, r->notify);
+    sv_push(&p->fail_status, status);
+    sv_push(&p->fail_diag, diag);
+}
+
+bool commit_rcpt_dup(const smtp_sess *s, size_t i)
+{
+    const qrcpt *r = &s->rcpts[i];
+    for (size_t k = 0; k < i; k++) /* one copy per final address, as with alias and group overlap */
+        if (str_ieq(s->rcpts[k].addr, r->addr) && str_ieq(s->rcpts[k].channel, r->channel)) return true;
+    return false;
+}
+
+void policy_commit(policy_sess *ps, smtp_sess *s)
+{
+    if (scan_stage_wanted(ps, s)) return scan_stage_start(ps, s);
+    size_t msg_len = s->data.len - s->hdr_len;
+    size_t len = s->data.len;
+    commit_plan *p = xcalloc(1, sizeof *p);
+    enq_msg *m = commit_msg_new(s, s->qid, qbody_adopt(sb_steal(&s->data), len)); /* the session's buffer, not a copy */
+    p->msgs = xcalloc(1, sizeof *p->msgs);
+    p->msgs[p->n_msgs++] = m;
+    for (size_t i = 0; i < s->n_rcpts; i++) {
+        const qrcpt *r = &s->rcpts[i];
+        if (commit_rcpt_dup(s, i)) continue;
+        if (r->max_size && msg_len > r->max_size)
+            commit_plan_fail(p, s, m->content, r, "5.3.4", OVERSIZE_DIAG);
+        else
+            enqueue_add_rcpt(m, r->addr, r->orig, r->orcpt, r->channel, r->host, r->notify);
+    }
+    if (m->n_rcpts == 0) {
+        verdict v = verdict_refuse(VERDICT_RCPT_SIZE, false, NULL);
+        return policy_commit_refuse(ps, p, &v);
+    }
+    policy_commit_plan(ps, p);
+}
+
+void policy_commit_refuse(policy_sess *ps, commit_plan *p, verdict *v)
+{
+    fleet_apply_now(ps->s->conf, v);
+    strbuf line = {0};
+    verdict_reply(v, ps->s->conf->opt.hostname, &line);
+    commit_plan_free(p);
+    verdict_free(v);
+    smtp_sess_commit_refused(ps->s, line.data); /* may free the session and ps */
+    sb_free(&line);
 }
 
 void policy_commit_abandon(policy_sess *ps)
 {
-    enq_msg *m = ps->pending; /* the store's callback will not run any more */
-    enqueue_msg_free(m);
-    free(m);
+    commit_plan_free(ps->pending); /* the store's callback will not run any more */
     ps->pending = NULL;
-    oversize_free(ps);
+    scan_stage_abandon(ps);
 }

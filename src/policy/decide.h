@@ -11,9 +11,12 @@
 struct policy {
     sl_ctx *ctx;
     struct fleet *fleet; /* reject_mode's MX cache (policy/fleet.h) */
+    void *sieve_cache;   /* compiled Sieve scripts (policy/scan_stage.c) */
 };
 
 struct auth_job;
+struct commit_plan;
+struct scan_stage;
 struct rcpt_req;
 struct sender_req;
 
@@ -29,8 +32,8 @@ struct sl_dir;
 typedef struct policy_sess {
     struct policy *p;
     smtp_sess *s;
-    void *pending;          /* enq_msg being committed, or NULL */
-    void *oversize;         /* qmsg of the recipients refused at the end of data for size, or NULL */
+    struct commit_plan *pending; /* the commit in progress (policy/commit.h), or NULL */
+    struct scan_stage *scan;     /* content scanning in progress (policy/scan_stage.h), or NULL */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */

@@ -9,6 +9,7 @@
 #include "policy/access.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/scan_stage.h"
 #include "queue/enqueue.h"
 #include "queue/store.h"
 
@@ -28,6 +29,7 @@ void policy_free(policy *p)
 {
     if (!p) return;
     fleet_free(p->fleet);
+    scan_cache_free(p);
     free(p);
 }
 
@@ -152,7 +154,7 @@ static void *ops_open(void *arg, smtp_sess *s)
 static void ops_close(void *ctx)
 {
     policy_sess *ps = ctx;
-    if (ps->pending) policy_commit_abandon(ps);
+    if (ps->pending || ps->scan) policy_commit_abandon(ps);
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);

@@ -35,7 +35,39 @@ typedef struct rcpt_req {
     uint64_t max_size;   /* the smallest size limit met (0 = none) */
     verdict v;           /* the decision, kept while the reject mode may ask DNS */
     bool hold;           /* a status says: accept, then hold */
+    char *optin[DIR_OPTINS]; /* scanner opt-ins of the domain, then the entry (which wins) */
+    char *sieve;             /* the entry's own Sieve filter */
 } rcpt_req;
+
+/* rcpt_req_free - release q. */
+static void rcpt_req_free(rcpt_req *q)
+{
+    for (size_t i = 0; i < DIR_OPTINS; i++) free(q->optin[i]);
+    free(q->sieve);
+    free(q->addr);
+    free(q);
+}
+
+/* take_optins - the directory's opt-ins of one level (domain, then entry) into q. */
+static void take_optins(rcpt_req *q, char *optin[DIR_OPTINS])
+{
+    for (size_t i = 0; i < DIR_OPTINS; i++) {
+        if (!optin[i]) continue;
+        free(q->optin[i]);
+        q->optin[i] = optin[i];
+        optin[i] = NULL;
+    }
+}
+
+/* optins_line - q's opt-ins as the session keeps them ("N\tSTRING\n" lines), or NULL. */
+static char *optins_line(const rcpt_req *q)
+{
+    strbuf b;
+    sb_init(&b);
+    for (size_t i = 0; i < DIR_OPTINS; i++)
+        if (q->optin[i]) sb_printf(&b, "%zu\t%s\n", i + 1, q->optin[i]);
+    return b.len ? sb_steal(&b) : (sb_free(&b), NULL);
+}
 
 static void rcpt_finish(rcpt_req *q, verdict *v);
 
@@ -120,6 +152,8 @@ static verdict rcpts_settle(rcpt_req *q, size_t before)
     }
     for (size_t i = before; i < s->n_rcpts; i++) {
         s->rcpts[i].max_size = q->max_size;
+        s->rcpts[i].optins = optins_line(q);
+        s->rcpts[i].sieve = xstrdup(q->sieve);
         if (!hold) continue;
         free(s->rcpts[i].channel);
         s->rcpts[i].channel = xstrdup(hold->name);
@@ -159,8 +193,7 @@ static void rcpt_answer(void *arg, verdict *v)
     policy_sess *ps = q->ps;
     if (!ps) { /* the session ended while the directory or DNS was asked */
         verdict_free(v);
-        free(q->addr);
-        free(q);
+        rcpt_req_free(q);
         return;
     }
     ps->rcpt = NULL;
@@ -175,7 +208,8 @@ static void rcpt_answer(void *arg, verdict *v)
                  verdict_class_name(v->cls));
     char *addr = q->addr; /* the verdict's subject points into it until the answer is made */
     verdict answer = *v;  /* v may live in q */
-    free(q);
+    q->addr = NULL;
+    rcpt_req_free(q);
     policy_answer(ps, &answer);
     free(addr);
 }
@@ -268,6 +302,10 @@ static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
                   e->is_group ? "group" : "user", e->status[0] ? e->status[0] : "-", e->status[1] ? e->status[1] : "-",
                   (unsigned long long)e->msg_max_blocks);
         v = status_verdict(q, e->status, VERDICT_MAILBOX_STATUS, e->reject_text);
+        take_optins(q, e->optin);
+        free(q->sieve);
+        q->sieve = e->sieve;
+        e->sieve = NULL;
         limit_blocks(q, e->msg_max_blocks, e->msg_max_bytes);
         if (v.cls == VERDICT_OK) v = size_verdict(q);
         enum group_decision g = v.cls == VERDICT_OK && e->is_group ? group_verdict(q, e, &v) : GROUP_ALLOW;
@@ -302,6 +340,7 @@ static void rcpt_domain_known(void *arg, sl_result rc, dir_domain_info *info)
                       (unsigned long long)info->msg_max_blocks);
             v = status_verdict(q, info->status, VERDICT_DOMAIN_STATUS, NULL);
             limit_blocks(q, info->msg_max_blocks, 0);
+            take_optins(q, info->optin);
             dir_domain_info_free(info);
         }
         if (v.cls == VERDICT_OK) dir_lookup(q->ps->dir, q->addr, rcpt_entry_known, q);

@@ -59,6 +59,10 @@ static const verdict_row rows[VERDICT__COUNT] = {
     [VERDICT_AUTH_OK] = {"auth_ok", 235, 235, "2.7.0", "2.7.0", "Authentication successful", NULL, false, false},
     [VERDICT_CONN_LIMIT] = {"conn_limit", 421, 421, "4.7.0", "4.7.0", "{h} {d}, try again later",
                             "Too many connections", false, true},
+    [VERDICT_CONTENT_REJECT] = {"content_reject", 550, 450, "5.7.1", "4.7.1", "{d}", "Message content rejected", false,
+                                false},
+    [VERDICT_SCAN_FAILED] = {"scan_failed", 451, 451, "4.7.1", "4.7.1", "{d}",
+                             "Content scanner unavailable, try again later", false, true},
 };
 
 verdict verdict_ok(void)

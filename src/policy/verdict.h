@@ -35,6 +35,8 @@ typedef enum {
     VERDICT_AUTH_TEMP,      /* credentials could not be checked now */
     VERDICT_AUTH_OK,        /* AUTH accepted (235) */
     VERDICT_CONN_LIMIT,     /* too many connections (service or client) */
+    VERDICT_CONTENT_REJECT, /* a content scanner's verdict (or a Sieve reject) refuses the message */
+    VERDICT_SCAN_FAILED,    /* a required content scanner could not answer: always temporary */
     VERDICT__COUNT
 } verdict_class;
 

@@ -239,6 +239,9 @@ void qrcpt_clear(qrcpt *r)
     free(r->channel);
     free(r->host);
     free(r->folder);
+    free(r->optins);
+    free(r->sieve);
+    r->optins = r->sieve = NULL;
     r->addr = r->orig = r->orcpt = r->channel = r->host = r->folder = NULL;
 }
 

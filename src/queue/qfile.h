@@ -36,6 +36,8 @@ typedef struct {
     unsigned notify;   /* DSN_NOTIFY_* bits from smtp/parse.h */
     char *folder;      /* the mailbox folder a Sieve fileinto chose (Maildir++ name), NULL = the inbox */
     uint64_t max_size; /* in the session only: the largest message this recipient takes (0 = no limit) */
+    char *optins;      /* in the session only: the directory's scanner opt-ins, lines "N\tSTRING\n", or NULL */
+    char *sieve;       /* in the session only: the recipient's own Sieve filter (mailSieveRuleSource), or NULL */
     /* mutable state (fixed-size record, updated in place) */
     uint8_t status;    /* enum qrcpt_status */
     uint8_t notices_sent; /* delay DSNs sent so far (channel "notices") */
