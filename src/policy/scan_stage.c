@@ -332,6 +332,9 @@ static void decide_rcpt(struct scan_stage *st, size_t i, const char *hdr, size_t
     }
     if (r->sieve) run_one(st, r->sieve, "user", &m, out, &ran);
     if (!ran) out->r.keep = true; /* nothing ran: the inbox */
+    log_debug(s->qid, "sieve_result", "to=<%s> spamtest=%d virustest=%d keep=%s folders=%zu redirects=%zu reject=%s "
+              "edited=%s vacation=%s", r->addr, m.spamtest, m.virustest, out->r.keep ? "yes" : "no", out->r.fileinto.n,
+              out->r.redirect.n, out->r.reject ? "yes" : "no", out->header ? "yes" : "no", out->r.vacation ? "yes" : "no");
 }
 
 /* ---- the commit plan ------------------------------------------------------------------------- */

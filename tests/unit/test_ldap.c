@@ -349,7 +349,10 @@ static const char *const remap_options[] = {
     "ldap_user_mail_status", "ldap_group_status", "ldap_group_mail_status", "ldap_blocklimit",
     "ldap_attr_maximum_message_size", "ldap_recipientlimit", "ldap_recipientcutoff", "ldap_reject_text",
     "ldap_source_channel", "ldap_auth_url", "ldap_cant_url", "ldap_auth_domain", "ldap_cant_domain",
-    "ldap_auth_policy", "ldap_moderator_url", "ldap_reject_action",
+    "ldap_auth_policy", "ldap_moderator_url", "ldap_reject_action", "ldap_optin1", "ldap_optin2", "ldap_optin3",
+    "ldap_optin4", "ldap_optin5", "ldap_optin6", "ldap_optin7", "ldap_optin8", "ldap_domain_attr_optin1",
+    "ldap_domain_attr_optin2", "ldap_domain_attr_optin3", "ldap_domain_attr_optin4", "ldap_domain_attr_optin5",
+    "ldap_domain_attr_optin6", "ldap_domain_attr_optin7", "ldap_domain_attr_optin8", "ldap_filter",
 };
 
 static void test_remap_every_field(void **state)
