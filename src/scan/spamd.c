@@ -76,6 +76,12 @@ static int spam_header(const char *v, scan_result *r)
     return 0;
 }
 
+/* append_clean - n bytes of p with any CR or LF inside a line made a blank (no header injection). */
+static void append_clean(strbuf *b, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) sb_putc(b, p[i] == '\r' || p[i] == '\n' ? ' ' : p[i]);
+}
+
 /* headers_body - the X-Spam-* fields of a HEADERS answer's header block (folded lines joined). */
 static void headers_body(const char *p, const char *end, scan_result *r)
 {
@@ -89,12 +95,12 @@ static void headers_body(const char *p, const char *end, scan_result *r)
         if (n && p[n - 1] == '\r') n--;
         if (n == 0) break;
         if (*p == ' ' || *p == '\t') {
-            if (keep) sb_append(&cur, p, n);
+            if (keep) append_clean(&cur, p, n);
         } else {
             if (keep && cur.len) sv_push(&r->headers, cur.data);
             sb_reset(&cur);
             keep = n > 7 && strncasecmp(p, "X-Spam-", 7) == 0;
-            if (keep) sb_append(&cur, p, n);
+            if (keep) append_clean(&cur, p, n);
         }
         p = nl ? nl + 1 : end;
     }
