@@ -205,7 +205,7 @@ static void test_negotiation(void **state)
     drv_feed(&d, "c");
     expect(&d, "L Subject|hi|\nL X-A|two\\x0a\\x09lines|\nN", MILTER_ES_WAIT, 0, NULL);
     drv_feed(&d, "c");
-    expect(&d, "B body\r\n", MILTER_ES_WAIT, 0, NULL);
+    expect(&d, "B body\\x0d\\x0a", MILTER_ES_WAIT, 0, NULL);
     drv_feed(&d, "c");
     expect(&d, "E", MILTER_ES_WAIT, 0, NULL);
     drv_feed(&d, "c");
@@ -300,7 +300,7 @@ static void test_session_final(void **state)
 
     drv_open(&d, "0");
     milter_mail(d.e, "<a@b>", no_args, 0, NULL, 0);
-    drv_take(&d);
+    free(drv_take(&d));
     drv_feed(&d, "t");
     expect(&d, "", MILTER_ES_READY, MILTER_TEMPFAIL, NULL);
     milter_rcpt(d.e, "<x@y>", no_args, 0, NULL, 0);
@@ -473,7 +473,7 @@ static void test_garbage_stages(void **state)
     drv d;
     drv_open(&d, "0");
     milter_mail(d.e, "<a@b>", no_args, 0, NULL, 0);
-    drv_take(&d);
+    free(drv_take(&d));
     drv_feed(&d, "hX=y");
     assert_int_equal(milter_state(d.e), MILTER_ES_FAILED);
     drv_close(&d);
