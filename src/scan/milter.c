@@ -52,6 +52,7 @@ struct milter_engine {
     const char *msg;
     size_t len, pos, body_off, body_pos;
     enum milter_mphase phase;
+    bool msg_answer;          /* the current answer is the message stage's: it carries mods */
     strbuf mac_eoh, mac_eom;  /* their D packets, built when the stage starts */
     milter_mods mods;
 };
@@ -220,7 +221,7 @@ milter_reply milter_reply_get(const milter_engine *e)
     if (r.action == MILTER_REPLYCODE) r.line = e->line;
     if (r.action == MILTER_FAILED) r.reason = e->why ? e->why : "failed";
     if (r.action == MILTER_QUARANTINE) r.reason = e->mods.quarantine;
-    if (e->phase == MP_DONE && r.action != MILTER_FAILED) r.mods = &e->mods;
+    if (e->msg_answer && r.action != MILTER_FAILED) r.mods = &e->mods;
     return r;
 }
 
@@ -270,6 +271,7 @@ bool milter_replycode_check(const char *s, size_t len)
 /* stage_ok - whether a stage may start now; otherwise the engine fails (misuse is loud). */
 static bool stage_ok(milter_engine *e)
 {
+    e->msg_answer = false;
     if (e->st == MILTER_ES_READY) return true;
     if (e->st == MILTER_ES_WAIT) fail(e, "stage started while a reply was awaited");
     return false;
@@ -517,7 +519,7 @@ void milter_message(milter_engine *e, const char *msg, size_t len, const milter_
     if (!stage_ok(e)) return;
     mods_reset(&e->mods);
     if (final_answer(e, true)) {
-        e->phase = MP_DONE; /* the answer carries (empty) modifications */
+        e->msg_answer = true; /* the answer carries (empty) modifications */
         return;
     }
     e->msg = msg;
@@ -689,6 +691,7 @@ static void decided(milter_engine *e, enum milter_action a, const char *line)
     if (w == W_EOM) {
         e->phase = MP_DONE;
         e->msg = NULL;
+        e->in_txn = false; /* the milter has finished the transaction: no ABORT is owed */
         if ((a == MILTER_CONTINUE || a == MILTER_ACCEPT) && e->mods.quarantine) a = MILTER_QUARANTINE;
     } else if (is_msg) {
         e->phase = MP_DONE;
@@ -707,6 +710,7 @@ static void decided(milter_engine *e, enum milter_action a, const char *line)
         }
     }
     answer(e, a, line);
+    e->msg_answer = is_msg;
 }
 
 /* on_packet - one whole packet from the milter. */
@@ -742,7 +746,7 @@ static void on_packet(milter_engine *e, char cmd, const char *data, size_t n, bo
 /* milter_feed - parse every whole packet buffered. */
 bool milter_feed(milter_engine *e, const void *buf, size_t len)
 {
-    bool progress = false;
+    bool progress = false, any = false;
     if (e->st == MILTER_ES_FAILED) return false;
     sb_append(&e->in, buf, len);
     size_t off = 0;
@@ -755,6 +759,7 @@ bool milter_feed(milter_engine *e, const void *buf, size_t len)
         if (e->in.len - off - 4 < n) break;
         on_packet(e, e->in.data[off + 4], e->in.data + off + 5, n - 1, &progress);
         off += 4 + (size_t)n;
+        any = true;
     }
     if (e->st == MILTER_ES_FAILED) {
         sb_reset(&e->in);
@@ -765,7 +770,7 @@ bool milter_feed(milter_engine *e, const void *buf, size_t len)
         e->in.len -= off;
         e->in.data[e->in.len] = '\0';
     }
-    return progress;
+    return progress || (any && e->st == MILTER_ES_WAIT);
 }
 
 /* ---- applying the modifications ------------------------------------------------------- */

@@ -15,8 +15,9 @@
  * (SMFIP_NR_*: sent, answered CONTINUE without waiting). milter_message runs DATA, each header,
  * EOH, the body in chunks of at most 65535 bytes and EOM as one stage; a SKIP reply to a body
  * chunk ends the body early (SMFIP_SKIP); during EOM the milter's modifications are collected.
- * 'p' (progress) keeps the engine waiting (the adapter restarts its timer when milter_feed says
- * so).
+ * 'p' (progress) keeps the engine waiting; the adapter restarts its timer when milter_feed says so
+ * (progress, or each step of the message stage answered), so the timeout bounds every wait for
+ * one reply, as Postfix's per-command timeouts do.
  *
  * Finality: a non-CONTINUE reply at CONNECT holds for the whole session (every later stage
  * answers it without a word to the milter); ACCEPT or DISCARD at HELO likewise. At MAIL, DATA,
@@ -158,7 +159,8 @@ typedef struct milter_engine milter_engine;
 milter_engine *milter_new(uint32_t actions, uint32_t proto);
 /* milter_free - release the engine (NULL allowed). */
 void milter_free(milter_engine *e);
-/* milter_feed - bytes the milter sent; true when a progress packet was among them (restart the timer). */
+/* milter_feed - bytes the milter sent; true when the timer should restart: a progress packet came, or a
+ * packet came and the engine still waits (a step of the message stage was answered, a modification). */
 bool milter_feed(milter_engine *e, const void *buf, size_t len);
 /* milter_fail - the adapter gave up (timeout, EOF: why); the engine is FAILED. */
 void milter_fail(milter_engine *e, const char *why);

@@ -133,7 +133,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     size_t n = evbuffer_get_length(in);
     bool progress = n && milter_feed(m->e, evbuffer_pullup(in, -1), n);
     evbuffer_drain(in, n);
-    if (progress && milter_state(m->e) == MILTER_ES_WAIT) timer_arm(m);
+    if (progress && milter_state(m->e) == MILTER_ES_WAIT) timer_arm(m); /* progress, or the next step of the message */
     if (!m->busy) { /* bytes between stages: only garbage can arrive then, and the engine said so */
         if (milter_state(m->e) == MILTER_ES_FAILED) conn_failed(m, milter_reply_get(m->e).reason);
         return;

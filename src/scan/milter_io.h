@@ -9,8 +9,8 @@
  * may only start after the previous one's callback (starting one earlier aborts: a caller bug).
  * An answer that needs no word from the milter (a stage the milter declined in negotiation, a
  * final action that already holds, a failed connection) is delivered through the loop, never
- * from inside the call. Every stage has scan_target.timeout seconds (a progress packet restarts
- * them); a timeout, EOF, a connection error or garbage from the milter answers FAILED, and every
+ * from inside the call. Every wait for one reply has scan_target.timeout seconds (a progress
+ * packet restarts them; each step of the message stage has its own); a timeout, EOF, a connection error or garbage from the milter answers FAILED, and every
  * later stage answers FAILED too. The reply and its strings are valid during the callback only.
  * The callback may call milter_conn_close. Loop thread only.
  */

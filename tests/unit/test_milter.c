@@ -532,6 +532,32 @@ static void test_bytewise(void **state)
     drv_close(&d);
 }
 
+/* test_timer_and_mods - each answered step of the message restarts the timer; only the message's answer has mods. */
+static void test_timer_and_mods(void **state)
+{
+    (void)state;
+    drv d;
+    drv_open(&d, "0");
+    milter_mail(d.e, "<a@b>", no_args, 0, NULL, 0);
+    free(drv_take(&d));
+    drv_feed(&d, "c");
+    assert_null(milter_reply_get(d.e).mods);
+    milter_message(d.e, "A: b\r\n\r\nc\r\n", 11, NULL, 0, NULL, 0, NULL, 0);
+    free(drv_take(&d));
+    assert_true(drv_feed(&d, "c"));  /* DATA answered: the header is awaited */
+    assert_true(drv_feed(&d, "c"));  /* the header answered: EOH is awaited */
+    assert_true(drv_feed(&d, "c"));  /* EOH: the body */
+    assert_true(drv_feed(&d, "c"));  /* the body: EOM */
+    assert_true(drv_feed(&d, "hX=1")); /* a modification */
+    assert_false(drv_feed(&d, "c")); /* answered */
+    assert_non_null(milter_reply_get(d.e).mods);
+    milter_rcpt(d.e, "<x@y>", no_args, 0, NULL, 0);
+    free(drv_take(&d));
+    drv_feed(&d, "c");
+    assert_null(milter_reply_get(d.e).mods);
+    drv_close(&d);
+}
+
 /* test_quit - QUIT is written and nothing more is accepted. */
 static void test_quit(void **state)
 {
@@ -608,7 +634,7 @@ int main(void)
         cmocka_unit_test(test_nr_flags),       cmocka_unit_test(test_body_chunks),
         cmocka_unit_test(test_modifications),  cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_garbage_stages), cmocka_unit_test(test_bytewise),
-        cmocka_unit_test(test_quit),           cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_quit), cmocka_unit_test(test_timer_and_mods),           cmocka_unit_test(test_apply),
         cmocka_unit_test(test_replycode_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
