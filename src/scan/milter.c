@@ -387,9 +387,9 @@ void milter_rcpt(milter_engine *e, const char *rcpt, const char *const *args, si
     send_event(e, W_RCPT, e->proto & SMFIP_NR_RCPT);
 }
 
-/* A header of a message: [start, end) with its CRLF, the name [start, start + name_len). */
+/* A header of a message: [start, end) with its CRLF, the name [start, start + name_len), the colon at colon. */
 typedef struct {
-    size_t start, end, name_len;
+    size_t start, end, name_len, colon;
 } hdr_span;
 
 /* hdr_next - the header at *pos of msg, advancing *pos; false at the end of the header block
@@ -404,15 +404,11 @@ static bool hdr_next(const char *msg, size_t len, size_t *pos, hdr_span *h, bool
         if (sep) *sep = true;
         return false;
     }
-    const char *colon = NULL;
-    for (size_t i = p; i < len && msg[i] != '\r' && msg[i] != '\n'; i++) {
-        if (msg[i] == ':') {
-            colon = msg + i;
-            break;
-        }
-        if ((unsigned char)msg[i] <= 32 || (unsigned char)msg[i] >= 127) break; /* not a field name */
-    }
-    if (!colon || colon == msg + p) return false; /* no header: the body starts here, without a separator */
+    size_t i = p;
+    while (i < len && (unsigned char)msg[i] > 32 && (unsigned char)msg[i] < 127 && msg[i] != ':') i++;
+    size_t name_end = i;
+    while (i < len && (msg[i] == ' ' || msg[i] == '\t')) i++; /* RFC 5322 obsolete syntax: blanks before the colon */
+    if (name_end == p || i >= len || msg[i] != ':') return false; /* no header: the body starts here, without a separator */
     size_t e = p;
     for (;;) { /* the line and its continuation lines */
         const char *nl = memchr(msg + e, '\n', len - e);
@@ -421,7 +417,8 @@ static bool hdr_next(const char *msg, size_t len, size_t *pos, hdr_span *h, bool
     }
     h->start = p;
     h->end = e;
-    h->name_len = (size_t)(colon - (msg + p));
+    h->name_len = name_end - p;
+    h->colon = i;
     *pos = e;
     return true;
 }
@@ -432,11 +429,13 @@ static void put_header(milter_engine *e, const hdr_span *h)
     size_t at = pkt_begin(&e->out, SMFIC_HEADER);
     sb_append(&e->out, e->msg + h->start, h->name_len);
     sb_putc(&e->out, '\0');
-    size_t v = h->start + h->name_len + 1, end = h->end;
+    size_t v = h->colon + 1, end = h->end;
     if (!(e->proto & SMFIP_HDR_LEADSPC))
         while (v < end && (e->msg[v] == ' ' || e->msg[v] == '\t')) v++;
     if (end > v && e->msg[end - 1] == '\n') end--;
     if (end > v && e->msg[end - 1] == '\r') end--;
+    /* a packet a milter can take (libmilter's limit is 64 KiB): an absurdly long header is cut */
+    if (end - v > MILTER_CHUNK - h->name_len - 3) end = v + (MILTER_CHUNK - h->name_len - 3);
     for (size_t i = v; i < end; i++) {
         char c = e->msg[i];
         if (c == '\r' && i + 1 < end && e->msg[i + 1] == '\n') continue;

@@ -199,7 +199,7 @@ static void test_negotiation(void **state)
     drv_feed(&d, "c");
     expect(&d, "", MILTER_ES_READY, MILTER_CONTINUE, NULL);
     /* NR_HDR: headers go out without waiting; EOH waits */
-    const char *msg = "Subject: hi\r\nX-A:  two\r\n\tlines\r\n\r\nbody\r\n";
+    const char *msg = "Subject\t: hi\r\nX-A:  two\r\n\tlines\r\n\r\nbody\r\n";
     milter_message(d.e, msg, strlen(msg), NULL, 0, NULL, 0, NULL, 0);
     expect(&d, "T", MILTER_ES_WAIT, 0, NULL);
     drv_feed(&d, "c");
@@ -586,6 +586,7 @@ static const struct {
     {"replbody bare LF", "0", "bline1\nline2\n", "X: x\r\n\r\nold\r\n", "X: x\r\n\r\nline1\r\nline2\r\n"},
     {"replbody empty body", "0", "b", "X: x\r\n\r\nold\r\n", "X: x\r\n\r\n"},
     {"no body at all", "0", "hA=1", "X: x\r\n", "X: x\r\nA: 1\r\n"},
+    {"blank before the colon", "0", "m1,Subject=new", "Subject : a\r\n\r\nB\r\n", "Subject: new\r\n\r\nB\r\n"},
     {"no separator", "0", "hA=1", "X: x\r\nnot a header\r\n", "X: x\r\nA: 1\r\n\r\nnot a header\r\n"},
 };
 
