@@ -32,9 +32,14 @@ def tmp():
 
 
 def listening(port):
-    """listening - whether something accepts connections on 127.0.0.1:port."""
+    """listening - whether something accepts connections on 127.0.0.1:port (or the Unix socket "unix:PATH")."""
     try:
-        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        if str(port).startswith("unix:"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.5)
+                s.connect(port[5:])
+        else:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
         return True
     except OSError:
         return False
@@ -45,9 +50,9 @@ def milter(tmp):
     """milter(mode) - start peers/testmilter.py in mode on a free port; (port, stdout path). Stopped at teardown."""
     procs = []
 
-    def start(mode):
-        port = st.free_port()
-        out = os.path.join(tmp, "milter-%s-%d.out" % (mode, port))
+    def start(mode, port=None):
+        port = port or st.free_port()
+        out = os.path.join(tmp, "milter-%s-%d.out" % (mode, len(procs)))
         with open(out, "wb") as f:
             p = subprocess.Popen([sys.executable if sys.executable.startswith("/usr/bin") else "/usr/bin/python3",
                                   os.path.join(PEERS, "testmilter.py"), mode, str(port)],
@@ -180,6 +185,17 @@ def test_broken_milter_fails(tmp, milter, mode, why):
     if mode == "hang":
         assert 900 <= a[1][3] < 3000, out
     assert a[2][3] < 500 and a[3][3] < 500, out
+
+
+def test_unix_socket(tmp, milter):
+    """The same filter on a Unix socket (scan_target.unix_path)."""
+    path = os.path.join(tmp, "milter.sock")
+    milter("filter", "unix:" + path)
+    out = probe("unix:" + path, 5, "connect", "c.example.test", "127.0.0.1", 1, "mail", "<a@example.test>", "-",
+                "rcpt", "<reject@example.test>", "rcpt", "<ok@example.test>")
+    assert [x[:3] for x in answers(out)] == [
+        ("open", "CONTINUE", ""), ("connect", "CONTINUE", ""), ("mail", "CONTINUE", ""),
+        ("rcpt", "REPLYCODE", "550 5.7.1 custom reject for reject@example.test"), ("rcpt", "CONTINUE", "")], out
 
 
 def test_nothing_listening(tmp):

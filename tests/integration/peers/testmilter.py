@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """testmilter.py - milters for tests/integration/test_milter_client.py, on inet:PORT@127.0.0.1.
 
-Usage: testmilter.py MODE PORT
+Usage: testmilter.py MODE PORT   (filter also takes unix:PATH for PORT: a Unix socket)
   filter   a pymilter (libmilter) milter: rejects <reject@example.test> at RCPT with
            "550 5.7.1 custom reject for reject@example.test"; TEMPFAILs a message whose Subject
            contains "tempfail" (at its header); a message whose Subject contains "slow" sleeps
@@ -136,11 +136,13 @@ def filter_milter(port):
     Milter.factory = TestMilter
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY | Milter.ADDRCPT)
     print("ready", flush=True)
-    Milter.runmilter("testmilter", "inet:%d@127.0.0.1" % port, 60)
+    conn = port if str(port).startswith("unix:") else "inet:%d@127.0.0.1" % port
+    Milter.runmilter("testmilter", conn, 60)
 
 
 def main():
-    mode, port = sys.argv[1], int(sys.argv[2])
+    mode, port = sys.argv[1], sys.argv[2]
+    port = port if port.startswith("unix:") else int(port)
     if mode == "filter":
         filter_milter(port)
     elif mode in ("garbage", "hang", "close"):
