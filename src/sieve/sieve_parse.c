@@ -855,6 +855,7 @@ sieve_script *sieve_parse(const char *text, size_t len, char *err, size_t errlen
     p.err = err;
     p.errlen = errlen;
     if (err && errlen) err[0] = '\0';
+    if (!text) text = "", len = 0;
     if (len > SIEVE_MAX_SCRIPT) {
         perr(&p, 1, "script too big (%zu octets, at most %u)", len, SIEVE_MAX_SCRIPT);
         return NULL;
