@@ -30,7 +30,7 @@
 #define SIEVE_MAX_LIST 256               /* strings in one string list, tests in one test list */
 #define SIEVE_MAX_ACTIONS 64             /* actions executed by one run (header edits included) */
 #define SIEVE_MAX_REDIRECTS 8            /* distinct redirect addresses of one run */
-#define SIEVE_MAX_STEPS 20000000u        /* units of matching work of one run */
+#define SIEVE_MAX_STEPS 5000000u         /* units of matching work of one run (tens of ms) */
 #define SIEVE_VACATION_DAYS 7            /* vacation :days default; clamped to 1..30 */
 #define SIEVE_VACATION_MAX_DAYS 30
 

@@ -48,8 +48,13 @@ static void field_make(sv_field *f, char *raw, size_t raw_len)
     sb_init(&v);
     if (ok) {
         f->name_len = name_end;
-        for (size_t i = end + 1; i < raw_len; i++)
-            if (raw[i] != '\r' && raw[i] != '\n') sb_putc(&v, raw[i]);
+        size_t i = end + 1;
+        while (i < raw_len) { /* copy the runs between line ends */
+            size_t j = i;
+            while (j < raw_len && raw[j] != '\r' && raw[j] != '\n') j++;
+            sb_append(&v, raw + i, j - i);
+            i = j + 1;
+        }
     }
     size_t a = 0, b = v.len;
     while (a < b && is_wsp(v.data[a])) a++;

@@ -183,8 +183,9 @@ static bool parse_string_list(sv_parser *p, sv_arg *a)
     }
 }
 
-/* parse_args - *argument [test / test-list], from the current token on. */
-static bool parse_args(sv_parser *p, sv_args *a, int depth)
+/* parse_args - *argument [test / test-list], from the current token on. Only the names that
+ * take tests (if, elsif, not, allof, anyof) read one, so "if true keep;" is a missing "{". */
+static bool parse_args(sv_parser *p, sv_args *a, int depth, bool takes_tests)
 {
     for (;;) {
         enum sv_tok t = p->lx.tok;
@@ -214,6 +215,7 @@ static bool parse_args(sv_parser *p, sv_args *a, int depth)
         }
         if (!next(p)) return false;
     }
+    if (!takes_tests) return true;
     if (p->lx.tok == SV_T_IDENT) {
         sv_test *t = parse_test(p, depth + 1);
         if (!t) return false;
@@ -513,7 +515,8 @@ static sv_test *parse_test(sv_parser *p, int depth)
     sv_args a;
     memset(&a, 0, sizeof a);
     sv_test *t = xcalloc(1, sizeof *t);
-    bool ok = next(p) && parse_args(p, &a, depth) && compile_test(p, t, name, &a, line);
+    bool takes = strcmp(name, "not") == 0 || strcmp(name, "allof") == 0 || strcmp(name, "anyof") == 0;
+    bool ok = next(p) && parse_args(p, &a, depth, takes) && compile_test(p, t, name, &a, line);
     args_free(&a);
     free(name);
     if (!ok) {
@@ -746,7 +749,7 @@ static bool parse_if(sv_parser *p, sv_cmd *c, int depth)
         sv_args a;
         memset(&a, 0, sizeof a);
         int line = p->lx.tok_line;
-        bool ok = parse_args(p, &a, depth);
+        bool ok = parse_args(p, &a, depth, true);
         if (ok && (a.n || a.ntests != 1 || a.test_list)) {
             perr(p, line, "%s takes one test", word);
             ok = false;
@@ -797,7 +800,7 @@ static sv_cmd *parse_command(sv_parser *p, int depth)
     } else if (ok) {
         sv_args a;
         memset(&a, 0, sizeof a);
-        ok = parse_args(p, &a, depth);
+        ok = parse_args(p, &a, depth, false);
         if (ok && p->lx.tok != SV_T_SEMI) {
             perr(p, p->lx.tok_line, p->lx.tok == SV_T_LBRACE ? "%s takes no block" : "expected \";\" after %s",
                  name);
@@ -852,6 +855,7 @@ sieve_script *sieve_parse(const char *text, size_t len, char *err, size_t errlen
     p.err = err;
     p.errlen = errlen;
     if (err && errlen) err[0] = '\0';
+    if (!text) text = "", len = 0;
     if (len > SIEVE_MAX_SCRIPT) {
         perr(&p, 1, "script too big (%zu octets, at most %u)", len, SIEVE_MAX_SCRIPT);
         return NULL;
