@@ -35,6 +35,8 @@ typedef enum {
     VERDICT_AUTH_TEMP,      /* credentials could not be checked now */
     VERDICT_AUTH_OK,        /* AUTH accepted (235) */
     VERDICT_CONN_LIMIT,     /* too many connections (service or client) */
+    VERDICT_SPF_FAIL,       /* SPF fail at MAIL FROM with spf_fail_action=reject (RFC 7372 5.7.23) */
+    VERDICT_SPF_TEMP,       /* SPF temperror with spf_fail_action=reject: always temporary (4.7.24) */
     VERDICT__COUNT
 } verdict_class;
 

@@ -188,3 +188,91 @@ def test_temperror_when_dns_is_down(harness):
     assert rc == 0
     assert f["result"] == "temperror" and "DNS TXT lookup of pass.spf.test" in f["problem"]
     assert h.startswith("Received-SPF: temperror ")
+
+
+# ---------------------------------------------------------------- SPF in the daemon, at MAIL FROM
+
+DAEMON_RECORDS = [
+    "mx-host=probe.spf.test,mail.spf.test,10",
+    "host-record=mail.spf.test,192.0.2.20",
+    'txt-record=daemon.spf.test,"v=spf1 ip4:127.0.0.5 -all exp=why.daemon.spf.test"',
+    'txt-record=why.daemon.spf.test,"%{i} is not a mail server of %{d}"',
+    'txt-record=soft.daemon.spf.test,"v=spf1 ip4:127.0.0.5 ~all"',
+]
+
+
+def daemon(harness, action, dns=True):
+    """daemon - a started Sluice with spf_check on (loopback clients are not internal here)."""
+    opts = {"spf_check": "yes", "spf_fail_action": action, "internal_networks": "10.255.255.255/32"}
+    if dns:
+        lab = st.Lab(harness, records=DAEMON_RECORDS, probe="probe.spf.test")
+        return lab.sluice(options=opts)
+    return harness.sluice(options=opts)  # dns_servers: a port where nothing answers
+
+
+def session(mta, source, sender, body_id):
+    """session - one message from source to bob@example.test; the replies to MAIL and to the end of data."""
+    with st.Client(mta.port, source=source) as c:
+        c.ehlo("client.spf.test")
+        mail = c.cmd("MAIL FROM:<%s>" % sender)
+        end = None
+        if mail.code == 250:
+            assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+            end = c.data(st.make_message(body_id, frm=sender))
+        c.quit()
+    return mail, end
+
+
+def test_daemon_pass_and_reject(harness):
+    mta = daemon(harness, "reject")
+    mail, end = session(mta, "127.0.0.5", "alice@daemon.spf.test", "spf-pass@x")
+    assert mail.code == 250 and end.code == 250
+    msg = mta.wait_message("bob@example.test", b"spf-pass@x")
+    assert msg, "message not delivered"
+    raw = msg[0].split(b"\r\n\r\n", 1)[0]
+    assert b"\r\n\tclient-ip=" in raw or b"\r\n\t" in raw.split(b"Received-SPF:", 1)[1]  # folded
+    head = re.sub(rb"\r\n[ \t]", b" ", raw)  # unfolded
+    # Received-SPF above our Received: (RFC 7208 section 9.1), one field, folded
+    assert b"Received-SPF: pass (mx.example.test: domain of alice@daemon.spf.test designates" in head
+    assert head.index(b"Received-SPF:") < head.index(b"Received: from client.spf.test")
+    assert b"client-ip=127.0.0.5;" in head and b"helo=client.spf.test;" in head
+    assert head.count(b"Received-SPF:") == 1
+    ev = mta.events("spf")
+    assert any(e.kv.get("result") == "pass" and e.kv.get("client") == "127.0.0.5" for e in ev), ev
+
+    mail, _ = session(mta, "127.0.0.6", "alice@daemon.spf.test", "spf-fail@x")
+    assert mail.code == 550
+    assert mail.enhanced() == "5.7.23"
+    assert "127.0.0.6 is not a mail server of daemon.spf.test" in mail.text
+    assert not mta.find_messages("bob@example.test", b"spf-fail@x")
+
+    # softfail is recorded, not refused
+    mail, end = session(mta, "127.0.0.6", "alice@soft.daemon.spf.test", "spf-soft@x")
+    assert mail.code == 250 and end.code == 250
+    msg = mta.wait_message("bob@example.test", b"spf-soft@x")
+    assert msg and b"\nReceived-SPF: softfail " in b"\n" + msg[0]
+
+
+def test_daemon_fail_recorded_only(harness):
+    mta = daemon(harness, "none")
+    mail, end = session(mta, "127.0.0.6", "alice@daemon.spf.test", "spf-none@x")
+    assert mail.code == 250 and end.code == 250
+    msg = mta.wait_message("bob@example.test", b"spf-none@x")
+    assert msg and b"\nReceived-SPF: fail " in b"\n" + msg[0]
+
+
+def test_daemon_temperror_is_4xx(harness):
+    mta = daemon(harness, "reject", dns=False)
+    mail, _ = session(mta, "127.0.0.5", "alice@daemon.spf.test", "spf-temp@x")
+    assert mail.code == 451, mail
+    assert mail.enhanced() == "4.7.24"
+    assert any(e.kv.get("result") == "temperror" for e in mta.events("spf"))
+
+
+def test_daemon_spf_off_by_default(harness):
+    mta = harness.sluice(options={"internal_networks": "10.255.255.255/32"})
+    mail, end = session(mta, "127.0.0.6", "alice@daemon.spf.test", "spf-off@x")
+    assert mail.code == 250 and end.code == 250
+    msg = mta.wait_message("bob@example.test", b"spf-off@x")
+    assert msg and b"Received-SPF" not in msg[0]
+    assert not mta.events("spf")
