@@ -293,6 +293,9 @@ static sl_result status_map(int status, char *err, size_t errlen)
     case ARES_ENOTFOUND:
         snprintf(err, errlen, "host not found");
         return SL_PERM;
+    case ARES_EBADNAME: /* a name that cannot exist */
+        snprintf(err, errlen, "malformed name");
+        return SL_PERM;
     case ARES_EDESTRUCTION:
     case ARES_ECANCELLED:
         snprintf(err, errlen, "cancelled");

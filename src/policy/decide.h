@@ -16,7 +16,7 @@ struct policy {
 struct auth_job;
 struct rcpt_req;
 struct sender_req;
-struct spf_req;
+struct spf_job;
 
 /* The envelope sender as the directory knows it (policy/sender.c). */
 typedef struct {
@@ -35,7 +35,7 @@ typedef struct policy_sess {
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */
-    struct spf_req *spf_req; /* SPF check of MAIL FROM in progress, or NULL */
+    struct spf_job *spf_job; /* SPF check of MAIL FROM in progress, or NULL */
     int spf_result;         /* this transaction's SPF result (spf/spf.h spf_res), -1 when not checked */
     sender_info sender;     /* this transaction's sender */
     unsigned rcpt_attempts; /* RCPT commands of this transaction */

@@ -166,7 +166,7 @@ static void ops_close(void *ctx)
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);
-    if (ps->spf_req) policy_spf_abandon(ps);
+    if (ps->spf_job) policy_spf_abandon(ps);
     policy_sender_clear(ps);
     dir_unref(ps->dir);
     free(ps);

@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One check in progress. */
-typedef struct {
+/* One check in progress (ps->spf_job). */
+typedef struct spf_job {
     policy_sess *ps;
+    spf_req *req;
     void (*done)(policy_sess *ps);
     spf_query q;
     char *from, *helo;
@@ -47,7 +48,7 @@ static void spf_done(void *arg, const spf_result *r)
 {
     spf_job *j = arg;
     policy_sess *ps = j->ps;
-    ps->spf_req = NULL;
+    ps->spf_job = NULL;
     smtp_sess *s = ps->s;
     ps->spf_result = (int)r->result;
     spf_log(s, r, j->from);
@@ -104,12 +105,15 @@ void policy_spf_check(policy_sess *ps, const char *from, void (*done)(policy_ses
     j->q = (spf_query){.ip = ip, .mail_from = j->from, .helo = j->helo, .receiver = s->conf->opt.hostname,
                        .now = now_unix()};
     /* an answer that needs no DNS runs spf_done inside spf_check (NULL back; ps may be gone) */
+    ps->spf_job = j;
     spf_req *req = spf_check(ps->p->ctx->dns, &j->q, spf_done, j);
-    if (req) ps->spf_req = req;
+    if (req) j->req = req;
 }
 
 void policy_spf_abandon(policy_sess *ps)
 {
-    spf_cancel(ps->spf_req);
-    ps->spf_req = NULL;
+    spf_job *j = ps->spf_job;
+    spf_cancel(j->req); /* spf_done will not run */
+    job_free(j);
+    ps->spf_job = NULL;
 }

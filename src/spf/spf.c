@@ -120,22 +120,30 @@ static bool answer_begin(spf_req *q)
     return false;
 }
 
-/* domain_ok - a domain check_host() can ask about (§4.3): labels of 1..63 octets, at least two. */
+/* domain_ok - a domain check_host() can ask about (§4.3): at least two labels of 1..63 letters,
+ * digits, '-' or '_', not all-numeric at the end (an IP address or literal is no domain). */
 static bool domain_ok(const char *d)
 {
     size_t len = strlen(d);
     if (len && d[len - 1] == '.') len--;
     if (len == 0 || len > 253) return false;
     size_t label = 0, labels = 1;
+    bool alpha = false; /* in the last label */
     for (size_t i = 0; i < len; i++) {
-        if (d[i] == '.') {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '.') {
             if (label == 0) return false;
             label = 0;
             labels++;
-        } else if (++label > 63)
+            alpha = false;
+        } else if (!isalnum(c) && c != '-' && c != '_') {
             return false;
+        } else {
+            if (++label > 63) return false;
+            if (!isdigit(c)) alpha = true;
+        }
     }
-    return label > 0 && labels >= 2;
+    return label > 0 && labels >= 2 && alpha;
 }
 
 /* vars - the macro values for the current frame. */

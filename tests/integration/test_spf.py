@@ -8,7 +8,9 @@ server stopped); include, redirect, exists with macros, a/mx with CIDR lengths, 
 HELO identity.
 """
 import re
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -176,6 +178,10 @@ def test_helo_identity(lab):
     assert f["identity"] == "helo" and f["result"] == "pass"
     assert "identity=helo;" in h and "smtp.helo=helo.spf.test" in h
     assert result(lab, "192.0.2.21", "", helo="helo.spf.test") == "fail"
+    # an address literal or a bare IP as HELO is no domain: none, without a query
+    for helo in ("[192.0.2.20]", "192.0.2.20", "localhost", "bad_name..test"):
+        f, _, _ = spf(lab, "192.0.2.20", "<>", helo=helo)
+        assert f["result"] == "none" and f["identity"] == "helo", (helo, f)
 
 
 def test_temperror_when_dns_is_down(harness):
@@ -276,3 +282,31 @@ def test_daemon_spf_off_by_default(harness):
     msg = mta.wait_message("bob@example.test", b"spf-off@x")
     assert msg and b"Received-SPF" not in msg[0]
     assert not mta.events("spf")
+
+
+def test_daemon_client_leaves_during_check(harness):
+    """A DNS server that never answers: the client gives up during the check; the daemon drops the
+    check (no crash, no sanitizer report: the teardown checks) and serves the next client."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        mta = harness.sluice(options={"spf_check": "yes", "spf_fail_action": "reject",
+                                      "internal_networks": "10.255.255.255/32",
+                                      "dns_servers": "127.0.0.1:%d" % silent.getsockname()[1]})
+        c = st.Client(mta.port, source="127.0.0.5")
+        c.ehlo("client.spf.test")
+        c.send(b"MAIL FROM:<alice@daemon.spf.test>\r\n")
+        assert st.wait_until(lambda: silent.recv(512, socket.MSG_DONTWAIT) if _readable(silent) else None, 10)
+        c.close()
+        assert st.wait_until(lambda: mta.events("disconnect"), 10)
+        with st.Client(mta.port) as c2:
+            c2.ehlo("client.spf.test")
+            c2.quit()
+    finally:
+        silent.close()
+
+
+def _readable(sock):
+    import select
+    r, _, _ = select.select([sock], [], [], 0)
+    return bool(r)
