@@ -7,6 +7,7 @@
 #include "cli/trace_address.h"
 #include "cli/trace_mapping.h"
 #include "cli/trace_rewrite.h"
+#include "cli/trace_spf.h"
 #include "queue/qadmin.h"
 #include "rewrite/mapping.h"
 
@@ -29,6 +30,7 @@ static void usage(FILE *f)
           "                                 show how the rewrite rules route ADDRESS\n"
           "       sluice test mapping TABLE STRING [--flags TAE] [-C DIR]\n"
           "       sluice test address ADDRESS [--from ADDR] [--client IP] [--source-channel CH] [-C DIR]\n"
+          "       sluice test spf IP MAILFROM [--helo NAME] [-C DIR]   evaluate SPF with the configured DNS servers\n"
           "       sluice queue list [CHANNEL] | show ID | summary | hold|release|delete|return ID | retry ID|CHANNEL |\n"
           "                    stats  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
           "                    [-C DIR]   (live daemon, or the files when stopped; actions on an ID or a selection)\n"
@@ -186,7 +188,8 @@ int cli_main(int argc, char **argv)
         if (nrest > 0 && !strcmp(rest[0], "rewrite")) rc = cli_test_rewrite(nrest - 1, rest + 1, dir);
         else if (nrest > 0 && !strcmp(rest[0], "mapping")) rc = cli_test_mapping(nrest - 1, rest + 1, dir);
         else if (nrest > 0 && !strcmp(rest[0], "address")) rc = cli_test_address(nrest - 1, rest + 1, dir);
-        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping|address ...)\n",
+        else if (nrest > 0 && !strcmp(rest[0], "spf")) rc = cli_test_spf(nrest - 1, rest + 1, dir);
+        else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping|address|spf ...)\n",
                      nrest ? rest[0] : "");
         free(rest);
         return rc;

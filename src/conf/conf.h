@@ -30,6 +30,9 @@ enum bare_eol_policy { BARE_EOL_REJECT = 0, BARE_EOL_NORMALISE = 1 };
 /* reject_mode: refusals that rest on local data, for fleets of MX hosts (policy/fleet.h). */
 enum reject_mode { REJECT_HARD = 0, REJECT_SOFT = 1, REJECT_AUTO = 2 };
 
+/* spf_fail_action: what an SPF fail at MAIL FROM does (doc/sender-checks.md). */
+enum spf_fail_action { SPF_ACTION_NONE = 0, SPF_ACTION_REJECT = 1 };
+
 /* option.dat (all keys documented in doc/configuration.md). */
 /* Content scanners (option.dat spamfilterN_*, N = 1..SL_SCANNERS; doc/scanning.md). */
 #define SL_SCANNERS 8
@@ -84,6 +87,8 @@ typedef struct {
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
+    bool spf_check;            /* spf_check: yes|no, evaluate SPF at MAIL FROM (default no) */
+    enum spf_fail_action spf_fail_action; /* spf_fail_action: none (default: record only) or reject */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
     /* The LDAP directory (doc/directory.md); no ldap_uri: the embedded directory.ldif. */
     strvec ldap_uris;          /* ldap_uri: ldap:// or ldaps:// URIs, tried in order */

@@ -201,6 +201,16 @@ char *conf_postmaster(const sl_options *opt)
     return opt->postmaster ? xstrdup(opt->postmaster) : xasprintf("postmaster@%s", opt->hostname);
 }
 
+/* set_spf_fail_action - none or reject. */
+static int set_spf_fail_action(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "none")) opt->spf_fail_action = SPF_ACTION_NONE;
+    else if (str_ieq(v, "reject")) opt->spf_fail_action = SPF_ACTION_REJECT;
+    else return -1;
+    return 0;
+}
+
 /* set_reject_mode - hard, soft or auto. */
 static int set_reject_mode(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
 {
@@ -600,6 +610,8 @@ static const opt_def opt_table[] = {
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name", NULL},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},
+    {"spf_check", set_yes_no, OFF(spf_check), 0, 0, "yes or no", NULL},
+    {"spf_fail_action", set_spf_fail_action, 0, 0, 0, "none or reject", NULL},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100", NULL},
     {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none", NULL},
     {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name", NULL},

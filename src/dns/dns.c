@@ -34,7 +34,7 @@ typedef struct {
     struct event *ev;
 } dns_sock;
 
-enum dns_kind { DNS_REQ_MX, DNS_REQ_ADDR };
+enum dns_kind { DNS_REQ_MX, DNS_REQ_ADDR, DNS_REQ_TXT, DNS_REQ_PTR };
 
 /* One outstanding part of a request: its answer. */
 typedef struct {
@@ -51,6 +51,7 @@ typedef struct dns_req {
     char *name;
     dns_mx_cb mx_cb;
     dns_addr_cb addr_cb;
+    dns_strs_cb strs_cb;
     void *arg;
     int outstanding;     /* ares queries not yet answered */
     bool in_call;        /* inside dns_lookup_*: the answer must be deferred */
@@ -61,6 +62,9 @@ typedef struct dns_req {
     dns_mx *mx;
     size_t n_mx;
     dns_part part[2];    /* A, AAAA */
+    sl_result s_res;     /* TXT, PTR */
+    char s_err[96];
+    strvec strs;
 } dns_req;
 
 struct dns_ctx {
@@ -196,6 +200,7 @@ static void req_free(dns_req *q)
     free(q->mx);
     free(q->part[0].addrs);
     free(q->part[1].addrs);
+    sv_free(&q->strs);
     free(q->name);
     free(q);
 }
@@ -232,6 +237,11 @@ static void req_deliver(dns_req *q)
             q->mx_cb(q->arg, SL_TEMP, NULL, 0, "cancelled");
         else
             q->mx_cb(q->arg, q->mx_res, q->mx, q->n_mx, q->mx_res == SL_OK ? NULL : q->mx_err);
+    } else if (q->kind == DNS_REQ_TXT || q->kind == DNS_REQ_PTR) {
+        if (cancelled)
+            q->strs_cb(q->arg, SL_TEMP, NULL, 0, "cancelled");
+        else
+            q->strs_cb(q->arg, q->s_res, q->strs.v, q->strs.n, q->s_res == SL_OK ? NULL : q->s_err);
     } else if (cancelled) {
         q->addr_cb(q->arg, SL_TEMP, NULL, 0, "cancelled");
     } else {
@@ -282,6 +292,9 @@ static sl_result status_map(int status, char *err, size_t errlen)
         return SL_OK;
     case ARES_ENOTFOUND:
         snprintf(err, errlen, "host not found");
+        return SL_PERM;
+    case ARES_EBADNAME: /* a name that cannot exist */
+        snprintf(err, errlen, "malformed name");
         return SL_PERM;
     case ARES_EDESTRUCTION:
     case ARES_ECANCELLED:
@@ -448,6 +461,151 @@ void dns_lookup_addr(dns_ctx *d, const char *host, dns_addr_cb cb, void *arg)
     q->in_call = true;
     ares_query(d->ch, host, ns_c_in, ns_t_a, a_on_answer, q);
     ares_query(d->ch, host, ns_c_in, ns_t_aaaa, aaaa_on_answer, q);
+    q->in_call = false;
+    dns_timer_update(d);
+}
+
+void dns_lookup_addr_family(dns_ctx *d, const char *host, int family, dns_addr_cb cb, void *arg)
+{
+    dns_req *q = req_new(d, DNS_REQ_ADDR, host, arg);
+    q->addr_cb = cb;
+    struct sockaddr_storage ss;
+    if (literal_parse(host, &ss)) {
+        if (ss.ss_family == family) {
+            dns_part *p = &q->part[family == AF_INET ? 0 : 1];
+            p->addrs = xmalloc(sizeof ss);
+            p->addrs[0] = ss;
+            p->n = 1;
+        }
+        req_defer(q);
+        return;
+    }
+    q->outstanding = 1;
+    q->in_call = true;
+    if (family == AF_INET6)
+        ares_query(d->ch, host, ns_c_in, ns_t_aaaa, aaaa_on_answer, q);
+    else
+        ares_query(d->ch, host, ns_c_in, ns_t_a, a_on_answer, q);
+    q->in_call = false;
+    dns_timer_update(d);
+}
+
+/* txt_collect - the records of a parsed TXT answer into q->strs, chunks of one record joined. */
+static void txt_collect(dns_req *q, const struct ares_txt_ext *list)
+{
+    strbuf rec;
+    sb_init(&rec);
+    bool open = false;
+    for (const struct ares_txt_ext *t = list; t; t = t->next) {
+        if (t->record_start && open) sv_push_owned(&q->strs, sb_steal(&rec));
+        open = true;
+        for (size_t i = 0; i < t->length; i++) sb_putc(&rec, t->txt[i] ? (char)t->txt[i] : '\x7f');
+    }
+    if (open) sv_push_owned(&q->strs, sb_steal(&rec));
+    sb_free(&rec);
+}
+
+/* txt_on_answer - c-ares callback for a TXT query. */
+static void txt_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    dns_req *q = arg;
+    (void)timeouts;
+    q->s_res = status_map(status, q->s_err, sizeof q->s_err);
+    if (status == ARES_SUCCESS) {
+        struct ares_txt_ext *list = NULL;
+        int rc = ares_parse_txt_reply_ext(abuf, alen, &list);
+        if (rc == ARES_SUCCESS)
+            txt_collect(q, list);
+        else if (rc != ARES_ENODATA) {
+            q->s_res = SL_TEMP;
+            snprintf(q->s_err, sizeof q->s_err, "malformed reply: %s", ares_strerror(rc));
+        }
+        if (list) ares_free_data(list);
+    }
+    req_part_done(q);
+}
+
+void dns_lookup_txt(dns_ctx *d, const char *name, dns_strs_cb cb, void *arg)
+{
+    dns_req *q = req_new(d, DNS_REQ_TXT, name, arg);
+    q->strs_cb = cb;
+    q->outstanding = 1;
+    q->in_call = true;
+    ares_query(d->ch, name, ns_c_in, ns_t_txt, txt_on_answer, q);
+    q->in_call = false;
+    dns_timer_update(d);
+}
+
+void dns_reverse_name(const struct sockaddr_storage *ip, char *buf, size_t len)
+{
+    if (ip->ss_family == AF_INET) {
+        const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in *)ip)->sin_addr;
+        snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+        return;
+    }
+    const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in6 *)ip)->sin6_addr;
+    static const char hex[] = "0123456789abcdef";
+    strbuf sb;
+    sb_init(&sb);
+    for (int i = 15; i >= 0; i--) sb_printf(&sb, "%c.%c.", hex[a[i] & 15], hex[a[i] >> 4]);
+    sb_puts(&sb, "ip6.arpa");
+    snprintf(buf, len, "%s", sb.data);
+    sb_free(&sb);
+}
+
+/* ptr_collect - the names of a PTR answer into q->strs (each once, no final dot). */
+static void ptr_collect(dns_req *q, const struct hostent *h)
+{
+    char *names[1 + 64];
+    size_t n = 0;
+    if (h->h_name) names[n++] = h->h_name;
+    for (char **a = h->h_aliases; a && *a && n < SL_ARRAY_LEN(names); a++) names[n++] = *a;
+    for (size_t i = 0; i < n; i++) {
+        char *name = xstrdup(names[i]);
+        size_t l = strlen(name);
+        if (l && name[l - 1] == '.') name[l - 1] = '\0';
+        if (!*name || sv_contains_ci(&q->strs, name))
+            free(name);
+        else
+            sv_push_owned(&q->strs, name);
+    }
+}
+
+/* ptr_on_answer - c-ares callback for a PTR query; q->part[0].addrs[0] holds the address asked. */
+static void ptr_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    dns_req *q = arg;
+    (void)timeouts;
+    q->s_res = status_map(status, q->s_err, sizeof q->s_err);
+    if (status == ARES_SUCCESS) {
+        const struct sockaddr_storage *ss = &q->part[0].addrs[0];
+        const void *addr = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                                    : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+        int alen_ip = ss->ss_family == AF_INET ? 4 : 16;
+        struct hostent *h = NULL;
+        int rc = ares_parse_ptr_reply(abuf, alen, addr, alen_ip, ss->ss_family, &h);
+        if (rc == ARES_SUCCESS && h)
+            ptr_collect(q, h);
+        else if (rc != ARES_ENODATA) {
+            q->s_res = SL_TEMP;
+            snprintf(q->s_err, sizeof q->s_err, "malformed reply: %s", ares_strerror(rc));
+        }
+        if (h) ares_free_hostent(h);
+    }
+    req_part_done(q);
+}
+
+void dns_lookup_ptr(dns_ctx *d, const struct sockaddr_storage *ip, dns_strs_cb cb, void *arg)
+{
+    char name[80];
+    dns_reverse_name(ip, name, sizeof name);
+    dns_req *q = req_new(d, DNS_REQ_PTR, name, arg);
+    q->strs_cb = cb;
+    q->part[0].addrs = xmalloc(sizeof *ip);
+    q->part[0].addrs[0] = *ip;
+    q->outstanding = 1;
+    q->in_call = true;
+    ares_query(d->ch, name, ns_c_in, ns_t_ptr, ptr_on_answer, q);
     q->in_call = false;
     dns_timer_update(d);
 }

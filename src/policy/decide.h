@@ -19,6 +19,7 @@ struct commit_plan;
 struct scan_stage;
 struct rcpt_req;
 struct sender_req;
+struct spf_job;
 
 /* The envelope sender as the directory knows it (policy/sender.c). */
 typedef struct {
@@ -37,6 +38,8 @@ typedef struct policy_sess {
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */
+    struct spf_job *spf_job; /* SPF check of MAIL FROM in progress, or NULL */
+    int spf_result;         /* this transaction's SPF result (spf/spf.h spf_res), -1 when not checked */
     sender_info sender;     /* this transaction's sender */
     unsigned rcpt_attempts; /* RCPT commands of this transaction */
     unsigned mail_delay;    /* $D delay of the MAIL decision being made */
@@ -60,6 +63,11 @@ void policy_sender_lookup(policy_sess *ps, const char *from, void (*done)(policy
 void policy_sender_clear(policy_sess *ps);
 /* policy_sender_abandon - the session ends during the lookup: its answer is dropped. */
 void policy_sender_abandon(policy_sess *ps);
+/* policy_spf_check - SPF for the client and from (spf.c) when spf_check is on: done(ps) to go
+ * on, or the session is answered with a refusal (spf_fail_action=reject). */
+void policy_spf_check(policy_sess *ps, const char *from, void (*done)(policy_sess *ps));
+/* policy_spf_abandon - the session ends during the check: its answer is dropped. */
+void policy_spf_abandon(policy_sess *ps);
 /* policy_commit - enqueue the finished message of s (commit.c); answers smtp_sess_commit_done. */
 void policy_commit(policy_sess *ps, smtp_sess *s);
 /* policy_commit_abandon - the session ends (shutdown) while its commit is pending: let it go. */

@@ -101,6 +101,15 @@ static void mail_accept(policy_sess *ps)
     policy_answer(ps, &ok);
 }
 
+/* mail_sender - SPF let MAIL through: learn about the sender from the directory. */
+static void mail_sender(policy_sess *ps)
+{
+    const smtp_cmd *cmd = &ps->s->ask_cmd;
+    char *from = cmd->path.is_null ? xstrdup("") : smtp_addr_format(&cmd->path);
+    policy_sender_lookup(ps, from, mail_accept);
+    free(from);
+}
+
 /* decide_mail - required TLS or AUTH, the declared size, then FROM_ACCESS. */
 static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
 {
@@ -125,7 +134,7 @@ static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
     if (v.cls != VERDICT_OK) return policy_answer(ps, &v);
     ps->mail_delay = v.delay_ms;
     char *from = cmd->path.is_null ? xstrdup("") : smtp_addr_format(&cmd->path);
-    policy_sender_lookup(ps, from, mail_accept);
+    policy_spf_check(ps, from, mail_sender); /* may answer (and free ps) before it returns */
     free(from);
 }
 
@@ -148,6 +157,7 @@ static void *ops_open(void *arg, smtp_sess *s)
     ps->p = arg;
     ps->s = s;
     ps->dir = dir_ref(ps->p->ctx->dir);
+    ps->spf_result = -1;
     return ps;
 }
 
@@ -158,6 +168,7 @@ static void ops_close(void *ctx)
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);
+    if (ps->spf_job) policy_spf_abandon(ps);
     policy_sender_clear(ps);
     dir_unref(ps->dir);
     free(ps);

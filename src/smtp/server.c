@@ -149,6 +149,8 @@ static void txn_reset(smtp_sess *s)
     s->smtputf8 = false;
     s->ret = DSN_RET_UNSET;
     s->qid[0] = '\0';
+    free(s->trace);
+    s->trace = NULL;
     sb_free(&s->data);
     s->hdr_len = 0;
     s->too_big = s->bare_eol = s->long_line = s->has_nul = false;
@@ -226,6 +228,12 @@ void smtp_sess_shutdown(smtp_sess *s)
     sess_close(s);
 }
 
+void smtp_sess_set_trace(smtp_sess *s, const char *lines)
+{
+    free(s->trace);
+    s->trace = lines && *lines ? xstrdup(lines) : NULL;
+}
+
 /* begin_content - the transaction enters DATA or BDAT: allocate the id and write Received:. */
 static void begin_content(smtp_sess *s)
 {
@@ -233,6 +241,7 @@ static void begin_content(smtp_sess *s)
     s->ops->new_id(s->ops_ctx, s->qid, sizeof s->qid);
     s->ops->date(s->ops_ctx, date, sizeof date);
     sb_reset(&s->data);
+    if (s->trace) sb_puts(&s->data, s->trace); /* RFC 7208 §9.1: Received-SPF above our Received: */
     char proto[16];
     snprintf(proto, sizeof proto, "%s%s%s", s->esmtp ? (s->smtputf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
              s->tls_active ? "S" : "", s->auth_user ? "A" : "");

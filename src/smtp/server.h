@@ -146,6 +146,10 @@ void smtp_sess_add_rcpt(smtp_sess *s, const char *addr, const char *orig, const 
                         const char *host, unsigned notify);
 /* smtp_sess_truncate_rcpts - drop recipients added after the first n (an all-or-nothing RCPT that failed). */
 void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n);
+/* smtp_sess_set_trace - header lines (each ending CRLF, e.g. "Received-SPF: ...\r\n") that the
+ * decider wants above our Received: in this transaction's message (copied; NULL clears). Set
+ * while deciding MAIL; forgotten when the transaction ends. */
+void smtp_sess_set_trace(smtp_sess *s, const char *lines);
 /* smtp_sess_set_channel - switch the session's source channel (e.g. after AUTH). */
 void smtp_sess_set_channel(smtp_sess *s, const char *channel);
 /* smtp_sess_reply - append a reply line (adds CRLF). */

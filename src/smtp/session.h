@@ -77,8 +77,9 @@ struct smtp_sess {
     qrcpt *rcpts;          /* accepted and routed, each with its destination channel */
     size_t n_rcpts, cap_rcpts;
     char qid[32];
-    strbuf data;           /* Received: header + message */
-    size_t hdr_len;        /* length of our Received: header at the start of data */
+    char *trace;           /* the decider's header lines above Received: (smtp_sess_set_trace), or NULL */
+    strbuf data;           /* trace lines + Received: header + message */
+    size_t hdr_len;        /* length of the trace lines and our Received: header at the start of data */
     /* data scanner */
     int dstate;
     bool dline_real;       /* current line start follows a real CRLF */

@@ -88,6 +88,9 @@ static const opt_case opt_cases[] = {
      0},
     {"connect_timeout=2h", "option.dat:1: connect_timeout: bad value '2h' (expected a duration 1s..1h)", F_NONE, 0, 0},
     {"command_timeout=", "option.dat:1: command_timeout: bad value '' (expected a duration 1s..1d)", F_NONE, 0, 0},
+    {"spf_check=maybe", "option.dat:1: spf_check: bad value 'maybe' (expected yes or no)", F_NONE, 0, 0},
+    {"spf_fail_action=defer", "option.dat:1: spf_fail_action: bad value 'defer' (expected none or reject)", F_NONE, 0,
+     0},
     {"host_name=bad host", "option.dat:1: host_name: bad value 'bad host' (expected a host name)", F_NONE, 0, 0},
     {"host_name=a..b", "option.dat:1: host_name: bad value 'a..b' (expected a host name)", F_NONE, 0, 0},
     {"host_name=", "option.dat:1: host_name: bad value '' (expected a host name)", F_NONE, 0, 0},
@@ -192,6 +195,8 @@ static void test_options_defaults(void **state)
     assert_int_equal(opt.min_data_rate_window, 30);
     assert_null(opt.tls_ciphers);
     assert_int_equal(opt.tls_min_version, 12);
+    assert_false(opt.spf_check);
+    assert_int_equal(opt.spf_fail_action, SPF_ACTION_NONE);
     assert_int_equal(opt.n_internal_networks, 2);
     struct sockaddr_in lo = {.sin_family = AF_INET};
     inet_pton(AF_INET, "127.9.9.9", &lo.sin_addr);
@@ -210,8 +215,11 @@ static void test_options_strings(void **state)
                        "dns_servers=1.2.3.4, [::1]:5353 10.0.0.1:54,::2\n"
                        "internal_networks=192.0.2.0/24 2001:db8::/32\n"
                        "queue_dir = q/spool\n"
-                       "maildir_root=/srv/mail\n";
+                       "maildir_root=/srv/mail\n"
+                       "spf_check=yes\nspf_fail_action=Reject\n";
     assert_int_equal(conf_parse_options("option.dat", text, &opt, &errs), 0);
+    assert_true(opt.spf_check);
+    assert_int_equal(opt.spf_fail_action, SPF_ACTION_REJECT);
     assert_string_equal(opt.hostname, "mx1.Example.net");
     assert_int_equal(opt.dns_servers.n, 4);
     assert_string_equal(opt.dns_servers.v[0], "1.2.3.4:53");

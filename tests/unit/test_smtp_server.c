@@ -17,6 +17,7 @@
 typedef struct {
     int commits;
     strbuf last_data;
+    strbuf last_head;   /* what the engine wrote in front of the message: trace lines and Received: */
     bool auto_commit;
     bool hold;          /* do not answer: the test calls answer_held */
     int asked;          /* decisions asked */
@@ -55,6 +56,8 @@ static verdict mock_mail(smtp_sess *s, const smtp_cmd *cmd)
     if (s->tls_required && !s->tls_active) return verdict_refuse(VERDICT_TLS_REQUIRED, false, NULL);
     if (s->auth_required && !s->auth_user) return verdict_refuse(VERDICT_AUTH_REQUIRED, false, NULL);
     if (cmd->has_size && cmd->size > s->conf->opt.max_message_size) return verdict_refuse(VERDICT_SIZE, false, NULL);
+    /* a decider's trace line (as policy/spf.c writes Received-SPF:) for senders at spf.test */
+    if (cmd->path.domain && !strcmp(cmd->path.domain, "spf.test")) smtp_sess_set_trace(s, "Received-SPF: pass\r\n");
     return verdict_ok();
 }
 
@@ -88,6 +91,8 @@ static void mock_commit(void *ctx, smtp_sess *s)
     m->commits++;
     sb_reset(&m->last_data);
     sb_append(&m->last_data, s->data.data + s->hdr_len, s->data.len - s->hdr_len);
+    sb_reset(&m->last_head);
+    sb_append(&m->last_head, s->data.data, s->hdr_len);
     if (m->auto_commit) smtp_sess_commit_done(s, SL_OK, NULL);
 }
 
@@ -136,6 +141,7 @@ static int teardown(void **state)
     smtp_sess_free(f->s);
     conf_options_free(&f->conf.opt);
     sb_free(&f->m.last_data);
+    sb_free(&f->m.last_head);
     free(f);
     return 0;
 }
@@ -182,6 +188,25 @@ static void test_simple_transaction(void **state)
     assert_int_equal(f->m.commits, 1);
     assert_string_equal(f->m.last_data.data, "Subject: t\r\n\r\n.dot\r\nline\r\n");
     assert_non_null(strstr(f->s->data.data ? f->s->data.data : "", "") );
+}
+
+/* test_trace_lines - the decider's trace lines go above Received: for one transaction only. */
+static void test_trace_lines(void **state)
+{
+    fixture *f = *state;
+    feed(f, "EHLO c\r\n");
+    clear(f);
+    feed(f, "MAIL FROM:<a@spf.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    feed(f, "Subject: t\r\n\r\nbody\r\n.\r\n");
+    assert_int_equal(f->m.commits, 1);
+    assert_true(str_has_prefix_ci(f->m.last_head.data, "Received-SPF: pass\r\nReceived: from c ([127.0.0.1])\r\n"));
+    assert_string_equal(f->m.last_data.data, "Subject: t\r\n\r\nbody\r\n");
+    clear(f);
+    feed(f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+    feed(f, "Subject: u\r\n\r\nbody\r\n.\r\n");
+    assert_int_equal(f->m.commits, 2);
+    assert_true(str_has_prefix_ci(f->m.last_head.data, "Received: from c "));
+    assert_null(strstr(f->m.last_head.data, "Received-SPF"));
 }
 
 static void test_sequence_errors(void **state)
@@ -672,6 +697,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_greeting_and_ehlo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simple_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recipient_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limits, setup, teardown),
