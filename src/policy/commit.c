@@ -16,6 +16,7 @@
 #include "policy/commit.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
 #include "queue/enqueue.h"
 
@@ -162,7 +163,58 @@ bool commit_rcpt_dup(const smtp_sess *s, size_t i)
     return false;
 }
 
+/* add_notes - header lines after our Received: line (the first) of s's message. */
+static void add_notes(smtp_sess *s, const strvec *notes)
+{
+    strbuf b;
+    sb_init(&b);
+    sb_append(&b, s->data.data, s->hdr_len);
+    for (size_t i = 0; i < notes->n; i++) sb_printf(&b, "%s\r\n", notes->v[i]);
+    sb_append(&b, s->data.data + s->hdr_len, s->data.len - s->hdr_len);
+    smtp_sess_set_content(s, &b);
+}
+
+static void commit_scanned(policy_sess *ps, smtp_sess *s);
+
+/* after_milters - the milters' verdict on the message: refuse, discard, hold, or go on. */
+static void after_milters(policy_sess *ps, milter_outcome *o)
+{
+    smtp_sess *s = ps->s;
+    if (o->v.cls != VERDICT_OK) {
+        verdict v = o->v;
+        o->v = verdict_ok();
+        milter_outcome_free(o);
+        return policy_commit_refuse(ps, NULL, &v);
+    }
+    if (o->discard) { /* accepted, then dropped: a 250 and nothing queued */
+        log_info(s->qid, "discarded", "nrcpt=%zu by=milter", s->n_rcpts);
+        milter_outcome_free(o);
+        return policy_commit_plan(ps, xcalloc(1, sizeof(commit_plan)));
+    }
+    if (o->notes.n) add_notes(s, &o->notes);
+    const sl_channel *hold = o->quarantine ? conf_channel_by_name(s->conf, "hold") : NULL;
+    for (size_t i = 0; hold && i < s->n_rcpts; i++) { /* quarantine: every copy waits in hold */
+        free(s->rcpts[i].channel);
+        s->rcpts[i].channel = xstrdup(hold->name);
+    }
+    if (o->quarantine)
+        log_info(s->qid, "quarantined", "reason=\"%s\" channel=%s", o->quarantine, hold ? hold->name : "(none: delivered)");
+    milter_outcome_free(o);
+    if (s->n_rcpts == 0) { /* every recipient was removed */
+        log_info(s->qid, "discarded", "nrcpt=0 by=milter");
+        return policy_commit_plan(ps, xcalloc(1, sizeof(commit_plan)));
+    }
+    commit_scanned(ps, s);
+}
+
 void policy_commit(policy_sess *ps, smtp_sess *s)
+{
+    if (ps->milters) return milters_message(ps, after_milters); /* also notes the milters lost */
+    commit_scanned(ps, s);
+}
+
+/* commit_scanned - the message after the milters: the other scanners and Sieve, or queued as it is. */
+static void commit_scanned(policy_sess *ps, smtp_sess *s)
 {
     if (scan_stage_wanted(ps, s)) return scan_stage_start(ps, s);
     size_t msg_len = s->data.len - s->hdr_len;

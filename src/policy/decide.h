@@ -17,6 +17,7 @@ struct policy {
 struct auth_job;
 struct commit_plan;
 struct scan_stage;
+struct milter_set;
 struct rcpt_req;
 struct sender_req;
 struct spf_job;
@@ -35,6 +36,8 @@ typedef struct policy_sess {
     smtp_sess *s;
     struct commit_plan *pending; /* the commit in progress (policy/commit.h), or NULL */
     struct scan_stage *scan;     /* content scanning in progress (policy/scan_stage.h), or NULL */
+    struct milter_set *milters;  /* the session's milters (policy/milter_stage.h), or NULL */
+    size_t rcpt_before;          /* recipients before the RCPT being decided (a milter may refuse it) */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */

@@ -9,6 +9,7 @@
 #include "policy/access.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
 #include "queue/enqueue.h"
 #include "queue/store.h"
@@ -73,6 +74,20 @@ static const sl_service *service_of(const smtp_sess *s)
     return NULL;
 }
 
+/* connect_milters_done - the milters' answer to the connection (a refusal closes it). */
+static void connect_milters_done(policy_sess *ps, verdict *v)
+{
+    if (v->cls != VERDICT_OK) v->disconnect = true;
+    if (v->cls != VERDICT_OK && v->temp) v->code = 421; /* RFC 5321 3.8: a greeting that turns away for now */
+    policy_answer(ps, v);
+}
+
+/* milters_answered - a milter chain's answer to HELO, RCPT: the command's answer. */
+static void milters_answered(policy_sess *ps, verdict *v)
+{
+    policy_answer(ps, v);
+}
+
 /* decide_connect - the service's connection limits, then PORT_ACCESS. */
 static void decide_connect(policy_sess *ps, smtp_sess *s)
 {
@@ -90,15 +105,22 @@ static void decide_connect(policy_sess *ps, smtp_sess *s)
         free(probe);
     }
     if (v.cls != VERDICT_OK) v.disconnect = true;
+    if (v.cls == VERDICT_OK && milters_wanted(s)) return milters_connect(ps, connect_milters_done);
     policy_answer(ps, &v);
 }
 
-/* mail_accept - MAIL FROM is accepted (the sender is known, as far as the directory knows it). */
+/* mail_milters_done - the milters' answer to MAIL FROM. */
+static void mail_milters_done(policy_sess *ps, verdict *v)
+{
+    v->delay_ms = ps->mail_delay; /* an access table's $D on an accepted sender */
+    policy_answer(ps, v);
+}
+
+/* mail_accept - MAIL FROM is accepted (the sender is known, as far as the directory knows it);
+ * the milters have the last word. */
 static void mail_accept(policy_sess *ps)
 {
-    verdict ok = verdict_ok();
-    ok.delay_ms = ps->mail_delay; /* an access table's $D on an accepted sender */
-    policy_answer(ps, &ok);
+    milters_mail(ps, &ps->s->ask_cmd, mail_milters_done);
 }
 
 /* mail_sender - SPF let MAIL through: learn about the sender from the directory. */
@@ -144,7 +166,7 @@ static void ops_decide(void *ctx, smtp_sess *s, const smtp_ask *q)
     verdict ok = verdict_ok();
     switch (q->stage) {
     case SMTP_STAGE_CONNECT: decide_connect(ps, s); break;
-    case SMTP_STAGE_HELO: policy_answer(ps, &ok); break;
+    case SMTP_STAGE_HELO: (void)ok, milters_helo(ps, q->cmd->arg, milters_answered); break;
     case SMTP_STAGE_MAIL: decide_mail(ps, s, q->cmd); break;
     case SMTP_STAGE_RCPT: policy_decide_rcpt(ps, q->cmd); break;
     case SMTP_STAGE_AUTH: policy_decide_auth(ps, q->user, q->pass); break;
@@ -165,6 +187,7 @@ static void ops_close(void *ctx)
 {
     policy_sess *ps = ctx;
     if (ps->pending || ps->scan) policy_commit_abandon(ps);
+    milters_close(ps);
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);

@@ -15,6 +15,7 @@
 #include "policy/decide.h"
 #include "policy/fleet.h"
 #include "policy/group.h"
+#include "policy/milter_stage.h"
 #include "policy/status.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
@@ -186,6 +187,14 @@ static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const 
     return v;
 }
 
+/* rcpt_milters_done - the milters' answer to an accepted recipient: a refusal takes back the
+ * addresses it added. */
+static void rcpt_milters_done(policy_sess *ps, verdict *v)
+{
+    if (v->cls != VERDICT_OK) smtp_sess_truncate_rcpts(ps->s, ps->rcpt_before);
+    policy_answer(ps, v);
+}
+
 /* rcpt_answer - log the decision, answer the session and let the request go. */
 static void rcpt_answer(void *arg, verdict *v)
 {
@@ -210,7 +219,12 @@ static void rcpt_answer(void *arg, verdict *v)
     verdict answer = *v;  /* v may live in q */
     q->addr = NULL;
     rcpt_req_free(q);
-    policy_answer(ps, &answer);
+    if (answer.cls == VERDICT_OK && milters_active(ps)) { /* the milters have the last word */
+        verdict_free(&answer);
+        milters_rcpt(ps, addr, &ps->s->ask_cmd, rcpt_milters_done);
+    } else {
+        policy_answer(ps, &answer);
+    }
     free(addr);
 }
 
@@ -397,6 +411,7 @@ void policy_decide_rcpt(policy_sess *ps, const smtp_cmd *cmd)
     q->postmaster = !q->cmd->path.domain || !q->cmd->path.domain[0];
     q->addr = q->postmaster ? conf_postmaster(&s->conf->opt) : smtp_addr_format(&q->cmd->path);
     ps->rcpt = q;
+    ps->rcpt_before = s->n_rcpts;
     verdict v;
     if (recipient_limits(q, &v)) return rcpt_finish(q, &v);
     q->orig = orig_access(q, &v);

@@ -137,6 +137,27 @@ void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n)
     if (n < s->n_rcpts) s->n_rcpts = n;
 }
 
+void smtp_sess_remove_rcpt(smtp_sess *s, size_t i)
+{
+    if (i >= s->n_rcpts) return;
+    qrcpt_clear(&s->rcpts[i]);
+    memmove(&s->rcpts[i], &s->rcpts[i + 1], (s->n_rcpts - i - 1) * sizeof *s->rcpts);
+    s->n_rcpts--;
+}
+
+void smtp_sess_set_sender(smtp_sess *s, const char *sender)
+{
+    free(s->sender);
+    s->sender = xstrdup(sender ? sender : "");
+}
+
+void smtp_sess_set_content(smtp_sess *s, strbuf *content)
+{
+    sb_free(&s->data);
+    s->data = *content;
+    memset(content, 0, sizeof *content);
+}
+
 static void txn_reset(smtp_sess *s)
 {
     smtp_sess_truncate_rcpts(s, 0);

@@ -150,6 +150,12 @@ void smtp_sess_truncate_rcpts(smtp_sess *s, size_t n);
  * decider wants above our Received: in this transaction's message (copied; NULL clears). Set
  * while deciding MAIL; forgotten when the transaction ends. */
 void smtp_sess_set_trace(smtp_sess *s, const char *lines);
+/* smtp_sess_remove_rcpt - drop recipient i of the transaction (a milter's delrcpt). */
+void smtp_sess_remove_rcpt(smtp_sess *s, size_t i);
+/* smtp_sess_set_sender - replace the envelope sender ("" for <>; a milter's chgfrom). */
+void smtp_sess_set_sender(smtp_sess *s, const char *sender);
+/* smtp_sess_set_content - replace the finished message (taken over; our Received: line must stay first). */
+void smtp_sess_set_content(smtp_sess *s, strbuf *content);
 /* smtp_sess_set_channel - switch the session's source channel (e.g. after AUTH). */
 void smtp_sess_set_channel(smtp_sess *s, const char *channel);
 /* smtp_sess_reply - append a reply line (adds CRLF). */
