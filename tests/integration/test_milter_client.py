@@ -151,7 +151,7 @@ def test_filter_milter(tmp, milter):
         seen = f.read()
     for want in ("connect client.example.test ('127.0.0.1', 40000)", "macro j=mx.example.test", "macro {daemon_name}=sluice",
                  "macro {client_addr}=127.0.0.1", "macro {mail_addr}=alice@example.test", "macro {rcpt_addr}=x",
-                 "macro i=QID123", "mail <alice@example.test>"):
+                 "macro i=QID123", "mail <alice@example.test> SIZE=1000 BODY=8BITMIME"):
         assert want in seen, (want, seen)
 
 
