@@ -304,6 +304,12 @@ void milter_conn_abort(milter_conn *m)
     flush(m);
 }
 
+/* milter_conn_negotiated - what the negotiation settled. */
+void milter_conn_negotiated(const milter_conn *m, uint32_t *actions, uint32_t *proto)
+{
+    milter_negotiated(m->e, actions, proto);
+}
+
 /* milter_conn_close - QUIT and free. */
 void milter_conn_close(milter_conn *m)
 {
