@@ -844,9 +844,9 @@ void milter_mods_apply(const char *msg, size_t len, const milter_mods *mods, str
         const milter_hdr_mod *m = &mods->hdr[i];
         size_t at = n, nl = strlen(m->name);
         if (m->op == MILTER_HDR_CHANGE) {
-            uint32_t seen = 0;
+            uint32_t seen = 0, want = m->index ? m->index : 1; /* 0 means the first, as Sendmail and Postfix take it */
             for (size_t k = 0; k < n && at == n; k++)
-                if (h[k].name_len == nl && !strncasecmp(h[k].text, m->name, nl) && ++seen == m->index) at = k;
+                if (h[k].name_len == nl && !strncasecmp(h[k].text, m->name, nl) && ++seen == want) at = k;
             if (at < n) {
                 free(h[at].owned);
                 if (!*m->value) {

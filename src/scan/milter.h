@@ -111,7 +111,7 @@ enum milter_hdr_op { MILTER_HDR_ADD, MILTER_HDR_INSERT, MILTER_HDR_CHANGE };
 
 typedef struct {
     enum milter_hdr_op op;
-    uint32_t index; /* INSERT: position among all headers (0 = first); CHANGE: 1-based among those named name */
+    uint32_t index; /* INSERT: position among all headers (0 = first); CHANGE: 1-based among those named name (0 = 1) */
     char *name;
     char *value;    /* as the milter sent it (folds as "\n"); CHANGE with "" deletes */
 } milter_hdr_mod;

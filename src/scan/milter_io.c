@@ -31,6 +31,7 @@ struct milter_conn {
     unsigned timeout;         /* seconds per stage */
     bool connected;           /* the TCP/Unix connect finished */
     bool busy;                /* a stage's answer is due */
+    bool ready;               /* the negotiation succeeded (logged once) */
     bool in_connect;          /* inside bufferevent_socket_connect */
     short sync_what;          /* an event reported from inside it */
     milter_cb cb;
@@ -81,6 +82,12 @@ static void deliver(milter_conn *m)
     evtimer_del(m->timer);
     if (milter_state(m->e) == MILTER_ES_FAILED) conn_drop(m);
     milter_reply r = milter_reply_get(m->e);
+    if (!m->ready && r.action == MILTER_CONTINUE) {
+        uint32_t act, proto;
+        milter_negotiated(m->e, &act, &proto);
+        log_debug(m->log_id, "milter_ready", "milter=%s actions=0x%x proto=0x%x", m->peer, act, proto);
+        m->ready = true;
+    }
     milter_cb cb = m->cb;
     cb(m->arg, &r);
 }
@@ -302,6 +309,12 @@ void milter_conn_abort(milter_conn *m)
     if (m->busy || milter_state(m->e) != MILTER_ES_READY) return;
     milter_abort(m->e);
     flush(m);
+}
+
+/* milter_conn_negotiated - what the negotiation settled. */
+void milter_conn_negotiated(const milter_conn *m, uint32_t *actions, uint32_t *proto)
+{
+    milter_negotiated(m->e, actions, proto);
 }
 
 /* milter_conn_close - QUIT and free. */

@@ -17,6 +17,7 @@
 #ifndef SLUICE_SCAN_MILTER_IO_H
 #define SLUICE_SCAN_MILTER_IO_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "scan/milter.h"
 #include "scan/scan.h"
@@ -47,6 +48,8 @@ void milter_conn_message(milter_conn *m, const char *msg, size_t len, const milt
                          milter_cb cb, void *arg);
 /* milter_conn_abort - RSET: SMFIC_ABORT, the connection is kept; no callback. Only between stages. */
 void milter_conn_abort(milter_conn *m);
+/* milter_conn_negotiated - the milter's actions and protocol flags once the open answered CONTINUE (0 before). */
+void milter_conn_negotiated(const milter_conn *m, uint32_t *actions, uint32_t *proto);
 /* milter_conn_close - say QUIT (when the connection is usable) and free everything; no callback afterwards. */
 void milter_conn_close(milter_conn *m);
 

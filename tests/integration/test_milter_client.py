@@ -151,7 +151,7 @@ def test_filter_milter(tmp, milter):
         seen = f.read()
     for want in ("connect client.example.test ('127.0.0.1', 40000)", "macro j=mx.example.test", "macro {daemon_name}=sluice",
                  "macro {client_addr}=127.0.0.1", "macro {mail_addr}=alice@example.test", "macro {rcpt_addr}=x",
-                 "macro i=QID123", "mail <alice@example.test>"):
+                 "macro i=QID123", "mail <alice@example.test> SIZE=1000 BODY=8BITMIME"):
         assert want in seen, (want, seen)
 
 
@@ -185,6 +185,23 @@ def test_broken_milter_fails(tmp, milter, mode, why):
     if mode == "hang":
         assert 900 <= a[1][3] < 3000, out
     assert a[2][3] < 500 and a[3][3] < 500, out
+
+
+def test_negotiated_flags(tmp, milter):
+    """A milter that declines HELO, EOH and the body and will not reply to CONNECT, MAIL, RCPT and
+    the headers: those stages answer CONTINUE without a reply, the headers still reach it."""
+    port, _ = milter("lazy")
+    m = write_message(tmp, "lazy", "lazy", b"Body.\r\n")
+    out = probe("127.0.0.1:%d" % port, 5, "connect", "c.example.test", "127.0.0.1", 1, "helo", "c.example.test",
+                "mail", "<a@example.test>", "-", "rcpt", "<b@example.test>", "rcpt", "<c@example.test>", "message", m)
+    assert [x[:2] for x in answers(out)] == [("open", "CONTINUE"), ("connect", "CONTINUE"), ("helo", "CONTINUE"),
+                                              ("mail", "CONTINUE"), ("rcpt", "CONTINUE"), ("rcpt", "CONTINUE"),
+                                              ("message", "CONTINUE")], out
+    assert message_of(out).endswith(b"\r\nX-Lazy: headers=5\r\n\r\nBody.\r\n"), out
+    proto = int(re.search(r"negotiated actions=0x[0-9a-f]+ proto=0x([0-9a-f]+)", out).group(1), 16)
+    NOHELO, NOBODY, NOEOH, NR_HDR, NR_CONN, NR_MAIL, NR_RCPT = 0x2, 0x10, 0x40, 0x80, 0x1000, 0x4000, 0x8000
+    want = NOHELO | NOBODY | NOEOH | NR_HDR | NR_CONN | NR_MAIL | NR_RCPT
+    assert proto & want == want, hex(proto)
 
 
 def test_unix_socket(tmp, milter):

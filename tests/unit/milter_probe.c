@@ -8,7 +8,8 @@
  *   TIMEOUT  seconds per stage
  *   STEP     connect NAME IP PORT | helo NAME | mail ADDR [ARG,ARG...|-] | rcpt ADDR | message FILE |
  *            abort | macro STAGE NAME VALUE (STAGE: connect helo mail rcpt data eoh eom; for the later steps)
- * Prints one line per step: "STEP: ACTION[ LINE]" (the open is step "open"); after a message its
+ * Prints one line per step: "STEP: ACTION[ LINE]" (the open is step "open", followed by "negotiated
+ * actions=0xA proto=0xP" when it succeeded); after a message its
  * modifications when it was accepted ("addrcpt ADDR ARGS", "delrcpt ADDR", "chgfrom ADDR", "quarantine REASON",
  * "header OP INDEX NAME") and the modified message between "--- message" and "--- end". Bare LF in
  * FILE becomes CRLF. Exit status 0 when every step ran, 2 on a usage error.
@@ -46,6 +47,11 @@ static void on_reply(void *arg, const milter_reply *r)
     if (r->line) printf(" %s", r->line);
     if (r->reason) printf(" (%s)", r->reason);
     printf(" [%lld ms]\n", (long long)(now_mono_ms() - p->t0));
+    if (!strcmp(p->step, "open") && r->action == MILTER_CONTINUE) {
+        uint32_t act, proto;
+        milter_conn_negotiated(p->m, &act, &proto);
+        printf("negotiated actions=0x%x proto=0x%x\n", act, proto);
+    }
     const milter_mods *mods = r->mods;
     if (mods && (r->action == MILTER_CONTINUE || r->action == MILTER_ACCEPT || r->action == MILTER_QUARANTINE)) {
         for (size_t i = 0; i < mods->add_rcpts.n; i++) printf("addrcpt %s %s\n", mods->add_rcpts.v[i], mods->add_rcpt_args.v[i]);

@@ -576,6 +576,7 @@ static const struct {
     {"chgheader second of its name", "0", "m2,X-T=two", "X-T: a\r\nY: b\r\nx-t: c\r\n\r\nB\r\n",
      "X-T: a\r\nY: b\r\nX-T: two\r\n\r\nB\r\n"},
     {"chgheader delete", "0", "m1,Y=", "X-T: a\r\nY: b\r\n\tfolded\r\nZ: c\r\n\r\nB\r\n", "X-T: a\r\nZ: c\r\n\r\nB\r\n"},
+    {"chgheader index 0 is the first", "0", "m0,Y=new", "Y: b\r\nY: c\r\n\r\nB\r\n", "Y: new\r\nY: c\r\n\r\nB\r\n"},
     {"chgheader missing adds", "0", "m3,Y=new", "Y: b\r\n\r\nB\r\n", "Y: b\r\nY: new\r\n\r\nB\r\n"},
     {"chgheader missing delete is nothing", "0", "m3,Y=", "Y: b\r\n\r\nB\r\n", "Y: b\r\n\r\nB\r\n"},
     {"insheader at 0 and 1", "0", "i0,A=1~i1,B=2", "X: x\r\n\r\nB\r\n", "A: 1\r\nB: 2\r\nX: x\r\n\r\nB\r\n"},

@@ -10,6 +10,9 @@ Usage: testmilter.py MODE PORT   (filter also takes unix:PATH for PORT: a Unix s
            X-Drop, inserts "X-First: top" at the top, adds the recipient <added@example.test>,
            and replaces the body with "Replaced body.\\r\\n" plus the number of body bytes it saw.
            It logs "macro NAME=VALUE" lines for the macros it was given to stdout.
+  lazy     a pymilter milter that asks, in the negotiation, not to be told of HELO, the body or
+           EOH and not to reply to CONNECT, MAIL, RCPT and headers; at end of message it adds
+           "X-Lazy: headers=N" (N: the headers it was told of).
   garbage  a raw server that answers option negotiation properly, then answers the next command
            with bytes that are no milter packet.
   hang     a raw server that answers option negotiation, then never answers anything.
@@ -140,11 +143,49 @@ def filter_milter(port):
     Milter.runmilter("testmilter", conn, 60)
 
 
+def lazy_milter(port):
+    """lazy_milter - the pymilter milter that declines events and replies in the negotiation."""
+    import Milter
+
+    class LazyMilter(Milter.Base):
+        def __init__(self):
+            self.headers = 0
+
+        @Milter.noreply
+        def connect(self, hostname, family, hostaddr):
+            return Milter.CONTINUE
+
+        @Milter.noreply
+        def envfrom(self, f, *params):
+            self.headers = 0
+            return Milter.CONTINUE
+
+        @Milter.noreply
+        def envrcpt(self, to, *params):
+            return Milter.CONTINUE
+
+        @Milter.noreply
+        def header(self, name, value):
+            self.headers += 1
+            return Milter.CONTINUE
+
+        def eom(self):
+            self.addheader("X-Lazy", "headers=%d" % self.headers)
+            return Milter.CONTINUE
+
+    Milter.factory = LazyMilter
+    Milter.set_flags(Milter.ADDHDRS)
+    print("ready", flush=True)
+    Milter.runmilter("lazymilter", "inet:%d@127.0.0.1" % port, 60)
+
+
 def main():
     mode, port = sys.argv[1], sys.argv[2]
     port = port if port.startswith("unix:") else int(port)
     if mode == "filter":
         filter_milter(port)
+    elif mode == "lazy":
+        lazy_milter(port)
     elif mode in ("garbage", "hang", "close"):
         raw_server(mode, port)
     else:
