@@ -27,6 +27,7 @@
 #define SIEVE_MAX_SCRIPT (128u * 1024u)  /* octets of script text */
 #define SIEVE_MAX_DEPTH 32               /* nested blocks and tests together */
 #define SIEVE_MAX_STRING (32u * 1024u)   /* octets of one string after unescaping */
+#define SIEVE_MAX_HEADER_VALUE 2048u     /* octets of an addheader value */
 #define SIEVE_MAX_LIST 256               /* strings in one string list, tests in one test list */
 #define SIEVE_MAX_ACTIONS 64             /* actions executed by one run (header edits included) */
 #define SIEVE_MAX_REDIRECTS 8            /* distinct redirect addresses of one run */

@@ -627,6 +627,20 @@ static bool compile_vacation(sv_parser *p, sv_cmd *c, sv_args *a)
     return c->s1 && at_end(p, a, i, "vacation");
 }
 
+/* header_value_ok - an addheader value fits: at most SIEVE_MAX_HEADER_VALUE octets, and no
+ * word (a run without blanks or line breaks) so long that its line would pass 998 octets even
+ * folded (RFC 5322 §2.1.1). */
+static bool header_value_ok(const char *name, const char *v)
+{
+    size_t n = strlen(v), room = 998 - 2 - strlen(name), run = 0;
+    if (n > SIEVE_MAX_HEADER_VALUE) return false;
+    for (size_t i = 0; i < n; i++) {
+        run = v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n' ? 0 : run + 1;
+        if (run > room) return false;
+    }
+    return true;
+}
+
 /* compile_action - check an action's arguments and fill c. */
 static bool compile_action(sv_parser *p, sv_cmd *c, const char *name, sv_args *a)
 {
@@ -673,6 +687,9 @@ static bool compile_action(sv_parser *p, sv_cmd *c, const char *name, sv_args *a
         if (!(c->s1 = take_string(p, a, &i, c->line, "a header name"))) return false;
         if (!(c->s2 = take_string(p, a, &i, c->line, "a header value"))) return false;
         if (!sv_field_name_ok(c->s1)) return perr(p, c->line, "invalid header name \"%.60s\"", c->s1), false;
+        if (!header_value_ok(c->s1, c->s2))
+            return perr(p, c->line, "header value too long (%u octets, or a word that cannot fold within 998)",
+                        SIEVE_MAX_HEADER_VALUE), false;
         return at_end(p, a, i, name);
     case SV_CMD_DELETEHEADER:
         return compile_deleteheader(p, c, a);

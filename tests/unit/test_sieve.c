@@ -241,6 +241,37 @@ static void test_limits_parse(void **state)
     sb_puts(&sb, ".\n;");
     assert_null(sieve_parse(sb.data, sb.len, err, sizeof err));
     assert_string_equal(err, "line 2: string too long");
+    /* an addheader value over its limit, and a word that cannot fold */
+    sb_reset(&sb);
+    sb_puts(&sb, "require \"editheader\";\naddheader \"X-Long\" \"");
+    for (size_t i = 0; i <= SIEVE_MAX_HEADER_VALUE / 4; i++) sb_puts(&sb, "abc ");
+    sb_puts(&sb, "\";");
+    assert_null(sieve_parse(sb.data, sb.len, err, sizeof err));
+    assert_non_null(strstr(err, "line 2: header value too long"));
+    sb_reset(&sb);
+    sb_puts(&sb, "require \"editheader\";\naddheader \"X-Long\" \"a ");
+    for (size_t i = 0; i < 991; i++) sb_putc(&sb, 'x');
+    sb_puts(&sb, "\";");
+    assert_null(sieve_parse(sb.data, sb.len, err, sizeof err));
+    assert_non_null(strstr(err, "line 2: header value too long"));
+    sb_reset(&sb);
+    sb_puts(&sb, "require \"editheader\";\naddheader \"X-Long\" \"a ");
+    for (size_t i = 0; i < 998 - 8; i++) sb_putc(&sb, 'x');
+    sb_puts(&sb, "\";");
+    sieve_script *ok = sieve_parse(sb.data, sb.len, err, sizeof err);
+    assert_non_null(ok);
+    sieve_msg m = base_msg();
+    sieve_result r;
+    assert_int_equal(sieve_run(ok, &m, &r), 0);
+    size_t col = 0, maxcol = 0; /* the long word went to a line of its own, within 998 */
+    for (const char *q = r.header; *q; q++) {
+        col = *q == '\n' ? 0 : col + 1;
+        if (col > maxcol) maxcol = col;
+    }
+    assert_true(maxcol <= 999); /* 998 and the CR */
+    assert_true(strncmp(r.header, "X-Long: a\r\n xx", 14) == 0);
+    sieve_result_free(&r);
+    sieve_free(ok);
     /* a string list over the limit */
     sb_reset(&sb);
     sb_puts(&sb, "if header :is \"subject\" [");
