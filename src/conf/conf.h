@@ -37,9 +37,9 @@ enum spf_fail_action { SPF_ACTION_NONE = 0, SPF_ACTION_REJECT = 1 };
 /* Content scanners (option.dat spamfilterN_*, N = 1..SL_SCANNERS; doc/scanning.md). */
 #define SL_SCANNERS 8
 #define SL_SCANNER_VERDICTS 10
-enum sl_scanner_kind { SL_SCANNER_NONE = 0, SL_SCANNER_SPAMD, SL_SCANNER_CLAMD, SL_SCANNER_MILTER };
+enum sl_scanner_kind { SL_SCANNER_NONE = 0, SL_SCANNER_SPAMD, SL_SCANNER_CLAMD, SL_SCANNER_MILTER, SL_SCANNER_HEADER };
 typedef struct {
-    enum sl_scanner_kind kind; /* spamfilterN_type: spamd, clamd or milter (none: the scanner is off) */
+    enum sl_scanner_kind kind; /* spamfilterN_type: spamd, clamd, milter or header (none: the scanner is off) */
     char *host;                /* spamfilterN_address "HOST:PORT" / "[IPv6]:PORT" / "inet:PORT@HOST" */
     unsigned port;
     char *unix_path;           /* ... or "/path" / "unix:/path" */
@@ -52,6 +52,9 @@ typedef struct {
     char *null_action;         /* spamfilterN_null_action: Sieve run for the null verdict (default none) */
     char *verdict[SL_SCANNER_VERDICTS]; /* spamfilterN_verdict_M (M = 0..9) */
     char *action[SL_SCANNER_VERDICTS];  /* spamfilterN_action_M: the Sieve script for that verdict */
+    char *header;              /* type header: spamfilterN_header, the field a scanning box wrote its verdict in */
+    char *score_header;        /* type header: spamfilterN_score_header, a field with its score (optional) */
+    double threshold;          /* type header: spamfilterN_threshold, the score that means spam (default 5) */
     int line;                  /* the line of its spamfilterN_type */
 } sl_scanner;
 

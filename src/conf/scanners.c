@@ -20,6 +20,17 @@ static void scanner_defaults(sl_scanner *sc)
     memset(sc, 0, sizeof *sc);
     sc->timeout = DEFAULT_TIMEOUT;
     sc->max_size = DEFAULT_MAX_SIZE;
+    sc->threshold = 5.0;
+}
+
+/* field_name_ok - an RFC 5322 field name: printable ASCII but ':' and blanks, 1..76 octets. */
+static bool field_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 76) return false;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == ':') return false;
+    return true;
 }
 
 /* host_ok - an IPv4 or IPv6 address literal (scanners are named by address: no DNS on this path). */
@@ -96,11 +107,12 @@ int conf_scanner_option(sl_options *opt, const char *key, const char *value, int
     uint64_t num;
     int64_t secs;
     if (str_ieq(k, "type")) {
-        *expect = "spamd, clamd, milter or none";
+        *expect = "spamd, clamd, milter, header or none";
         sc->line = line;
         if (str_ieq(value, "spamd")) sc->kind = SL_SCANNER_SPAMD;
         else if (str_ieq(value, "clamd")) sc->kind = SL_SCANNER_CLAMD;
         else if (str_ieq(value, "milter")) sc->kind = SL_SCANNER_MILTER;
+        else if (str_ieq(value, "header")) sc->kind = SL_SCANNER_HEADER;
         else if (str_ieq(value, "none")) sc->kind = SL_SCANNER_NONE;
         else return -1;
         return 0;
@@ -128,6 +140,19 @@ int conf_scanner_option(sl_options *opt, const char *key, const char *value, int
         sc->max_size = num;
         return 0;
     }
+    if (str_ieq(k, "header") || str_ieq(k, "score_header")) {
+        *expect = "a header field name";
+        if (!field_name_ok(value)) return -1;
+        return set_text(str_ieq(k, "header") ? &sc->header : &sc->score_header, value);
+    }
+    if (str_ieq(k, "threshold")) {
+        *expect = "a number such as 5.0";
+        char *end = NULL;
+        double d = strtod(value, &end);
+        if (!*value || *end || !(d > 0) || d > 1e6) return -1;
+        sc->threshold = d;
+        return 0;
+    }
     *expect = "a Sieve script, or data:,<script>";
     if (str_ieq(k, "string_action")) return set_text(&sc->string_action, value);
     if (str_ieq(k, "null_action")) return set_text(&sc->null_action, value);
@@ -149,7 +174,12 @@ int conf_scanners_check(const char *file, const sl_options *opt, conf_errors *er
     for (unsigned i = 0; i < SL_SCANNERS; i++) {
         const sl_scanner *sc = &opt->scanners[i];
         if (sc->kind == SL_SCANNER_NONE) continue;
-        if (!sc->host && !sc->unix_path) {
+        if (sc->kind == SL_SCANNER_HEADER) {
+            if (!sc->header) {
+                conf_error(errs, file, sc->line, "spamfilter%u_type=header needs spamfilter%u_header", i + 1, i + 1);
+                nerr++;
+            }
+        } else if (!sc->host && !sc->unix_path) {
             conf_error(errs, file, sc->line, "spamfilter%u_type needs spamfilter%u_address", i + 1, i + 1);
             nerr++;
         }
@@ -171,6 +201,8 @@ void conf_scanners_free(sl_options *opt)
         free(sc->unix_path);
         free(sc->string_action);
         free(sc->null_action);
+        free(sc->header);
+        free(sc->score_header);
         for (unsigned m = 0; m < SL_SCANNER_VERDICTS; m++) free(sc->verdict[m]), free(sc->action[m]);
         scanner_defaults(sc);
     }

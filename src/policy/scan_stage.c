@@ -81,11 +81,12 @@ static char *rcpt_optin(const smtp_sess *s, const qrcpt *r, unsigned n)
     return NULL;
 }
 
-/* scanner_usable - scanner n is one the stage asks (spamd or clamd; milters are asked during the session). */
+/* scanner_usable - scanner n is one the stage asks (spamd, clamd, a box's header; milters are
+ * asked during the session). */
 static bool scanner_usable(const sl_conf *c, unsigned n)
 {
     enum sl_scanner_kind k = c->opt.scanners[n].kind;
-    return k == SL_SCANNER_SPAMD || k == SL_SCANNER_CLAMD;
+    return k == SL_SCANNER_SPAMD || k == SL_SCANNER_CLAMD || k == SL_SCANNER_HEADER;
 }
 
 /* group_for - the group of scanner n and optin, created when new. */
@@ -233,7 +234,7 @@ static void tests_of(const struct scan_stage *st, size_t i, sieve_msg *m)
         if (kind == SL_SCANNER_CLAMD) {
             int v = g->res.hit ? 5 : 1;
             if (v > m->virustest) m->virustest = v;
-        } else if (kind == SL_SCANNER_SPAMD && g->res.threshold > 0) {
+        } else if ((kind == SL_SCANNER_SPAMD || kind == SL_SCANNER_HEADER) && g->res.threshold > 0) {
             double ratio = g->res.score / g->res.threshold; /* 1.0 = the spam threshold */
             int v = ratio <= 0 ? 1 : 1 + (int)(ratio * 5.0);
             int pct = ratio <= 0 ? 0 : (int)(ratio * 50.0);
@@ -517,7 +518,7 @@ static void stage_finish(struct scan_stage *st)
 /* log_scan - one line per scan. */
 static void log_scan(const smtp_sess *s, const scan_group *g)
 {
-    static const char *const kinds[] = {"none", "spamd", "clamd", "milter"};
+    static const char *const kinds[] = {"none", "spamd", "clamd", "milter", "header"};
     const sl_scanner *sc = &s->conf->opt.scanners[g->n];
     const scan_result *r = &g->res;
     log_info(s->qid, "scan", "scanner=%u type=%s optin=\"%s\" nrcpt=%zu result=%s verdict=%s score=%.1f detail=\"%s\"",
@@ -538,6 +539,42 @@ static void on_scanned(void *arg, scan_result *r)
     if (--st->pending == 0) stage_finish(st);
 }
 
+/* score_of - the score in a header value: after "score=" when there is one, else the first number. */
+static double score_of(const char *v)
+{
+    const char *p = strcasestr(v, "score=");
+    p = p ? p + 6 : v;
+    while (*p && !(*p == '-' || *p == '.' || (*p >= '0' && *p <= '9'))) p++;
+    return strtod(p, NULL);
+}
+
+/* header_verdict - a scanning box's verdict, read from the field it wrote (seed document 001's
+ * second approach: the box relays the message back, to a source channel that is not sent there
+ * again); the value's first word is the verdict, none is the null verdict. */
+static void header_verdict(const smtp_sess *s, const sl_scanner *sc, scan_result *r)
+{
+    size_t body, hlen = header_end(s->data.data, s->data.len, &body);
+    char *v = vacation_header_value(s->data.data, hlen, sc->header);
+    r->status = SCAN_DONE;
+    if (v) {
+        static const char *const clean[] = {"no", "false", "clean", "ok", "0", "ham"};
+        size_t n = strcspn(v, " \t,;");
+        bool null_verdict = n == 0;
+        for (size_t i = 0; i < SL_ARRAY_LEN(clean) && !null_verdict; i++)
+            null_verdict = strlen(clean[i]) == n && strncasecmp(v, clean[i], n) == 0;
+        if (!null_verdict) r->verdict = xstrndup(v, n);
+        r->hit = r->verdict != NULL;
+        r->detail = xasprintf("%s: %.200s", sc->header, v);
+        free(v);
+    }
+    char *sv = sc->score_header ? vacation_header_value(s->data.data, hlen, sc->score_header) : NULL;
+    if (sv) {
+        r->score = score_of(sv);
+        r->threshold = sc->threshold;
+        free(sv);
+    }
+}
+
 void scan_stage_start(policy_sess *ps, smtp_sess *s)
 {
     struct scan_stage *st = xcalloc(1, sizeof *st);
@@ -547,9 +584,20 @@ void scan_stage_start(policy_sess *ps, smtp_sess *s)
     build_groups(st);
     if (st->ng == 0) return stage_finish(st);
     st->pending = st->ng;
-    for (size_t k = 0; k < st->ng; k++) {
+    for (size_t k = 0; k < st->ng; k++) { /* the boxes' headers are read now */
         scan_group *g = &st->g[k];
         g->st = st;
+        const sl_scanner *sc = &s->conf->opt.scanners[g->n];
+        if (sc->kind != SL_SCANNER_HEADER) continue;
+        header_verdict(s, sc, &g->res);
+        g->done = true;
+        st->pending--;
+        log_scan(s, g);
+    }
+    if (st->pending == 0) return stage_finish(st);
+    for (size_t k = 0; k < st->ng; k++) {
+        scan_group *g = &st->g[k];
+        if (g->done) continue;
         scan_target t;
         scan_target_from_conf(&t, &s->conf->opt.scanners[g->n]);
         scan_req q = {s->data.data, s->data.len, g->optin, s->qid, s->client_ip, s->helo ? s->helo : "",

@@ -254,3 +254,67 @@ def test_check_refuses_bad_scanner_options(harness):
     assert "unknown option 'spamfilter9_type'" in err
     assert "spamfilter2_type: bad value 'bogus'" in err
     assert "spamfilter3_address: bad value 'localhost:783'" in err
+
+
+class ScanBox(st.Peer):
+    """peers/scanbox.py: a scanning box that writes its verdict into X-Spam-Flag / X-Spam-Score and
+    relays each message back to return_port."""
+
+    def __init__(self, workdir, return_port):
+        self.port = st.free_port()
+        self.dir = os.path.join(workdir, "box")
+        os.makedirs(self.dir)
+        super().__init__(["/usr/bin/python3", os.path.join(PEERS, "scanbox.py"), str(self.port), str(return_port),
+                          self.dir], workdir, "scanbox")
+        self.wait_file(os.path.join(self.dir, "ready"))
+
+    def seen(self):
+        try:
+            with open(os.path.join(self.dir, "seen")) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+def test_scanning_box_verdict_from_header(harness):
+    """Seed document 001's second approach: mail for example.test goes to a scanning box first
+    (rule with $Ntcp_scanned), comes back on a service whose source channel tcp_scanned is not
+    sent there again, and the box's X-Spam-Flag is the verdict of scanner 1 (type header), acted
+    on like any scanner's; a forged X-Spam-Flag from the sender does not count (the box rewrites it)."""
+    return_port = st.free_port()
+    box = ScanBox(harness.subdir("box"), return_port)
+    harness.peers.append(box)
+    options = {
+        "spamfilter1_type": "header",
+        "spamfilter1_header": "X-Spam-Flag",
+        "spamfilter1_score_header": "X-Spam-Score",
+        "spamfilter1_verdict_0": "YES",
+        "spamfilter1_action_0": 'data:,require "fileinto"; fileinto "Junk";',
+    }
+    s = harness.sluice(start=False, options=options)
+    s.write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\nPARAMETER=CHANNEL=tcp_local\n\n"
+            "[SERVICE=RETURN]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\nPARAMETER=CHANNEL=tcp_scanned\n"
+            % (s.port, return_port))
+    s.write("sluice.cnf", "example.test   $U%$D@scan-daemon$Ntcp_scanned\n"
+            "example.test   $U%$D@local-daemon\n"
+            ".              $U%$H@tcp_local-daemon\n\n"
+            "defaults\n\nl\nlocal-daemon\n\n"
+            "tcp_local smtp nomx daemon 127.0.0.1 port SINKPORT\ntcp_local-daemon\n\n"
+            "tcp_scan smtp nomx daemon 127.0.0.1 port BOXPORT\nscan-daemon\n\n"
+            "tcp_scanned smtp sourcespamfilter1\ntcp_scanned-daemon\n"
+            .replace("SINKPORT", str(st.free_port())).replace("BOXPORT", str(box.port)))
+    s.start()
+    spam, spam_id = message("offer", b"Great SPAMWORD deal", to="alice@example.test")
+    st.send_message(s.port, "ext@other.test", ["alice@example.test"], spam)
+    forged, forged_id = message("hello", b"Nothing to see.", to="bob@example.test")
+    forged = b"X-Spam-Flag: YES\r\n" + forged  # a sender's own verdict must not count
+    st.send_message(s.port, "ext@other.test", ["bob@example.test"], forged)
+    st.wait_until(lambda: folder_messages(s, "alice@example.test", "Junk"), 30, what="the box's spam in Junk")
+    junk = folder_messages(s, "alice@example.test", "Junk")
+    assert spam_id.encode() in junk[0] and b"X-Spam-Flag: YES" in junk[0]
+    bob = s.wait_message("bob@example.test", forged_id.encode(), timeout=30)[0]
+    assert b"X-Spam-Flag: NO" in bob and b"X-Spam-Flag: YES" not in bob
+    assert not folder_messages(s, "bob@example.test", "Junk")
+    assert len(box.seen()) == 2, "each message went through the box once: %r" % box.seen()
+    scans = [e.rest for e in s.events("scan") if "type=header" in e.rest]
+    assert any("verdict=YES" in r and "score=9.5" in r for r in scans) and any("verdict=-" in r for r in scans), scans
