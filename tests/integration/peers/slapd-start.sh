@@ -13,6 +13,8 @@
 # Replication (syncrepl): SLAPD_ROLE=provider loads the syncprov overlay; SLAPD_ROLE=consumer with
 # SLAPD_PROVIDER=ldap://... replicates the provider's SUFFIX (refreshAndPersist, bound as its root
 # DN); a consumer's LDIF may be empty.
+# SLAPD_MONITOR=1 adds the cn=Monitor database (readable by anyone: operation counters, used by
+# bench/directory.py to count searches); SLAPD_MAXSIZE overrides the mdb map size (bytes).
 # Adapted from the project's shared slapd recipe. Packages: slapd ldap-utils.
 set -euo pipefail
 DIR=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -40,7 +42,7 @@ mkdir -p "$DIR/db"
     echo "TLSCertificateKeyFile $KEY"
   fi
   echo "database mdb"
-  echo "maxsize 104857600"
+  echo "maxsize ${SLAPD_MAXSIZE:-104857600}"
   echo "suffix \"$SUFFIX\""
   echo "rootdn \"cn=admin,$SUFFIX\""
   echo "rootpw secret"
@@ -57,6 +59,10 @@ mkdir -p "$DIR/db"
   fi
   echo "access to attrs=userPassword by anonymous auth by * none"
   echo "access to * by * read"
+  if [ "${SLAPD_MONITOR:-}" = 1 ]; then
+    echo "database monitor"
+    echo "access to * by * read"
+  fi
 } > "$DIR/slapd.conf"
 slaptest -Q -u -f "$DIR/slapd.conf"
 [ -s "$LDIF" ] && slapadd -q -f "$DIR/slapd.conf" -l "$LDIF"
