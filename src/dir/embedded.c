@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "dir/ldap_text.h"
+#include "dir/ldap_url.h"
 #include "dir/ldif.h"
 #include "dir/schema.h"
 
@@ -505,6 +506,64 @@ size_t embedded_user_count(const embedded_dir *d)
 const char *embedded_first_domain(const embedded_dir *d)
 {
     return d ? d->first_domain : NULL;
+}
+
+/* ---- LDAP URLs ---- */
+
+/* One entry as a source of values for a filter. */
+typedef struct {
+    const embedded_dir *d;
+    const emb_entry *e;
+} url_src;
+
+static void url_values(const void *src, const char *name, strvec *out)
+{
+    const url_src *s = src;
+    embedded_values(s->d, s->e, name, out);
+}
+
+/* entry_is_sender - whether e has one of addrs, or is the entry dn. */
+static bool entry_is_sender(const emb_entry *e, const strvec *addrs, const char *dn)
+{
+    for (size_t i = 0; i < addrs->n; i++) {
+        if (e->mail && str_ieq(e->mail, addrs->v[i])) return true;
+        for (size_t k = 0; k < e->alt.n; k++)
+            if (str_ieq(e->alt.v[k], addrs->v[i])) return true;
+    }
+    if (!dn) return false;
+    char *a = dn_normalize(dn), *b = dn_normalize(e->dn);
+    bool same = strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+sl_result embedded_url_match(const embedded_dir *d, const ld_url *u, const strvec *addrs, const char *dn, char *why,
+                             size_t whylen)
+{
+    char err[160];
+    ld_filter *f = ld_filter_parse(u->filter, err, sizeof err);
+    if (!f) { /* ld_url_parse checked it: cannot happen, but never a guess */
+        snprintf(why, whylen, "bad filter %s: %s", u->filter, err);
+        return SL_TEMP;
+    }
+    sl_result rc = SL_PERM;
+    for (size_t i = 0; d && i < d->n && rc != SL_OK; i++) {
+        const emb_entry *e = d->entries[i];
+        if (e->kind == EMB_DOMAIN || !entry_is_sender(e, addrs, dn)) continue;
+        if (*u->dn && !ld_dn_in_scope(e->dn, u->dn, u->scope)) continue;
+        url_src src = {d, e};
+        int m = ld_filter_eval(f, url_values, &src);
+        if (m > 0) rc = SL_OK;
+        if (m < 0) {
+            snprintf(why, whylen, "the embedded directory cannot evaluate the filter %s (only =, =*, substrings, &, |, !)",
+                     u->filter);
+            rc = SL_TEMP;
+            break;
+        }
+    }
+    ld_filter_free(f);
+    return rc;
 }
 
 /* ---- expansion ---- */

@@ -22,6 +22,7 @@
 #include "dir/dcache.h"
 #include "dir/ldap_pool.h"
 #include "dir/ldap_text.h"
+#include "dir/ldap_url.h"
 #include "dir/schema.h"
 
 #include <inttypes.h>
@@ -51,14 +52,14 @@ typedef struct {
     bool attached;
     ld_req *reqs;    /* questions under way */
     struct {
-        uint64_t dom_searches, addr_searches, dn_searches;
+        uint64_t dom_searches, addr_searches, dn_searches, url_searches;
         uint64_t dom_hits, dom_misses, ent_hits, ent_misses;
         uint64_t data_errors, failures;
     } n;
 } ld_be;
 
-enum req_kind { REQ_DOMAIN, REQ_LOOKUP, REQ_EXPAND };
-enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN };
+enum req_kind { REQ_DOMAIN, REQ_LOOKUP, REQ_EXPAND, REQ_URL };
+enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN, SRCH_URL_ADDR, SRCH_URL_DN };
 
 /* One search of a question, and what it is for. */
 typedef struct {
@@ -76,12 +77,17 @@ struct ld_req {
     dir_domain_cb dcb;
     dir_entry_cb ecb;
     dir_expand_cb xcb;
+    dir_match_cb mcb;
     void *arg;
     int64_t deadline;
     req_search **srch; /* searches under way */
     size_t nsrch;
     dcache *resolved;  /* expand: cache key -> entry (or none), everything fetched for this question */
     size_t fetched;
+    struct {           /* url: the URL's search, and the sender's entry to try when no address matched */
+        char *base, *filter, *dn;
+        int scope;
+    } url;
 };
 
 static const char *const fixed_attrs[] = {
@@ -192,7 +198,8 @@ static void req_search_start(ld_req *r, enum srch_what what, const char *base, i
     r->srch[r->nsrch++] = rs;
     if (what == SRCH_DOMAIN || what == SRCH_DOMAIN_DC) be->n.dom_searches++;
     else if (what == SRCH_ADDR) be->n.addr_searches++;
-    else be->n.dn_searches++;
+    else if (what == SRCH_DN) be->n.dn_searches++;
+    else be->n.url_searches++;
     rs->s = ld_pool_search(be->pool, base, scope, filter, sizelimit, r->deadline, on_search, rs);
 }
 
@@ -222,6 +229,9 @@ static void req_free(ld_req *r)
     else be->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     dcache_free(r->resolved);
+    free(r->url.base);
+    free(r->url.filter);
+    free(r->url.dn);
     free(r->name);
     free(r);
 }
@@ -234,10 +244,12 @@ static void req_fail(ld_req *r)
     dir_domain_cb dcb = r->dcb;
     dir_entry_cb ecb = r->ecb;
     dir_expand_cb xcb = r->xcb;
+    dir_match_cb mcb = r->mcb;
     r->be->n.failures++;
     req_free(r);
     if (kind == REQ_DOMAIN) dcb(arg, SL_TEMP, NULL);
     else if (kind == REQ_LOOKUP) ecb(arg, SL_TEMP, NULL);
+    else if (kind == REQ_URL) mcb(arg, SL_TEMP, "directory lookup failed");
     else xcb(arg, SL_TEMP, (strvec){0}, "directory lookup failed");
 }
 
@@ -702,6 +714,70 @@ static void ldb_expand(void *bep, const char *addr, dir_expand_cb cb, void *arg)
     expand_run(r);
 }
 
+/* ---- LDAP URLs (dynamic broadcaster lists) ---- */
+
+/* url_answer - answer r (and free it). */
+static void url_answer(ld_req *r, sl_result rc, const char *why)
+{
+    void *arg = r->arg;
+    dir_match_cb cb = r->mcb;
+    req_free(r);
+    cb(arg, rc, why);
+}
+
+/* url_try_dn - no address matched: the sender's own entry, if it lies in the URL's scope. */
+static void url_try_dn(ld_req *r)
+{
+    if (!r->url.dn || !ld_dn_in_scope(r->url.dn, r->url.base, (enum ld_scope)r->url.scope))
+        return url_answer(r, SL_PERM, "");
+    req_search_start(r, SRCH_URL_DN, r->url.dn, LDAP_SCOPE_BASE, r->url.filter, 1, NULL);
+}
+
+/* url_searched - the URL's search with the addresses, or the sender's entry read with its filter. */
+static void url_searched(ld_req *r, enum srch_what what, const ld_answer *a)
+{
+    if (a->rc == SL_TEMP) return req_failed_search(r, "url", a->error);
+    if (a->rc == SL_OK && (a->n || a->truncated)) return url_answer(r, SL_OK, "");
+    if (a->rc == SL_PERM && what == SRCH_URL_ADDR) /* nothing lies under a base that does not exist */
+        log_warn(NULL, "ldap_data_error", "url=<%s> error=\"the base DN %s does not exist\"", r->name, r->url.base);
+    if (what == SRCH_URL_ADDR && a->rc == SL_OK) return url_try_dn(r);
+    url_answer(r, SL_PERM, "");
+}
+
+static void ldb_url_match(void *bep, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
+{
+    ld_be *be = bep;
+    if (!be->attached) {
+        cb(arg, SL_TEMP, "directory not connected");
+        return;
+    }
+    char *name = xasprintf("ldap:///%s??%s?%s", u->dn, u->scope == LD_SCOPE_BASE ? "base" : u->scope == LD_SCOPE_ONE ? "one" : "sub",
+                           u->filter);
+    ld_req *r = req_new(be, REQ_URL, name, arg);
+    free(name);
+    r->mcb = cb;
+    r->url.base = xstrdup(*u->dn ? u->dn : be->base_dn);
+    r->url.filter = xstrdup(u->filter);
+    r->url.dn = who->dn ? xstrdup(who->dn) : NULL;
+    r->url.scope = (int)u->scope;
+    if (!who->addrs || !who->addrs->n) return url_try_dn(r);
+    /* one search: the URL's filter and any of the sender's addresses */
+    strbuf f;
+    sb_init(&f);
+    sb_printf(&f, "(&%s(|", u->filter);
+    for (size_t i = 0; i < who->addrs->n; i++) {
+        static const char *const attrs[] = {"mail", "mailAlternateAddress", "mailEquivalentAddress"};
+        for (size_t k = 0; k < SL_ARRAY_LEN(attrs); k++) {
+            sb_printf(&f, "(%s=", attrs[k]);
+            ld_filter_escape(&f, who->addrs->v[i]);
+            sb_putc(&f, ')');
+        }
+    }
+    sb_puts(&f, "))");
+    req_search_start(r, SRCH_URL_ADDR, r->url.base, r->url.scope, f.data, 1, NULL);
+    sb_free(&f);
+}
+
 /* ---- search answers ---- */
 
 static void on_search(void *arg, const ld_answer *a)
@@ -714,6 +790,8 @@ static void on_search(void *arg, const ld_answer *a)
     req_search_done(r, rs);
     if (r->kind == REQ_DOMAIN) {
         domain_searched(r, what, a);
+    } else if (r->kind == REQ_URL) {
+        url_searched(r, what, a);
     } else if (r->kind == REQ_LOOKUP) {
         ld_entry *e;
         if (a->rc == SL_TEMP) req_failed_search(r, "addr", a->error);
@@ -765,8 +843,8 @@ static void ldb_counters(void *bep, strbuf *out)
     ld_pool_get_counters(be->pool, &c);
     sb_printf(out, "directory: ldap (%zu URI%s, base %s)\n", be->n_uris, be->n_uris == 1 ? "" : "s", be->base_dn);
     sb_printf(out,
-              "directory searches: domain=%" PRIu64 " address=%" PRIu64 " dn=%" PRIu64 " sent=%" PRIu64 "\n",
-              be->n.dom_searches, be->n.addr_searches, be->n.dn_searches, c.sent);
+              "directory searches: domain=%" PRIu64 " address=%" PRIu64 " dn=%" PRIu64 " url=%" PRIu64 " sent=%" PRIu64 "\n",
+              be->n.dom_searches, be->n.addr_searches, be->n.dn_searches, be->n.url_searches, c.sent);
     sb_printf(out,
               "directory cache: domain_hits=%" PRIu64 " domain_misses=%" PRIu64 " domains=%zu address_hits=%" PRIu64
               " address_misses=%" PRIu64 " entries=%zu\n",
@@ -781,7 +859,7 @@ static void ldb_counters(void *bep, strbuf *out)
 }
 
 static const dir_backend ldap_ops = {"ldap", ldb_domain, ldb_expand, ldb_lookup, ldb_stats, ldb_free};
-static const dir_backend_extra ldap_extra = {ldb_attach, ldb_counters, NULL};
+static const dir_backend_extra ldap_extra = {ldb_attach, ldb_counters, NULL, ldb_url_match};
 
 sl_dir *dir_open_ldap(const sl_options *opt, conf_errors *errs)
 {
