@@ -1,0 +1,111 @@
+"""test_ldap_broadcasters.py - dynamic broadcaster lists: mgrpAllowedBroadcaster and
+mgrpDisallowedBroadcaster values that are LDAP URLs (doc/recipient-policy.md, "Groups"), through
+the real daemon against a real slapd loaded with etc/sluice.schema, and through the embedded
+backend on the same entries:
+
+- a group whose allowed broadcasters are "the people of the sales department" (an LDAP URL)
+  accepts a sender of that department (by mail and by mailAlternateAddress) and refuses another
+  one with the group's mailRejectText; the same for a disallowed list; both backends answer alike;
+- an URL whose filter the embedded backend cannot evaluate is a 451 with a log line, never a guess;
+- slapd stopped while the group's entry is still cached: the URL cannot be evaluated, the answer
+  is 451 4.3.0 and the log names the URL and the backend.
+
+Each slapd runs on a free loopback port in the test's directory and is stopped at teardown.
+"""
+import pytest
+
+import sluicetest as st
+from test_ldap import entry, ldap_sluice, rcpt, sluice_cnf, user
+
+SALES = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=sales)"
+SUPPORT = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=support)"
+REJECT_TEXT = "Only the sales department may write to this list"
+
+
+def group(cn, *extra):
+    return entry("cn=%s,ou=groups,dc=example,dc=test" % cn, "objectClass: groupOfNames", "objectClass: mailGroup",
+                 "cn: " + cn, "mail: %s@example.test" % cn, "member: uid=bob,ou=people,dc=example,dc=test", *extra)
+
+
+def build_ldif():
+    return "\n".join([
+        entry("dc=example,dc=test", "objectClass: top", "objectClass: domain", "objectClass: mailDomain",
+              "dc: example", "associatedDomain: example.test"),
+        entry("ou=people,dc=example,dc=test", "objectClass: organizationalUnit", "ou: people"),
+        entry("ou=groups,dc=example,dc=test", "objectClass: organizationalUnit", "ou: groups"),
+        user("ann", "ann@example.test", "mailAlternateAddress: a.n@example.test", "departmentNumber: sales"),
+        user("bob", "bob@example.test", "departmentNumber: support"),
+        user("cy", "cy@example.test"),
+        group("sales-only", "mgrpAllowedBroadcaster: " + SALES, "mailRejectText: " + REJECT_TEXT),
+        group("no-support", "mgrpDisallowedBroadcaster: " + SUPPORT),
+        group("sales-or-cy", "mgrpAllowedBroadcaster: " + SALES, "mgrpAllowedBroadcaster: cy@example.test"),
+        group("ranged", "mgrpAllowedBroadcaster: ldap:///ou=people,dc=example,dc=test??sub?(uidNumber>=100)"),
+    ])
+
+
+@pytest.fixture(scope="module")
+def both(module_harness):
+    """both - slapd, a daemon with the LDAP backend and one with the embedded backend, same entries."""
+    h = module_harness
+    ldif = build_ldif()
+    slapd = h.slapd(ldif)
+    emb = h.sluice(start=False, ldif=ldif)
+    emb.write("sluice.cnf", sluice_cnf())
+    emb.start()
+    lda = ldap_sluice(h, slapd)
+    return slapd, emb, lda
+
+
+CASES = [
+    # (sender, group, code)
+    ("ann@example.test", "sales-only", 250),
+    ("a.n@example.test", "sales-only", 250),      # her alternate address
+    ("bob@example.test", "sales-only", 550),      # support
+    ("cy@example.test", "sales-only", 550),       # no department
+    ("stranger@client.test", "sales-only", 550),  # not in the directory at all
+    ("bob@example.test", "no-support", 550),
+    ("ann@example.test", "no-support", 250),
+    ("stranger@client.test", "no-support", 250),
+    ("cy@example.test", "sales-or-cy", 250),      # a static value beside the URL
+    ("ann@example.test", "sales-or-cy", 250),
+    ("bob@example.test", "sales-or-cy", 550),
+]
+
+
+@pytest.mark.parametrize("backend", ["ldap", "embedded"])
+@pytest.mark.parametrize("sender,grp,code", CASES)
+def test_url_broadcasters(both, backend, sender, grp, code):
+    _, emb, lda = both
+    mta = lda if backend == "ldap" else emb
+    r = rcpt(mta.port, "%s@example.test" % grp, mail_from=sender)
+    assert r.code == code, (r, mta.log_excerpt("group", "url"))
+    if grp == "sales-only" and code == 550:
+        assert REJECT_TEXT in r.text, r
+    if code == 550:
+        assert mta.wait_event(lambda ln: ln.event == "group_refused" and ln.kv.get("from") == "<%s>" % sender, 5), \
+            mta.log_excerpt("group")
+
+
+def test_unevaluable_filter(both):
+    """A filter the embedded backend cannot evaluate (>=) is a 451 with a log line; slapd evaluates it."""
+    _, emb, lda = both
+    r = rcpt(emb.port, "ranged@example.test", mail_from="ann@example.test")
+    assert r.code == 451 and r.enhanced() == "4.3.0", r
+    assert emb.wait_event(lambda ln: ln.event == "group_url_failed" and "cannot evaluate" in ln.kv.get("error", ""), 5), \
+        emb.log_excerpt("group")
+    r = rcpt(lda.port, "ranged@example.test", mail_from="ann@example.test")
+    assert r.code == 550, r  # ann has no uidNumber: a definite no from the server
+
+
+def test_slapd_stopped_is_temporary(harness):
+    slapd = harness.slapd(build_ldif())
+    mta = ldap_sluice(harness, slapd)
+    assert rcpt(mta.port, "sales-only@example.test", mail_from="ann@example.test").code == 250
+    slapd.stop()  # the group's entry stays cached; its URL must be asked again
+    r = rcpt(mta.port, "sales-only@example.test", mail_from="ann@example.test")
+    assert r.code == 451 and r.enhanced() == "4.3.0", r
+    ok = mta.wait_event(lambda ln: ln.event == "group_url_failed" and ln.kv.get("backend") == "ldap"
+                        and "departmentNumber=sales" in ln.kv.get("url", ""), 10)
+    assert ok, mta.log_excerpt("group", "ldap")
+    # a refusal needs the directory too: never a 5xx while it cannot answer
+    assert rcpt(mta.port, "sales-only@example.test", mail_from="bob@example.test").code == 451
