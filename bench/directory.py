@@ -175,7 +175,7 @@ result_attribute = {attr}
 class PostfixLdap(h.PostfixMTA):
     """harness.PostfixMTA relaying users.bench.test, domains and recipients looked up in slapd."""
 
-    def __init__(self, workdir, sink_port, jobs, slapd):
+    def __init__(self, workdir, sink_port, jobs, slapd, extra=()):
         super().__init__(workdir, sink_port, jobs)
         users = os.path.join(self.etc, "ldap-users.cf")
         domains = os.path.join(self.etc, "ldap-domains.cf")
@@ -188,6 +188,8 @@ class PostfixLdap(h.PostfixMTA):
         with open(os.path.join(self.etc, "main.cf"), "a") as f:
             f.write("relay_domains = ldap:%s\nrelay_recipient_maps = ldap:%s\n"
                     "relay_transport = relay:[127.0.0.1]:%d\n" % (domains, users, sink_port))
+            for line in extra:  # --postfix-main, e.g. "in_flow_delay = 0"
+                f.write(line + "\n")
 
 
 # ---------------------------------------------------------------- the client
@@ -311,7 +313,7 @@ def run_one(a, kind, rep, slapd, sink, workdir, seq):
     if kind == "sluice":
         mta = SluiceLdap(d, sink.port, a.jobs, a.binary, slapd, a.sluice_log_level, a.ldap_connections)
     elif kind == "postfix":
-        mta = PostfixLdap(d, sink.port, a.jobs, slapd)
+        mta = PostfixLdap(d, sink.port, a.jobs, slapd, a.postfix_main)
     else:
         mta = h.DirectTarget(d, sink.port, a.jobs)
     plan, repeats = recipients_plan(a.messages, a.rcpts, a.users, a.alt_share, a.seed + rep)
@@ -409,6 +411,8 @@ def main(argv):
     ap.add_argument("--jobs", type=int, default=20)
     ap.add_argument("--ldap-connections", type=int, default=4, help="Sluice's ldap_connections (default 4, its default)")
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--postfix-main", action="append", default=[], metavar="LINE",
+                    help="a main.cf line added to Postfix's (repeatable), e.g. 'in_flow_delay = 0'")
     ap.add_argument("--mta", default="sluice,postfix,direct")
     ap.add_argument("--sluice-log-level", default="warn")
     ap.add_argument("--workdir")

@@ -12,6 +12,9 @@
  *   entries fetched so far: what the walk still needs (member DNs read with scope base, member
  *   addresses looked up) is fetched in parallel, and the walk runs again until it needs nothing;
  *   so the answer, its order and its errors are those of the embedded backend on the same data.
+ * - url_match (LDAP URL broadcaster lists): the URL's base (empty: ldap_base_dn) and scope with
+ *   (&F(|(mail=S)(mailAlternateAddress=S)(mailEquivalentAddress=S)...)), size limit 1; when nothing
+ *   matches, the sender's own entry (if in scope) read with scope base and F. Not cached.
  *
  * Entries map to dir_entry / dir_domain_info through dir/schema.h, as the embedded backend's do.
  * Answers found (a domain of ours, an entry) and definite absences are cached with their own time
