@@ -12,6 +12,9 @@
  *   entries fetched so far: what the walk still needs (member DNs read with scope base, member
  *   addresses looked up) is fetched in parallel, and the walk runs again until it needs nothing;
  *   so the answer, its order and its errors are those of the embedded backend on the same data.
+ * - memberURL (dynamic groups): the URL's base (empty: ldap_base_dn) and scope with
+ *   (&F(|(objectClass=mailUser)(objectClass=mailGroup)(objectClass=inetOrgPerson))), size limit
+ *   10000 (more is a data error); the entries found are members, as if named by member DNs.
  * - url_match (LDAP URL broadcaster lists): the URL's base (empty: ldap_base_dn) and scope with
  *   (&F(|(mail=S)(mailAlternateAddress=S)(mailEquivalentAddress=S)...)), size limit 1; when nothing
  *   matches, the sender's own entry (if in scope) read with scope base and F. Not cached.
@@ -62,7 +65,7 @@ typedef struct {
 } ld_be;
 
 enum req_kind { REQ_DOMAIN, REQ_LOOKUP, REQ_EXPAND, REQ_URL };
-enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN, SRCH_URL_ADDR, SRCH_URL_DN };
+enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN, SRCH_URL_ADDR, SRCH_URL_DN, SRCH_MEMBER_URL };
 
 /* One search of a question, and what it is for. */
 typedef struct {
@@ -96,6 +99,7 @@ struct ld_req {
 static const char *const fixed_attrs[] = {
     "objectClass", "mail", "mailAlternateAddress", "mailEquivalentAddress", "mailForwardingAddress",
     "mailDeliveryOption", "userPassword", "member", "uniqueMember", "mgrpRFC822MailMember", "associatedDomain",
+    "memberURL",
 };
 
 static int64_t now_s(void)
@@ -535,6 +539,25 @@ static sl_result walk_member(walk *w, const ld_entry *m, int depth, const char *
     return SL_OK;
 }
 
+/* walk_member_url - a dynamic group's memberURL: the entries its search found (fetched as one
+ * made-up entry whose member values are their DNs, each found entry cached under its DN). */
+static sl_result walk_member_url(walk *w, const ld_entry *g, const char *url, int depth)
+{
+    ld_url u;
+    char why[200];
+    if (ld_url_parse(url, &u, why, sizeof why) < 0) {
+        snprintf(w->why, sizeof w->why, "%s: memberURL %s: %s", g->dn, url, why);
+        return SL_TEMP;
+    }
+    ld_url_free(&u);
+    char *key = xasprintf("u:%s", url);
+    ld_entry *m;
+    bool known = walk_known(w, key, NULL, &m);
+    free(key);
+    if (!known || !m) return SL_OK;
+    return walk_group(w, m, depth); /* the made-up entry: its members at this group's level */
+}
+
 /* walk_group - the members of group g in the order the server gives its values: member and
  * uniqueMember DNs, mgrpRFC822MailMember addresses (external ones kept as written). */
 static sl_result walk_group(walk *w, const ld_entry *g, int depth)
@@ -558,6 +581,10 @@ static sl_result walk_group(walk *w, const ld_entry *g, int depth)
         if (str_ieq(name, "member") || str_ieq(name, "uniqueMember")) {
             dn = str_ieq(name, "uniqueMember") ? ld_member_dn(value) : xstrdup(value);
             key = dn_key(dn);
+        } else if (str_ieq(name, "memberURL")) {
+            sl_result rc = walk_member_url(w, g, value, depth);
+            if (rc != SL_OK) return rc;
+            continue;
         } else if (str_ieq(name, "mgrpRFC822MailMember")) {
             char *a = dir_addr_normalize(value);
             if (!a) {
@@ -654,7 +681,14 @@ static bool expand_fetch(ld_req *r, const char *key, const char *dn)
         return false;
     }
     be->n.ent_misses++;
-    if (*dn) {
+    if (strncmp(key, "u:", 2) == 0) { /* a memberURL (checked by the walk) */
+        ld_url u;
+        if (ld_url_parse(key + 2, &u, NULL, 0) < 0) abort();
+        char *f = xasprintf("(&%s(|(objectClass=mailUser)(objectClass=mailGroup)(objectClass=inetOrgPerson)))", u.filter);
+        req_search_start(r, SRCH_MEMBER_URL, *u.dn ? u.dn : be->base_dn, (int)u.scope, f, EXPAND_MAX_FETCHES, key);
+        free(f);
+        ld_url_free(&u);
+    } else if (*dn) {
         req_search_start(r, SRCH_DN, dn, LDAP_SCOPE_BASE, "(objectClass=*)", 1, key);
     } else {
         char *f = addr_filter(key + 2);
@@ -673,7 +707,7 @@ static void expand_run(ld_req *r)
         w.groups = dcache_new(SIZE_MAX, NULL);
         w.needset = dcache_new(SIZE_MAX, NULL);
         sl_result rc = walk_root(&w);
-        if (!w.need.n) return expand_answer(r, &w, rc);
+        if (rc == SL_TEMP || !w.need.n) return expand_answer(r, &w, rc);
         bool waiting = false;
         for (size_t i = 0; i < w.need.n; i++) {
             if (++r->fetched > EXPAND_MAX_FETCHES) {
@@ -687,12 +721,36 @@ static void expand_run(ld_req *r)
     }
 }
 
+/* member_url_found - a memberURL's search: a made-up entry (member: each DN found) under key,
+ * and each entry found under its DN; then the walk goes on when nothing else is awaited. */
+static void member_url_found(ld_req *r, const char *key, const ld_answer *a)
+{
+    ld_entry *m = xcalloc(1, sizeof *m);
+    m->refs = 1;
+    m->dn = xasprintf("memberURL:%s", key + 2);
+    for (size_t i = 0; a->rc == SL_OK && i < a->n; i++) {
+        sv_push(&m->names, "member");
+        sv_push(&m->values, a->entries[i]->dn);
+        char *dk = dn_key(a->entries[i]->dn);
+        entry_remember(r->be, dk, a->entries[i]);
+        dcache_put(r->resolved, dk, ld_entry_ref(a->entries[i]), INT64_MAX, 0);
+        free(dk);
+    }
+    entry_remember(r->be, key, m);
+    dcache_put(r->resolved, key, m, INT64_MAX, 0); /* our reference goes to the question */
+    if (r->nsrch == 0) expand_run(r);
+}
+
 /* expand_searched - an entry the walk needed has come: remember it, walk again when all have. */
 static void expand_searched(ld_req *r, req_search *rs, const ld_answer *a)
 {
     const char *key = rs->key;
     if (a->rc == SL_TEMP) return req_failed_search(r, "expand", a->error);
     ld_entry *e = NULL;
+    if (rs->what == SRCH_MEMBER_URL) {
+        if (a->truncated) return req_data_error(r, "expand", "a memberURL selects more than 10000 entries");
+        return member_url_found(r, key, a);
+    }
     if (rs->what == SRCH_ADDR) {
         if (a->rc == SL_PERM) return req_failed_search(r, "expand", "ldap_base_dn does not exist");
         if (!addr_result(r, a, key + 2, &e)) return;

@@ -151,6 +151,8 @@ static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const 
     }
     verdict v = verdict_ok();
     if (rc == SL_TEMP) {
+        log_warn(q->s->id, "rcpt_expand_failed", "to=<%s> backend=%s error=\"%s\"", q->addr, dir_backend_name(q->ps->dir),
+                 err && *err ? err : "lookup failed");
         v = verdict_refuse(VERDICT_LOOKUP_FAILED, true, q->addr);
         char *text = xasprintf("<%s>: Recipient address lookup failed, try again later", q->addr);
         verdict_set_text(&v, text);

@@ -8,7 +8,10 @@ backend on the same entries:
   one with the group's mailRejectText; the same for a disallowed list; both backends answer alike;
 - an URL whose filter the embedded backend cannot evaluate is a 451 with a log line, never a guess;
 - slapd stopped while the group's entry is still cached: the URL cannot be evaluated, the answer
-  is 451 4.3.0 and the log names the URL and the backend.
+  is 451 4.3.0 and the log names the URL and the backend;
+- a dynamic group (groupOfURLs + mailGroup with memberURL, dyngroup.schema in slapd): a message to
+  it reaches exactly the entries the URL selects, with both backends; a memberURL the embedded
+  backend cannot evaluate is a 451.
 
 Each slapd runs on a free loopback port in the test's directory and is stopped at teardown.
 """
@@ -40,6 +43,12 @@ def build_ldif():
         group("no-support", "mgrpDisallowedBroadcaster: " + SUPPORT),
         group("sales-or-cy", "mgrpAllowedBroadcaster: " + SALES, "mgrpAllowedBroadcaster: cy@example.test"),
         group("ranged", "mgrpAllowedBroadcaster: ldap:///ou=people,dc=example,dc=test??sub?(uidNumber>=100)"),
+        entry("cn=sales-dyn,ou=groups,dc=example,dc=test", "objectClass: groupOfURLs", "objectClass: mailGroup",
+              "cn: sales-dyn", "mail: sales-dyn@example.test", "memberURL: " + SALES,
+              "mgrpRFC822MailMember: cy@example.test"),
+        entry("cn=ranged-dyn,ou=groups,dc=example,dc=test", "objectClass: groupOfURLs", "objectClass: mailGroup",
+              "cn: ranged-dyn", "mail: ranged-dyn@example.test",
+              "memberURL: ldap:///ou=people,dc=example,dc=test??sub?(uidNumber>=100)"),
     ])
 
 
@@ -109,3 +118,25 @@ def test_slapd_stopped_is_temporary(harness):
     assert ok, mta.log_excerpt("group", "ldap")
     # a refusal needs the directory too: never a 5xx while it cannot answer
     assert rcpt(mta.port, "sales-only@example.test", mail_from="bob@example.test").code == 451
+
+
+def test_dynamic_group(both):
+    """memberURL: the sales department (ann) plus a static member (cy); never bob."""
+    _, emb, lda = both
+    for n, mta in enumerate((emb, lda)):
+        mid = b"dyn-%d@client.test" % n
+        final, _ = st.send_message(mta.port, "sender@client.test", ["sales-dyn@example.test"],
+                                   st.make_message(mid.decode(), to="sales-dyn@example.test"))
+        assert final.code == 250, (final, mta.log_excerpt("expand", "ldap_"))
+        assert mta.wait_message("ann@example.test", mid, timeout=20), mta.log_excerpt("ann")
+        assert mta.wait_message("cy@example.test", mid, timeout=20), mta.log_excerpt("cy")
+        assert not mta.find_messages("bob@example.test", mid)
+    assert not lda.events("ldap_data_error"), lda.log_excerpt("ldap_")
+
+
+def test_dynamic_group_unevaluable(both):
+    _, emb, lda = both
+    r = rcpt(emb.port, "ranged-dyn@example.test")
+    assert r.code == 451 and r.enhanced() == "4.3.0", r
+    r = rcpt(lda.port, "ranged-dyn@example.test")  # nobody has a uidNumber: no deliverable member
+    assert r.code == 550, r

@@ -197,7 +197,12 @@ static void test_dn_scope(void **state)
     "dn: uid=bob,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: mailUser\n"    \
     "mail: bob@example.com\ndepartment: support\n\n"                                                  \
     "dn: uid=cy,ou=staff,dc=example,dc=com\nobjectClass: mailUser\nmail: cy@example.com\n"           \
-    "department: sales\n"
+    "department: sales\n\n"                                                                            \
+    "dn: cn=dyn,dc=example,dc=com\nobjectClass: groupOfURLs\nobjectClass: mailGroup\n"                \
+    "mail: dyn@example.com\nmemberURL: ldap:///??sub?(department=sales)\n"                           \
+    "mgrpRFC822MailMember: ext@elsewhere.com\n\n"                                                     \
+    "dn: cn=bad,dc=example,dc=com\nobjectClass: groupOfURLs\nobjectClass: mailGroup\n"                \
+    "mail: bad@example.com\nmemberURL: ldap:///??sub?(uidNumber>=5)\n"
 
 typedef struct {
     sl_result rc;
@@ -211,6 +216,20 @@ static void rec_match(void *arg, sl_result rc, const char *why)
     a->rc = rc;
     snprintf(a->why, sizeof a->why, "%s", why ? why : "");
     a->calls++;
+}
+
+typedef struct {
+    sl_result rc;
+    strvec out;
+    char why[300];
+} expand_answer;
+
+static void rec_expand(void *arg, sl_result rc, strvec targets, const char *why)
+{
+    expand_answer *x = arg;
+    x->rc = rc;
+    x->out = targets;
+    snprintf(x->why, sizeof x->why, "%s", why ? why : "");
 }
 
 static sl_result ask(sl_dir *d, const char *url, const char *addr, const char *dn, char *why)
@@ -254,6 +273,18 @@ static void test_embedded_url_match(void **state)
     assert_non_null(strstr(why, "cannot evaluate"));
     assert_int_equal(ask(d, "ldap:///dc=x??nope?(a=b)", "ann@example.com", NULL, why), SL_TEMP);
     assert_non_null(strstr(why, "malformed LDAP URL: bad scope"));
+    /* memberURL: a dynamic group's members are the entries its URL selects, after the static ones */
+    expand_answer x = {0};
+    dir_expand(d, "dyn@example.com", rec_expand, &x);
+    assert_int_equal(x.rc, SL_OK);
+    assert_int_equal(x.out.n, 3);
+    assert_string_equal(x.out.v[0], "ext@elsewhere.com");
+    assert_string_equal(x.out.v[1], "ann@example.com");
+    assert_string_equal(x.out.v[2], "cy@example.com"); /* the base is the whole directory */
+    sv_free(&x.out);
+    dir_expand(d, "bad@example.com", rec_expand, &x);
+    assert_int_equal(x.rc, SL_TEMP);
+    assert_non_null(strstr(x.why, "cannot evaluate"));
     dir_unref(d);
     unlink(path);
 }

@@ -7,7 +7,8 @@
 #           included)
 #   CERT KEY  PEM certificate and key: the server then offers StartTLS (and ldaps:// on
 #           127.0.0.1:LDAPS_PORT when that is given)
-# Schemas: core, cosine, inetorgperson and the project's etc/sluice.schema (unchanged).
+# Schemas: core, cosine, inetorgperson, dyngroup (memberURL, groupOfURLs: dynamic groups) and the
+# project's etc/sluice.schema (unchanged).
 # userPassword is readable by the root DN only (others may bind with it). The script execs slapd
 # with -d 0, so the caller's process (group) IS the server: SIGSTOP/SIGCONT/SIGTERM reach it.
 # Replication (syncrepl): SLAPD_ROLE=provider loads the syncprov overlay; SLAPD_ROLE=consumer with
@@ -31,6 +32,7 @@ mkdir -p "$DIR/db"
   echo "include /etc/ldap/schema/core.schema"
   echo "include /etc/ldap/schema/cosine.schema"
   echo "include /etc/ldap/schema/inetorgperson.schema"
+  echo "include /etc/ldap/schema/dyngroup.schema"
   echo "include $SCHEMA"
   echo "pidfile  $DIR/slapd.pid"
   echo "argsfile $DIR/slapd.args"
