@@ -516,6 +516,7 @@ typedef struct {
     const emb_entry *e;
 } url_src;
 
+/* url_values - a dir_values_fn over one entry's LDIF record (for ld_filter_eval). */
 static void url_values(const void *src, const char *name, strvec *out)
 {
     const url_src *s = src;

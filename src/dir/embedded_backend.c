@@ -88,6 +88,7 @@ static void emb_notes(void *be, strvec *out)
     embedded_notes(b->d, out);
 }
 
+/* emb_url_match - dir_url_match over the LDIF, answered before returning. */
 static void emb_url_match(void *be, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
 {
     emb_backend *b = be;

@@ -805,6 +805,7 @@ static void url_searched(ld_req *r, enum srch_what what, const ld_answer *a)
     url_answer(r, SL_PERM, "");
 }
 
+/* ldb_url_match - dir_url_match: one search with the URL's filter and the sender's addresses. */
 static void ldb_url_match(void *bep, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
 {
     ld_be *be = bep;

@@ -46,6 +46,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* hexval - the value of a hex digit, or -1. */
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
