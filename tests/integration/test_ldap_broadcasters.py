@@ -9,6 +9,7 @@ backend on the same entries:
 - an URL whose filter the embedded backend cannot evaluate is a 451 with a log line, never a guess;
 - slapd stopped while the group's entry is still cached: the URL cannot be evaluated, the answer
   is 451 4.3.0 and the log names the URL and the backend;
+- the AUTH identity is compared as well as the envelope sender;
 - a dynamic group (groupOfURLs + mailGroup with memberURL, dyngroup.schema in slapd): a message to
   it reaches exactly the entries the URL selects, with both backends; a memberURL the embedded
   backend cannot evaluate is a 451.
@@ -18,7 +19,8 @@ Each slapd runs on a free loopback port in the test's directory and is stopped a
 import pytest
 
 import sluicetest as st
-from test_ldap import entry, ldap_sluice, rcpt, sluice_cnf, user
+import tlsauth
+from test_ldap import entry, ldap_sluice, rcpt, sluice_cnf, user, wait_connected
 
 SALES = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=sales)"
 SUPPORT = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=support)"
@@ -140,3 +142,28 @@ def test_dynamic_group_unevaluable(both):
     assert r.code == 451 and r.enhanced() == "4.3.0", r
     r = rcpt(lda.port, "ranged-dyn@example.test")  # nobody has a uidNumber: no deliverable member
     assert r.code == 550, r
+
+
+def test_auth_identity_matches(harness):
+    """The AUTH identity is compared too: a stranger's envelope, authenticated as ann, may submit."""
+    ldif = build_ldif().replace("departmentNumber: sales", "departmentNumber: sales\nuserPassword: "
+                                + tlsauth.crypt_password(tlsauth.PASSWORD), 1)
+    slapd = harness.slapd(ldif)
+    mta = ldap_sluice(harness, slapd, start=False)
+    mta.write("dispatcher.cnf", tlsauth.dispatcher([("SMTP", {"PORT": mta.port, "INTERFACE_ADDRESS": "127.0.0.1",
+                                                             "PARAMETER": "CHANNEL=tcp_local",
+                                                             "AUTH_WITHOUT_TLS": "yes"})]))
+    mta.start()
+    wait_connected(mta)
+    with st.Client(mta.port) as c:
+        c.ehlo()
+        assert tlsauth.auth_plain(c, "ann@example.test", tlsauth.PASSWORD).code == 235
+        assert c.cmd("MAIL FROM:<stranger@client.test>").code == 250
+        r = c.cmd("RCPT TO:<sales-only@example.test>")
+        assert r.code == 250, (r, mta.log_excerpt("group"))
+        c.quit()
+    with st.Client(mta.port) as c:  # the same envelope without AUTH is refused
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<stranger@client.test>").code == 250
+        assert c.cmd("RCPT TO:<sales-only@example.test>").code == 550
+        c.quit()
