@@ -17,7 +17,8 @@
  *   10000 (more is a data error); the entries found are members, as if named by member DNs.
  * - url_match (LDAP URL broadcaster lists): the URL's base (empty: ldap_base_dn) and scope with
  *   (&F(|(mail=S)(mailAlternateAddress=S)(mailEquivalentAddress=S)...)), size limit 1; when nothing
- *   matches, the sender's own entry (if in scope) read with scope base and F. Not cached.
+ *   matches, the sender's own entry (if in scope) read with scope base and F. The answer is cached
+ *   (key: the URL, the addresses and the DN) with the entry cache's times to live.
  *
  * Entries map to dir_entry / dir_domain_info through dir/schema.h, as the embedded backend's do.
  * Answers found (a domain of ours, an entry) and definite absences are cached with their own time
@@ -92,6 +93,7 @@ struct ld_req {
     size_t fetched;
     struct {           /* url: the URL's search, and the sender's entry to try when no address matched */
         char *base, *filter, *dn;
+        char *key;     /* the entry cache key of the answer */
         int scope;
     } url;
 };
@@ -239,6 +241,7 @@ static void req_free(ld_req *r)
     free(r->url.base);
     free(r->url.filter);
     free(r->url.dn);
+    free(r->url.key);
     free(r->name);
     free(r);
 }
@@ -780,6 +783,16 @@ static void ldb_expand(void *bep, const char *addr, dir_expand_cb cb, void *arg)
 /* url_answer - answer r (and free it). */
 static void url_answer(ld_req *r, sl_result rc, const char *why)
 {
+    if (rc != SL_TEMP) { /* a definite answer is cached like an entry (a match) or its absence */
+        ld_entry *yes = NULL;
+        if (rc == SL_OK) {
+            yes = xcalloc(1, sizeof *yes);
+            yes->refs = 1;
+            yes->dn = xstrdup(r->name);
+        }
+        entry_remember(r->be, r->url.key, yes);
+        ld_entry_unref(yes);
+    }
     void *arg = r->arg;
     dir_match_cb cb = r->mcb;
     req_free(r);
@@ -805,6 +818,24 @@ static void url_searched(ld_req *r, enum srch_what what, const ld_answer *a)
     url_answer(r, SL_PERM, "");
 }
 
+/* url_key - the entry cache key of the answer about the URL (canonical name) for who: "m:",
+ * then the URL, the addresses and the normalised DN separated by newlines (which none holds). */
+static char *url_key(const char *name, const dir_who *who)
+{
+    strbuf k;
+    sb_init(&k);
+    sb_printf(&k, "m:%s", name);
+    for (size_t i = 0; who->addrs && i < who->addrs->n; i++) {
+        char *a = str_lower(xstrdup(who->addrs->v[i]));
+        sb_printf(&k, "\n%s", a);
+        free(a);
+    }
+    char *dn = who->dn ? ld_dn_normalize(who->dn) : xstrdup("");
+    sb_printf(&k, "\n\n%s", dn);
+    free(dn);
+    return sb_steal(&k);
+}
+
 /* ldb_url_match - dir_url_match: one search with the URL's filter and the sender's addresses. */
 static void ldb_url_match(void *bep, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
 {
@@ -822,6 +853,16 @@ static void ldb_url_match(void *bep, const ld_url *u, const dir_who *who, dir_ma
     r->url.filter = xstrdup(u->filter);
     r->url.dn = who->dn ? xstrdup(who->dn) : NULL;
     r->url.scope = (int)u->scope;
+    r->url.key = url_key(r->name, who);
+    void *hit;
+    if (dcache_get(be->entries, r->url.key, now_s(), &hit)) {
+        be->n.ent_hits++;
+        void *a = r->arg;
+        req_free(r); /* answered from the cache: not stored again (its time to live stands) */
+        cb(a, hit ? SL_OK : SL_PERM, "");
+        return;
+    }
+    be->n.ent_misses++;
     if (!who->addrs || !who->addrs->n) return url_try_dn(r);
     /* one search: the URL's filter and any of the sender's addresses */
     strbuf f;

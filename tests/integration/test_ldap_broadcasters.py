@@ -7,8 +7,9 @@ backend on the same entries:
   accepts a sender of that department (by mail and by mailAlternateAddress) and refuses another
   one with the group's mailRejectText; the same for a disallowed list; both backends answer alike;
 - an URL whose filter the embedded backend cannot evaluate is a 451 with a log line, never a guess;
-- slapd stopped while the group's entry is still cached: the URL cannot be evaluated, the answer
-  is 451 4.3.0 and the log names the URL and the backend;
+- an answer about a URL is cached (a second identical question costs no search); slapd stopped
+  while the group's entry is still cached: a URL question not asked before cannot be evaluated,
+  the answer is 451 4.3.0 and the log names the URL and the backend;
 - the AUTH identity is compared as well as the envelope sender;
 - a dynamic group (groupOfURLs + mailGroup with memberURL, dyngroup.schema in slapd): a message to
   it reaches exactly the entries the URL selects, with both backends; a memberURL the embedded
@@ -20,7 +21,7 @@ import pytest
 
 import sluicetest as st
 import tlsauth
-from test_ldap import entry, ldap_sluice, rcpt, sluice_cnf, user, wait_connected
+from test_ldap import counters, entry, ldap_sluice, rcpt, sluice_cnf, user, wait_connected
 
 SALES = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=sales)"
 SUPPORT = "ldap:///ou=people,dc=example,dc=test??sub?(departmentNumber=support)"
@@ -112,8 +113,12 @@ def test_slapd_stopped_is_temporary(harness):
     slapd = harness.slapd(build_ldif())
     mta = ldap_sluice(harness, slapd)
     assert rcpt(mta.port, "sales-only@example.test", mail_from="ann@example.test").code == 250
-    slapd.stop()  # the group's entry stays cached; its URL must be asked again
-    r = rcpt(mta.port, "sales-only@example.test", mail_from="ann@example.test")
+    searches = counters(mta)["searches.url"]
+    # the same question again is answered from the cache: no search
+    assert rcpt(mta.port, "sales-only@example.test", mail_from="ann@example.test").code == 250
+    assert counters(mta)["searches.url"] == searches
+    slapd.stop()  # the group's entry stays cached; a URL question not asked before needs the server
+    r = rcpt(mta.port, "sales-only@example.test", mail_from="a.n@example.test")
     assert r.code == 451 and r.enhanced() == "4.3.0", r
     ok = mta.wait_event(lambda ln: ln.event == "group_url_failed" and ln.kv.get("backend") == "ldap"
                         and "departmentNumber=sales" in ln.kv.get("url", ""), 10)
