@@ -11,6 +11,7 @@ TEST="$TEST postfix"  # bench/: smtp-source, smtp-sink and the Postfix measured 
 TEST="$TEST curl"  # test_metrics.py scrapes the metrics endpoint with curl
 TEST="$TEST iproute2"  # bench/storm.py --sink-kind blackhole: ip link/addr/neigh in its own network namespace
 TEST="$TEST slapd ldap-utils"  # tests/integration/test_ldap.py: slapd per test (never started as a service)
+TEST="$TEST postfix-ldap"  # bench/directory.py (benchmark 6): Postfix's ldap: tables against the same slapd
 TEST="$TEST clang libclang-rt-14-dev"  # fuzz/: libFuzzer targets (scripts/fuzz.sh, CTest fuzz_smoke)
 TEST="$TEST fiu-utils libfiu0 libfiu-dev"  # scripts/stress.sh: fault injection (fiu-run; scripts/fiu_files.c links libfiu)
 TEST="$TEST spamd spamc clamav-daemon"  # tests/integration/test_scanning.py: real spamd and clamd (own signatures, no downloads)

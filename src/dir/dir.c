@@ -2,6 +2,7 @@
  * dir.c - the directory interface (see dir.h): reference counting and dispatch to the backend.
  */
 #include "dir/dir.h"
+#include "dir/ldap_url.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,25 @@ sl_dir *dir_new_extra(const dir_backend *ops, const dir_backend_extra *extra, vo
     d->be = be;
     d->refs = 1;
     return d;
+}
+
+void dir_url_match(sl_dir *d, const char *url, const dir_who *who, dir_match_cb cb, void *arg)
+{
+    char err[200];
+    ld_url u;
+    if (ld_url_parse(url, &u, err, sizeof err) < 0) {
+        char *why = xasprintf("malformed LDAP URL: %s", err);
+        cb(arg, SL_TEMP, why);
+        free(why);
+        return;
+    }
+    if (!d->extra || !d->extra->url_match) {
+        ld_url_free(&u);
+        cb(arg, SL_TEMP, "this directory backend cannot evaluate LDAP URLs");
+        return;
+    }
+    d->extra->url_match(d->be, &u, who, cb, arg);
+    ld_url_free(&u);
 }
 
 void dir_attach(sl_dir *d, struct event_base *base)

@@ -68,6 +68,17 @@ typedef void (*dir_domain_cb)(void *arg, sl_result res, dir_domain_info *info);
 typedef void (*dir_expand_cb)(void *arg, sl_result res, strvec targets, const char *why);
 /* dir_entry_cb - OK: *e filled (the caller frees it with dir_entry_free); PERM: no such entry; TEMP. */
 typedef void (*dir_entry_cb)(void *arg, sl_result res, dir_entry *e);
+/* dir_match_cb - OK: an entry the LDAP URL selects is the sender's; PERM: none is; TEMP: cannot
+ * tell now (why says why, for the log). */
+typedef void (*dir_match_cb)(void *arg, sl_result res, const char *why);
+
+struct ld_url;
+/* Who a dir_url_match asks about: addresses compared with mail / mailAlternateAddress /
+ * mailEquivalentAddress, and the sender's own entry (NULL: unknown). */
+typedef struct {
+    const strvec *addrs;
+    const char *dn;
+} dir_who;
 
 /* The operations of a backend; be is its state. */
 typedef struct {
@@ -89,6 +100,8 @@ typedef struct {
     void (*counters)(void *be, strbuf *out);
     /* notes: warnings about the data or settings (not errors), one per string, appended to out */
     void (*notes)(void *be, strvec *out);
+    /* url_match: dir_url_match with the URL parsed (answer through cb, possibly before returning) */
+    void (*url_match)(void *be, const struct ld_url *u, const dir_who *who, dir_match_cb cb, void *arg);
 } dir_backend_extra;
 
 /* dir_new - a directory over backend ops with state be (one reference, the caller's). */
@@ -127,6 +140,12 @@ void dir_expand(sl_dir *d, const char *addr, dir_expand_cb cb, void *arg);
 /* dir_lookup - the user or group whose address (mail, mailAlternateAddress or
  * mailEquivalentAddress) is addr. */
 void dir_lookup(sl_dir *d, const char *addr, dir_entry_cb cb, void *arg);
+/* dir_url_match - whether an entry that the LDAP URL url (RFC 4516: base DN, scope, filter; the
+ * host is ignored, the directory's own servers are asked; an empty base DN is the directory's
+ * base) selects has one of who->addrs as mail or mailAlternateAddress, or is the entry who->dn:
+ * Messaging Server's dynamic broadcaster lists. A malformed URL, or a filter a backend cannot
+ * evaluate, is TEMP (logged by the caller with why), never a guess. */
+void dir_url_match(sl_dir *d, const char *url, const dir_who *who, dir_match_cb cb, void *arg);
 /* dir_entry_free - release what a dir_entry holds (NULL allowed). */
 void dir_entry_free(dir_entry *e);
 /* dir_backend_name - "embedded", "ldap". */

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "dir/ldap_text.h"
+#include "dir/ldap_url.h"
 #include "dir/ldif.h"
 #include "dir/schema.h"
 
@@ -507,6 +508,65 @@ const char *embedded_first_domain(const embedded_dir *d)
     return d ? d->first_domain : NULL;
 }
 
+/* ---- LDAP URLs ---- */
+
+/* One entry as a source of values for a filter. */
+typedef struct {
+    const embedded_dir *d;
+    const emb_entry *e;
+} url_src;
+
+/* url_values - a dir_values_fn over one entry's LDIF record (for ld_filter_eval). */
+static void url_values(const void *src, const char *name, strvec *out)
+{
+    const url_src *s = src;
+    embedded_values(s->d, s->e, name, out);
+}
+
+/* entry_is_sender - whether e has one of addrs, or is the entry dn. */
+static bool entry_is_sender(const emb_entry *e, const strvec *addrs, const char *dn)
+{
+    for (size_t i = 0; i < addrs->n; i++) {
+        if (e->mail && str_ieq(e->mail, addrs->v[i])) return true;
+        for (size_t k = 0; k < e->alt.n; k++)
+            if (str_ieq(e->alt.v[k], addrs->v[i])) return true;
+    }
+    if (!dn) return false;
+    char *a = dn_normalize(dn), *b = dn_normalize(e->dn);
+    bool same = strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+sl_result embedded_url_match(const embedded_dir *d, const ld_url *u, const strvec *addrs, const char *dn, char *why,
+                             size_t whylen)
+{
+    char err[160];
+    ld_filter *f = ld_filter_parse(u->filter, err, sizeof err);
+    if (!f) { /* ld_url_parse checked it: cannot happen, but never a guess */
+        snprintf(why, whylen, "bad filter %s: %s", u->filter, err);
+        return SL_TEMP;
+    }
+    sl_result rc = SL_PERM;
+    for (size_t i = 0; d && i < d->n && rc != SL_OK; i++) {
+        const emb_entry *e = d->entries[i];
+        if (e->kind == EMB_DOMAIN || !entry_is_sender(e, addrs, dn)) continue;
+        if (*u->dn && !ld_dn_in_scope(e->dn, u->dn, u->scope)) continue;
+        url_src src = {d, e};
+        int m = ld_filter_eval(f, url_values, &src);
+        if (m > 0) rc = SL_OK;
+        if (m < 0) {
+            snprintf(why, whylen, "the embedded directory cannot evaluate the filter %s (only =, =*, substrings, &, |, !)",
+                     u->filter);
+            rc = SL_TEMP;
+            break;
+        }
+    }
+    ld_filter_free(f);
+    return rc;
+}
+
 /* ---- expansion ---- */
 
 typedef struct {
@@ -552,7 +612,49 @@ static void expand_user(dir_expansion *x, const emb_entry *e)
     if (e->forward.n == 0 || e->keep_mailbox) expansion_add(x, e->mail);
 }
 
-/* expand_group - the members of group e, recursively; depth 1 is the group asked for. */
+static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth);
+
+/* expand_member - one member entry: a group recursively, a user unless disabled (so that one
+ * closed mailbox does not bounce a list). */
+static sl_result expand_member(dir_expansion *x, const emb_entry *m, int depth)
+{
+    if (m->kind == EMB_GROUP) return expand_group(x, m, depth + 1);
+    if (m->kind == EMB_USER && !user_disabled(x, m)) expand_user(x, m);
+    return SL_OK;
+}
+
+/* expand_url - the users and groups a memberURL selects (a dynamic group), in file order; TEMP
+ * when the URL is malformed or its filter cannot be evaluated here. */
+static sl_result expand_url(dir_expansion *x, const emb_entry *g, const char *url, int depth)
+{
+    ld_url u;
+    char why[200];
+    if (ld_url_parse(url, &u, why, sizeof why) < 0) {
+        snprintf(x->err, x->errlen, "%s: memberURL %s: %s", g->dn, url, why);
+        return SL_TEMP;
+    }
+    ld_filter *f = ld_filter_parse(u.filter, why, sizeof why);
+    sl_result r = f ? SL_OK : SL_TEMP;
+    if (!f) snprintf(x->err, x->errlen, "%s: memberURL %s: %s", g->dn, url, why);
+    for (size_t i = 0; f && r == SL_OK && i < x->d->n; i++) {
+        const emb_entry *m = x->d->entries[i];
+        if (m->kind == EMB_DOMAIN || (*u.dn && !ld_dn_in_scope(m->dn, u.dn, u.scope))) continue;
+        url_src src = {x->d, m};
+        int hit = ld_filter_eval(f, url_values, &src);
+        if (hit < 0) {
+            snprintf(x->err, x->errlen, "%s: memberURL %s: the embedded directory cannot evaluate the filter", g->dn, url);
+            r = SL_TEMP;
+        } else if (hit) {
+            r = expand_member(x, m, depth);
+        }
+    }
+    ld_filter_free(f);
+    ld_url_free(&u);
+    return r;
+}
+
+/* expand_group - the members of group e, recursively; depth 1 is the group asked for: the
+ * static members, then those of its memberURL values. */
 static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth)
 {
     if (depth > DIR_MAX_DEPTH) {
@@ -564,15 +666,17 @@ static sl_result expand_group(dir_expansion *x, const emb_entry *e, int depth)
         const emb_entry *m = embedded_lookup(x->d, e->members.v[i]);
         if (!m) {
             expansion_add(x, e->members.v[i]); /* external: the router takes it from here */
-        } else if (m->kind == EMB_GROUP) {
-            sl_result r = expand_group(x, m, depth + 1);
-            if (r != SL_OK) return r;
-        } else if (!user_disabled(x, m)) {
-            /* a disabled member is skipped so that one closed mailbox does not bounce a list */
-            expand_user(x, m);
+            continue;
         }
+        sl_result r = expand_member(x, m, depth);
+        if (r != SL_OK) return r;
     }
-    return SL_OK;
+    strvec urls = {0};
+    embedded_values(x->d, e, "memberURL", &urls);
+    sl_result r = SL_OK;
+    for (size_t i = 0; r == SL_OK && i < urls.n; i++) r = expand_url(x, e, urls.v[i], depth);
+    sv_free(&urls);
+    return r;
 }
 
 sl_result embedded_expand(const embedded_dir *d, const char *addr, strvec *out, char *err, size_t errlen)

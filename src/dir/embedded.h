@@ -60,6 +60,13 @@ sl_result embedded_expand(const embedded_dir *d, const char *addr, strvec *out, 
 /* embedded_expand_schema - embedded_expand with the disabled rule reading schema's attribute names. */
 sl_result embedded_expand_schema(const embedded_dir *d, const dir_schema *schema, const char *addr,
                                  strvec *out, char *err, size_t errlen);
+struct ld_url;
+/* embedded_url_match - whether a user or group in the scope of u (base DN and scope; an empty
+ * base is the whole directory) matching its filter has one of addrs (mail or alternate address)
+ * or is the entry dn (NULL: none): SL_OK, SL_PERM, or SL_TEMP with why set when the filter holds
+ * an assertion that cannot be evaluated without a server. */
+sl_result embedded_url_match(const embedded_dir *d, const struct ld_url *u, const strvec *addrs, const char *dn,
+                             char *why, size_t whylen);
 /* embedded_notes - the loader's warnings ("file:line: warning: ..."), appended to out. */
 void embedded_notes(const embedded_dir *d, strvec *out);
 /* embedded_domain_count / embedded_user_count - sizes, for logs. */

@@ -5,6 +5,7 @@
  */
 #include "dir/dir.h"
 #include "dir/embedded.h"
+#include "dir/ldap_url.h"
 #include "dir/schema.h"
 
 #include <stdlib.h>
@@ -87,8 +88,18 @@ static void emb_notes(void *be, strvec *out)
     embedded_notes(b->d, out);
 }
 
+/* emb_url_match - dir_url_match over the LDIF, answered before returning. */
+static void emb_url_match(void *be, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
+{
+    emb_backend *b = be;
+    char why[300] = "";
+    strvec none = {0};
+    sl_result rc = embedded_url_match(b->d, u, who->addrs ? who->addrs : &none, who->dn, why, sizeof why);
+    cb(arg, rc, why);
+}
+
 static const dir_backend embedded_ops = {"embedded", emb_domain, emb_expand, emb_lookup, emb_stats, emb_free};
-static const dir_backend_extra embedded_extra = {NULL, NULL, emb_notes};
+static const dir_backend_extra embedded_extra = {NULL, NULL, emb_notes, emb_url_match};
 
 /* open_with - the embedded backend reading the attribute names of opt (NULL: the defaults). */
 static sl_dir *open_with(const char *path, const sl_options *opt, conf_errors *errs)

@@ -12,6 +12,13 @@
  *   entries fetched so far: what the walk still needs (member DNs read with scope base, member
  *   addresses looked up) is fetched in parallel, and the walk runs again until it needs nothing;
  *   so the answer, its order and its errors are those of the embedded backend on the same data.
+ * - memberURL (dynamic groups): the URL's base (empty: ldap_base_dn) and scope with
+ *   (&F(|(objectClass=mailUser)(objectClass=mailGroup)(objectClass=inetOrgPerson))), size limit
+ *   10000 (more is a data error); the entries found are members, as if named by member DNs.
+ * - url_match (LDAP URL broadcaster lists): the URL's base (empty: ldap_base_dn) and scope with
+ *   (&F(|(mail=S)(mailAlternateAddress=S)(mailEquivalentAddress=S)...)), size limit 1; when nothing
+ *   matches, the sender's own entry (if in scope) read with scope base and F. The answer is cached
+ *   (key: the URL, the addresses and the DN) with the entry cache's times to live.
  *
  * Entries map to dir_entry / dir_domain_info through dir/schema.h, as the embedded backend's do.
  * Answers found (a domain of ours, an entry) and definite absences are cached with their own time
@@ -22,6 +29,7 @@
 #include "dir/dcache.h"
 #include "dir/ldap_pool.h"
 #include "dir/ldap_text.h"
+#include "dir/ldap_url.h"
 #include "dir/schema.h"
 
 #include <inttypes.h>
@@ -51,14 +59,14 @@ typedef struct {
     bool attached;
     ld_req *reqs;    /* questions under way */
     struct {
-        uint64_t dom_searches, addr_searches, dn_searches;
+        uint64_t dom_searches, addr_searches, dn_searches, url_searches;
         uint64_t dom_hits, dom_misses, ent_hits, ent_misses;
         uint64_t data_errors, failures;
     } n;
 } ld_be;
 
-enum req_kind { REQ_DOMAIN, REQ_LOOKUP, REQ_EXPAND };
-enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN };
+enum req_kind { REQ_DOMAIN, REQ_LOOKUP, REQ_EXPAND, REQ_URL };
+enum srch_what { SRCH_DOMAIN, SRCH_DOMAIN_DC, SRCH_ADDR, SRCH_DN, SRCH_URL_ADDR, SRCH_URL_DN, SRCH_MEMBER_URL };
 
 /* One search of a question, and what it is for. */
 typedef struct {
@@ -76,17 +84,24 @@ struct ld_req {
     dir_domain_cb dcb;
     dir_entry_cb ecb;
     dir_expand_cb xcb;
+    dir_match_cb mcb;
     void *arg;
     int64_t deadline;
     req_search **srch; /* searches under way */
     size_t nsrch;
     dcache *resolved;  /* expand: cache key -> entry (or none), everything fetched for this question */
     size_t fetched;
+    struct {           /* url: the URL's search, and the sender's entry to try when no address matched */
+        char *base, *filter, *dn;
+        char *key;     /* the entry cache key of the answer */
+        int scope;
+    } url;
 };
 
 static const char *const fixed_attrs[] = {
     "objectClass", "mail", "mailAlternateAddress", "mailEquivalentAddress", "mailForwardingAddress",
     "mailDeliveryOption", "userPassword", "member", "uniqueMember", "mgrpRFC822MailMember", "associatedDomain",
+    "memberURL",
 };
 
 static int64_t now_s(void)
@@ -192,7 +207,8 @@ static void req_search_start(ld_req *r, enum srch_what what, const char *base, i
     r->srch[r->nsrch++] = rs;
     if (what == SRCH_DOMAIN || what == SRCH_DOMAIN_DC) be->n.dom_searches++;
     else if (what == SRCH_ADDR) be->n.addr_searches++;
-    else be->n.dn_searches++;
+    else if (what == SRCH_DN) be->n.dn_searches++;
+    else be->n.url_searches++;
     rs->s = ld_pool_search(be->pool, base, scope, filter, sizelimit, r->deadline, on_search, rs);
 }
 
@@ -222,6 +238,10 @@ static void req_free(ld_req *r)
     else be->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     dcache_free(r->resolved);
+    free(r->url.base);
+    free(r->url.filter);
+    free(r->url.dn);
+    free(r->url.key);
     free(r->name);
     free(r);
 }
@@ -234,10 +254,12 @@ static void req_fail(ld_req *r)
     dir_domain_cb dcb = r->dcb;
     dir_entry_cb ecb = r->ecb;
     dir_expand_cb xcb = r->xcb;
+    dir_match_cb mcb = r->mcb;
     r->be->n.failures++;
     req_free(r);
     if (kind == REQ_DOMAIN) dcb(arg, SL_TEMP, NULL);
     else if (kind == REQ_LOOKUP) ecb(arg, SL_TEMP, NULL);
+    else if (kind == REQ_URL) mcb(arg, SL_TEMP, "directory lookup failed");
     else xcb(arg, SL_TEMP, (strvec){0}, "directory lookup failed");
 }
 
@@ -520,6 +542,25 @@ static sl_result walk_member(walk *w, const ld_entry *m, int depth, const char *
     return SL_OK;
 }
 
+/* walk_member_url - a dynamic group's memberURL: the entries its search found (fetched as one
+ * made-up entry whose member values are their DNs, each found entry cached under its DN). */
+static sl_result walk_member_url(walk *w, const ld_entry *g, const char *url, int depth)
+{
+    ld_url u;
+    char why[200];
+    if (ld_url_parse(url, &u, why, sizeof why) < 0) {
+        snprintf(w->why, sizeof w->why, "%s: memberURL %s: %s", g->dn, url, why);
+        return SL_TEMP;
+    }
+    ld_url_free(&u);
+    char *key = xasprintf("u:%s", url);
+    ld_entry *m;
+    bool known = walk_known(w, key, NULL, &m);
+    free(key);
+    if (!known || !m) return SL_OK;
+    return walk_group(w, m, depth); /* the made-up entry: its members at this group's level */
+}
+
 /* walk_group - the members of group g in the order the server gives its values: member and
  * uniqueMember DNs, mgrpRFC822MailMember addresses (external ones kept as written). */
 static sl_result walk_group(walk *w, const ld_entry *g, int depth)
@@ -543,6 +584,10 @@ static sl_result walk_group(walk *w, const ld_entry *g, int depth)
         if (str_ieq(name, "member") || str_ieq(name, "uniqueMember")) {
             dn = str_ieq(name, "uniqueMember") ? ld_member_dn(value) : xstrdup(value);
             key = dn_key(dn);
+        } else if (str_ieq(name, "memberURL")) {
+            sl_result rc = walk_member_url(w, g, value, depth);
+            if (rc != SL_OK) return rc;
+            continue;
         } else if (str_ieq(name, "mgrpRFC822MailMember")) {
             char *a = dir_addr_normalize(value);
             if (!a) {
@@ -639,7 +684,14 @@ static bool expand_fetch(ld_req *r, const char *key, const char *dn)
         return false;
     }
     be->n.ent_misses++;
-    if (*dn) {
+    if (strncmp(key, "u:", 2) == 0) { /* a memberURL (checked by the walk) */
+        ld_url u;
+        if (ld_url_parse(key + 2, &u, NULL, 0) < 0) abort();
+        char *f = xasprintf("(&%s(|(objectClass=mailUser)(objectClass=mailGroup)(objectClass=inetOrgPerson)))", u.filter);
+        req_search_start(r, SRCH_MEMBER_URL, *u.dn ? u.dn : be->base_dn, (int)u.scope, f, EXPAND_MAX_FETCHES, key);
+        free(f);
+        ld_url_free(&u);
+    } else if (*dn) {
         req_search_start(r, SRCH_DN, dn, LDAP_SCOPE_BASE, "(objectClass=*)", 1, key);
     } else {
         char *f = addr_filter(key + 2);
@@ -658,7 +710,7 @@ static void expand_run(ld_req *r)
         w.groups = dcache_new(SIZE_MAX, NULL);
         w.needset = dcache_new(SIZE_MAX, NULL);
         sl_result rc = walk_root(&w);
-        if (!w.need.n) return expand_answer(r, &w, rc);
+        if (rc == SL_TEMP || !w.need.n) return expand_answer(r, &w, rc);
         bool waiting = false;
         for (size_t i = 0; i < w.need.n; i++) {
             if (++r->fetched > EXPAND_MAX_FETCHES) {
@@ -672,12 +724,36 @@ static void expand_run(ld_req *r)
     }
 }
 
+/* member_url_found - a memberURL's search: a made-up entry (member: each DN found) under key,
+ * and each entry found under its DN; then the walk goes on when nothing else is awaited. */
+static void member_url_found(ld_req *r, const char *key, const ld_answer *a)
+{
+    ld_entry *m = xcalloc(1, sizeof *m);
+    m->refs = 1;
+    m->dn = xasprintf("memberURL:%s", key + 2);
+    for (size_t i = 0; a->rc == SL_OK && i < a->n; i++) {
+        sv_push(&m->names, "member");
+        sv_push(&m->values, a->entries[i]->dn);
+        char *dk = dn_key(a->entries[i]->dn);
+        entry_remember(r->be, dk, a->entries[i]);
+        dcache_put(r->resolved, dk, ld_entry_ref(a->entries[i]), INT64_MAX, 0);
+        free(dk);
+    }
+    entry_remember(r->be, key, m);
+    dcache_put(r->resolved, key, m, INT64_MAX, 0); /* our reference goes to the question */
+    if (r->nsrch == 0) expand_run(r);
+}
+
 /* expand_searched - an entry the walk needed has come: remember it, walk again when all have. */
 static void expand_searched(ld_req *r, req_search *rs, const ld_answer *a)
 {
     const char *key = rs->key;
     if (a->rc == SL_TEMP) return req_failed_search(r, "expand", a->error);
     ld_entry *e = NULL;
+    if (rs->what == SRCH_MEMBER_URL) {
+        if (a->truncated) return req_data_error(r, "expand", "a memberURL selects more than 10000 entries");
+        return member_url_found(r, key, a);
+    }
     if (rs->what == SRCH_ADDR) {
         if (a->rc == SL_PERM) return req_failed_search(r, "expand", "ldap_base_dn does not exist");
         if (!addr_result(r, a, key + 2, &e)) return;
@@ -702,6 +778,109 @@ static void ldb_expand(void *bep, const char *addr, dir_expand_cb cb, void *arg)
     expand_run(r);
 }
 
+/* ---- LDAP URLs (dynamic broadcaster lists) ---- */
+
+/* url_answer - answer r (and free it). */
+static void url_answer(ld_req *r, sl_result rc, const char *why)
+{
+    if (rc != SL_TEMP) { /* a definite answer is cached like an entry (a match) or its absence */
+        ld_entry *yes = NULL;
+        if (rc == SL_OK) {
+            yes = xcalloc(1, sizeof *yes);
+            yes->refs = 1;
+            yes->dn = xstrdup(r->name);
+        }
+        entry_remember(r->be, r->url.key, yes);
+        ld_entry_unref(yes);
+    }
+    void *arg = r->arg;
+    dir_match_cb cb = r->mcb;
+    req_free(r);
+    cb(arg, rc, why);
+}
+
+/* url_try_dn - no address matched: the sender's own entry, if it lies in the URL's scope. */
+static void url_try_dn(ld_req *r)
+{
+    if (!r->url.dn || !ld_dn_in_scope(r->url.dn, r->url.base, (enum ld_scope)r->url.scope))
+        return url_answer(r, SL_PERM, "");
+    req_search_start(r, SRCH_URL_DN, r->url.dn, LDAP_SCOPE_BASE, r->url.filter, 1, NULL);
+}
+
+/* url_searched - the URL's search with the addresses, or the sender's entry read with its filter. */
+static void url_searched(ld_req *r, enum srch_what what, const ld_answer *a)
+{
+    if (a->rc == SL_TEMP) return req_failed_search(r, "url", a->error);
+    if (a->rc == SL_OK && (a->n || a->truncated)) return url_answer(r, SL_OK, "");
+    if (a->rc == SL_PERM && what == SRCH_URL_ADDR) /* nothing lies under a base that does not exist */
+        log_warn(NULL, "ldap_data_error", "url=<%s> error=\"the base DN %s does not exist\"", r->name, r->url.base);
+    if (what == SRCH_URL_ADDR && a->rc == SL_OK) return url_try_dn(r);
+    url_answer(r, SL_PERM, "");
+}
+
+/* url_key - the entry cache key of the answer about the URL (canonical name) for who: "m:",
+ * then the URL, the addresses and the normalised DN separated by newlines (which none holds). */
+static char *url_key(const char *name, const dir_who *who)
+{
+    strbuf k;
+    sb_init(&k);
+    sb_printf(&k, "m:%s", name);
+    for (size_t i = 0; who->addrs && i < who->addrs->n; i++) {
+        char *a = str_lower(xstrdup(who->addrs->v[i]));
+        sb_printf(&k, "\n%s", a);
+        free(a);
+    }
+    char *dn = who->dn ? ld_dn_normalize(who->dn) : xstrdup("");
+    sb_printf(&k, "\n\n%s", dn);
+    free(dn);
+    return sb_steal(&k);
+}
+
+/* ldb_url_match - dir_url_match: one search with the URL's filter and the sender's addresses. */
+static void ldb_url_match(void *bep, const ld_url *u, const dir_who *who, dir_match_cb cb, void *arg)
+{
+    ld_be *be = bep;
+    if (!be->attached) {
+        cb(arg, SL_TEMP, "directory not connected");
+        return;
+    }
+    char *name = xasprintf("ldap:///%s??%s?%s", u->dn, u->scope == LD_SCOPE_BASE ? "base" : u->scope == LD_SCOPE_ONE ? "one" : "sub",
+                           u->filter);
+    ld_req *r = req_new(be, REQ_URL, name, arg);
+    free(name);
+    r->mcb = cb;
+    r->url.base = xstrdup(*u->dn ? u->dn : be->base_dn);
+    r->url.filter = xstrdup(u->filter);
+    r->url.dn = who->dn ? xstrdup(who->dn) : NULL;
+    r->url.scope = (int)u->scope;
+    r->url.key = url_key(r->name, who);
+    void *hit;
+    if (dcache_get(be->entries, r->url.key, now_s(), &hit)) {
+        be->n.ent_hits++;
+        void *a = r->arg;
+        req_free(r); /* answered from the cache: not stored again (its time to live stands) */
+        cb(a, hit ? SL_OK : SL_PERM, "");
+        return;
+    }
+    be->n.ent_misses++;
+    if (!who->addrs || !who->addrs->n) return url_try_dn(r);
+    /* one search: the URL's filter and any of the sender's addresses */
+    strbuf f;
+    sb_init(&f);
+    sb_printf(&f, "(&%s(|", u->filter);
+    for (size_t i = 0; i < who->addrs->n; i++) {
+        static const char *const attrs[] = {"mail", "mailAlternateAddress", "mailEquivalentAddress"};
+        for (size_t k = 0; k < SL_ARRAY_LEN(attrs); k++) {
+            sb_printf(&f, "(%s=", attrs[k]);
+            ld_filter_escape(&f, who->addrs->v[i]);
+            sb_putc(&f, ')');
+        }
+    }
+    sb_puts(&f, "))");
+    req_search_start(r, SRCH_URL_ADDR, r->url.base, r->url.scope, f.data, 1, NULL);
+    sb_free(&f);
+}
+
 /* ---- search answers ---- */
 
 static void on_search(void *arg, const ld_answer *a)
@@ -714,6 +893,8 @@ static void on_search(void *arg, const ld_answer *a)
     req_search_done(r, rs);
     if (r->kind == REQ_DOMAIN) {
         domain_searched(r, what, a);
+    } else if (r->kind == REQ_URL) {
+        url_searched(r, what, a);
     } else if (r->kind == REQ_LOOKUP) {
         ld_entry *e;
         if (a->rc == SL_TEMP) req_failed_search(r, "addr", a->error);
@@ -765,8 +946,8 @@ static void ldb_counters(void *bep, strbuf *out)
     ld_pool_get_counters(be->pool, &c);
     sb_printf(out, "directory: ldap (%zu URI%s, base %s)\n", be->n_uris, be->n_uris == 1 ? "" : "s", be->base_dn);
     sb_printf(out,
-              "directory searches: domain=%" PRIu64 " address=%" PRIu64 " dn=%" PRIu64 " sent=%" PRIu64 "\n",
-              be->n.dom_searches, be->n.addr_searches, be->n.dn_searches, c.sent);
+              "directory searches: domain=%" PRIu64 " address=%" PRIu64 " dn=%" PRIu64 " url=%" PRIu64 " sent=%" PRIu64 "\n",
+              be->n.dom_searches, be->n.addr_searches, be->n.dn_searches, be->n.url_searches, c.sent);
     sb_printf(out,
               "directory cache: domain_hits=%" PRIu64 " domain_misses=%" PRIu64 " domains=%zu address_hits=%" PRIu64
               " address_misses=%" PRIu64 " entries=%zu\n",
@@ -781,7 +962,7 @@ static void ldb_counters(void *bep, strbuf *out)
 }
 
 static const dir_backend ldap_ops = {"ldap", ldb_domain, ldb_expand, ldb_lookup, ldb_stats, ldb_free};
-static const dir_backend_extra ldap_extra = {ldb_attach, ldb_counters, NULL};
+static const dir_backend_extra ldap_extra = {ldb_attach, ldb_counters, NULL, ldb_url_match};
 
 sl_dir *dir_open_ldap(const sl_options *opt, conf_errors *errs)
 {

@@ -74,7 +74,7 @@ typedef struct {
 ld_pool *ld_pool_new(const sl_options *opt, const char *const *attrs);
 /* ld_pool_start - dial every connection; searches may be made from now on. */
 void ld_pool_start(ld_pool *p, struct event_base *base);
-/* ld_pool_search - search base (scope LDAP_SCOPE_BASE or LDAP_SCOPE_SUBTREE) with filter for at
+/* ld_pool_search - search base (scope LDAP_SCOPE_BASE, _ONELEVEL or _SUBTREE) with filter for at
  * most sizelimit entries, answered by cb before deadline_ms (now_mono_ms clock). The handle is
  * valid until cb runs or ld_pool_cancel. */
 ld_search *ld_pool_search(ld_pool *p, const char *base, int scope, const char *filter, int sizelimit,

@@ -6,7 +6,8 @@
  * policy/status.h), the size limits of domain and entry (SIZE= refused at once, otherwise
  * checked per recipient at the end of data), then the expansion. An address that expands to
  * several is accepted all or nothing. The directory may answer later: the decision is a chain
- * of callbacks (domain, entry, expansion) that ends in rcpt_finish.
+ * of callbacks (domain, entry, the group's LDAP URL broadcaster lists if any, expansion) that
+ * ends in rcpt_finish.
  */
 #include "conf/conf.h"
 #include "core/log.h"
@@ -38,7 +39,21 @@ typedef struct rcpt_req {
     bool hold;           /* a status says: accept, then hold */
     char *optin[DIR_OPTINS]; /* scanner opt-ins of the domain, then the entry (which wins) */
     char *sieve;             /* the entry's own Sieve filter */
+    struct {             /* a group whose broadcaster lists hold LDAP URLs, while the directory is asked */
+        dir_entry *entry;
+        strvec urls, addrs;
+        char *dn;
+        sl_result *rc;
+        struct url_ask *asks;
+        size_t pending;
+    } grp;
 } rcpt_req;
+
+/* One LDAP URL question of a group stage. */
+struct url_ask {
+    rcpt_req *q;
+    size_t i;
+};
 
 /* rcpt_req_free - release q. */
 static void rcpt_req_free(rcpt_req *q)
@@ -171,6 +186,8 @@ static verdict local_recipient(rcpt_req *q, sl_result rc, strvec targets, const 
     }
     verdict v = verdict_ok();
     if (rc == SL_TEMP) {
+        log_warn(q->s->id, "rcpt_expand_failed", "to=<%s> backend=%s error=\"%s\"", q->addr, dir_backend_name(q->ps->dir),
+                 err && *err ? err : "lookup failed");
         v = verdict_refuse(VERDICT_LOOKUP_FAILED, true, q->addr);
         char *text = xasprintf("<%s>: Recipient address lookup failed, try again later", q->addr);
         verdict_set_text(&v, text);
@@ -279,17 +296,22 @@ static verdict size_verdict(rcpt_req *q)
     return verdict_refuse(VERDICT_RCPT_SIZE, false, q->addr);
 }
 
-/* group_verdict - the group's submission rules for this sender (policy/group.h); on refusal *v
- * is the reply (mailRejectText when the group has one). */
+/* group_verdict - the group's submission rules for this sender (policy/group.h), with the
+ * answers about its LDAP URL lists in q->grp; on refusal *v is the reply (mailRejectText when the
+ * group has one). */
 static enum group_decision group_verdict(rcpt_req *q, const dir_entry *g, verdict *v)
 {
     smtp_sess *s = q->s;
-    group_sender who = {s->sender ? s->sender : "", s->auth_user, q->ps->sender.dn};
+    group_sender who = {s->sender ? s->sender : "", s->auth_user, q->ps->sender.dn, &q->grp.urls, q->grp.rc};
     const char *why;
     enum group_decision d = group_decide(g, &who, &why);
-    if (d != GROUP_ALLOW)
+    if (d == GROUP_TEMP) {
+        log_warn(s->id, "group_unknown", "to=<%s> from=<%s> reason=\"%s\"", q->addr, who.from, why);
+        *v = lookup_failed(q, "group authorisation");
+    } else if (d != GROUP_ALLOW) {
         log_info(s->id, "group_refused", "to=<%s> from=<%s> reason=\"%s\" action=%s", q->addr, who.from, why,
                  d == GROUP_MODERATE ? "moderator" : "reject");
+    }
     if (d == GROUP_REFUSE) {
         *v = verdict_refuse(VERDICT_GROUP_AUTH, false, q->addr);
         if (g->reject_text) verdict_set_text(v, g->reject_text);
@@ -297,7 +319,90 @@ static enum group_decision group_verdict(rcpt_req *q, const dir_entry *g, verdic
     return d;
 }
 
-/* rcpt_entry_known - the recipient's entry: its status and limits, then its expansion. */
+/* group_stage_free - forget the group stage's state (the entry is freed by whoever holds it). */
+static void group_stage_free(rcpt_req *q)
+{
+    sv_free(&q->grp.urls);
+    sv_free(&q->grp.addrs);
+    free(q->grp.dn);
+    free(q->grp.rc);
+    free(q->grp.asks);
+    memset(&q->grp, 0, sizeof q->grp);
+}
+
+/* entry_decided - status and size are settled (v): the group's rules, then the moderators or the
+ * expansion; e is freed here. */
+static void entry_decided(rcpt_req *q, dir_entry *e, verdict v)
+{
+    enum group_decision g = v.cls == VERDICT_OK && e->is_group ? group_verdict(q, e, &v) : GROUP_ALLOW;
+    group_stage_free(q); /* before anything that may answer (and free q) */
+    if (g == GROUP_MODERATE) { /* the moderators get it instead of the members */
+        strvec mods = {0};
+        for (size_t i = 0; i < e->moderators.n; i++) sv_push(&mods, e->moderators.v[i]);
+        v = local_recipient(q, SL_OK, mods, "");
+    } else if (v.cls == VERDICT_OK) {
+        dir_entry_free(e);
+        free(e);
+        dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
+        return;
+    }
+    dir_entry_free(e);
+    free(e);
+    rcpt_finish(q, &v);
+}
+
+/* group_stage_done - every URL of the group is answered (or the session is gone). */
+static void group_stage_done(rcpt_req *q)
+{
+    dir_entry *e = q->grp.entry;
+    q->grp.entry = NULL;
+    if (!q->ps) {
+        group_stage_free(q);
+        dir_entry_free(e);
+        free(e);
+        verdict ok = verdict_ok();
+        return rcpt_finish(q, &ok);
+    }
+    entry_decided(q, e, verdict_ok());
+}
+
+/* group_url_known - the directory's answer about one LDAP URL broadcaster list. */
+static void group_url_known(void *arg, sl_result rc, const char *why)
+{
+    struct url_ask *a = arg;
+    rcpt_req *q = a->q;
+    q->grp.rc[a->i] = rc;
+    if (rc == SL_TEMP && q->ps)
+        log_warn(q->s->id, "group_url_failed", "to=<%s> url=\"%s\" backend=%s error=\"%s\"", q->addr,
+                 q->grp.urls.v[a->i], dir_backend_name(q->ps->dir), why && *why ? why : "lookup failed");
+    if (--q->grp.pending == 0) group_stage_done(q);
+}
+
+/* group_stage_start - ask the directory about each LDAP URL of group e (urls, taken) for this
+ * sender; the decision goes on in group_stage_done. */
+static void group_stage_start(rcpt_req *q, dir_entry *e, strvec urls)
+{
+    smtp_sess *s = q->s;
+    q->grp.entry = e;
+    q->grp.urls = urls;
+    if (s->sender && *s->sender) sv_push(&q->grp.addrs, s->sender);
+    if (s->auth_user && strchr(s->auth_user, '@') && !sv_contains_ci(&q->grp.addrs, s->auth_user))
+        sv_push(&q->grp.addrs, s->auth_user);
+    q->grp.dn = q->ps->sender.dn ? xstrdup(q->ps->sender.dn) : NULL;
+    q->grp.rc = xcalloc(urls.n, sizeof *q->grp.rc);
+    q->grp.asks = xcalloc(urls.n, sizeof *q->grp.asks);
+    q->grp.pending = urls.n + 1; /* answers may come before dir_url_match returns */
+    dir_who who = {&q->grp.addrs, q->grp.dn};
+    sl_dir *dir = q->ps->dir;
+    for (size_t i = 0; i < urls.n; i++) {
+        q->grp.asks[i] = (struct url_ask){q, i};
+        dir_url_match(dir, q->grp.urls.v[i], &who, group_url_known, &q->grp.asks[i]);
+    }
+    if (--q->grp.pending == 0) group_stage_done(q);
+}
+
+/* rcpt_entry_known - the recipient's entry: its status and limits, a group's rules, then its
+ * expansion. */
 static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
 {
     rcpt_req *q = arg;
@@ -322,16 +427,12 @@ static void rcpt_entry_known(void *arg, sl_result rc, dir_entry *e)
         e->sieve = NULL;
         limit_blocks(q, e->msg_max_blocks, e->msg_max_bytes);
         if (v.cls == VERDICT_OK) v = size_verdict(q);
-        enum group_decision g = v.cls == VERDICT_OK && e->is_group ? group_verdict(q, e, &v) : GROUP_ALLOW;
-        if (g == GROUP_MODERATE) { /* the moderators get it instead of the members */
-            strvec mods = {0};
-            for (size_t i = 0; i < e->moderators.n; i++) sv_push(&mods, e->moderators.v[i]);
-            v = local_recipient(q, SL_OK, mods, "");
-        } else if (v.cls == VERDICT_OK) {
-            dir_entry_free(e);
-            dir_expand(q->ps->dir, q->addr, rcpt_expanded, q);
-            return;
-        }
+        dir_entry *mine = xmalloc(sizeof *mine); /* the answer is ours until a later stage frees it */
+        *mine = *e;
+        strvec urls = {0};
+        if (v.cls == VERDICT_OK && e->is_group) group_urls(e, &urls);
+        if (urls.n) return group_stage_start(q, mine, urls);
+        return entry_decided(q, mine, v);
     }
     if (rc == SL_OK) dir_entry_free(e);
     rcpt_finish(q, &v);

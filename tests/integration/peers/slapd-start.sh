@@ -7,12 +7,15 @@
 #           included)
 #   CERT KEY  PEM certificate and key: the server then offers StartTLS (and ldaps:// on
 #           127.0.0.1:LDAPS_PORT when that is given)
-# Schemas: core, cosine, inetorgperson and the project's etc/sluice.schema (unchanged).
+# Schemas: core, cosine, inetorgperson, dyngroup (memberURL, groupOfURLs: dynamic groups) and the
+# project's etc/sluice.schema (unchanged).
 # userPassword is readable by the root DN only (others may bind with it). The script execs slapd
 # with -d 0, so the caller's process (group) IS the server: SIGSTOP/SIGCONT/SIGTERM reach it.
 # Replication (syncrepl): SLAPD_ROLE=provider loads the syncprov overlay; SLAPD_ROLE=consumer with
 # SLAPD_PROVIDER=ldap://... replicates the provider's SUFFIX (refreshAndPersist, bound as its root
 # DN); a consumer's LDIF may be empty.
+# SLAPD_MONITOR=1 adds the cn=Monitor database (readable by anyone: operation counters, used by
+# bench/directory.py to count searches); SLAPD_MAXSIZE overrides the mdb map size (bytes).
 # Adapted from the project's shared slapd recipe. Packages: slapd ldap-utils.
 set -euo pipefail
 DIR=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -29,6 +32,7 @@ mkdir -p "$DIR/db"
   echo "include /etc/ldap/schema/core.schema"
   echo "include /etc/ldap/schema/cosine.schema"
   echo "include /etc/ldap/schema/inetorgperson.schema"
+  echo "include /etc/ldap/schema/dyngroup.schema"
   echo "include $SCHEMA"
   echo "pidfile  $DIR/slapd.pid"
   echo "argsfile $DIR/slapd.args"
@@ -40,7 +44,7 @@ mkdir -p "$DIR/db"
     echo "TLSCertificateKeyFile $KEY"
   fi
   echo "database mdb"
-  echo "maxsize 104857600"
+  echo "maxsize ${SLAPD_MAXSIZE:-104857600}"
   echo "suffix \"$SUFFIX\""
   echo "rootdn \"cn=admin,$SUFFIX\""
   echo "rootpw secret"
@@ -57,6 +61,10 @@ mkdir -p "$DIR/db"
   fi
   echo "access to attrs=userPassword by anonymous auth by * none"
   echo "access to * by * read"
+  if [ "${SLAPD_MONITOR:-}" = 1 ]; then
+    echo "database monitor"
+    echo "access to * by * read"
+  fi
 } > "$DIR/slapd.conf"
 slaptest -Q -u -f "$DIR/slapd.conf"
 [ -s "$LDIF" ] && slapadd -q -f "$DIR/slapd.conf" -l "$LDIF"
