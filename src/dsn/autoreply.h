@@ -25,4 +25,24 @@ void autoreply_build(const autoreply *a, const char *date, const char *msgid, st
 /* autoreply_submit - build and queue a; cb(arg, res, err) when it is durable or failed. */
 void autoreply_submit(sl_ctx *ctx, const autoreply *a, enqueue_cb cb, void *arg);
 
+/* A message disposition notification (RFC 8098) that a message was deleted unread by a Sieve
+ * reject or ereject (RFC 5429 2.1): sent to the original's envelope sender. */
+typedef struct {
+    const char *src_channel; /* the channel the original arrived on (its dispositionchannel is used) */
+    const char *orig_id;     /* the original's queue id */
+    const char *rcpt;        /* the recipient whose script rejected it (Final-Recipient, From:) */
+    const char *to;          /* the original's envelope sender */
+    const char *reason;      /* the script's reason */
+    const char *header;      /* the original's header block (returned as text/rfc822-headers) */
+    size_t header_len;
+    const char *subject;     /* the original's Subject, or NULL */
+    const char *msgid;       /* the original's Message-ID, or NULL */
+} mdn_reject;
+
+/* mdn_reject_build - the MDN's content (CRLF) into out; host: our name; date, msgid and boundary given. */
+void mdn_reject_build(const mdn_reject *m, const char *host, const char *date, const char *msgid, const char *boundary,
+                      strbuf *out);
+/* mdn_reject_submit - build and queue m through the dispositionchannel (null envelope sender). */
+void mdn_reject_submit(sl_ctx *ctx, const mdn_reject *m);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
+#include "dsn/autoreply.h"
 #include "policy/commit.h"
 #include "policy/vacation.h"
 #include "rewrite/rewrite.h"
@@ -413,13 +414,8 @@ static void place_rcpt(plan_builder *b, size_t i, rcpt_outcome *o, size_t *rejec
     smtp_sess *s = b->st->s;
     const qrcpt *r = &s->rcpts[i];
     const sieve_result *sr = &o->r;
-    if (sr->reject) {
-        char *diag = xasprintf("smtp; 550 5.7.1 %s", sr->reject);
-        for (char *p = diag; *p; p++)
-            if (*p == '\r' || *p == '\n') *p = ' ';
-        commit_plan_fail(b->p, s, b->orig, r, "5.7.1", diag);
+    if (sr->reject) { /* counted here; an MDN (or the 550) once every recipient is placed */
         log_info(s->qid, "sieve_reject", "to=<%s> reason=\"%s\"", r->addr, sr->reject);
-        free(diag);
         (*rejected)++;
         return;
     }
@@ -442,6 +438,29 @@ static void place_rcpt(plan_builder *b, size_t i, rcpt_outcome *o, size_t *rejec
     }
     for (size_t k = 0; k < sr->redirect.n; k++) add_redirect(b, m, r, sr->redirect.v[k]);
     if (!m) log_info(s->qid, "discarded", "to=<%s> by=sieve", r->addr);
+}
+
+/* send_mdns - RFC 5429 2.1: the recipients whose scripts rejected a message the others took tell
+ * the sender with an MDN (RFC 8098, "deleted") through the dispositionchannel; never to <>. */
+static void send_mdns(struct scan_stage *st, const rcpt_outcome *outs, size_t n, const qbody *content)
+{
+    smtp_sess *s = st->s;
+    if (!s->sender || !*s->sender) {
+        log_info(s->qid, "mdn_suppressed", "reason=\"null sender\"");
+        return;
+    }
+    size_t body, hlen = header_end(content->data, content->len, &body);
+    char *subject = vacation_header_value(content->data, hlen, "Subject");
+    char *msgid = vacation_header_value(content->data, hlen, "Message-ID");
+    for (size_t i = 0; i < n; i++) {
+        if (!outs[i].r.reject) continue;
+        const qrcpt *r = &s->rcpts[i];
+        mdn_reject m = {s->src_channel, s->qid, r->orig ? r->orig : r->addr, s->sender, outs[i].r.reject,
+                        content->data, hlen, subject, msgid};
+        mdn_reject_submit(st->ps->p->ctx, &m);
+    }
+    free(subject);
+    free(msgid);
 }
 
 /* stage_free - release the stage (its scans stopped). */
@@ -496,6 +515,7 @@ static void stage_finish(struct scan_stage *st)
     const char *reason = NULL;
     for (size_t i = 0; i < n && !reason; i++) reason = outs[i].r.reject;
     char *why = reason ? xstrdup(reason) : NULL;
+    if (rejected && rejected < considered) send_mdns(st, outs, n, b.orig);
     for (size_t i = 0; i < n; i++) {
         sieve_result_free(&outs[i].r);
         free(outs[i].header);

@@ -38,7 +38,16 @@ LDIF = st.DEFAULT_LDIF.replace(
     "mail: carol@example.test\n",
     "mail: carol@example.test\nmailAntiUBEService: spam\nmailSieveRuleSource: %s\n" % TAG_FILTER, 1).replace(
     "mail: dave@example.test\n",
-    "mail: dave@example.test\nmailSieveRuleSource: %s\n" % VACATION, 1)
+    "mail: dave@example.test\nmailSieveRuleSource: %s\n" % VACATION, 1) + """
+dn: uid=erin,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: erin
+cn: Erin
+sn: Test
+mail: erin@example.test
+mailSieveRuleSource: require "reject"; if header :contains "Subject" "newsletter" { reject "I do not read newsletters."; }
+"""
 
 PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
 
@@ -213,6 +222,33 @@ def test_vacation_once_never_to_null_sender(lab):
     assert len(sink.find(b"Subject: Away")) == 1
     reasons = [e.rest for e in s.events("vacation_skipped")]
     assert any("replied within the period" in r for r in reasons) and any("null sender" in r for r in reasons), reasons
+
+
+def test_sieve_reject_mdn(lab):
+    """A Sieve reject of one recipient while another takes the message: that recipient only is
+    refused, and the sender gets an MDN (RFC 8098, deleted) through the dispositionchannel."""
+    h, s, spamd, clamd, sink = lab
+    msg, mid = message("weekly newsletter", b"News.", to="erin@example.test, bob@example.test")
+    st.send_message(s.port, "news@other.test", ["erin@example.test", "bob@example.test"], msg)
+    s.wait_message("bob@example.test", mid.encode())
+    mdns = st.wait_until(lambda: sink.find(b"report-type=disposition-notification"), 20, what="the MDN")
+    env, content = mdns[0]
+    assert env["rcpt_tos"] == ["news@other.test"] and env["mail_from"] in ("", "<>")
+    assert b"Disposition: automatic-action/MDN-sent-automatically; deleted" in content
+    assert b"Final-Recipient: rfc822; erin@example.test" in content and b"I do not read newsletters." in content
+    assert ("Original-Message-ID: %s" % mid).encode() in content
+    assert not s.find_messages("erin@example.test", mid.encode())
+    # every recipient rejects: 550 at the end of data, no MDN
+    before = len(sink.find(b"report-type=disposition-notification"))
+    msg2, mid2 = message("another newsletter", b"More news.", to="erin@example.test")
+    with Client(s.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<news@other.test>").code == 250
+        assert c.cmd("RCPT TO:<erin@example.test>").code == 250
+        r = c.data(msg2)
+        assert r.code == 550 and "I do not read newsletters." in r.text, r
+    time.sleep(1)
+    assert len(sink.find(b"report-type=disposition-notification")) == before
 
 
 @pytest.mark.parametrize("optional", [False, True])
