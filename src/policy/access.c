@@ -12,11 +12,25 @@ char *access_port_probe(const access_conn *c)
     return xasprintf("TCP|%s|%u|%s|%u", c->server_ip, c->server_port, c->client_ip, c->client_port);
 }
 
+char *access_app_info(const access_conn *c)
+{
+    strbuf b;
+    sb_init(&b);
+    sb_puts(&b, "SMTP");
+    if (c->helo && *c->helo) {
+        sb_putc(&b, '/');
+        for (const char *p = c->helo; *p && p - c->helo < 255; p++) /* no field separator from the client */
+            sb_putc(&b, *p == '|' || (unsigned char)*p < ' ' ? '_' : *p);
+    }
+    return sb_steal(&b);
+}
+
 char *access_from_probe(const access_conn *c, const char *src_channel, const char *from, const char *auth_user)
 {
-    char *t = access_port_probe(c);
-    char *p = xasprintf("%s|SMTP|MAIL|%s|%s|%s", t, src_channel, from, auth_user ? auth_user : "");
+    char *t = access_port_probe(c), *app = access_app_info(c);
+    char *p = xasprintf("%s|%s|MAIL|%s|%s|%s", t, app, src_channel, from, auth_user ? auth_user : "");
     free(t);
+    free(app);
     return p;
 }
 
@@ -27,9 +41,10 @@ char *access_send_probe(const char *src, const char *from, const char *dst, cons
 
 char *access_mail_probe(const access_conn *c, const char *src, const char *from, const char *dst, const char *to)
 {
-    char *t = access_port_probe(c);
-    char *p = xasprintf("%s|%s|%s|%s|%s", t, src, from, dst, to);
+    char *t = access_port_probe(c), *app = access_app_info(c);
+    char *p = xasprintf("%s|%s|MAIL|%s|%s|%s|%s", t, app, src, from, dst, to);
     free(t);
+    free(app);
     return p;
 }
 

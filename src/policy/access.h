@@ -15,17 +15,21 @@ typedef struct {
     unsigned server_port;
     const char *client_ip;
     unsigned client_port;
+    const char *helo;       /* the name the client claimed in HELO/EHLO, or NULL */
 } access_conn;
 
 typedef enum { ACCESS_NONE = 0, ACCESS_ALLOW, ACCESS_REJECT, ACCESS_TEMP } access_verdict;
 
 /* access_port_probe - "TCP|server-ip|server-port|client-ip|client-port"; caller frees. */
 char *access_port_probe(const access_conn *c);
-/* access_from_probe - "TCP|...|client-port|SMTP|MAIL|src-channel|from|auth-user" for FROM_ACCESS; caller frees. */
+/* access_app_info - Messaging Server's app-info field: "SMTP/helo-name" ("SMTP" before HELO); caller frees. */
+char *access_app_info(const access_conn *c);
+/* access_from_probe - "TCP|...|client-port|SMTP/helo|MAIL|src-channel|from|auth-user" for FROM_ACCESS; caller frees. */
 char *access_from_probe(const access_conn *c, const char *src_channel, const char *from, const char *auth_user);
 /* access_send_probe - "src-channel|from|dst-channel|to" (ORIG_SEND_ACCESS, SEND_ACCESS); caller frees. */
 char *access_send_probe(const char *src, const char *from, const char *dst, const char *to);
-/* access_mail_probe - "TCP|...|client-port|src-channel|from|dst-channel|to" (ORIG_MAIL_ACCESS, MAIL_ACCESS). */
+/* access_mail_probe - "TCP|...|client-port|SMTP/helo|MAIL|src-channel|from|dst-channel|to" (ORIG_MAIL_ACCESS,
+ * MAIL_ACCESS), as Messaging Server writes them; caller frees. */
 char *access_mail_probe(const access_conn *c, const char *src, const char *from, const char *dst, const char *to);
 /*
  * access_check - probe table (absent file or table: ACCESS_NONE). On ACCESS_REJECT/ACCESS_TEMP *out

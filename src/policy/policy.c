@@ -62,7 +62,7 @@ void policy_sess_flags(const smtp_sess *s, char buf[8])
 /* access_facts - the connection fields of the access-table probes. */
 static access_conn access_facts(const smtp_sess *s)
 {
-    access_conn ac = {s->server_ip, s->server_port, s->client_ip, s->client_port};
+    access_conn ac = {s->server_ip, s->server_port, s->client_ip, s->client_port, s->helo};
     return ac;
 }
 

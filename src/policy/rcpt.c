@@ -102,7 +102,7 @@ static access_verdict rcpt_access(rcpt_req *q, bool orig, const char *dst, const
     if (v->delay_ms > q->delay) q->delay = v->delay_ms;
     if (a == ACCESS_REJECT || a == ACCESS_TEMP) return a;
     verdict_free(v);
-    access_conn ac = {s->server_ip, s->server_port, s->client_ip, s->client_port};
+    access_conn ac = {s->server_ip, s->server_port, s->client_ip, s->client_port, s->helo};
     char *p2 = access_mail_probe(&ac, s->src_channel, from, dst, to);
     access_verdict a2 = access_check(s->conf->mappings, orig ? "ORIG_MAIL_ACCESS" : "MAIL_ACCESS", p2, flags, 550,
                                      deny, v);

@@ -17,13 +17,14 @@ import tlsauth
 MAPPINGS = r"""! test_access.py
 FROM_ACCESS
 
-  TCP|*|*|*|*|SMTP|MAIL|*|*@spam.test|*       $NNo$ mail$ from$ spam.test
-  TCP|*|*|*|*|SMTP|MAIL|*|*@busy.test|*       $WSender$ domain$ busy,$ come$ back$ later
-  TCP|*|*|*|*|SMTP|MAIL|*|*@coded.test|*      $N$X5.7.26|Unauthenticated$ mail$ from$ $5@coded.test
-  TCP|*|*|*|*|SMTP|MAIL|*|*@coded4.test|*     $N$X4.7.26|Check$ your$ DNS,$ then$ retry
-  TCP|*|*|*|*|SMTP|MAIL|*|*@slow.test|*       $D150|$Y
-  TCP|*|*|*|*|SMTP|MAIL|*|*@members.test|*    $C$:A$Y$E
-  TCP|*|*|*|*|SMTP|MAIL|*|*@members.test|*    $NMembers$ must$ authenticate$ first
+  TCP|*|*|*|*|SMTP/worm.example|MAIL|*|*|*   $NHELO$ worm.example$ refused$ (client$ $2)
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@spam.test|*       $NNo$ mail$ from$ spam.test
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@busy.test|*       $WSender$ domain$ busy,$ come$ back$ later
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@coded.test|*      $N$X5.7.26|Unauthenticated$ mail$ from$ $6@coded.test
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@coded4.test|*     $N$X4.7.26|Check$ your$ DNS,$ then$ retry
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@slow.test|*       $D150|$Y
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@members.test|*    $C$:A$Y$E
+  TCP|*|*|*|*|SMTP*|MAIL|*|*@members.test|*    $NMembers$ must$ authenticate$ first
 
 ORIG_SEND_ACCESS
 
@@ -39,11 +40,11 @@ SEND_ACCESS
 
 ORIG_MAIL_ACCESS
 
-  TCP|*|*|*|*|*|*|*|*@nomail.test       $NNo$ mail$ for$ nomail.test$ from$ $2
+  TCP|*|*|*|*|SMTP*|MAIL|*|*|*|*@nomail.test       $NNo$ mail$ for$ nomail.test$ from$ $2
 
 MAIL_ACCESS
 
-  TCP|*|*|*|*|*|*|l|carol@example.test  $WCarol's$ mailbox$ is$ busy
+  TCP|*|*|*|*|SMTP*|MAIL|*|*|l|carol@example.test  $WCarol's$ mailbox$ is$ busy
 """
 
 
@@ -100,6 +101,19 @@ def test_from_access_rejects_at_mail(lab, sender, code, enh, text):
         c.quit()
     assert reject_logged(lab.mta, "MAIL", "%d %s %s" % (code, enh, text)), \
         "no reject line for MAIL:\n%s" % lab.mta.log_excerpt("cmd=MAIL")
+
+
+def test_helo_name_in_probe(lab):
+    """Messaging Server's app-info field is SMTP/claimed-HELO-name: a table can refuse by the
+    name a client claims (worms that say the same name everywhere), and only that name."""
+    from sluicetest import Client
+    with Client(lab.mta.port) as c:
+        assert c.cmd("EHLO worm.example").code == 250
+        r = c.cmd("MAIL FROM:<ok@fine.test>")
+        assert r.code == 550 and "HELO worm.example refused" in r.text, r
+        assert c.cmd("EHLO client.example.test").code == 250
+        assert c.cmd("MAIL FROM:<ok@fine.test>").code == 250
+        c.quit()
 
 
 def test_from_access_delay(lab):

@@ -25,11 +25,11 @@
 static void test_port_probe(void **state)
 {
     (void)state;
-    access_conn c = {"127.0.0.3", 2025, "127.0.0.9", 41000};
+    access_conn c = {"127.0.0.3", 2025, "127.0.0.9", 41000, NULL};
     char *p = access_port_probe(&c);
     assert_string_equal(p, "TCP|127.0.0.3|2025|127.0.0.9|41000");
     free(p);
-    access_conn v6 = {"2001:db8::1", 25, "::1", 65535};
+    access_conn v6 = {"2001:db8::1", 25, "::1", 65535, NULL};
     p = access_port_probe(&v6);
     assert_string_equal(p, "TCP|2001:db8::1|25|::1|65535");
     free(p);
@@ -38,7 +38,7 @@ static void test_port_probe(void **state)
 static void test_from_probe(void **state)
 {
     (void)state;
-    access_conn c = {"192.0.2.10", 587, "198.51.100.7", 50123};
+    access_conn c = {"192.0.2.10", 587, "198.51.100.7", 50123, NULL};
     char *p = access_from_probe(&c, "tcp_local", "alice@example.test", NULL);
     assert_string_equal(p, "TCP|192.0.2.10|587|198.51.100.7|50123|SMTP|MAIL|tcp_local|alice@example.test|");
     free(p);
@@ -65,9 +65,17 @@ static void test_send_probe(void **state)
 static void test_mail_probe(void **state)
 {
     (void)state;
-    access_conn c = {"127.0.0.1", 25, "127.0.0.1", 1234};
+    access_conn c = {"127.0.0.1", 25, "127.0.0.1", 1234, NULL};
     char *p = access_mail_probe(&c, "tcp_local", "a@x.test", "l", "bob@example.test");
-    assert_string_equal(p, "TCP|127.0.0.1|25|127.0.0.1|1234|tcp_local|a@x.test|l|bob@example.test");
+    assert_string_equal(p, "TCP|127.0.0.1|25|127.0.0.1|1234|SMTP|MAIL|tcp_local|a@x.test|l|bob@example.test");
+    free(p);
+    /* the claimed HELO name is the app-info's second part, as in Messaging Server ("SMTP/name") */
+    access_conn h = {"127.0.0.1", 25, "127.0.0.1", 1234, "client|x.example"};
+    p = access_mail_probe(&h, "tcp_local", "a@x.test", "l", "bob@example.test");
+    assert_string_equal(p, "TCP|127.0.0.1|25|127.0.0.1|1234|SMTP/client_x.example|MAIL|tcp_local|a@x.test|l|bob@example.test");
+    free(p);
+    p = access_from_probe(&h, "tcp_local", "a@x.test", NULL);
+    assert_string_equal(p, "TCP|127.0.0.1|25|127.0.0.1|1234|SMTP/client_x.example|MAIL|tcp_local|a@x.test|");
     free(p);
 }
 
@@ -105,10 +113,10 @@ static const char *MAPPINGS =
     "<send_access.inc\n"
     "\n"
     "ORIG_MAIL_ACCESS\n"
-    "  TCP|*|*|$(192.0.2.0/24)|*|*|*|*|*@example.test   $NNot$ from$ $2\n"
+    "  TCP|*|*|$(192.0.2.0/24)|*|SMTP*|MAIL|*|*|*|*@example.test   $NNot$ from$ $2\n"
     "\n"
     "MAIL_ACCESS\n"
-    "  TCP|*|*|*|*|tcp_local|*|l|carol@example.test     $WMailbox$ busy\n";
+    "  TCP|*|*|*|*|SMTP*|MAIL|tcp_local|*|l|carol@example.test     $WMailbox$ busy\n";
 
 /* Included: the send tables (src|from|dst|to). */
 static const char *SEND_INC =
@@ -195,44 +203,44 @@ typedef struct {
 
 static const check_case CASES[] = {
     /* PORT_ACCESS: the seed, as the listener probes it (554 for a permanent refusal at connect). */
-    {"seed: back-end may connect", P_PORT, "PORT_ACCESS", {"127.0.0.3", 2025, "127.0.0.2", 40000},
+    {"seed: back-end may connect", P_PORT, "PORT_ACCESS", {"127.0.0.3", 2025, "127.0.0.2", 40000, NULL},
      0, 0, 0, 0, "", 554, ACCESS_ALLOW, "", 0},
-    {"seed: other client refused", P_PORT, "PORT_ACCESS", {"127.0.0.3", 2025, "127.0.0.9", 40001},
+    {"seed: other client refused", P_PORT, "PORT_ACCESS", {"127.0.0.3", 2025, "127.0.0.9", 40001, NULL},
      0, 0, 0, 0, "", 554, ACCESS_REJECT, "554 5.7.1 Connection refused by access policy", 0},
-    {"seed: other port unrestricted", P_PORT, "PORT_ACCESS", {"127.0.0.3", 25, "127.0.0.9", 40002},
+    {"seed: other port unrestricted", P_PORT, "PORT_ACCESS", {"127.0.0.3", 25, "127.0.0.9", 40002, NULL},
      0, 0, 0, 0, "", 554, ACCESS_NONE, "", 0},
-    {"seed: client port 2025 is not the server port", P_PORT, "PORT_ACCESS", {"127.0.0.3", 25, "127.0.0.9", 2025},
+    {"seed: client port 2025 is not the server port", P_PORT, "PORT_ACCESS", {"127.0.0.3", 25, "127.0.0.9", 2025, NULL},
      0, 0, 0, 0, "", 554, ACCESS_NONE, "", 0},
-    {"$W at connect: 421", P_PORT, "PORT_ACCESS", {"127.0.0.3", 26, "127.0.0.9", 40003},
+    {"$W at connect: 421", P_PORT, "PORT_ACCESS", {"127.0.0.3", 26, "127.0.0.9", 40003, NULL},
      0, 0, 0, 0, "", 554, ACCESS_TEMP, "421 4.7.1 Busy now (127.0.0.9)", 0},
     /* FROM_ACCESS: the literal TCP saves nothing: $2 client IP, $4 source channel, $5 the sender's local part. */
-    {"$N with saved fields", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@spam.test", NULL, 0, "E",
+    {"$N with saved fields", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@spam.test", NULL, 0, "E",
      550, ACCESS_REJECT, "550 5.7.1 No mail from x@spam.test (client 198.51.100.7, channel tcp_local)", 0},
-    {"$D delay then $Y", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@slow.test", NULL, 0, "",
+    {"$D delay then $Y", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@slow.test", NULL, 0, "",
      550, ACCESS_ALLOW, "", 1500},
-    {"$W temporary: 450 4.7.1", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@later.test", NULL, 0, "",
+    {"$W temporary: 450 4.7.1", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@later.test", NULL, 0, "",
      550, ACCESS_TEMP, "450 4.7.1 Try again later", 0},
-    {"$X5 code", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@coded.test", NULL, 0, "",
+    {"$X5 code", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@coded.test", NULL, 0, "",
      550, ACCESS_REJECT, "550 5.7.26 Policy says no", 0},
-    {"$X4 code makes it temporary", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@coded4.test", NULL, 0,
+    {"$X4 code makes it temporary", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@coded4.test", NULL, 0,
      "", 550, ACCESS_TEMP, "450 4.7.26 Policy says later", 0},
-    {"$N without text: default text", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "x@blank.test", NULL, 0,
+    {"$N without text: default text", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "x@blank.test", NULL, 0,
      "", 550, ACCESS_REJECT, "550 5.7.1 Sender address rejected", 0},
-    {"$:A: authenticated passes", P_FROM, "FROM_ACCESS", {FE, 587, CL, 1}, "tcp_local", "u@auth.test",
+    {"$:A: authenticated passes", P_FROM, "FROM_ACCESS", {FE, 587, CL, 1, NULL}, "tcp_local", "u@auth.test",
      "u@auth.test", 0, "TAE", 550, ACCESS_ALLOW, "", 0},
-    {"$:A: anonymous rejected", P_FROM, "FROM_ACCESS", {FE, 587, CL, 1}, "tcp_local", "u@auth.test", NULL, 0, "TE",
+    {"$:A: anonymous rejected", P_FROM, "FROM_ACCESS", {FE, 587, CL, 1, NULL}, "tcp_local", "u@auth.test", NULL, 0, "TE",
      550, ACCESS_REJECT, "550 5.7.1 Authentication required", 0},
-    {"$;T: without TLS rejected", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "u@notls.test", NULL, 0, "E",
+    {"$;T: without TLS rejected", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "u@notls.test", NULL, 0, "E",
      550, ACCESS_REJECT, "550 5.7.1 Use TLS", 0},
-    {"$;T: with TLS the mapping ends", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "u@notls.test", NULL, 0,
+    {"$;T: with TLS the mapping ends", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "u@notls.test", NULL, 0,
      "TE", 550, ACCESS_NONE, "", 0},
-    {"source channel field", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_auth", "u@anything.test", "u@x", 0, "A",
+    {"source channel field", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_auth", "u@anything.test", "u@x", 0, "A",
      550, ACCESS_ALLOW, "", 0},
-    {"plain mapping is no verdict", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "u@map.test", NULL, 0, "",
+    {"plain mapping is no verdict", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "u@map.test", NULL, 0, "",
      550, ACCESS_NONE, "", 0},
-    {"no entry matches", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "u@fine.test", NULL, 0, "", 550,
+    {"no entry matches", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "u@fine.test", NULL, 0, "", 550,
      ACCESS_NONE, "", 0},
-    {"looping table: 451 4.3.0", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1}, "tcp_local", "u@loop.test", NULL, 0, "",
+    {"looping table: 451 4.3.0", P_FROM, "FROM_ACCESS", {FE, 25, CL, 1, NULL}, "tcp_local", "u@loop.test", NULL, 0, "",
      550, ACCESS_TEMP, "451 4.3.0 Access check failed (FROM_ACCESS), try again later", 0},
     /* ORIG_SEND_ACCESS / SEND_ACCESS (from the include): src|from|dst|to. */
     {"ORIG_SEND $N with dst channel", P_SEND, "ORIG_SEND_ACCESS", {0}, "tcp_local", "a@x.test", "tcp_local",
@@ -248,13 +256,13 @@ static const check_case CASES[] = {
     {"SEND $Y by destination channel", P_SEND, "SEND_ACCESS", {0}, "tcp_local", "", "tcp_local", "x@y.test", "",
      550, ACCESS_ALLOW, "", 0},
     /* ORIG_MAIL_ACCESS / MAIL_ACCESS: the connection fields first. */
-    {"ORIG_MAIL IP pattern", P_MAIL, "ORIG_MAIL_ACCESS", {FE, 25, "192.0.2.77", 5}, "tcp_local", "a@x.test", "l",
+    {"ORIG_MAIL IP pattern", P_MAIL, "ORIG_MAIL_ACCESS", {FE, 25, "192.0.2.77", 5, NULL}, "tcp_local", "a@x.test", "l",
      "bob@example.test", "", 550, ACCESS_REJECT, "550 5.7.1 Not from 192.0.2.77", 0},
-    {"ORIG_MAIL IP outside", P_MAIL, "ORIG_MAIL_ACCESS", {FE, 25, "192.0.3.77", 5}, "tcp_local", "a@x.test", "l",
+    {"ORIG_MAIL IP outside", P_MAIL, "ORIG_MAIL_ACCESS", {FE, 25, "192.0.3.77", 5, NULL}, "tcp_local", "a@x.test", "l",
      "bob@example.test", "", 550, ACCESS_NONE, "", 0},
-    {"MAIL $W", P_MAIL, "MAIL_ACCESS", {FE, 25, CL, 5}, "tcp_local", "a@x.test", "l", "carol@example.test", "", 550,
+    {"MAIL $W", P_MAIL, "MAIL_ACCESS", {FE, 25, CL, 5, NULL}, "tcp_local", "a@x.test", "l", "carol@example.test", "", 550,
      ACCESS_TEMP, "450 4.7.1 Mailbox busy", 0},
-    {"absent table", P_MAIL, "NO_SUCH_TABLE", {FE, 25, CL, 5}, "tcp_local", "a@x.test", "l", "carol@example.test",
+    {"absent table", P_MAIL, "NO_SUCH_TABLE", {FE, 25, CL, 5, NULL}, "tcp_local", "a@x.test", "l", "carol@example.test",
      "", 550, ACCESS_NONE, "", 0},
 };
 
@@ -310,7 +318,7 @@ static void test_check_temp_never_5xx(void **state)
     const sl_mappings *m = *state;
     static const int codes[] = {550, 553, 554, 530};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        access_conn c = {FE, 25, CL, 1};
+        access_conn c = {FE, 25, CL, 1, NULL};
         char *probe = access_from_probe(&c, "tcp_local", "x@later.test", NULL);
         strbuf reply = {0};
         verdict vd;
