@@ -181,6 +181,9 @@ typedef struct {
     bool errsendpost;            /* "errsendpost" (default) / "nosendpost": an undeliverable DSN goes to the postmaster or is dropped */
     sl_chan_opts copts;          /* <channel>_option file */
     char *saslswitchchannel;     /* "saslswitchchannel CH": an authenticated session's source channel becomes CH */
+    bool switchchannel;          /* "switchchannel": a client INTERNAL_IP says $Y for is switched (to the channel it names) */
+    bool allowswitchchannel;     /* "allowswitchchannel" / "disallowswitchchannel" (default): sessions may be switched to it */
+    unsigned authrewrite;        /* "authrewrite N": 1 adds Sender: <auth user> when From: differs (default 0: off) */
     char *interface_address;     /* "interfaceaddress IP": source address of outgoing connections */
     /* content scanning: NULL = not opted in; "" = opted in (no opt-in string); else the string */
     char *src_scan[SL_SCANNERS]; /* "sourcespamfilterN" / "sourcespamfilterNoptin STRING": mail from this channel */

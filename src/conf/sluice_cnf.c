@@ -245,6 +245,22 @@ static void kw_tls(cnf_parser *p, int line, const char *kw, char **args, size_t 
     p->tls_set = true;
 }
 
+/* kw_switch - "switchchannel" / "noswitchchannel", "allowswitchchannel" / "disallowswitchchannel". */
+static void kw_switch(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)line, (void)args, (void)nargs;
+    if (str_ieq(kw, "switchchannel")) p->cur.switchchannel = true;
+    else if (str_ieq(kw, "noswitchchannel")) p->cur.switchchannel = false;
+    else p->cur.allowswitchchannel = str_ieq(kw, "allowswitchchannel");
+}
+
+/* kw_authrewrite - "authrewrite N": 0 off, 1 a Sender: header naming the authenticated user. */
+static void kw_authrewrite(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    number_arg(p, line, kw, args[0], 0, 1, &p->cur.authrewrite);
+}
+
 /* kw_sendpost - "errsendpost" / "nosendpost". */
 static void kw_sendpost(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
@@ -443,6 +459,11 @@ static const chan_keyword chan_keywords[] = {
     {"errsendpost", KW_FLAG, kw_sendpost},
     {"nosendpost", KW_FLAG, kw_sendpost},
     {"fileinto", KW_ONE, kw_fileinto},
+    {"switchchannel", KW_FLAG, kw_switch},
+    {"noswitchchannel", KW_FLAG, kw_switch},
+    {"allowswitchchannel", KW_FLAG, kw_switch},
+    {"disallowswitchchannel", KW_FLAG, kw_switch},
+    {"authrewrite", KW_ONE, kw_authrewrite},
 };
 
 /* The scanner keywords carry their scanner's number in the name. */
@@ -517,6 +538,9 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
         ch->dst_scan[i] = xstrdup(d->dst_scan[i]);
     }
     ch->fileinto = xstrdup(d->fileinto);
+    ch->switchchannel = d->switchchannel;
+    ch->allowswitchchannel = d->allowswitchchannel;
+    ch->authrewrite = d->authrewrite;
     ch->rules = d->rules;
     ch->errsendpost = d->errsendpost;
 }

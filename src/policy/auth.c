@@ -22,6 +22,7 @@ typedef struct auth_job {
     char *pass;       /* wiped and freed after the hash */
     char *stored;     /* the user's userPassword, NULL for an unknown or inactive user */
     bool ok;          /* result, written by the worker */
+    char *submit_channel; /* the user's mailSMTPSubmitChannel, or NULL */
 } auth_job;
 
 /* password_ok - pass against a userPassword value in a crypt(3) format ("{CRYPT}$6$..." or "$6$..."). */
@@ -52,15 +53,27 @@ static void auth_job_free(auth_job *j)
     free(j->user);
     free(j->pass);
     free(j->stored);
+    free(j->submit_channel);
     free(j);
 }
 
-/* auth_switch_channel - saslswitchchannel of the source channel, after a successful AUTH. */
-static void auth_switch_channel(smtp_sess *s, const char *user)
+/* auth_switch_channel - after a successful AUTH: the user's own mailSMTPSubmitChannel (when
+ * that channel exists), else the source channel's saslswitchchannel. */
+static void auth_switch_channel(smtp_sess *s, const char *user, const char *submit_channel)
 {
+    const sl_channel *own = submit_channel ? conf_channel_by_name(s->conf, submit_channel) : NULL;
+    if (submit_channel && !own)
+        log_warn(s->id, "channel_switch_refused", "user=<%s> to=%s reason=\"no such channel\"", user, submit_channel);
+    if (own) {
+        log_info(s->id, "channel_switch", "from=%s to=%s user=<%s> reason=mailSMTPSubmitChannel", s->src_channel,
+                 own->name, user);
+        smtp_sess_set_channel(s, own->name);
+        return;
+    }
     const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
     if (!src || !src->saslswitchchannel) return;
-    log_info(s->id, "channel_switch", "from=%s to=%s user=<%s>", s->src_channel, src->saslswitchchannel, user);
+    log_info(s->id, "channel_switch", "from=%s to=%s user=<%s> reason=saslswitchchannel", s->src_channel,
+             src->saslswitchchannel, user);
     smtp_sess_set_channel(s, src->saslswitchchannel);
 }
 
@@ -72,7 +85,7 @@ static void auth_checked(void *arg)
     bool ok = j->ok;
     if (ps) {
         ps->auth = NULL;
-        if (ok) auth_switch_channel(ps->s, j->user);
+        if (ok) auth_switch_channel(ps->s, j->user, j->submit_channel);
     }
     auth_job_free(j);
     if (!ps) return;
@@ -88,6 +101,7 @@ static void auth_user_known(void *arg, sl_result rc, dir_entry *u)
     auth_job *j = arg;
     bool active = rc == SL_OK && !u->is_group && policy_entry_status(u) == STATUS_ACTIVE;
     if (active && u->password) j->stored = xstrdup(u->password);
+    if (active && u->submit_channel) j->submit_channel = xstrdup(u->submit_channel);
     if (rc == SL_OK) dir_entry_free(u);
     if (!j->ps) { /* the session ended meanwhile */
         auth_job_free(j);

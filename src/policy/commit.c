@@ -102,8 +102,9 @@ static void part_done(void *arg, sl_result res, const char *err)
                      err ? err : "");
         return commit_answer(ps, res, err); /* may free the session and ps */
     }
-    log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu", ps->s->id, ps->s->client_ip,
-             m->sender, m->content->len, m->n_rcpts);
+    log_info(m->id, "accepted", "session=%s client=[%s] from=<%s> size=%zu nrcpt=%zu%s%s%s", ps->s->id,
+             ps->s->client_ip, m->sender, m->content->len, m->n_rcpts, ps->s->auth_user ? " auth=<" : "",
+             ps->s->auth_user ? ps->s->auth_user : "", ps->s->auth_user ? ">" : "");
     commit_next(ps);
 }
 
@@ -207,8 +208,47 @@ static void after_milters(policy_sess *ps, milter_outcome *o)
     commit_scanned(ps, s);
 }
 
+/* from_address - the address in the From: field of s's message (lower-case compared by the caller), or NULL. */
+static char *from_address(const smtp_sess *s)
+{
+    const char *d = s->data.data + s->hdr_len, *end = s->data.data + s->data.len;
+    for (const char *p = d; p < end && !(p[0] == '\r' && p + 1 < end && p[1] == '\n');) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) break;
+        if (nl - p > 5 && strncasecmp(p, "From:", 5) == 0) {
+            const char *lt = memchr(p, '<', (size_t)(nl - p)), *gt = lt ? memchr(lt, '>', (size_t)(nl - lt)) : NULL;
+            if (lt && gt) return xstrndup(lt + 1, (size_t)(gt - lt - 1));
+            const char *v = p + 5;
+            while (v < nl && (*v == ' ' || *v == '\t')) v++;
+            const char *e = nl;
+            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) e--;
+            return xstrndup(v, (size_t)(e - v));
+        }
+        p = nl + 1;
+    }
+    return NULL;
+}
+
+/* auth_sender - "authrewrite 1" on the source channel: a Sender: naming the authenticated user
+ * when the From: address is another one (Messaging Server's authrewrite). */
+static void auth_sender(smtp_sess *s)
+{
+    const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
+    if (!src || src->authrewrite != 1 || !s->auth_user || !strchr(s->auth_user, '@')) return;
+    char *from = from_address(s);
+    bool same = from && str_ieq(from, s->auth_user);
+    free(from);
+    if (same) return;
+    strvec note = {0};
+    sv_push_owned(&note, xasprintf("Sender: <%s>", s->auth_user));
+    add_notes(s, &note);
+    sv_free(&note);
+    log_info(s->qid, "auth_sender", "sender=<%s>", s->auth_user);
+}
+
 void policy_commit(policy_sess *ps, smtp_sess *s)
 {
+    auth_sender(s);
     if (ps->milters) return milters_message(ps, after_milters); /* also notes the milters lost */
     commit_scanned(ps, s);
 }

@@ -11,6 +11,7 @@
 #include "policy/fleet.h"
 #include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
+#include "rewrite/mapping.h"
 #include "queue/enqueue.h"
 #include "queue/store.h"
 
@@ -88,6 +89,31 @@ static void milters_answered(policy_sess *ps, verdict *v)
     policy_answer(ps, v);
 }
 
+/* internal_switch - "switchchannel" on the receiving channel: a client the INTERNAL_IP mapping
+ * says $Y for continues on the channel the entry names (its output; tcp_intranet when empty),
+ * when that channel says "allowswitchchannel" (Messaging Server's tcp_local -> tcp_intranet). */
+static void internal_switch(smtp_sess *s)
+{
+    const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
+    if (!src || !src->switchchannel || !mappings_has_table(s->conf->mappings, "INTERNAL_IP")) return;
+    mapping_result r;
+    memset(&r, 0, sizeof r);
+    if (mapping_probe(s->conf->mappings, "INTERNAL_IP", s->client_ip, "", &r) == SL_OK && r.matched && r.ok_flag &&
+        !r.no_flag) {
+        const char *name = r.output && *r.output ? r.output : "tcp_intranet";
+        const sl_channel *to = conf_channel_by_name(s->conf, name);
+        if (to && to->allowswitchchannel) {
+            log_info(s->id, "channel_switch", "from=%s to=%s client=[%s] reason=INTERNAL_IP", s->src_channel, to->name,
+                     s->client_ip);
+            smtp_sess_set_channel(s, to->name);
+        } else {
+            log_warn(s->id, "channel_switch_refused", "from=%s to=%s client=[%s] reason=\"%s\"", s->src_channel, name,
+                     s->client_ip, to ? "no allowswitchchannel on the target" : "no such channel");
+        }
+    }
+    mapping_result_free(&r);
+}
+
 /* decide_connect - the service's connection limits, then PORT_ACCESS. */
 static void decide_connect(policy_sess *ps, smtp_sess *s)
 {
@@ -105,6 +131,7 @@ static void decide_connect(policy_sess *ps, smtp_sess *s)
         free(probe);
     }
     if (v.cls != VERDICT_OK) v.disconnect = true;
+    if (v.cls == VERDICT_OK) internal_switch(s);
     if (v.cls == VERDICT_OK && milters_wanted(s)) return milters_connect(ps, connect_milters_done);
     policy_answer(ps, &v);
 }

@@ -273,6 +273,12 @@ static void begin_content(smtp_sess *s)
         sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (Sluice) with %s id %s", s->helo ? s->helo : "unknown",
                   s->client_ip, s->conf->opt.hostname, proto, s->qid);
     if (s->tls_active) sb_printf(&s->data, "\r\n\t(%s)", s->tls_info);
+    if (s->auth_user && !s->local) { /* the identity (printable ASCII only: no header injection) */
+        sb_puts(&s->data, "\r\n\t(authenticated sender: ");
+        for (const char *p = s->auth_user; *p && p - s->auth_user < 256; p++)
+            sb_putc(&s->data, *p > ' ' && *p < 0x7f && *p != '(' && *p != ')' && *p != '\\' ? *p : '_');
+        sb_putc(&s->data, ')');
+    }
     if (s->n_rcpts == 1) sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0].orig);
     sb_printf(&s->data, ";\r\n\t%s\r\n", date);
     s->hdr_len = s->data.len;
