@@ -212,6 +212,12 @@ typedef struct {
     unsigned max_conns;       /* MAX_CONNECTIONS (default 1000) */
     unsigned max_per_client;  /* MAX_PER_CLIENT (default 50) */
     unsigned backlog;         /* BACKLOG (default 511) */
+    strvec dnsbl;             /* DNS_VERIFY_DOMAIN=zone (repeatable): DNS block lists asked at connect */
+    strvec dnswl;             /* DNS_ALLOW_DOMAIN=zone (repeatable): a client listed there skips the block lists */
+    bool dnsbl_score;         /* DNS_VERIFY_ACTION=score: a listed client is noted in the message, not refused
+                                 (default reject) */
+    unsigned dnsbl_code;      /* DNS_VERIFY_CODE: 554 (default) or 550, 421, 450 */
+    char *dnsbl_text;         /* DNS_VERIFY_TEXT: the reply text ($ip, $zone, $answer); default in verdict.c */
     int line;
 } sl_service;
 

@@ -41,6 +41,9 @@ static void service_free(sl_service *s)
     free(s->name);
     sv_free(&s->ports);
     sv_free(&s->addresses);
+    sv_free(&s->dnsbl);
+    sv_free(&s->dnswl);
+    free(s->dnsbl_text);
     free(s->channel);
     memset(s, 0, sizeof *s);
 }
@@ -89,6 +92,7 @@ static void section_open(disp_parser *p, int line, char *text)
     p->cur.max_conns = 1000;
     p->cur.max_per_client = 50;
     p->cur.backlog = 511;
+    p->cur.dnsbl_code = 554;
     char *kind, *name;
     if (conf_section(text, &kind, &name) < 0) {
         disp_error(p, line, "malformed section header '%s' (expected [SERVICE=NAME])", text);
@@ -198,6 +202,32 @@ static void key_uint(disp_parser *p, int line, const char *key, const char *valu
     else *out = (unsigned)v;
 }
 
+/* key_zones - DNS_VERIFY_DOMAIN / DNS_ALLOW_DOMAIN: one or more DNS zones (commas or blanks). */
+static void key_zones(disp_parser *p, int line, const char *key, const char *value, strvec *out)
+{
+    strvec items = {0};
+    conf_split_list(value, &items);
+    if (!items.n) disp_error(p, line, "%s: a DNS zone is needed", key);
+    for (size_t i = 0; i < items.n; i++) {
+        const char *z = items.v[i];
+        bool ok = strlen(z) <= 200 && strchr(z, '.') && z[0] != '.';
+        for (const char *c = z; *c && ok; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                 *c == '.' || *c == '_';
+        if (ok) sv_push(out, z);
+        else disp_error(p, line, "%s: bad DNS zone '%s'", key, z);
+    }
+    sv_free(&items);
+}
+
+/* key_dnsbl_action - DNS_VERIFY_ACTION=reject|score. */
+static void key_dnsbl_action(disp_parser *p, int line, const char *value)
+{
+    if (str_ieq(value, "reject")) p->cur.dnsbl_score = false;
+    else if (str_ieq(value, "score")) p->cur.dnsbl_score = true;
+    else disp_error(p, line, "DNS_VERIFY_ACTION: bad value '%s' (expected reject or score)", value);
+}
+
 /* parse_key_line - "KEY=VALUE" inside a section. */
 static void parse_key_line(disp_parser *p, int line, char *text)
 {
@@ -221,6 +251,18 @@ static void parse_key_line(disp_parser *p, int line, char *text)
     else if (str_ieq(key, "MAX_CONNECTIONS")) key_uint(p, line, key, value, 1, 1000000, &p->cur.max_conns);
     else if (str_ieq(key, "MAX_PER_CLIENT")) key_uint(p, line, key, value, 1, 1000000, &p->cur.max_per_client);
     else if (str_ieq(key, "BACKLOG")) key_uint(p, line, key, value, 1, 65535, &p->cur.backlog);
+    else if (str_ieq(key, "DNS_VERIFY_DOMAIN")) key_zones(p, line, key, value, &p->cur.dnsbl);
+    else if (str_ieq(key, "DNS_ALLOW_DOMAIN")) key_zones(p, line, key, value, &p->cur.dnswl);
+    else if (str_ieq(key, "DNS_VERIFY_ACTION")) key_dnsbl_action(p, line, value);
+    else if (str_ieq(key, "DNS_VERIFY_CODE")) {
+        unsigned code = 0;
+        key_uint(p, line, key, value, 421, 554, &code);
+        if (code == 421 || code == 450 || code == 550 || code == 554) p->cur.dnsbl_code = code;
+        else if (code) disp_error(p, line, "DNS_VERIFY_CODE: bad value '%s' (expected 554, 550, 450 or 421)", value);
+    } else if (str_ieq(key, "DNS_VERIFY_TEXT")) {
+        free(p->cur.dnsbl_text);
+        p->cur.dnsbl_text = *value ? xstrdup(value) : NULL;
+    }
     else disp_error(p, line, "unknown key '%s'", key);
 }
 

@@ -249,6 +249,12 @@ static void auth_sender(smtp_sess *s)
 void policy_commit(policy_sess *ps, smtp_sess *s)
 {
     auth_sender(s);
+    if (ps->dnsbl_note) { /* DNS_VERIFY_ACTION=score: the listing goes with the message */
+        strvec note = {0};
+        sv_push(&note, ps->dnsbl_note);
+        add_notes(s, &note);
+        sv_free(&note);
+    }
     if (ps->milters) return milters_message(ps, after_milters); /* also notes the milters lost */
     commit_scanned(ps, s);
 }

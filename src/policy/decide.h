@@ -12,6 +12,7 @@ struct policy {
     sl_ctx *ctx;
     struct fleet *fleet; /* reject_mode's MX cache (policy/fleet.h) */
     void *sieve_cache;   /* compiled Sieve scripts (policy/scan_stage.c) */
+    void *dnsbl_cache;   /* DNS list answers (policy/dnsbl.c) */
 };
 
 struct auth_job;
@@ -38,6 +39,8 @@ typedef struct policy_sess {
     struct scan_stage *scan;     /* content scanning in progress (policy/scan_stage.h), or NULL */
     struct milter_set *milters;  /* the session's milters (policy/milter_stage.h), or NULL */
     size_t rcpt_before;          /* recipients before the RCPT being decided (a milter may refuse it) */
+    void *dnsbl;                 /* DNS list lookups in progress (policy/dnsbl.c), or NULL */
+    char *dnsbl_note;            /* X-Sluice-DNSBL header line for the session's messages (score mode), or NULL */
     struct auth_job *auth;  /* AUTH check running on a worker, or NULL */
     struct rcpt_req *rcpt;  /* RCPT decision waiting for the directory, or NULL */
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */

@@ -9,6 +9,7 @@
 #include "policy/access.h"
 #include "policy/decide.h"
 #include "policy/fleet.h"
+#include "policy/dnsbl.h"
 #include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
 #include "rewrite/mapping.h"
@@ -32,6 +33,7 @@ void policy_free(policy *p)
     if (!p) return;
     fleet_free(p->fleet);
     scan_cache_free(p);
+    dnsbl_cache_free(p);
     free(p);
 }
 
@@ -83,6 +85,17 @@ static void connect_milters_done(policy_sess *ps, verdict *v)
     policy_answer(ps, v);
 }
 
+/* connect_lists_done - the DNS lists' answer, then the milters'. */
+static void connect_lists_done(policy_sess *ps, verdict *v)
+{
+    if (v->cls != VERDICT_OK) {
+        v->disconnect = true;
+        return policy_answer(ps, v);
+    }
+    if (milters_wanted(ps->s)) return milters_connect(ps, connect_milters_done);
+    policy_answer(ps, v);
+}
+
 /* milters_answered - a milter chain's answer to HELO, RCPT: the command's answer. */
 static void milters_answered(policy_sess *ps, verdict *v)
 {
@@ -130,10 +143,13 @@ static void decide_connect(policy_sess *ps, smtp_sess *s)
         access_check(s->conf->mappings, "PORT_ACCESS", probe, "", 554, "Connection refused by access policy", &v);
         free(probe);
     }
-    if (v.cls != VERDICT_OK) v.disconnect = true;
-    if (v.cls == VERDICT_OK) internal_switch(s);
-    if (v.cls == VERDICT_OK && milters_wanted(s)) return milters_connect(ps, connect_milters_done);
-    policy_answer(ps, &v);
+    if (v.cls != VERDICT_OK) {
+        v.disconnect = true;
+        return policy_answer(ps, &v);
+    }
+    verdict_free(&v);
+    internal_switch(s);
+    policy_dnsbl_check(ps, svc, connect_lists_done);
 }
 
 /* mail_milters_done - the milters' answer to MAIL FROM. */
@@ -215,6 +231,8 @@ static void ops_close(void *ctx)
     policy_sess *ps = ctx;
     if (ps->pending || ps->scan) policy_commit_abandon(ps);
     milters_close(ps);
+    policy_dnsbl_abandon(ps);
+    free(ps->dnsbl_note);
     if (ps->auth) policy_auth_abandon(ps);
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);

@@ -64,6 +64,7 @@ static const verdict_row rows[VERDICT__COUNT] = {
     [VERDICT_SCAN_FAILED] = {"scan_failed", 451, 451, "4.7.1", "4.7.1", "{d}",
                              "Content scanner unavailable, try again later", false, true},
     [VERDICT_MILTER] = {"milter", 550, 451, "5.7.1", "4.7.1", "{d}", "Command rejected", false, false},
+    [VERDICT_DNSBL] = {"dnsbl", 554, 421, "5.7.1", "4.7.1", "{d}", "Service unavailable; client blocked", false, false},
     /* RFC 7208 §8.4 and RFC 7372: the explanation of the sender's domain is the detail */
     [VERDICT_SPF_FAIL] = {"spf_fail", 550, 451, "5.7.23", "4.7.23", "<{a}>: SPF validation failed: {d}",
                           "the sender's domain does not permit this host", false, false},

@@ -38,6 +38,7 @@ typedef enum {
     VERDICT_CONTENT_REJECT, /* a content scanner's verdict (or a Sieve reject) refuses the message */
     VERDICT_SCAN_FAILED,    /* a required content scanner could not answer: always temporary */
     VERDICT_MILTER,         /* a milter refused the command (its reply code and text when it gave one) */
+    VERDICT_DNSBL,          /* the client is on a DNS block list (DNS_VERIFY_DOMAIN) */
     VERDICT_SPF_FAIL,       /* SPF fail at MAIL FROM with spf_fail_action=reject (RFC 7372 5.7.23) */
     VERDICT_SPF_TEMP,       /* SPF temperror with spf_fail_action=reject: always temporary (4.7.24) */
     VERDICT__COUNT
