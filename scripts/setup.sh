@@ -13,6 +13,7 @@ TEST="$TEST iproute2"  # bench/storm.py --sink-kind blackhole: ip link/addr/neig
 TEST="$TEST slapd ldap-utils"  # tests/integration/test_ldap.py: slapd per test (never started as a service)
 TEST="$TEST clang libclang-rt-14-dev"  # fuzz/: libFuzzer targets (scripts/fuzz.sh, CTest fuzz_smoke)
 TEST="$TEST fiu-utils libfiu0 libfiu-dev"  # scripts/stress.sh: fault injection (fiu-run; scripts/fiu_files.c links libfiu)
+TEST="$TEST python3-dkim python3-nacl python3-cryptography"  # tests/integration/test_dkim.py: dkimpy signs and verifies against sluice; keys made with cryptography
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
 missing=""
 for p in $BUILD $TEST; do
