@@ -13,6 +13,9 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "core/util.h"
 #include "dkim/dkim.h"
 
@@ -237,11 +240,140 @@ static void test_strip_b(void **state)
     }
 }
 
+/* ------------------------------------------------------------------ sign and verify */
+
+static const char MSG[] = "From: Alice <alice@example.test>\r\n"
+                          "To: bob@example.net\r\n"
+                          "Subject:  a   test\r\n\tfolded\r\n"
+                          "\r\n"
+                          "Hello  Bob,\r\n\r\n";
+
+/* key_record - "v=DKIM1; k=...; p=..." for the public half of key. */
+static char *key_record(EVP_PKEY *key)
+{
+    strbuf b64, out;
+    sb_init(&b64);
+    sb_init(&out);
+    if (EVP_PKEY_get_id(key) == EVP_PKEY_ED25519) {
+        unsigned char raw[32];
+        size_t n = sizeof raw;
+        assert_int_equal(EVP_PKEY_get_raw_public_key(key, raw, &n), 1);
+        b64_encode(raw, n, &b64);
+        sb_printf(&out, "v=DKIM1; k=ed25519; p=%s", b64.data);
+    } else {
+        unsigned char *der = NULL;
+        int n = i2d_PUBKEY(key, &der);
+        assert_true(n > 0);
+        b64_encode(der, (size_t)n, &b64);
+        OPENSSL_free(der);
+        sb_printf(&out, "v=DKIM1; k=rsa; p=%s", b64.data);
+    }
+    sb_free(&b64);
+    return sb_steal(&out);
+}
+
+/* verify_text - the result of verifying signature 0 of msg with record. */
+static dkim_res verify_text(const char *msg, const char *record, char *reason, size_t len)
+{
+    dkim_sig_info info;
+    dkim_verify(msg, strlen(msg), 0, record, 0, &info);
+    snprintf(reason, len, "%s", info.reason);
+    dkim_res r = info.res;
+    dkim_sig_info_free(&info);
+    return r;
+}
+
+/* replace - a copy of s with the first from replaced by to. */
+static char *replace(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    assert_non_null(at);
+    return xasprintf("%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+}
+
+static void sign_verify(EVP_PKEY *key, const char *alg)
+{
+    char *record = key_record(key);
+    for (int hc = 0; hc < 2; hc++) {
+        for (int bc = 0; bc < 2; bc++) {
+            print_message("%s c=%d/%d\n", alg, hc, bc);
+            dkim_sign_opts o = {.domain = "example.test", .selector = "sel", .key = key,
+                                .header_canon = (dkim_canon)hc, .body_canon = (dkim_canon)bc, .oversign = true,
+                                .now = 1700000000};
+            strbuf sig;
+            sb_init(&sig);
+            char err[256] = "", reason[160];
+            assert_int_equal(dkim_sign(MSG, strlen(MSG), &o, &sig, err, sizeof err), 0);
+            assert_non_null(strstr(sig.data, alg));
+            char *signed_msg = xasprintf("%s%s", sig.data, MSG);
+            assert_int_equal(dkim_sig_count(signed_msg, strlen(signed_msg)), 1);
+            char *name = dkim_sig_key_name(signed_msg, strlen(signed_msg), 0);
+            assert_string_equal(name, "sel._domainkey.example.test");
+            free(name);
+            assert_int_equal(verify_text(signed_msg, record, reason, sizeof reason), DKIM_PASS);
+            char *body = replace(signed_msg, "Hello  Bob", "Hello  Eve");
+            assert_int_equal(verify_text(body, record, reason, sizeof reason), DKIM_FAIL);
+            assert_string_equal(reason, "body hash did not verify");
+            char *hdr = replace(signed_msg, "To: bob", "To: eve");
+            assert_int_equal(verify_text(hdr, record, reason, sizeof reason), DKIM_FAIL);
+            assert_string_equal(reason, "signature did not verify");
+            char *added = replace(signed_msg, "From: Alice", "To: eve@example.net\r\nFrom: Alice");
+            assert_int_equal(verify_text(added, record, reason, sizeof reason), DKIM_FAIL); /* oversigned */
+            /* whitespace changes survive relaxed canonicalisation only */
+            char *ws = replace(signed_msg, "Subject:  a   test", "Subject: a test");
+            assert_int_equal(verify_text(ws, record, reason, sizeof reason), hc ? DKIM_PASS : DKIM_FAIL);
+            free(body);
+            free(hdr);
+            free(added);
+            free(ws);
+            free(signed_msg);
+            sb_free(&sig);
+        }
+    }
+    free(record);
+}
+
+static void test_sign_verify(void **state)
+{
+    (void)state;
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    assert_non_null(ed);
+    assert_non_null(rsa);
+    sign_verify(ed, "a=ed25519-sha256;");
+    sign_verify(rsa, "a=rsa-sha256;");
+    /* the wrong kind of key, a revoked key, no From */
+    char *ed_rec = key_record(ed), reason[160];
+    strbuf sig;
+    sb_init(&sig);
+    char err[256];
+    dkim_sign_opts o = {.domain = "example.test", .selector = "sel", .key = rsa};
+    assert_int_equal(dkim_sign(MSG, strlen(MSG), &o, &sig, err, sizeof err), 0);
+    char *signed_msg = xasprintf("%s%s", sig.data, MSG);
+    assert_int_equal(verify_text(signed_msg, ed_rec, reason, sizeof reason), DKIM_PERMERROR);
+    assert_non_null(strstr(reason, "does not match"));
+    assert_int_equal(verify_text(signed_msg, "v=DKIM1; p=", reason, sizeof reason), DKIM_PERMERROR);
+    assert_non_null(strstr(reason, "revoked"));
+    assert_int_equal(verify_text(MSG, ed_rec, reason, sizeof reason), DKIM_PERMERROR);
+    static const char *const only_to[] = {"to"};
+    o.headers = only_to;
+    o.n_headers = 1;
+    sb_reset(&sig);
+    assert_int_equal(dkim_sign(MSG, strlen(MSG), &o, &sig, err, sizeof err), -1);
+    assert_non_null(strstr(err, "From"));
+    free(signed_msg);
+    free(ed_rec);
+    sb_free(&sig);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(rsa);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tags),       cmocka_unit_test(test_canon_parse), cmocka_unit_test(test_canon_header),
         cmocka_unit_test(test_canon_body), cmocka_unit_test(test_body_limit),  cmocka_unit_test(test_strip_b),
+        cmocka_unit_test(test_sign_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
