@@ -493,14 +493,15 @@ static bool in_include(const spf_req *q)
     return false;
 }
 
-/* expl_clean - keep an explanation printable and short: it goes into a reply line. */
+/* expl_clean - keep an explanation printable, short and free of quotes: it goes into a reply line and a log line. */
 static char *expl_clean(const char *s)
 {
     strbuf sb;
     sb_init(&sb);
     for (size_t i = 0; s[i] && i < SPF_MAX_EXPLANATION; i++) {
         unsigned char c = (unsigned char)s[i];
-        sb_putc(&sb, c >= 0x20 && c < 0x7f ? (char)c : '?');
+        /* a double quote or backslash would break the quoted reply="..." of the reject log line */
+        sb_putc(&sb, c == '"' ? '\'' : c == '\\' ? '/' : c >= 0x20 && c < 0x7f ? (char)c : '?');
     }
     return sb_steal(&sb);
 }
