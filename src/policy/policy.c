@@ -13,6 +13,7 @@
 #include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
 #include "rewrite/mapping.h"
+#include "spf/spf.h"
 #include "queue/enqueue.h"
 #include "queue/store.h"
 
@@ -59,6 +60,15 @@ void policy_sess_flags(const smtp_sess *s, char buf[8])
     if (s->tls_active) *p++ = 'T';
     if (s->auth_user) *p++ = 'A';
     if (s->esmtp) *p++ = 'E';
+    /* the transaction's SPF result, once checked (sender-checks.md): P pass, F fail, S softfail,
+     * N neutral or none, X temperror or permerror */
+    const policy_sess *ps = s->ops == policy_smtp_ops() ? s->ops_ctx : NULL;
+    if (ps && ps->spf_result >= 0) {
+        static const char letters[] = {[SPF_NONE] = 'N',      [SPF_NEUTRAL] = 'N',   [SPF_PASS] = 'P',
+                                       [SPF_FAIL] = 'F',      [SPF_SOFTFAIL] = 'S',  [SPF_TEMPERROR] = 'X',
+                                       [SPF_PERMERROR] = 'X'};
+        if ((size_t)ps->spf_result < sizeof letters && letters[ps->spf_result]) *p++ = letters[ps->spf_result];
+    }
     *p = '\0';
 }
 

@@ -310,3 +310,24 @@ def _readable(sock):
     import select
     r, _, _ = select.select([sock], [], [], 0)
     return bool(r)
+
+
+def test_daemon_spf_result_as_access_flag(harness):
+    """The SPF result is an input of the access mappings: the flags of MAIL_ACCESS probes carry
+    it (P pass, F fail, S softfail, N neutral/none, X errors), so a table can refuse a fail for
+    one destination only while spf_fail_action stays none."""
+    lab = st.Lab(harness, records=DAEMON_RECORDS, probe="probe.spf.test")
+    mta = lab.sluice(options={"spf_check": "yes", "spf_fail_action": "none",
+                              "internal_networks": "10.255.255.255/32"}, start=False)
+    mta.write("mappings", "MAIL_ACCESS\n\n"
+              "  TCP|*|*|*|*|SMTP*|MAIL|*|*|l|bob@example.test  $:F$NSPF$ fail$ not$ accepted$ for$ bob\n")
+    mta.start()
+    mail, end = session(mta, "127.0.0.5", "alice@daemon.spf.test", "spf-flag-pass@x")
+    assert mail.code == 250 and end.code == 250
+    with st.Client(mta.port, source="127.0.0.6") as c:
+        c.ehlo("client.spf.test")
+        assert c.cmd("MAIL FROM:<alice@daemon.spf.test>").code == 250
+        r = c.cmd("RCPT TO:<bob@example.test>")
+        assert r.code == 550 and "SPF fail not accepted for bob" in r.text, r
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        c.quit()
