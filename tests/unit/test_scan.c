@@ -104,6 +104,13 @@ static void test_spamd_headers(void **state)
     assert_string_equal(r.headers.v[0], "X-Spam-Flag: YES");
     assert_string_equal(r.headers.v[1], "X-Spam-Status: Yes, score=7.0\ttests=A,B");
     scan_result_free(&r);
+    /* found by fuzz_scan_reply: a CR inside a line stayed in the value (a header injection) */
+    const char *cr = "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 7.0 / 5.0\r\n\r\nX-Spam-A: x\rBcc: evil@x\r\n";
+    memset(&r, 0, sizeof r);
+    assert_int_equal(spamd_parse(SPAMD_HEADERS, cr, strlen(cr), true, &r), 1);
+    assert_int_equal(r.headers.n, 1);
+    assert_string_equal(r.headers.v[0], "X-Spam-A: x Bcc: evil@x");
+    scan_result_free(&r);
 }
 
 /* ---- clamd ---- */
