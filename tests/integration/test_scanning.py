@@ -354,3 +354,46 @@ def test_scanning_box_verdict_from_header(harness):
     assert len(box.seen()) == 2, "each message went through the box once: %r" % box.seen()
     scans = [e.rest for e in s.events("scan") if "type=header" in e.rest]
     assert any("verdict=YES" in r and "score=9.5" in r for r in scans) and any("verdict=-" in r for r in scans), scans
+
+
+class Garbage(st.Peer):
+    """peers/garbage.py: answers anything with bytes of no protocol."""
+
+    def __init__(self, workdir):
+        self.port = st.free_port()
+        self.dir = os.path.join(workdir, "garbage")
+        os.makedirs(self.dir)
+        super().__init__(["/usr/bin/python3", os.path.join(PEERS, "garbage.py"), str(self.port), self.dir], workdir,
+                         "garbage")
+        self.wait_file(os.path.join(self.dir, "ready"))
+
+
+@pytest.mark.parametrize("kind", ["spamd", "clamd"])
+@pytest.mark.parametrize("fault", ["hang", "garbage"])
+def test_scanner_hangs_or_speaks_garbage(harness, kind, fault):
+    """A scanner that accepts and never answers, or answers garbage: the required scanner's
+    message gets 451 4.7.1 within its timeout, and the daemon goes on serving."""
+    port = st.free_port()
+    if fault == "hang":
+        harness.tarpit("127.0.0.1", port)
+    else:
+        g = Garbage(harness.subdir("garbage"))
+        harness.peers.append(g)
+        port = g.port
+    options = {"spamfilter1_type": kind, "spamfilter1_address": "127.0.0.1:%d" % port, "spamfilter1_timeout": "2"}
+    s = harness.sluice(options=options, tcp_local="smtp nomx daemon 127.0.0.1 port %d sourcespamfilter1" % st.free_port())
+    msg, mid = message("faulty scanner", b"Hi.", to="bob@example.test")
+    with Client(s.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<ext@other.test>").code == 250
+        assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+        t0 = time.monotonic()
+        r = c.data(msg)
+        took = time.monotonic() - t0
+        assert r.code == 451 and "4.7.1" in r.text, r
+        assert took < 15, "the scanner's 2 s timeout took %.1f s" % took
+        assert c.cmd("NOOP").code == 250
+    fails = [e.rest for e in s.events("scan") if "result=failed" in e.rest]
+    assert fails, s.log_excerpt("scan")
+    if fault == "hang":
+        assert "no answer within 2s" in fails[0]
