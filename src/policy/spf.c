@@ -99,7 +99,8 @@ void policy_spf_check(policy_sess *ps, const char *from, void (*done)(policy_ses
     ps->spf_result = -1;
     smtp_sess_set_trace(s, NULL);
     struct sockaddr_storage ip;
-    if (!s->conf->opt.spf_check || s->local || s->auth_user || s->client_internal || !client_addr(s, &ip))
+    if (!s->conf->opt.spf_check || s->local || s->auth_user || s->client_internal || !ps->p->ctx->dns ||
+        !client_addr(s, &ip))
         return done(ps);
     spf_job *j = xcalloc(1, sizeof *j);
     j->ps = ps;
