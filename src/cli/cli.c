@@ -33,7 +33,7 @@ static void usage(FILE *f)
           "       sluice test address ADDRESS [--from ADDR] [--client IP] [--source-channel CH] [-C DIR]\n"
           "       sluice test spf IP MAILFROM [--helo NAME] [-C DIR]   evaluate SPF with the configured DNS servers\n"
           "       sluice test dkim sign --key PEM --domain D --selector S [--canon H/B] [--oversign] < MESSAGE\n"
-          "       sluice test dkim verify --key-record TEXT [--index N] < MESSAGE\n"
+          "       sluice test dkim verify --key-record TEXT [--index N] | --dns [-C DIR] < MESSAGE\n"
           "       sluice queue list [CHANNEL] | show ID | summary | hold|release|delete|return ID | retry ID|CHANNEL |\n"
           "                    stats  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
           "                    [-C DIR]   (live daemon, or the files when stopped; actions on an ID or a selection)\n"
@@ -192,7 +192,7 @@ int cli_main(int argc, char **argv)
         else if (nrest > 0 && !strcmp(rest[0], "mapping")) rc = cli_test_mapping(nrest - 1, rest + 1, dir);
         else if (nrest > 0 && !strcmp(rest[0], "address")) rc = cli_test_address(nrest - 1, rest + 1, dir);
         else if (nrest > 0 && !strcmp(rest[0], "spf")) rc = cli_test_spf(nrest - 1, rest + 1, dir);
-        else if (nrest > 0 && !strcmp(rest[0], "dkim")) rc = cli_test_dkim(nrest - 1, rest + 1);
+        else if (nrest > 0 && !strcmp(rest[0], "dkim")) rc = cli_test_dkim(nrest - 1, rest + 1, dir);
         else fprintf(stderr, "sluice: unknown test '%s' (expected: sluice test rewrite|mapping|address|spf|dkim ...)\n",
                      nrest ? rest[0] : "");
         free(rest);

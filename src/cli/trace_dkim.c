@@ -2,8 +2,12 @@
  * trace_dkim.c - "sluice test dkim sign|verify" (see trace_dkim.h).
  */
 #include "cli/trace_dkim.h"
+#include "cli/load.h"
+#include "conf/conf.h"
 #include "dkim/dkim.h"
+#include "dns/dns.h"
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +30,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: sluice test dkim sign --key PEMFILE --domain D --selector S [--canon H/B] "
                     "[--headers a:b:c] [--oversign] [--time T] < MESSAGE\n"
-                    "       sluice test dkim verify --key-record TEXT [--index N] < MESSAGE\n");
+                    "       sluice test dkim verify --key-record TEXT [--index N] < MESSAGE\n"
+                    "       sluice test dkim verify --dns [-C DIR] < MESSAGE\n");
     return 2;
 }
 
@@ -88,6 +93,62 @@ static int cmd_sign(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+typedef struct {
+    bool done;
+    int rc;
+} dns_trace;
+
+/* print_all - the results of every signature, from dkim_check. */
+static void print_all(void *arg, const dkim_sig_info *sigs, size_t n)
+{
+    dns_trace *t = arg;
+    t->done = true;
+    t->rc = n ? 0 : 1;
+    printf("signatures = %zu\n", n);
+    for (size_t i = 0; i < n; i++) {
+        printf("%zu: result = %s; d = %s; s = %s; a = %s%s%s\n", i, dkim_res_name(sigs[i].res),
+               sigs[i].domain ? sigs[i].domain : "", sigs[i].selector ? sigs[i].selector : "",
+               sigs[i].algorithm ? sigs[i].algorithm : "", sigs[i].reason[0] ? "; reason = " : "", sigs[i].reason);
+        if (sigs[i].res != DKIM_PASS) t->rc = 1;
+    }
+}
+
+/* cmd_verify_dns - "verify --dns": every signature, key records from the configured DNS servers (60 s at most). */
+static int cmd_verify_dns(const char *confdir)
+{
+    conf_errors errs = {0};
+    sl_conf *c = load_conf(confdir, &errs);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    sv_free(&errs.msgs);
+    if (!c) return 2;
+    strbuf msg = {0};
+    read_message(&msg);
+    struct event_base *base = event_base_new();
+    char err[256];
+    dns_ctx *d = dns_new(base, &c->opt.dns_servers, err, sizeof err);
+    dns_trace t = {false, 1};
+    if (!d) {
+        fprintf(stderr, "sluice: %s\n", err);
+        t.rc = 2;
+    } else {
+        dkim_req *req = dkim_check(d, msg.data, msg.len, now_unix(), print_all, &t);
+        for (int i = 0; i < 600 && !t.done; i++) {
+            struct timeval tv = {0, 100000};
+            event_base_loopexit(base, &tv);
+            event_base_dispatch(base);
+        }
+        if (!t.done) {
+            printf("result = (no answer within 60 s)\n");
+            dkim_check_cancel(req);
+        }
+        dns_free(d);
+    }
+    event_base_free(base);
+    sb_free(&msg);
+    conf_free(c);
+    return t.rc;
+}
+
 /* cmd_verify - "verify": the result of one signature. */
 static int cmd_verify(int argc, char **argv)
 {
@@ -107,8 +168,7 @@ static int cmd_verify(int argc, char **argv)
     free(name);
     dkim_sig_info info;
     dkim_verify(msg.data, msg.len, index, record, now_unix(), &info);
-    static const char *const names[] = {"pass", "fail", "neutral", "permerror"};
-    printf("result = %s\n", names[info.res]);
+    printf("result = %s\n", dkim_res_name(info.res));
     if (info.reason[0]) printf("reason = %s\n", info.reason);
     if (info.domain) printf("d = %s\n", info.domain);
     if (info.selector) printf("s = %s\n", info.selector);
@@ -119,8 +179,9 @@ static int cmd_verify(int argc, char **argv)
     return rc;
 }
 
-int cli_test_dkim(int argc, char **argv)
+int cli_test_dkim(int argc, char **argv, const char *confdir)
 {
+    if (argc == 2 && !strcmp(argv[0], "verify") && !strcmp(argv[1], "--dns")) return cmd_verify_dns(confdir);
     if (argc >= 1 && !strcmp(argv[0], "sign")) return cmd_sign(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "verify")) return cmd_verify(argc - 1, argv + 1);
     return usage();

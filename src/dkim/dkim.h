@@ -98,7 +98,7 @@ int dkim_sign(const char *msg, size_t len, const dkim_sign_opts *o, strbuf *out,
 /* dkim_key_pem - a private key from PEM text (PKCS#8 or traditional); NULL + err on failure. Free with EVP_PKEY_free. */
 struct evp_pkey_st *dkim_key_pem(const char *pem, char *err, size_t errlen);
 
-typedef enum { DKIM_PASS, DKIM_FAIL, DKIM_NEUTRAL, DKIM_PERMERROR } dkim_res;
+typedef enum { DKIM_PASS, DKIM_FAIL, DKIM_NEUTRAL, DKIM_PERMERROR, DKIM_TEMPERROR } dkim_res;
 
 /* dkim_sig_info - what a verification found out about one signature (strings owned). */
 typedef struct {
@@ -116,5 +116,22 @@ char *dkim_sig_key_name(const char *msg, size_t len, size_t i);
 void dkim_verify(const char *msg, size_t len, size_t i, const char *key_record, int64_t now, dkim_sig_info *info);
 /* dkim_sig_info_free - release what dkim_verify put into info. */
 void dkim_sig_info_free(dkim_sig_info *info);
+/* dkim_res_name - "pass", "fail", "neutral", "permerror", "temperror". */
+const char *dkim_res_name(dkim_res r);
+
+/* ------------------------------------------------------------------ with DNS (dkim_dns.c) */
+
+struct dns_ctx;
+typedef struct dkim_req dkim_req;
+/* dkim_check_cb - the result of every signature, topmost first (n may be 0: none); on the loop. */
+typedef void (*dkim_check_cb)(void *arg, const dkim_sig_info *sigs, size_t n);
+/* dkim_check - verify every DKIM-Signature of msg (copied), fetching each key record with
+ * dns_lookup_txt (a lookup that fails for now: temperror; no record: permerror). When no
+ * signature needs a lookup (none, or none names d= and s=) cb runs inside dkim_check and NULL
+ * is returned; otherwise cb runs later on the loop thread and the handle is valid until then.
+ * Only the loop thread may call this. */
+dkim_req *dkim_check(struct dns_ctx *d, const char *msg, size_t len, int64_t now, dkim_check_cb cb, void *arg);
+/* dkim_check_cancel - forget req: its callback will not run. */
+void dkim_check_cancel(dkim_req *req);
 
 #endif

@@ -538,6 +538,12 @@ done:
     free(h.f);
 }
 
+const char *dkim_res_name(dkim_res r)
+{
+    static const char *const names[] = {"pass", "fail", "neutral", "permerror", "temperror"};
+    return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "permerror";
+}
+
 void dkim_sig_info_free(dkim_sig_info *info)
 {
     free(info->domain);

@@ -5,7 +5,8 @@
  * message as a Received-SPF: field above our Received:. With spf_fail_action=reject a fail is
  * refused (550 5.7.23 with the domain's explanation) and a temperror deferred (451 4.7.24,
  * never a 5xx); every other result, and every result with spf_fail_action=none, is recorded
- * only. Local submissions, authenticated clients and clients inside internal_networks are not
+ * only. An Authentication-Results: field (RFC 8601, authserv-id = host_name) with the spf=
+ * clause goes with it. Local submissions, authenticated clients and clients inside internal_networks are not
  * checked (they are ours, not strangers speaking for a domain). Loop thread only.
  */
 #include "conf/conf.h"
@@ -55,6 +56,9 @@ static void spf_done(void *arg, const spf_result *r)
     strbuf hdr;
     sb_init(&hdr);
     spf_received_header(r, &j->q, &hdr);
+    sb_printf(&hdr, "Authentication-Results: %s;\r\n\t", s->conf->opt.hostname);
+    spf_auth_results(r, &j->q, &hdr);
+    sb_puts(&hdr, "\r\n");
     smtp_sess_set_trace(s, hdr.data);
     sb_free(&hdr);
     void (*done)(policy_sess *) = j->done;
@@ -95,7 +99,8 @@ void policy_spf_check(policy_sess *ps, const char *from, void (*done)(policy_ses
     ps->spf_result = -1;
     smtp_sess_set_trace(s, NULL);
     struct sockaddr_storage ip;
-    if (!s->conf->opt.spf_check || s->local || s->auth_user || s->client_internal || !client_addr(s, &ip))
+    if (!s->conf->opt.spf_check || s->local || s->auth_user || s->client_internal || !ps->p->ctx->dns ||
+        !client_addr(s, &ip))
         return done(ps);
     spf_job *j = xcalloc(1, sizeof *j);
     j->ps = ps;

@@ -145,3 +145,50 @@ def test_bad_keys_and_signatures(keys):
     broken = signed.replace(b"v=1;", b"v=2;", 1)
     f = sluice_verify(keys["rsa"][2], broken)
     assert f["result"] == "permerror" and "version" in f["reason"]
+
+
+# ---------------------------------------------------------------- key records from DNS
+
+def txt_line(name, record):
+    """txt_line - a dnsmasq txt-record= line, the record cut into strings of at most 200 octets."""
+    parts = [record[i:i + 200] for i in range(0, len(record), 200)]
+    return "txt-record=%s,%s" % (name, ",".join('"%s"' % p.decode() for p in parts))
+
+
+def verify_dns(mta, msg):
+    p = subprocess.run([st.BIN, "test", "dkim", "verify", "--dns", "-C", mta.confdir], input=msg,
+                       capture_output=True, timeout=90)
+    assert b"Sanitizer" not in p.stderr and b"runtime error" not in p.stderr, p.stderr
+    return p.returncode, p.stdout.decode()
+
+
+def test_verify_with_dns(harness, keys):
+    lab = st.Lab(harness, records=[
+        "mx-host=probe.example.test,mx.example.test,10",
+        txt_line("rsa._domainkey.example.test", keys["rsa"][2]),
+        txt_line("ed._domainkey.example.test", keys["ed25519"][2]),
+    ], probe="probe.example.test")
+    mta = lab.sluice(start=False)
+    signed = MSG
+    for sel, key in (("rsa", keys["rsa"][0]), ("ed", keys["ed25519"][0])):
+        p = subprocess.run([st.BIN, "test", "dkim", "sign", "--key", key, "--domain", "example.test",
+                            "--selector", sel], input=signed, capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        signed = p.stdout
+    rc, out = verify_dns(mta, signed)
+    assert rc == 0, out
+    assert "signatures = 2" in out
+    assert "0: result = pass; d = example.test; s = ed; a = ed25519-sha256" in out
+    assert "1: result = pass; d = example.test; s = rsa; a = rsa-sha256" in out
+    # a selector without a record
+    p = subprocess.run([st.BIN, "test", "dkim", "sign", "--key", keys["rsa"][0], "--domain", "example.test",
+                        "--selector", "gone"], input=MSG, capture_output=True, timeout=30)
+    rc, out = verify_dns(mta, p.stdout)
+    assert rc == 1 and "0: result = permerror" in out and "no key record" in out
+    # no signature at all
+    rc, out = verify_dns(mta, MSG)
+    assert rc == 1 and "signatures = 0" in out
+    # the DNS server stopped: temperror, never a fail
+    lab.dns.stop()
+    rc, out = verify_dns(mta, signed)
+    assert rc == 1 and "0: result = temperror" in out and "1: result = temperror" in out, out

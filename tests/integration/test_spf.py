@@ -243,6 +243,7 @@ def test_daemon_pass_and_reject(harness):
     assert head.index(b"Received-SPF:") < head.index(b"Received: from client.spf.test")
     assert b"client-ip=127.0.0.5;" in head and b"helo=client.spf.test;" in head
     assert head.count(b"Received-SPF:") == 1
+    assert b"Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=alice@daemon.spf.test" in head
     ev = mta.events("spf")
     assert any(e.kv.get("result") == "pass" and e.kv.get("client") == "127.0.0.5" for e in ev), ev
 
@@ -265,6 +266,7 @@ def test_daemon_fail_recorded_only(harness):
     assert mail.code == 250 and end.code == 250
     msg = mta.wait_message("bob@example.test", b"spf-none@x")
     assert msg and b"\nReceived-SPF: fail " in b"\n" + msg[0]
+    assert b"spf=fail smtp.mailfrom=alice@daemon.spf.test" in msg[0]
 
 
 def test_daemon_temperror_is_4xx(harness):
