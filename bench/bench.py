@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""bench - Sluice against Postfix on the same machine in the same run (issue 5).
+"""bench - Sluice against Postfix, Exim and OpenSMTPD on the same machine in the same run (issues 5, 16).
 
 Benchmarks (see bench/README.md for what each measures and the latest figures):
   1  relay throughput: smtp-source -> MTA -> smtp-sink, N messages at several session counts
+     (MTAs: sluice, postfix, exim, opensmtpd, direct; --mta picks any subset)
   5  latency: end of DATA (".") to the 250 reply, 10 sessions, latency_client.py
   2  DSN storm: bench/storm.py (Sluice set-ups (a), (b), (c), Postfix (p0), (p)); options this script
      does not know are passed to storm.py (e.g. --sink-kind blackhole --storm-rate 0 --variants a,b)
@@ -67,6 +68,7 @@ def machine_info(workdir, sluice_bin):
         load = f.read().split()[:3]
     return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
             "workdir_fs": h.filesystem_of(workdir), "postfix": pf.stdout.strip(),
+            "exim": h.peer_version(h.EXIM_BIN), "opensmtpd": h.peer_version(h.SMTPD_BIN),
             "sluice_bin": sluice_bin, "sluice_git": git.stdout.strip(), "loadavg_start": " ".join(load),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
@@ -192,6 +194,10 @@ class Bench:
             return h.SluiceMTA(d, self.sink.port, self.a.jobs, binary, self.a.sluice_log_level)
         if kind == "direct":
             return h.DirectTarget(d, self.sink.port, self.a.jobs)
+        if kind == "exim":
+            return h.EximMTA(d, self.sink.port, self.a.jobs)
+        if kind == "opensmtpd":
+            return h.OpenSMTPDMTA(d, self.sink.port, self.a.jobs)
         return h.PostfixMTA(d, self.sink.port, self.a.jobs)
 
     def order(self, rep):
@@ -424,17 +430,19 @@ def ratio(s, p):
     return "-" if s is None or p in (None, 0) else "%.2f" % (s / p)
 
 
-# The ratio rows of the report: S/P Sluice over Postfix, B/P the baseline Sluice binary
-# (--baseline-binary) over Postfix, S/B this Sluice over the baseline.
-RATIOS = (("sluice", "postfix", "S/P"), ("baseline", "postfix", "B/P"), ("sluice", "baseline", "S/B"))
+# The ratio rows of the report: S/P Sluice over Postfix, S/E over Exim, S/O over OpenSMTPD, B/P the
+# baseline Sluice binary (--baseline-binary) over Postfix, S/B this Sluice over the baseline.
+RATIOS = (("sluice", "postfix", "S/P"), ("sluice", "exim", "S/E"), ("sluice", "opensmtpd", "S/O"),
+          ("baseline", "postfix", "B/P"), ("sluice", "baseline", "S/B"))
 
 
 def report(res, a):
     """report - the tables of medians and Sluice/Postfix ratios, as text."""
     out = []
     m = res["machine"]
-    out.append("machine: %s, %s cores, kernel %s, work dir on %s; Postfix %s; Sluice %s (%s)" % (
-        m["cpu"], m["cores"], m["kernel"], m["workdir_fs"], m["postfix"], m["sluice_git"], m["sluice_bin"]))
+    out.append("machine: %s, %s cores, kernel %s, work dir on %s; Postfix %s, Exim %s, OpenSMTPD %s; Sluice %s (%s)"
+               % (m["cpu"], m["cores"], m["kernel"], m["workdir_fs"], m["postfix"], m.get("exim", "?"),
+                  m.get("opensmtpd", "?"), m["sluice_git"], m["sluice_bin"]))
     out.append("load average at start %s, at end %s" % (m["loadavg_start"], m.get("loadavg_end", "?")))
     if a.bulk_writer:
         out.append("with a bulk writer: a %d MB file rewritten in a loop, without fsync, on the same file system"
@@ -444,7 +452,7 @@ def report(res, a):
         out.append("")
         out.append("benchmark 1 - relay throughput: %d messages of %d bytes, %d repetition(s), medians; "
                    "delivery jobs %d" % (a.messages, a.size, a.reps, a.jobs))
-        hdr = "%-8s %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+        hdr = "%-8s %-9s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
             "sessions", "mta", "e2e/s", "accept/s", "cpu ms/msg", "PSS MiB", "peak MiB", "procs",
             "other cpu", "disk MB/s", "conn/msg", "backlog")
         out.append(hdr)
@@ -463,7 +471,7 @@ def report(res, a):
                     meds[kind].update(cpu=None, pss=None)
                 backlog = sum(1 for r in rows if r.get("backlog"))
                 incomplete = sum(1 for r in rows if "error" in r)
-                out.append("%-8d %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+                out.append("%-8d %-9s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
                     s, kind, fmt(e2e), fmt(acc), fmt(meds[kind]["cpu"], "%.3f"),
                     fmt(None if meds[kind]["pss"] is None else meds[kind]["pss"] / 1024.0, "%.1f"),
                     fmt(None if med(rows, "pss_peak_kib") is None else med(rows, "pss_peak_kib") / 1024.0, "%.1f"),
@@ -474,7 +482,7 @@ def report(res, a):
             for num, den, label in RATIOS:
                 if num in meds and den in meds:
                     sl, pf = meds[num], meds[den]
-                    out.append("%-8d %-8s %9s %9s %10s %10s" % (
+                    out.append("%-8d %-9s %9s %9s %10s %10s" % (
                         s, label, ratio(sl["e2e"], pf["e2e"]), ratio(sl["acc"], pf["acc"]),
                         ratio(sl["cpu"], pf["cpu"]), ratio(sl["pss"], pf["pss"])))
     b5 = res["bench5"]
@@ -483,7 +491,7 @@ def report(res, a):
         out.append("benchmark 5 - latency from \".\" to the 250 reply: %d sessions, %d messages of %d bytes, "
                    "%d repetition(s), medians over repetitions" % (a.latency_sessions, a.latency_messages, a.size,
                                                                     a.reps))
-        hdr = "%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms",
+        hdr = "%-9s %9s %9s %9s %9s %9s %9s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms",
                                                         "msg/s", "cpu ms/msg", "disk MB/s")
         out.append(hdr)
         out.append("-" * len(hdr))
@@ -495,7 +503,7 @@ def report(res, a):
             meds[kind] = {k: med(rows, k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "rate",
                                                      "cpu_ms_per_msg", "disk_mb_s")}
             mm = meds[kind]
-            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % (
+            out.append("%-9s %9s %9s %9s %9s %9s %9s %10s %9s" % (
                 kind, fmt(mm["p50_ms"], "%.2f"), fmt(mm["p90_ms"], "%.2f"), fmt(mm["p99_ms"], "%.2f"),
                 fmt(mm["max_ms"], "%.2f"), fmt(mm["mean_ms"], "%.2f"), fmt(mm["rate"]),
                 "-" if kind == "direct" else fmt(mm["cpu_ms_per_msg"], "%.3f"), fmt(mm["disk_mb_s"], "%.1f")))
@@ -503,7 +511,7 @@ def report(res, a):
             if num not in meds or den not in meds:
                 continue
             sl, pf = meds[num], meds[den]
-            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s" % (
+            out.append("%-9s %9s %9s %9s %9s %9s %9s %10s" % (
                 label, ratio(sl["p50_ms"], pf["p50_ms"]), ratio(sl["p90_ms"], pf["p90_ms"]),
                 ratio(sl["p99_ms"], pf["p99_ms"]), ratio(sl["max_ms"], pf["max_ms"]),
                 ratio(sl["mean_ms"], pf["mean_ms"]), ratio(sl["rate"], pf["rate"]),
@@ -518,13 +526,15 @@ def int_list(text):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="bench/run.sh", description="Sluice against Postfix (issue 5).")
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description="Sluice against Postfix, Exim and OpenSMTPD "
+                                                                   "(issues 5, 16).")
     ap.add_argument("--smoke", action="store_true",
                     help="a few hundred messages, one repetition, both MTAs (CI); overrides the sizes below")
     ap.add_argument("--bench", type=int_list, default=[1, 5], help="benchmarks to run, e.g. 1,5 (default 1,5)")
-    ap.add_argument("--mta", default="sluice,postfix,direct",
-                    help="what to measure: sluice, postfix, and direct (smtp-source straight into smtp-sink, "
-                         "the ceiling of load generator and sink on this machine); default all three")
+    ap.add_argument("--mta", default="sluice,postfix,exim,opensmtpd,direct",
+                    help="what to measure, any subset of: sluice, postfix, exim, opensmtpd, and direct (smtp-source "
+                         "straight into smtp-sink, the ceiling of load generator and sink on this machine); "
+                         "default all five")
     ap.add_argument("--messages", type=int, default=20000, help="benchmark 1: messages per run (default 20000)")
     ap.add_argument("--sessions", type=int_list, default=[10, 50, 100],
                     help="benchmark 1: client session counts (default 10,50,100)")
@@ -559,8 +569,8 @@ def parse_args(argv):
     if a.baseline_binary and "baseline" not in a.mta:
         a.mta.insert(1 if "sluice" in a.mta else 0, "baseline")
     for kind in a.mta:
-        if kind not in ("sluice", "postfix", "direct", "baseline"):
-            ap.error("unknown MTA %r (sluice, postfix, direct, baseline)" % kind)
+        if kind not in ("sluice", "postfix", "exim", "opensmtpd", "direct", "baseline"):
+            ap.error("unknown MTA %r (sluice, postfix, exim, opensmtpd, direct, baseline)" % kind)
     if "baseline" in a.mta and not a.baseline_binary:
         ap.error("the MTA 'baseline' needs --baseline-binary PATH")
     if a.smoke:
@@ -578,6 +588,12 @@ def check_tools(a):
     for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
         if not shutil.which(tool):
             raise h.HarnessError("%s not found: install Debian's postfix package (scripts/setup.sh)" % tool)
+    for kind, binary in (("exim", h.EXIM_BIN), ("opensmtpd", h.SMTPD_BIN)):
+        if kind in a.mta and not os.access(binary, os.X_OK):
+            raise h.HarnessError("%s not found: scripts/setup.sh unpacks Exim and OpenSMTPD under %s (or leave %s "
+                                 "out of --mta)" % (binary, h.PEERS_DIR, kind))
+    if "opensmtpd" in a.mta and not shutil.which("unshare"):
+        raise h.HarnessError("unshare not found (util-linux): OpenSMTPD runs in a mount namespace of its own")
     if "baseline" in a.mta and not os.access(a.baseline_binary, os.X_OK):
         raise h.HarnessError("--baseline-binary %s is not an executable" % a.baseline_binary)
     if "sluice" in a.mta and not os.access(a.sluice_bin, os.X_OK):
