@@ -306,6 +306,20 @@ def disk_written_bytes(name):
     return 0
 
 
+def listen_overflows():
+    """listen_overflows - the kernel's TcpExt ListenOverflows counter (connections dropped at a full listen queue)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            d = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(d.get("ListenOverflows", 0))
+    return 0
+
+
 # ---------------------------------------------------------------- the sink
 
 class Sink:
