@@ -47,7 +47,7 @@ def probe(mta, workdir, sink):
     mta.start()
     time.sleep(0.5)
     trace = os.path.join(workdir, mta.name + ".strace")
-    pids = [p for p in h.descendants(mta.root_pid()) if p != getattr(mta, "proc", None) or True]
+    pids = h.descendants(mta.root_pid())
     argv = ["strace", "-f", "-tt", "-yy", "-s", "0", "-o", trace,
             "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync,openat,open"]
     for p in pids:
@@ -96,7 +96,21 @@ def probe(mta, workdir, sink):
     return before, after, reply.decode("ascii", "replace").strip()
 
 
+def make_mta(kind, d, sink_port, sluice_bin):
+    """make_mta - the instance of one MTA kind in directory d, relaying to the sink, as benchmark 1 makes it."""
+    if kind == "sluice":
+        return h.SluiceMTA(d, sink_port, 20, os.path.abspath(sluice_bin))
+    if kind == "postfix":
+        return h.PostfixMTA(d, sink_port, 20)
+    if kind == "exim":
+        return h.EximMTA(d, sink_port, 20)
+    if kind == "opensmtpd":
+        return h.OpenSMTPDMTA(d, sink_port, 20)
+    raise h.HarnessError("unknown MTA %r (sluice, postfix, exim, opensmtpd)" % kind)
+
+
 def main(argv):
+    """main - probe each MTA of --mta in turn; 0, or 1 when the harness broke."""
     ap = argparse.ArgumentParser(prog="bench/durability.py")
     ap.add_argument("--mta", default="sluice,postfix,exim,opensmtpd")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (the strace files)")
@@ -112,10 +126,7 @@ def main(argv):
     try:
         for kind in [k.strip() for k in a.mta.split(",") if k.strip()]:
             d = os.path.join(workdir, kind)
-            mta = {"sluice": lambda: h.SluiceMTA(d, sink.port, 20, os.path.abspath(a.sluice_bin)),  # noqa: E731
-                   "postfix": lambda: h.PostfixMTA(d, sink.port, 20),
-                   "exim": lambda: h.EximMTA(d, sink.port, 20),
-                   "opensmtpd": lambda: h.OpenSMTPDMTA(d, sink.port, 20)}[kind]()
+            mta = make_mta(kind, d, sink.port, a.sluice_bin)
             before, after, reply = probe(mta, workdir, sink)
             print("%s: %s" % (kind, reply))
             print("  flushed between \".\" and the 250 (%d):" % len(before))
