@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""bench - Sluice against Postfix on the same machine in the same run (issue 5).
+"""bench - Sluice against Postfix, Exim and OpenSMTPD on the same machine in the same run (issues 5, 16).
 
 Benchmarks (see bench/README.md for what each measures and the latest figures):
   1  relay throughput: smtp-source -> MTA -> smtp-sink, N messages at several session counts
+     (MTAs: sluice, postfix, exim, opensmtpd, direct; --mta picks any subset)
   5  latency: end of DATA (".") to the 250 reply, 10 sessions, latency_client.py
   2  DSN storm: bench/storm.py (Sluice set-ups (a), (b), (c), Postfix (p0), (p)); options this script
      does not know are passed to storm.py (e.g. --sink-kind blackhole --storm-rate 0 --variants a,b)
@@ -70,6 +71,7 @@ def machine_info(workdir, sluice_bin):
         load = f.read().split()[:3]
     return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
             "workdir_fs": h.filesystem_of(workdir), "postfix": pf.stdout.strip(),
+            "exim": h.peer_version(h.EXIM_BIN), "opensmtpd": h.peer_version(h.SMTPD_BIN),
             "sluice_bin": sluice_bin, "sluice_git": git.stdout.strip(), "loadavg_start": " ".join(load),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
@@ -195,6 +197,10 @@ class Bench:
             return h.SluiceMTA(d, self.sink.port, self.a.jobs, binary, self.a.sluice_log_level)
         if kind == "direct":
             return h.DirectTarget(d, self.sink.port, self.a.jobs)
+        if kind == "exim":
+            return h.EximMTA(d, self.sink.port, self.a.jobs)
+        if kind == "opensmtpd":
+            return h.OpenSMTPDMTA(d, self.sink.port, self.a.jobs)
         return h.PostfixMTA(d, self.sink.port, self.a.jobs)
 
     def order(self, rep):
@@ -251,6 +257,7 @@ class Bench:
             sink_cpu0 = proc_cpu(self.sink.proc.pid)
             cpu0 = mta.cpu()
             meter = LoadMeter()
+            lo0 = h.listen_overflows()
             tag = "b1-%s-s%d-r%d" % (kind, sessions, rep)
             perf = self.perf_start(mta, tag)
             t0 = time.monotonic()
@@ -278,6 +285,7 @@ class Bench:
             self.perf_stop(perf, tag)
             sink_cpu = proc_cpu(self.sink.proc.pid) - sink_cpu0
             r["other_load_cores"] = round(meter.other_cores((cpu1 - cpu0) + sink_cpu + src_cpu), 2)
+            r["listen_overflows"] = h.listen_overflows() - lo0
             r["disk_mb_s"] = round(meter.disk_mb_per_s(), 1)
             r["accept_s"] = t_acc - t0
             r["accept_rate"] = n / (t_acc - t0)
@@ -427,17 +435,19 @@ def ratio(s, p):
     return "-" if s is None or p in (None, 0) else "%.2f" % (s / p)
 
 
-# The ratio rows of the report: S/P Sluice over Postfix, B/P the baseline Sluice binary
-# (--baseline-binary) over Postfix, S/B this Sluice over the baseline.
-RATIOS = (("sluice", "postfix", "S/P"), ("baseline", "postfix", "B/P"), ("sluice", "baseline", "S/B"))
+# The ratio rows of the report: S/P Sluice over Postfix, S/E over Exim, S/O over OpenSMTPD, B/P the
+# baseline Sluice binary (--baseline-binary) over Postfix, S/B this Sluice over the baseline.
+RATIOS = (("sluice", "postfix", "S/P"), ("sluice", "exim", "S/E"), ("sluice", "opensmtpd", "S/O"),
+          ("baseline", "postfix", "B/P"), ("sluice", "baseline", "S/B"))
 
 
 def report(res, a):
     """report - the tables of medians and Sluice/Postfix ratios, as text."""
     out = []
     m = res["machine"]
-    out.append("machine: %s, %s cores, kernel %s, work dir on %s; Postfix %s; Sluice %s (%s)" % (
-        m["cpu"], m["cores"], m["kernel"], m["workdir_fs"], m["postfix"], m["sluice_git"], m["sluice_bin"]))
+    out.append("machine: %s, %s cores, kernel %s, work dir on %s; Postfix %s, Exim %s, OpenSMTPD %s; Sluice %s (%s)"
+               % (m["cpu"], m["cores"], m["kernel"], m["workdir_fs"], m["postfix"], m.get("exim", "?"),
+                  m.get("opensmtpd", "?"), m["sluice_git"], m["sluice_bin"]))
     out.append("load average at start %s, at end %s" % (m["loadavg_start"], m.get("loadavg_end", "?")))
     if a.bulk_writer:
         out.append("with a bulk writer: a %d MB file rewritten in a loop, without fsync, on the same file system"
@@ -447,9 +457,9 @@ def report(res, a):
         out.append("")
         out.append("benchmark 1 - relay throughput: %d messages of %d bytes, %d repetition(s), medians; "
                    "delivery jobs %d" % (a.messages, a.size, a.reps, a.jobs))
-        hdr = "%-8s %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+        hdr = "%-8s %-9s %9s %9s %10s %10s %10s %8s %10s %9s %8s %8s %s" % (
             "sessions", "mta", "e2e/s", "accept/s", "cpu ms/msg", "PSS MiB", "peak MiB", "procs",
-            "other cpu", "disk MB/s", "conn/msg", "backlog")
+            "other cpu", "disk MB/s", "conn/msg", "lst drop", "backlog")
         out.append(hdr)
         out.append("-" * len(hdr))
         for s in a.sessions:
@@ -466,18 +476,19 @@ def report(res, a):
                     meds[kind].update(cpu=None, pss=None)
                 backlog = sum(1 for r in rows if r.get("backlog"))
                 incomplete = sum(1 for r in rows if "error" in r)
-                out.append("%-8d %-8s %9s %9s %10s %10s %10s %8s %10s %9s %8s %s" % (
+                out.append("%-8d %-9s %9s %9s %10s %10s %10s %8s %10s %9s %8s %8s %s" % (
                     s, kind, fmt(e2e), fmt(acc), fmt(meds[kind]["cpu"], "%.3f"),
                     fmt(None if meds[kind]["pss"] is None else meds[kind]["pss"] / 1024.0, "%.1f"),
                     fmt(None if med(rows, "pss_peak_kib") is None else med(rows, "pss_peak_kib") / 1024.0, "%.1f"),
                     fmt(med(rows, "processes_end")), fmt(med(rows, "other_load_cores"), "%.2f"),
                     fmt(med(rows, "disk_mb_s"), "%.1f"), fmt(med(rows, "sink_sessions_per_msg"), "%.2f"),
+                    fmt(med(rows, "listen_overflows")),
                     ("%d/%d runs" % (backlog, len(rows)) if backlog else "no") +
                     (" (%d incomplete)" % incomplete if incomplete else "")))
             for num, den, label in RATIOS:
                 if num in meds and den in meds:
                     sl, pf = meds[num], meds[den]
-                    out.append("%-8d %-8s %9s %9s %10s %10s" % (
+                    out.append("%-8d %-9s %9s %9s %10s %10s" % (
                         s, label, ratio(sl["e2e"], pf["e2e"]), ratio(sl["acc"], pf["acc"]),
                         ratio(sl["cpu"], pf["cpu"]), ratio(sl["pss"], pf["pss"])))
     b5 = res["bench5"]
@@ -486,7 +497,7 @@ def report(res, a):
         out.append("benchmark 5 - latency from \".\" to the 250 reply: %d sessions, %d messages of %d bytes, "
                    "%d repetition(s), medians over repetitions" % (a.latency_sessions, a.latency_messages, a.size,
                                                                     a.reps))
-        hdr = "%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms",
+        hdr = "%-9s %9s %9s %9s %9s %9s %9s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms",
                                                         "msg/s", "cpu ms/msg", "disk MB/s")
         out.append(hdr)
         out.append("-" * len(hdr))
@@ -498,7 +509,7 @@ def report(res, a):
             meds[kind] = {k: med(rows, k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "rate",
                                                      "cpu_ms_per_msg", "disk_mb_s")}
             mm = meds[kind]
-            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s %9s" % (
+            out.append("%-9s %9s %9s %9s %9s %9s %9s %10s %9s" % (
                 kind, fmt(mm["p50_ms"], "%.2f"), fmt(mm["p90_ms"], "%.2f"), fmt(mm["p99_ms"], "%.2f"),
                 fmt(mm["max_ms"], "%.2f"), fmt(mm["mean_ms"], "%.2f"), fmt(mm["rate"]),
                 "-" if kind == "direct" else fmt(mm["cpu_ms_per_msg"], "%.3f"), fmt(mm["disk_mb_s"], "%.1f")))
@@ -506,7 +517,7 @@ def report(res, a):
             if num not in meds or den not in meds:
                 continue
             sl, pf = meds[num], meds[den]
-            out.append("%-8s %9s %9s %9s %9s %9s %9s %10s" % (
+            out.append("%-9s %9s %9s %9s %9s %9s %9s %10s" % (
                 label, ratio(sl["p50_ms"], pf["p50_ms"]), ratio(sl["p90_ms"], pf["p90_ms"]),
                 ratio(sl["p99_ms"], pf["p99_ms"]), ratio(sl["max_ms"], pf["max_ms"]),
                 ratio(sl["mean_ms"], pf["mean_ms"]), ratio(sl["rate"], pf["rate"]),
@@ -521,13 +532,16 @@ def int_list(text):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="bench/run.sh", description="Sluice against Postfix (issue 5).")
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description="Sluice against Postfix, Exim and OpenSMTPD "
+                                                                   "(issues 5, 16).")
     ap.add_argument("--smoke", action="store_true",
                     help="a few hundred messages, one repetition, both MTAs (CI); overrides the sizes below")
     ap.add_argument("--bench", type=int_list, default=[1, 5], help="benchmarks to run, e.g. 1,5 (default 1,5)")
-    ap.add_argument("--mta", default="sluice,postfix,direct",
-                    help="what to measure: sluice, postfix, and direct (smtp-source straight into smtp-sink, "
-                         "the ceiling of load generator and sink on this machine); default all three")
+    ap.add_argument("--mta", default=None,
+                    help="what to measure, any subset of: sluice, postfix, exim, opensmtpd, and direct (smtp-source "
+                         "straight into smtp-sink, the ceiling of load generator and sink on this machine); "
+                         "default all five; with --smoke sluice,postfix,direct (the peers' runs would not fit "
+                         "its time limit: OpenSMTPD accepts about 10 sessions a second here, see bench/README.md)")
     ap.add_argument("--messages", type=int, default=None,
                     help="benchmark 1: messages per run (default 20000); benchmark 6: passed on (its default 3000)")
     ap.add_argument("--sessions", type=int_list, default=[10, 50, 100],
@@ -559,12 +573,14 @@ def parse_args(argv):
     if a.storm_args and 2 not in a.bench and 4 not in a.bench and 6 not in a.bench:
         ap.error("unrecognized arguments: %s (options of bench/storm.py, queue.py or directory.py need --bench 2, 4 or 6)"
                  % " ".join(a.storm_args))
+    if a.mta is None:
+        a.mta = "sluice,postfix,direct" if a.smoke else "sluice,postfix,exim,opensmtpd,direct"
     a.mta = [x.strip() for x in a.mta.split(",") if x.strip()]
     if a.baseline_binary and "baseline" not in a.mta:
         a.mta.insert(1 if "sluice" in a.mta else 0, "baseline")
     for kind in a.mta:
-        if kind not in ("sluice", "postfix", "direct", "baseline"):
-            ap.error("unknown MTA %r (sluice, postfix, direct, baseline)" % kind)
+        if kind not in ("sluice", "postfix", "exim", "opensmtpd", "direct", "baseline"):
+            ap.error("unknown MTA %r (sluice, postfix, exim, opensmtpd, direct, baseline)" % kind)
     if "baseline" in a.mta and not a.baseline_binary:
         ap.error("the MTA 'baseline' needs --baseline-binary PATH")
     a.bench6_args = ["--messages", str(a.messages)] if a.messages is not None else []
@@ -585,6 +601,12 @@ def check_tools(a):
     for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
         if not shutil.which(tool):
             raise h.HarnessError("%s not found: install Debian's postfix package (scripts/setup.sh)" % tool)
+    for kind, binary in (("exim", h.EXIM_BIN), ("opensmtpd", h.SMTPD_BIN)):
+        if kind in a.mta and not os.access(binary, os.X_OK):
+            raise h.HarnessError("%s not found: scripts/setup.sh unpacks Exim and OpenSMTPD under %s (or leave %s "
+                                 "out of --mta)" % (binary, h.PEERS_DIR, kind))
+    if "opensmtpd" in a.mta and not shutil.which("unshare"):
+        raise h.HarnessError("unshare not found (util-linux): OpenSMTPD runs in a mount namespace of its own")
     if "baseline" in a.mta and not os.access(a.baseline_binary, os.X_OK):
         raise h.HarnessError("--baseline-binary %s is not an executable" % a.baseline_binary)
     if "sluice" in a.mta and not os.access(a.sluice_bin, os.X_OK):

@@ -306,6 +306,20 @@ def disk_written_bytes(name):
     return 0
 
 
+def listen_overflows():
+    """listen_overflows - the kernel's TcpExt ListenOverflows counter (connections dropped at a full listen queue)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            d = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(d.get("ListenOverflows", 0))
+    return 0
+
+
 # ---------------------------------------------------------------- the sink
 
 class Sink:
@@ -679,3 +693,250 @@ class DirectTarget(MTA):
 
     def stop(self):
         pass
+
+
+# ---------------------------------------------------------------- Exim and OpenSMTPD (issue 16)
+
+# scripts/setup.sh unpacks both packages here (apt-get download + dpkg -x): they conflict with
+# postfix through mail-transport-agent, so they cannot be installed beside it.
+PEERS_DIR = os.environ.get("SLUICE_PEERS_DIR", "/opt/sluice-peers")
+EXIM_BIN = os.path.join(PEERS_DIR, "exim4", "usr", "sbin", "exim4")
+SMTPD_BIN = os.path.join(PEERS_DIR, "opensmtpd", "usr", "sbin", "smtpd")
+REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
+
+
+def peer_version(binary):
+    """peer_version - the Debian version of an unpacked peer package (its VERSION file), or "missing"."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(binary))), "VERSION")) as f:
+            return f.read().strip()
+    except OSError:
+        return "missing"
+
+
+def make_searchable(path):
+    """make_searchable - o+x on path and its parents up to /tmp or /var/tmp (daemons that drop root walk them)."""
+    d = path
+    while d not in ("/", ""):
+        try:
+            os.chmod(d, os.stat(d).st_mode | 0o011)
+        except OSError:
+            pass
+        parent = os.path.dirname(d)
+        if parent == d or parent in ("/tmp", "/var/tmp"):
+            break
+        d = parent
+
+
+class ReapedMTA(MTA):
+    """An MTA started under bench/reaper.py: its orphans (Exim's delivery processes) stay ours to count."""
+
+    def command(self):
+        """command - argv of the MTA in the foreground."""
+        raise NotImplementedError
+
+    def start(self, timeout=30.0):
+        self.proc = spawn(["/usr/bin/python3", REAPER] + self.command(), self.log)
+        self.wait_ready(timeout)
+
+    def root_pid(self):
+        return self.proc.pid
+
+    def _members(self):
+        """_members - the MTA's processes: the reaper's descendants, not the reaper itself."""
+        return [p for p in descendants(self.proc.pid) if p != self.proc.pid]
+
+    def cpu(self):
+        # the reaper's cutime/cstime holds every reaped MTA process; its own utime/stime is ours, not the MTA's
+        own = read_stat(self.proc.pid)
+        total = cpu_seconds(self.proc.pid)
+        return total - ((own["utime"] + own["stime"]) / CLK_TCK if own else 0.0)
+
+    def pss(self):
+        return sum(pss_kib_one(p) for p in self._members())
+
+    def nprocs(self):
+        return len(self._members())
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)  # passed on to the MTA by the reaper
+            except ProcessLookupError:
+                pass
+            wait_until(lambda: self.proc.poll() is not None or not self._members(), 10, 0.1)
+        for pid in self._members():  # sessions or deliveries the MTA left running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        kill_group(self.proc, signal.SIGTERM, 10)
+
+
+def pss_kib_one(pid):
+    """pss_kib_one - PSS (KiB) of one process, 0 if it is gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+EXIM_CONF = """\
+# exim.conf - written by bench/harness.py: a private relay instance. Everything not set here is
+# Exim's default, including durability: the -D (body) and -H (envelope and headers) spool files
+# are fsync'd before the 250 to DATA.
+exim_user = Debian-exim
+exim_group = Debian-exim
+exim_path = {binary}
+primary_hostname = exim.bench.test
+spool_directory = {spool}
+log_file_path = {logdir}/%slog
+pid_file_path = {dir}/exim.pid
+daemon_smtp_ports = {port}
+local_interfaces = <; 127.0.0.1
+disable_ipv6 = true
+host_lookup =
+keep_environment =
+acl_smtp_rcpt = acl_rcpt
+# Limits lifted, as Sluice's MAX_PER_CLIENT is: all the load comes from 127.0.0.1 and Exim's
+# defaults (20 sessions, a listen backlog of 20, no immediate delivery after the 10th message of
+# a session) would refuse the 50- and 100-session runs or leave benchmark 5's mail for a queue run.
+smtp_accept_max = 1000
+smtp_connect_backlog = 1024
+smtp_accept_queue_per_connection = 0
+{extra}
+
+begin acl
+
+acl_rcpt:
+  accept hosts = 127.0.0.0/8
+  deny   message = relay not permitted
+
+begin routers
+
+nexthop:
+  driver = manualroute
+  route_list = * {next_host}
+  self = send
+  transport = remote_smtp
+
+begin transports
+
+remote_smtp:
+  driver = smtp
+  port = {next_port}
+
+begin retry
+
+*   *   F,2h,1m; F,4d,15m
+"""
+
+
+class EximMTA(ReapedMTA):
+    """A private Exim 4 daemon (`exim4 -C FILE -bdf -q1m`) relaying everything to 127.0.0.1:sink_port."""
+
+    name = "exim"
+
+    def __init__(self, workdir, sink_port, jobs, next_host="127.0.0.1", extra="", binary=None):
+        super().__init__(workdir, sink_port, jobs)
+        self.binary = binary or EXIM_BIN
+        self.spool = os.path.join(workdir, "spool")
+        self.logdir = os.path.join(workdir, "log")
+        self.conf = os.path.join(workdir, "exim.conf")
+        for d in (self.spool, self.logdir):
+            os.makedirs(d)
+            shutil.chown(d, "Debian-exim", "Debian-exim")
+        make_searchable(workdir)
+        with open(self.conf, "w") as f:
+            f.write(EXIM_CONF.format(binary=self.binary, spool=self.spool, logdir=self.logdir, dir=workdir, port=self.port,
+                                     next_host=next_host, next_port=sink_port, extra=extra))
+        os.chmod(self.conf, 0o644)
+
+    def command(self):
+        # -bdf: the daemon in the foreground; -q1m: a queue runner for retries (Debian's default is 30m)
+        return [self.binary, "-C", self.conf, "-bdf", "-q1m"]
+
+    def start(self, timeout=30.0):
+        if not os.access(self.binary, os.X_OK):
+            raise HarnessError("%s not found: run scripts/setup.sh (Exim unpacked under %s)" % (self.binary, PEERS_DIR))
+        r = subprocess.run([self.binary, "-C", self.conf, "-bV"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise HarnessError("exim -bV failed:\n%s%s" % (r.stdout, r.stderr))
+        super().start(timeout)
+
+    def diagnostics(self):
+        return tail(self.log) + tail(os.path.join(self.logdir, "mainlog")) + tail(os.path.join(self.logdir, "paniclog"))
+
+    def problems(self):
+        # "exim user lost privilege for using -C option": every re-exec of a private configuration (-C)
+        # says so; delivery runs as Debian-exim anyway, so it is not a problem of the run
+        out = [ln for ln in tail(os.path.join(self.logdir, "paniclog"), 200000).splitlines()
+               if ln.strip() and "lost privilege for using -C" not in ln]
+        text = tail(os.path.join(self.logdir, "mainlog"), 200000)
+        return out + [ln for ln in text.splitlines() if " == " in ln or " ** " in ln]
+
+
+SMTPD_CONF = """\
+# smtpd.conf - written by bench/harness.py: a private relay instance; everything else is
+# OpenSMTPD's default, including durability: the envelope is fsync'd, the message file is not.
+listen on 127.0.0.1 port {port} hostname opensmtpd.bench.test{listen_extra}
+action "nexthop" relay host smtp://{next_host}:{next_port}
+match from src 127.0.0.0/8 for any action "nexthop"
+"""
+
+
+class OpenSMTPDMTA(ReapedMTA):
+    """A private OpenSMTPD (`smtpd -d -f FILE`) relaying everything to 127.0.0.1:sink_port.
+
+    Its spool (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are compiled in: it runs
+    in a mount namespace of its own (unshare -m) where /var/spool and /run are this instance's
+    directories, so its queue is on the work directory's file system and instances do not meet.
+    """
+
+    name = "opensmtpd"
+
+    def __init__(self, workdir, sink_port, jobs, next_host="127.0.0.1", listen_extra="", binary=None):
+        super().__init__(workdir, sink_port, jobs)
+        self.binary = binary or SMTPD_BIN
+        self.varspool = os.path.join(workdir, "var-spool")
+        self.run = os.path.join(workdir, "run")
+        self.conf = os.path.join(workdir, "smtpd.conf")
+        for d in (self.varspool, self.run):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        make_searchable(workdir)
+        with open(self.conf, "w") as f:
+            f.write(SMTPD_CONF.format(port=self.port, next_host=next_host, next_port=sink_port,
+                                      listen_extra=listen_extra))
+        os.chmod(self.conf, 0o644)
+
+    def command(self):
+        script = ('mount --bind "$1" /var/spool && mount --bind "$2" /run && exec "$3" -d -f "$4"')
+        return ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+                self.varspool, self.run, self.binary, self.conf]
+
+    def start(self, timeout=30.0):
+        if not os.access(self.binary, os.X_OK):
+            raise HarnessError("%s not found: run scripts/setup.sh (OpenSMTPD unpacked under %s)" %
+                               (self.binary, PEERS_DIR))
+        r = subprocess.run([self.binary, "-n", "-f", self.conf], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise HarnessError("smtpd -n failed:\n%s%s" % (r.stdout, r.stderr))
+        super().start(timeout)
+
+    def queue_dir(self):
+        """queue_dir - the instance's spool (/var/spool/smtpd inside its namespace)."""
+        return os.path.join(self.varspool, "smtpd")
+
+    def problems(self):
+        text = tail(self.log, 200000)
+        return [ln for ln in text.splitlines() if re.search(r"\b(warn|warning|fatal|error)\b", ln)
+                and "result=Ok" not in ln and "purge_task" not in ln]

@@ -17,6 +17,7 @@ TEST="$TEST fiu-utils libfiu0 libfiu-dev"  # scripts/stress.sh: fault injection 
 TEST="$TEST spamd spamc clamav-daemon"  # tests/integration/test_scanning.py: real spamd and clamd (own signatures, no downloads)
 TEST="$TEST python3-dkim python3-nacl python3-cryptography"  # tests/integration/test_dkim.py: dkimpy signs and verifies against sluice; keys made with cryptography
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
+TEST="$TEST libidn12 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libevent-2.1-7 libpam0g adduser"  # the libraries of the private Exim and OpenSMTPD below
 TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying
 missing=""
 for p in $BUILD $TEST; do
@@ -27,4 +28,32 @@ if [ -n "$missing" ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing
 fi
+# bench/ and tests/integration/test_interop.py: Exim 4 (exim4-daemon-light) and OpenSMTPD. Both
+# packages conflict with postfix (Debian's MTAs all provide and conflict with mail-transport-agent),
+# so they are not installed: their .deb files are fetched with apt-get download and unpacked with
+# dpkg -x under $PEERS, and the binaries run from there with configurations the harness writes.
+# Their system services never exist. Only the system users and the chroot directory their
+# maintainer scripts would create are made here (the binaries look them up by name).
+PEERS=/opt/sluice-peers
+if [ ! -x $PEERS/exim4/usr/sbin/exim4 ] || [ ! -x $PEERS/opensmtpd/usr/sbin/smtpd ]; then
+  [ "${1:-}" = "--run-only" ] && { echo "setup: $PEERS (Exim and OpenSMTPD) missing" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"  # apt-get download runs as _apt
+  (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -qq exim4-daemon-light opensmtpd)
+  mkdir -p $PEERS
+  rm -rf $PEERS/exim4 $PEERS/opensmtpd
+  dpkg -x "$tmp"/exim4-daemon-light_*.deb $PEERS/exim4
+  dpkg -x "$tmp"/opensmtpd_*.deb $PEERS/opensmtpd
+  dpkg-deb -f "$tmp"/exim4-daemon-light_*.deb Version > $PEERS/exim4/VERSION
+  dpkg-deb -f "$tmp"/opensmtpd_*.deb Version > $PEERS/opensmtpd/VERSION
+  rm -rf "$tmp"
+fi
+id Debian-exim >/dev/null 2>&1 || adduser --system --group --quiet --allow-bad-names --home /var/spool/exim4 \
+  --no-create-home --disabled-password Debian-exim
+for name in opensmtpd opensmtpq; do
+  id -g $name >/dev/null 2>&1 || addgroup --system --quiet $name
+  id $name >/dev/null 2>&1 || adduser --system --quiet --home /var/lib/opensmtpd/empty --no-create-home \
+    --disabled-password --ingroup $name $name
+done
+mkdir -p /var/lib/opensmtpd/empty  # OpenSMTPD's compiled-in chroot
 echo "setup: all packages present"
