@@ -181,7 +181,8 @@ static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **h
     return str_ieq(r->host, *host);
 }
 
-/* item_select - make j's item of e's recipients due now for host (up to MAX_RCPTS); false if none. */
+/* item_select - make j's item of e's recipients due now for host (up to MAX_RCPTS; one for a "single"
+ * channel); false if none. */
 static bool item_select(job *j, qent *e, int64_t now, const char *host)
 {
     deliv_item *it = &j->item;
@@ -190,6 +191,7 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
         if (!item_take(e, &e->msg->rcpts[i], now, &host)) continue;
         if (ch && ch->copts.max_rcpts && it->n >= ch->copts.max_rcpts) break;
+        if (ch && ch->addrmode == CHAN_SINGLE && it->n >= 1) break; /* "single": one copy per recipient */
         it->rcpts = xrealloc(it->rcpts, (it->n + 1) * sizeof *it->rcpts);
         it->rcpts[it->n++] = i;
     }
