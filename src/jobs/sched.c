@@ -170,8 +170,9 @@ static void qent_requeue(qent *e)
 
 /* ---- items ---- */
 
-/* item_take - whether r belongs in an item to host (NULL: the first pending recipient's host) now. */
-static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **host)
+/* item_take - whether r belongs in an item to host (NULL: the first pending recipient's host) now;
+ * one_system: every recipient goes to the same system (a "daemon" smart host), whatever its host. */
+static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **host, bool one_system)
 {
     if (r->status != QR_PENDING) return false;
     if (e->inflight && e->inflight[r - e->msg->rcpts]) return false; /* another job delivers it now */
@@ -181,7 +182,7 @@ static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **h
     }
     if (r->next_attempt > now) return false;
     if (!*host) *host = r->host;
-    return str_ieq(r->host, *host);
+    return one_system || str_ieq(r->host, *host);
 }
 
 /* qent_more_due - e has a pending recipient due now that no job is delivering (another host's). */
@@ -189,7 +190,7 @@ static bool qent_more_due(const qent *e, int64_t now)
 {
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
         const char *host = NULL;
-        if (item_take(e, &e->msg->rcpts[i], now, &host)) return true;
+        if (item_take(e, &e->msg->rcpts[i], now, &host, false)) return true;
     }
     return false;
 }
@@ -201,8 +202,10 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
     deliv_item *it = &j->item;
     memset(it, 0, sizeof *it);
     const sl_channel *ch = j->dj.ch;
+    /* single_sys and multiple: one copy per destination system; with a smart host that is one for all */
+    bool one_system = ch && ch->daemon && (ch->type == CHAN_SMTP || ch->type == CHAN_LMTP || ch->smtp || ch->lmtp);
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
-        if (!item_take(e, &e->msg->rcpts[i], now, &host)) continue;
+        if (!item_take(e, &e->msg->rcpts[i], now, &host, one_system)) continue;
         if (ch && ch->copts.max_rcpts && it->n >= ch->copts.max_rcpts) break;
         if (ch && ch->addrmode == CHAN_SINGLE && it->n >= 1) break; /* "single": one copy per recipient */
         it->rcpts = xrealloc(it->rcpts, (it->n + 1) * sizeof *it->rcpts);

@@ -20,6 +20,8 @@ from sluicetest import make_message, send_message
 CNF = """\
 example.test   $U%$D@local-daemon
 single.test    $U%$D@tcp_single-daemon
+relay1.test    $U%$D@tcp_relay-daemon
+relay2.test    $U%$D@tcp_relay-daemon
 .              $U%$H@tcp_local-daemon
 
 defaults
@@ -32,6 +34,9 @@ tcp_local-daemon
 
 tcp_single smtp mx single port {port}
 tcp_single-daemon
+
+tcp_relay smtp nomx daemon [{relay}] port {port}
+tcp_relay-daemon
 """
 
 MAPPINGS = """\
@@ -53,7 +58,7 @@ def lab(module_harness):
     lab.single_sink = lab.start_sink(2, name="sink-single")
     lab.sys_sink = lab.start_sink(3, name="sink-sys")
     lab.mta = lab.sluice(start=False)
-    lab.mta.write("sluice.cnf", CNF.format(port=lab.port))
+    lab.mta.write("sluice.cnf", CNF.format(port=lab.port, relay=lab.addr[3]))
     lab.mta.write("mappings", MAPPINGS)
     lab.mta.start()
     return lab
@@ -86,6 +91,18 @@ def test_single_sys_one_copy_per_system(lab):
     time.sleep(0.5)
     envs = envelopes(lab.sys_sink, tag)
     assert len(envs) == 1 and sorted(envs[0]["rcpt_tos"]) == rcpts
+
+
+def test_single_sys_smart_host_is_one_system(lab):
+    """With a "daemon" smart host every recipient goes to the same system: one copy for two domains."""
+    tag = uid()
+    rcpts = ["a@relay1.test", "b@relay2.test"]
+    final, _ = send_message(lab.mta.port, "alice@example.test", rcpts, make_message(tag, to=rcpts[0]))
+    assert final.code == 250
+    st.wait_until(lambda: envelopes(lab.sys_sink, tag), 20, what="the copy")
+    time.sleep(0.5)
+    envs = envelopes(lab.sys_sink, tag)
+    assert len(envs) == 1 and sorted(envs[0]["rcpt_tos"]) == rcpts, envs
 
 
 def test_etrn_starts_waiting_mail(lab):
