@@ -175,7 +175,8 @@ static void qent_requeue(qent *e)
 static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **host, bool one_system)
 {
     if (r->status != QR_PENDING) return false;
-    if (e->inflight && e->inflight[r - e->msg->rcpts]) return false; /* another job delivers it now */
+    /* another job delivers it now (a message of one recipient needs no marks: it is held or not) */
+    if (e->holders && (!e->inflight || e->inflight[r - e->msg->rcpts])) return false;
     if (e->return_now) { /* returned: every pending recipient, due or not */
         if (!*host) *host = r->host;
         return true;
@@ -212,8 +213,9 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
         it->rcpts[it->n++] = i;
     }
     if (!it->n) return false;
-    if (!e->inflight) e->inflight = xcalloc(e->msg->n_rcpts, sizeof *e->inflight);
-    for (size_t i = 0; i < it->n; i++) e->inflight[it->rcpts[i]] = true;
+    if (!e->inflight && e->msg->n_rcpts > 1) e->inflight = xcalloc(e->msg->n_rcpts, sizeof *e->inflight);
+    if (e->inflight)
+        for (size_t i = 0; i < it->n; i++) e->inflight[it->rcpts[i]] = true;
     e->holders++;
     it->msg = e->msg;
     it->channel = ch;
@@ -238,7 +240,7 @@ static void states_write(qent *e);
 /* qent_release - the last job let e go and no state write is pending: it waits again, or leaves the disk. */
 static void qent_release(qent *e)
 {
-    if (e->holders || e->writing) return;
+    if (e->holders || e->pins || e->writing) return;
     qent_requeue(e);
     sched_kick(e->cq);
 }
@@ -284,7 +286,8 @@ static void item_applied(void *arg)
 {
     job *j = arg;
     qent *e = j->cur;
-    for (size_t i = 0; i < j->item.n; i++) e->inflight[j->item.rcpts[i]] = false;
+    if (e->inflight)
+        for (size_t i = 0; i < j->item.n; i++) e->inflight[j->item.rcpts[i]] = false;
     e->holders--;
     item_clear(&j->item);
     j->cur = NULL;
@@ -546,10 +549,10 @@ static void job_next(job *j)
     }
     qent *e = j->cur;
     sched *s = j->s;
-    e->holders++;
+    e->pins++;
     job_run_item(j); /* may end j */
     if (s->running && !e->cq->kicking) kick_spread(e->cq, e, now);
-    e->holders--;
+    e->pins--;
     qent_release(e);
 }
 
@@ -636,6 +639,7 @@ static void kick_arm(chanq *cq, bool hold, int64_t now)
  * not ended for them). The caller holds e. */
 static void kick_spread(chanq *cq, qent *e, int64_t now)
 {
+    if (e->msg->n_rcpts < 2 || !qent_more_due(e, now)) return; /* the common case, at no cost */
     const sl_channel *ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
     while (ch && ch->type != CHAN_HOLD && qent_more_due(e, now)) {
         unsigned plimit;
@@ -660,10 +664,10 @@ static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
         uint64_t t0 = now_mono_ns();
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
         if (ij) { /* a parked connection to the same host takes it */
-            e->holders++;
+            e->pins++;
             job_run_item(ij);
             kick_spread(cq, e, now);
-            e->holders--;
+            e->pins--;
             qent_release(e);
             continue;
         }
@@ -671,9 +675,9 @@ static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
         if (room == ROOM_NONE) break;
         if (room == ROOM_FREED) continue;
         sched_heap_remove(e);
-        e->holders++; /* held across the starts, so no failed start lets it go */
+        e->pins++; /* pinned across the starts, so no failed start lets it go */
         if (job_start(cq, ch, p, e, now, t0)) kick_spread(cq, e, now);
-        e->holders--;
+        e->pins--;
         qent_release(e);
         ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
         if (!ch) break;

@@ -27,7 +27,9 @@ typedef struct qent {
     bool removing;   /* being removed from disk */
     bool return_now; /* administrator asked for a bounce now */
     int holders;     /* jobs delivering some of its recipients now (one per destination host at most at once) */
-    bool *inflight;  /* per recipient: in a job's item now (allocated at the first item), or NULL */
+    int pins;        /* the scheduler is starting jobs for it: it must not go back to the heap yet */
+    bool *inflight;  /* per recipient: in a job's item now (allocated at the first item of a message
+                        with several recipients), or NULL */
     bool writing;    /* a write of its recipient states is being flushed */
     bool rewrite;    /* ... and another item's states wait for it to finish (writes of one file never overlap) */
     char *last_reply; /* the diagnostic of the last attempt that did not deliver every recipient, or NULL */
