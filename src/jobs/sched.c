@@ -291,8 +291,18 @@ static void item_applied(void *arg)
     e->holders--;
     item_clear(&j->item);
     j->cur = NULL;
+    sched *s = j->s;
+    bool held = e->holders > 0; /* other jobs still deliver some of it: it stays out of the heap */
+    if (held) e->pins++;
     states_write(e);
-    job_next(j);
+    job_next(j); /* may end j and free a slot */
+    if (held) {
+        /* a slot this freed and the heap's due messages did not take goes to this message's
+         * recipients that wait for one (the heap does not hold it while its other jobs run) */
+        if (s->running && !e->cq->kicking) kick_spread(e->cq, e, now_unix());
+        e->pins--;
+        qent_release(e);
+    }
 }
 
 /* note_reply - keep the diagnostic of the item's first recipient that was not delivered (the
