@@ -73,6 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(no_controls(cmd.orcpt), "control character in ORCPT '%s'", cmd.orcpt);
         FZ_CHECK(!cmd.envid || strlen(cmd.envid) <= SMTP_ENVID_MAX, "ENVID of %zu octets", strlen(cmd.envid));
         FZ_CHECK(no_line_break(cmd.arg), "argument with a line break");
+        FZ_CHECK(!cmd.solicit || smtp_solicit_check(cmd.solicit, strlen(cmd.solicit)), "SOLICIT '%s'", cmd.solicit);
+        FZ_CHECK(cmd.verb != SMTP_ETRN || (cmd.arg && *cmd.arg && !strpbrk(cmd.arg, " \t")), "ETRN node '%s'",
+                 cmd.arg ? cmd.arg : "(null)");
     }
     smtp_cmd_free(&cmd);
 

@@ -82,6 +82,12 @@ static void raise_fd_limit(void)
     }
 }
 
+/* queue_run - an ETRN's queue run (sl_ctx.queue_run): the scheduler starts the node's messages. */
+static int queue_run(void *arg, const char *node)
+{
+    return sched_etrn(arg, node);
+}
+
 /* enqueued - the enqueue sink: a committed file joins the scheduler at the end of this loop turn
  * (a bounce committed while the scheduler handles a result must not re-enter it). */
 static void enqueued(void *arg, qmsg *msg, char *path)
@@ -332,6 +338,8 @@ int daemon_serve(const char *dir)
     d.ctx.hostmem = hostmem_new();
     d.sched = sched_new(&d.ctx, deliv_programs_builtin());
     enqueue_set_sink(&d.ctx, enqueued, d.sched);
+    d.ctx.queue_run = queue_run;
+    d.ctx.queue_run_arg = d.sched;
     d.pol = policy_new(&d.ctx);
     d.lst = listener_open(&d.ctx, policy_smtp_ops(), d.pol, err, sizeof err);
     if (!d.lst) fatal("%s", err);

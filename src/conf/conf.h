@@ -162,7 +162,7 @@ typedef struct {
     int line;           /* line of the channel in sluice.cnf */
     /* channel machinery (issue 3) */
     bool lmtp;                   /* "lmtp": speak LMTP (default for lmtp*) */
-    enum chan_addrmode addrmode; /* single_sys (default) / single / multiple */
+    enum chan_addrmode addrmode; /* single_sys (default) / single: one recipient per transaction / multiple */
     bool remotehost;             /* "remotehost" / "noremotehost" (default) */
     bool inner;                  /* "inner": rewrite inner headers too (parsed) */
     char *pool;                  /* "pool NAME" (default: the first pool of job_controller.cnf) */
@@ -190,6 +190,9 @@ typedef struct {
     char *dst_scan[SL_SCANNERS]; /* "destinationspamfilterN[optin STRING]": recipients routed to this channel */
     char *fileinto;              /* "fileinto TEMPLATE" (LMTP): the address a fileinto folder is delivered to,
                                     $U local part, $D domain, $S folder (default "$U+$S@$D") */
+    strvec nosolicit;            /* "sourcenosolicit LIST": RFC 3865 solicitation keywords (globs allowed) refused
+                                    in MAIL FROM's SOLICIT= on this source channel; the ones without wildcards are
+                                    listed after NO-SOLICITING in EHLO (default none: not advertised) */
 } sl_channel;
 
 typedef struct {

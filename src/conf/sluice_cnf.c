@@ -12,6 +12,7 @@
 #include "conf/conf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,7 @@ static void channel_free(sl_channel *ch)
     free(ch->interface_address);
     for (size_t i = 0; i < SL_SCANNERS; i++) free(ch->src_scan[i]), free(ch->dst_scan[i]);
     free(ch->fileinto);
+    sv_free(&ch->nosolicit);
     memset(ch, 0, sizeof *ch);
 }
 
@@ -424,6 +426,42 @@ static void kw_fileinto(cnf_parser *p, int line, const char *kw, char **args, si
     p->cur.fileinto = t;
 }
 
+/* nosolicit_word_ok - an RFC 3865 solicitation keyword, or a glob of one: ALPHA / DIGIT / "-" / "." / ":"
+ * ("*" and "?" as wildcards). */
+static bool nosolicit_word_ok(const char *w)
+{
+    if (!*w || strlen(w) > 256) return false;
+    for (const char *c = w; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("-.:*?", *c)) return false;
+    return true;
+}
+
+/* kw_nosolicit - "sourcenosolicit LIST": the comma-separated solicitation keywords refused on this source channel. */
+static void kw_nosolicit(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)nargs;
+    char *list = unquote_dup(args[0]);
+    sv_free(&p->cur.nosolicit);
+    char *save = NULL;
+    for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (!nosolicit_word_ok(w)) {
+            cnf_error(p, line, "channel keyword '%s': bad solicitation keyword '%s'", kw, w);
+            continue;
+        }
+        sv_push(&p->cur.nosolicit, w);
+    }
+    if (!p->cur.nosolicit.n) cnf_error(p, line, "channel keyword '%s': no solicitation keyword in '%s'", kw, args[0]);
+    free(list);
+}
+
+/* kw_unsupported - a Messaging Server keyword Sluice knows but does not implement: refused by name. */
+static void kw_unsupported(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
+{
+    (void)args, (void)nargs;
+    cnf_error(p, line, "channel keyword '%s' (message fragmentation, RFC 2046 message/partial) is not supported by Sluice",
+              kw);
+}
+
 static const chan_keyword chan_keywords[] = {
     {"smtp", KW_FLAG, kw_smtp},
     {"lmtp", KW_FLAG, kw_lmtp},
@@ -464,6 +502,9 @@ static const chan_keyword chan_keywords[] = {
     {"allowswitchchannel", KW_FLAG, kw_switch},
     {"disallowswitchchannel", KW_FLAG, kw_switch},
     {"authrewrite", KW_ONE, kw_authrewrite},
+    {"sourcenosolicit", KW_ONE, kw_nosolicit},
+    {"maxblocks", KW_ONE, kw_unsupported},
+    {"maxlines", KW_ONE, kw_unsupported},
 };
 
 /* The scanner keywords carry their scanner's number in the name. */
@@ -541,6 +582,7 @@ static void channel_inherit(cnf_parser *p, sl_channel *ch, const sl_channel *d)
     ch->switchchannel = d->switchchannel;
     ch->allowswitchchannel = d->allowswitchchannel;
     ch->authrewrite = d->authrewrite;
+    for (size_t i = 0; i < d->nosolicit.n; i++) sv_push(&ch->nosolicit, d->nosolicit.v[i]);
     ch->rules = d->rules;
     ch->errsendpost = d->errsendpost;
 }

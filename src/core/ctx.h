@@ -31,6 +31,10 @@ typedef struct sl_ctx {
     /* where enqueue hands committed queue files (enqueue_set_sink; the daemon wires the scheduler) */
     void (*enqueue_sink)(void *arg, struct qmsg *msg, char *path);
     void *enqueue_sink_arg;
+    /* ETRN (RFC 1985): make the queued messages for node ("domain", "@domain", "#channel") due now;
+     * the number of messages started, or -1 when the queue cannot run (the daemon wires the scheduler) */
+    int (*queue_run)(void *arg, const char *node);
+    void *queue_run_arg;
     bool stopping;
     char loop_token[40];  /* installation-unique XLOOP token (QUEUE/loop-token) */
     struct sockaddr_storage *listen_addrs; /* our listening sockets, for self-MX detection */

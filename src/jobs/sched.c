@@ -44,6 +44,7 @@ typedef struct job {
 static void job_next(job *j);
 static void job_end(job *j);
 static void job_run_item(job *j);
+static void kick_spread(chanq *cq, qent *e, int64_t now);
 
 /* qent_of - the qent around a heap node. */
 static qent *qent_of(dueheap_node *n)
@@ -135,6 +136,7 @@ void sched_qent_free(qent *e)
     free(e->msg);
     free(e->path);
     free(e->last_reply);
+    free(e->inflight);
     free(e);
 }
 
@@ -168,32 +170,53 @@ static void qent_requeue(qent *e)
 
 /* ---- items ---- */
 
-/* item_take - whether r belongs in an item to host (NULL: the first pending recipient's host) now. */
-static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **host)
+/* item_take - whether r belongs in an item to host (NULL: the first pending recipient's host) now;
+ * one_system: every recipient goes to the same system (a "daemon" smart host), whatever its host. */
+static bool item_take(const qent *e, const qrcpt *r, int64_t now, const char **host, bool one_system)
 {
     if (r->status != QR_PENDING) return false;
+    /* another job delivers it now (a message of one recipient needs no marks: it is held or not) */
+    if (e->holders && (!e->inflight || e->inflight[r - e->msg->rcpts])) return false;
     if (e->return_now) { /* returned: every pending recipient, due or not */
         if (!*host) *host = r->host;
         return true;
     }
     if (r->next_attempt > now) return false;
     if (!*host) *host = r->host;
-    return str_ieq(r->host, *host);
+    return one_system || str_ieq(r->host, *host);
 }
 
-/* item_select - make j's item of e's recipients due now for host (up to MAX_RCPTS); false if none. */
+/* qent_more_due - e has a pending recipient due now that no job is delivering (another host's). */
+static bool qent_more_due(const qent *e, int64_t now)
+{
+    for (size_t i = 0; i < e->msg->n_rcpts; i++) {
+        const char *host = NULL;
+        if (item_take(e, &e->msg->rcpts[i], now, &host, false)) return true;
+    }
+    return false;
+}
+
+/* item_select - make j's item of e's recipients due now for host (up to MAX_RCPTS; one for a "single"
+ * channel); false if none. */
 static bool item_select(job *j, qent *e, int64_t now, const char *host)
 {
     deliv_item *it = &j->item;
     memset(it, 0, sizeof *it);
     const sl_channel *ch = j->dj.ch;
+    /* single_sys and multiple: one copy per destination system; with a smart host that is one for all */
+    bool one_system = ch && ch->daemon && (ch->type == CHAN_SMTP || ch->type == CHAN_LMTP || ch->smtp || ch->lmtp);
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
-        if (!item_take(e, &e->msg->rcpts[i], now, &host)) continue;
+        if (!item_take(e, &e->msg->rcpts[i], now, &host, one_system)) continue;
         if (ch && ch->copts.max_rcpts && it->n >= ch->copts.max_rcpts) break;
+        if (ch && ch->addrmode == CHAN_SINGLE && it->n >= 1) break; /* "single": one copy per recipient */
         it->rcpts = xrealloc(it->rcpts, (it->n + 1) * sizeof *it->rcpts);
         it->rcpts[it->n++] = i;
     }
     if (!it->n) return false;
+    if (!e->inflight && e->msg->n_rcpts > 1) e->inflight = xcalloc(e->msg->n_rcpts, sizeof *e->inflight);
+    if (e->inflight)
+        for (size_t i = 0; i < it->n; i++) e->inflight[it->rcpts[i]] = true;
+    e->holders++;
     it->msg = e->msg;
     it->channel = ch;
     it->host = xstrdup(host);
@@ -212,15 +235,49 @@ static void item_clear(deliv_item *it)
     memset(it, 0, sizeof *it);
 }
 
-/* states_written - the new states are durable: the message waits again, or leaves the disk. */
+static void states_write(qent *e);
+
+/* qent_release - the last job let e go and no state write is pending: it waits again, or leaves the disk. */
+static void qent_release(qent *e)
+{
+    if (e->holders || e->pins || e->writing) return;
+    qent_requeue(e);
+    sched_kick(e->cq);
+}
+
+/* states_written - the new states are durable: write again if another item finished meanwhile,
+ * else the message waits again or leaves the disk (once no job holds it). */
 static void states_written(void *arg, sl_result res, const char *err)
 {
     qent *e = arg;
     sched *s = e->cq->s;
     if (res != SL_OK) log_error(e->msg->id, "state_write_error", "error=\"%s\"", err);
     s->busy--;
-    qent_requeue(e);
-    sched_kick(e->cq);
+    e->writing = false;
+    if (e->rewrite) {
+        e->rewrite = false;
+        states_write(e);
+        return;
+    }
+    qent_release(e);
+}
+
+/* states_write - write e's recipient states (the latest, when a write is already being flushed:
+ * after it, so an older state never lands last); with every recipient final there is nothing to write. */
+static void states_write(qent *e)
+{
+    sched *s = e->cq->s;
+    if (e->writing) {
+        e->rewrite = true;
+        return;
+    }
+    s->busy++;
+    e->writing = true;
+    if (!outcome_persist(s->ctx, e->path, e->msg, states_written, e)) { /* every recipient final */
+        s->busy--;
+        e->writing = false;
+        qent_release(e);
+    }
 }
 
 /* item_applied - the item's outcome is carried out: write the new states and let the job go on at
@@ -229,14 +286,23 @@ static void item_applied(void *arg)
 {
     job *j = arg;
     qent *e = j->cur;
+    if (e->inflight)
+        for (size_t i = 0; i < j->item.n; i++) e->inflight[j->item.rcpts[i]] = false;
+    e->holders--;
     item_clear(&j->item);
     j->cur = NULL;
-    j->s->busy++;
-    if (!outcome_persist(j->s->ctx, e->path, e->msg, states_written, e)) { /* every recipient final */
-        j->s->busy--;
-        qent_requeue(e);
+    sched *s = j->s;
+    bool held = e->holders > 0; /* other jobs still deliver some of it: it stays out of the heap */
+    if (held) e->pins++;
+    states_write(e);
+    job_next(j); /* may end j and free a slot */
+    if (held) {
+        /* a slot this freed and the heap's due messages did not take goes to this message's
+         * recipients that wait for one (the heap does not hold it while its other jobs run) */
+        if (s->running && !e->cq->kicking) kick_spread(e->cq, e, now_unix());
+        e->pins--;
+        qent_release(e);
     }
-    job_next(j);
 }
 
 /* note_reply - keep the diagnostic of the item's first recipient that was not delivered (the
@@ -301,10 +367,13 @@ static void body_load_done(void *arg)
     job *j = b->j;
     qmsg *m = j->cur->msg;
     if (b->rc == 0) {
-        qmsg_set_content(m, b->loaded.content);
-        b->loaded.content = NULL;
-        m->body_on_disk = false;
-        j->s->body_bytes += m->data_len;
+        if (m->body_on_disk) { /* else a job delivering to another host of it read it back first */
+            qmsg_set_content(m, b->loaded.content);
+            b->loaded.content = NULL;
+            m->body_on_disk = false;
+            j->s->body_bytes += m->data_len;
+        }
+        qmsg_free(&b->loaded);
         job_run_item(j);
     } else {
         body_load_failed(j, b);
@@ -483,13 +552,23 @@ static void job_next(job *j)
         job_end(j);
         return;
     }
-    if (job_take_next(j, now_unix())) job_run_item(j);
-    else job_park(j);
+    int64_t now = now_unix();
+    if (!job_take_next(j, now)) {
+        job_park(j);
+        return;
+    }
+    qent *e = j->cur;
+    sched *s = j->s;
+    e->pins++;
+    job_run_item(j); /* may end j */
+    if (s->running && !e->cq->kicking) kick_spread(e->cq, e, now);
+    e->pins--;
+    qent_release(e);
 }
 
 /* job_start - a new job for e; t0 is when kick began looking at e: the decision's cost is counted
  * up to the job being ready, before its first I/O (connect, or reading the content back). */
-static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_t now, uint64_t t0)
+static bool job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_t now, uint64_t t0)
 {
     sched *s = cq->s;
     job *j = xcalloc(1, sizeof *j);
@@ -505,9 +584,9 @@ static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_
     p->active++;
     s->busy++;
     if (!item_select(j, e, now, NULL)) { /* nothing due after all */
-        qent_requeue(e);
+        qent_release(e);
         job_end(j);
-        return;
+        return false;
     }
     j->host = xstrdup(j->item.host);
     j->dj.host = j->host;
@@ -516,6 +595,7 @@ static void job_start(chanq *cq, const sl_channel *ch, poolq *p, qent *e, int64_
     s->decisions++;
     s->decide_ns += now_mono_ns() - t0;
     job_run_item(j);
+    return true;
 }
 
 /* ---- kick: starting jobs within the limits ---- */
@@ -531,9 +611,11 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
 typedef enum { ROOM_YES, ROOM_FREED, ROOM_NONE } kick_room;
 
 /* room_for_job - whether cq may start a job now: when the channel's or the pool's limit is
- * reached, a parked job (of the channel, else of the pool) gives its slot up: ROOM_FREED. */
-static kick_room room_for_job(chanq *cq, poolq *p, int limit, unsigned plimit)
+ * reached and reclaim is set, a parked job (of the channel, else of the pool) gives its slot up:
+ * ROOM_FREED. */
+static kick_room room_for_job(chanq *cq, poolq *p, int limit, unsigned plimit, bool reclaim)
 {
+    if (!reclaim) return cq->active < limit && p->active < (int)plimit ? ROOM_YES : ROOM_NONE;
     if (cq->active >= limit) {
         job *v = cq->idle;
         if (!v) return ROOM_NONE;
@@ -562,6 +644,24 @@ static void kick_arm(chanq *cq, bool hold, int64_t now)
     evtimer_add(cq->timer, &tv);
 }
 
+/* kick_spread - e is being delivered to one host: its recipients at other destination hosts go
+ * out at the same time, in further jobs while the channel and the pool have room (parked jobs are
+ * not ended for them). The caller holds e. */
+static void kick_spread(chanq *cq, qent *e, int64_t now)
+{
+    if (e->msg->n_rcpts < 2 || !qent_more_due(e, now)) return; /* the common case, at no cost */
+    const sl_channel *ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
+    while (ch && ch->type != CHAN_HOLD && qent_more_due(e, now)) {
+        unsigned plimit;
+        poolq *p = pool_of(cq->s, ch, &plimit);
+        int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
+        if ((int)plimit < limit) limit = (int)plimit;
+        if (room_for_job(cq, p, limit, plimit, false) != ROOM_YES) return;
+        if (!job_start(cq, ch, p, e, now, now_mono_ns())) return;
+        ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
+    }
+}
+
 /* kick_run - the loop of sched_kick: hand due messages to parked or new jobs while there is room. */
 static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
 {
@@ -574,14 +674,21 @@ static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
         uint64_t t0 = now_mono_ns();
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
         if (ij) { /* a parked connection to the same host takes it */
+            e->pins++;
             job_run_item(ij);
+            kick_spread(cq, e, now);
+            e->pins--;
+            qent_release(e);
             continue;
         }
-        kick_room room = room_for_job(cq, p, limit, plimit);
+        kick_room room = room_for_job(cq, p, limit, plimit, true);
         if (room == ROOM_NONE) break;
         if (room == ROOM_FREED) continue;
         sched_heap_remove(e);
-        job_start(cq, ch, p, e, now, t0);
+        e->pins++; /* pinned across the starts, so no failed start lets it go */
+        if (job_start(cq, ch, p, e, now, t0)) kick_spread(cq, e, now);
+        e->pins--;
+        qent_release(e);
         ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
         if (!ch) break;
     }

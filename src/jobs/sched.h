@@ -57,6 +57,10 @@ void sched_recovery(sched *s, bool running, size_t found, double secs);
 void sched_replies_save(const sched *s);
 /* sched_reply_of - the last remote reply of a message the scheduler does not hold (held aside), or NULL. */
 const char *sched_reply_of(const sched *s, const char *channel, const char *id, int64_t *at);
+/* sched_etrn - ETRN (RFC 1985): make the pending recipients for node due now and start their
+ * delivery; node is "domain" (recipients in that domain), "@domain" (also its subdomains) or
+ * "#channel" (every message of the channel). Returns the messages started, -1 when stopped. */
+int sched_etrn(sched *s, const char *node);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 

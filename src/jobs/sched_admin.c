@@ -300,6 +300,53 @@ static void admin_retry_now(sched *s, qent *e)
     store_update_states(s->ctx->store, e->path, e->msg, NULL, NULL);
 }
 
+/* etrn_rcpt_matches - whether recipient r is for node: "domain" (its address's domain), "@domain"
+ * (that domain or a subdomain of it). */
+static bool etrn_rcpt_matches(const qrcpt *r, const char *node)
+{
+    const char *at = strrchr(r->addr, '@');
+    if (!at) return false;
+    const char *dom = at + 1;
+    if (node[0] != '@') return str_ieq(dom, node);
+    const char *want = node + 1;
+    size_t dl = strlen(dom), wl = strlen(want);
+    return str_ieq(dom, want) || (dl > wl && dom[dl - wl - 1] == '.' && str_ieq(dom + dl - wl, want));
+}
+
+/* etrn_qent - make e's pending recipients for node due now (every one for "#channel"); whether any was. */
+static bool etrn_qent(sched *s, qent *e, const char *node)
+{
+    bool any = false;
+    for (size_t i = 0; i < e->msg->n_rcpts; i++) {
+        qrcpt *r = &e->msg->rcpts[i];
+        if (r->status != QR_PENDING) continue;
+        if (node[0] != '#' && !etrn_rcpt_matches(r, node)) continue;
+        r->next_attempt = 0;
+        any = true;
+    }
+    if (!any || !e->hn.queued) return any; /* a job has it: it is being delivered now */
+    sched_heap_remove(e);
+    e->hn.due = 0;
+    sched_heap_push(e);
+    store_update_states(s->ctx->store, e->path, e->msg, NULL, NULL);
+    return true;
+}
+
+int sched_etrn(sched *s, const char *node)
+{
+    if (!s->running) return -1;
+    int n = 0;
+    for (qent *e = s->all; e; e = e->next) {
+        if (e->removing) continue;
+        if (node[0] == '#' && !str_ieq(e->msg->channel, node + 1)) continue;
+        const sl_channel *ch = conf_channel_by_name(s->ctx->conf, e->msg->channel);
+        if (ch && ch->type == CHAN_HOLD) continue; /* held until an administrator releases it */
+        if (etrn_qent(s, e, node)) n++;
+    }
+    for (size_t i = 0; i < s->n_chans; i++) sched_kick(s->chans[i]);
+    return n;
+}
+
 /* admin_act_one - the action of r on one matching qent. */
 static void admin_act_one(admin_req *r, qent *e)
 {

@@ -3,8 +3,9 @@
  * (heap, pools, jobs) and sched_admin.c (administration and start-up returns).
  *
  * Ownership: the scheduler owns every qent (a queued file and its qmsg). A qent is either in
- * its channel's heap (waiting), or held by exactly one job (busy), or being removed from the
- * disk. Every qent is also on the scheduler's list `all`, newest first, for administration.
+ * its channel's heap (waiting), or held by one or more jobs (busy: each job delivers a disjoint
+ * set of its recipients, those of one destination host, so a message for several domains goes
+ * to their hosts in parallel), or being removed from the disk. Every qent is also on the scheduler's list `all`, newest first, for administration.
  * Loop thread only.
  */
 #ifndef SLUICE_SCHED_INT_H
@@ -25,6 +26,12 @@ typedef struct qent {
     chanq *cq;
     bool removing;   /* being removed from disk */
     bool return_now; /* administrator asked for a bounce now */
+    int holders;     /* jobs delivering some of its recipients now (one per destination host at most at once) */
+    int pins;        /* the scheduler is starting jobs for it: it must not go back to the heap yet */
+    bool *inflight;  /* per recipient: in a job's item now (allocated at the first item of a message
+                        with several recipients), or NULL */
+    bool writing;    /* a write of its recipient states is being flushed */
+    bool rewrite;    /* ... and another item's states wait for it to finish (writes of one file never overlap) */
     char *last_reply; /* the diagnostic of the last attempt that did not deliver every recipient, or NULL */
     int64_t reply_at; /* when it came */
     struct qent *prev, *next; /* every qent of the scheduler */

@@ -34,6 +34,14 @@ char *access_from_probe(const access_conn *c, const char *src_channel, const cha
     return p;
 }
 
+char *access_etrn_probe(const access_conn *c, const char *src_channel, const char *node)
+{
+    char *t = access_port_probe(c);
+    char *p = xasprintf("%s|SMTP|ETRN|%s|%s", t, src_channel, node);
+    free(t);
+    return p;
+}
+
 char *access_send_probe(const char *src, const char *from, const char *dst, const char *to)
 {
     return xasprintf("%s|%s|%s|%s", src, from, dst, to);

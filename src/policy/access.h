@@ -26,6 +26,8 @@ char *access_port_probe(const access_conn *c);
 char *access_app_info(const access_conn *c);
 /* access_from_probe - "TCP|...|client-port|SMTP/helo|MAIL|src-channel|from|auth-user" for FROM_ACCESS; caller frees. */
 char *access_from_probe(const access_conn *c, const char *src_channel, const char *from, const char *auth_user);
+/* access_etrn_probe - "TCP|...|client-port|SMTP|ETRN|src-channel|node" for ETRN_ACCESS; caller frees. */
+char *access_etrn_probe(const access_conn *c, const char *src_channel, const char *node);
 /* access_send_probe - "src-channel|from|dst-channel|to" (ORIG_SEND_ACCESS, SEND_ACCESS); caller frees. */
 char *access_send_probe(const char *src, const char *from, const char *dst, const char *to);
 /* access_mail_probe - "TCP|...|client-port|SMTP/helo|MAIL|src-channel|from|dst-channel|to" (ORIG_MAIL_ACCESS,

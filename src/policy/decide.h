@@ -78,6 +78,11 @@ void policy_spf_abandon(policy_sess *ps);
 void policy_commit(policy_sess *ps, smtp_sess *s);
 /* policy_commit_abandon - the session ends (shutdown) while its commit is pending: let it go. */
 void policy_commit_abandon(policy_sess *ps);
+/* policy_decide_etrn - ETRN (RFC 1985): ETRN_ACCESS, then the queue run through sl_ctx.queue_run (etrn.c). */
+void policy_decide_etrn(policy_sess *ps, const smtp_cmd *cmd);
+/* policy_solicit_refused - MAIL FROM's SOLICIT= names a keyword of the source channel's
+ * sourcenosolicit list (RFC 3865, etrn.c): true with the refusal in *v. */
+bool policy_solicit_refused(const smtp_sess *s, const smtp_cmd *cmd, verdict *v);
 /* policy_sess_flags - mapping input flags of the session: T (TLS), A (authenticated), E (ESMTP). */
 void policy_sess_flags(const smtp_sess *s, char buf[8]);
 

@@ -195,6 +195,8 @@ static void decide_mail(policy_sess *ps, smtp_sess *s, const smtp_cmd *cmd)
         v = verdict_refuse(VERDICT_AUTH_REQUIRED, false, NULL);
     } else if (cmd->has_size && cmd->size > s->conf->opt.max_message_size) {
         v = verdict_refuse(VERDICT_SIZE, false, NULL);
+    } else if (policy_solicit_refused(s, cmd, &v)) {
+        /* RFC 3865: the refusal is in v */
     } else {
         char flags[8];
         policy_sess_flags(s, flags);
@@ -223,6 +225,7 @@ static void ops_decide(void *ctx, smtp_sess *s, const smtp_ask *q)
     case SMTP_STAGE_MAIL: decide_mail(ps, s, q->cmd); break;
     case SMTP_STAGE_RCPT: policy_decide_rcpt(ps, q->cmd); break;
     case SMTP_STAGE_AUTH: policy_decide_auth(ps, q->user, q->pass); break;
+    case SMTP_STAGE_ETRN: policy_decide_etrn(ps, q->cmd); break;
     }
 }
 

@@ -70,6 +70,16 @@ static const verdict_row rows[VERDICT__COUNT] = {
                           "the sender's domain does not permit this host", false, false},
     [VERDICT_SPF_TEMP] = {"spf_temperror", 451, 451, "4.7.24", "4.7.24", "<{a}>: {d}",
                           "SPF validation error, try again later", false, true},
+    [VERDICT_SOLICIT] = {"solicit", 554, 554, "5.7.9", "5.7.9", "{d}",
+                         "Message refused by the recipient's solicitation policy", false, false},
+    [VERDICT_ETRN_STARTED] = {"etrn_started", 253, 253, "2.0.0", "2.0.0", "OK, {d} pending messages for node {a} started",
+                              "0", false, false},
+    [VERDICT_ETRN_NONE] = {"etrn_none", 251, 251, "2.0.0", "2.0.0", "OK, no messages waiting for node {a}", NULL, false,
+                           false},
+    [VERDICT_ETRN_DENIED] = {"etrn_denied", 459, 459, "4.5.0", "4.5.0", "Node {a} not allowed: {d}", "access denied",
+                             false, false},
+    [VERDICT_ETRN_FAILED] = {"etrn_failed", 458, 458, "4.3.0", "4.3.0", "Unable to queue messages for node {a}", NULL,
+                             false, true},
 };
 
 verdict verdict_ok(void)

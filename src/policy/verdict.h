@@ -41,6 +41,11 @@ typedef enum {
     VERDICT_DNSBL,          /* the client is on a DNS block list (DNS_VERIFY_DOMAIN) */
     VERDICT_SPF_FAIL,       /* SPF fail at MAIL FROM with spf_fail_action=reject (RFC 7372 5.7.23) */
     VERDICT_SPF_TEMP,       /* SPF temperror with spf_fail_action=reject: always temporary (4.7.24) */
+    VERDICT_SOLICIT,        /* MAIL FROM's SOLICIT= names a keyword the source channel refuses (RFC 3865) */
+    VERDICT_ETRN_STARTED,   /* ETRN: delivery of the node's queued messages started (253, RFC 1985) */
+    VERDICT_ETRN_NONE,      /* ETRN: no message waits for the node (251) */
+    VERDICT_ETRN_DENIED,    /* ETRN: ETRN_ACCESS (or the default, internal clients only) refuses the node (459) */
+    VERDICT_ETRN_FAILED,    /* ETRN: the queue cannot be run now (458) */
     VERDICT__COUNT
 } verdict_class;
 

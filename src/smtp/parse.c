@@ -463,7 +463,8 @@ static bool next_token(const char **p, const char *end, const char **tok, size_t
 
 enum {
     PARAM_SIZE = 1u << 0, PARAM_BODY = 1u << 1, PARAM_SMTPUTF8 = 1u << 2, PARAM_RET = 1u << 3,
-    PARAM_ENVID = 1u << 4, PARAM_AUTH = 1u << 5, PARAM_NOTIFY = 1u << 6, PARAM_ORCPT = 1u << 7
+    PARAM_ENVID = 1u << 4, PARAM_AUTH = 1u << 5, PARAM_NOTIFY = 1u << 6, PARAM_ORCPT = 1u << 7,
+    PARAM_SOLICIT = 1u << 8
 };
 
 typedef int (*param_fn)(cmd_ctx *c, const char *name, const char *v, size_t vlen, bool has_value);
@@ -704,6 +705,35 @@ static int param_orcpt(cmd_ctx *c, const char *name, const char *v, size_t vlen,
     return 0;
 }
 
+/* smtp_solicit_check - RFC 3865 solicitation keywords: word *("," word), each word one or more of
+ * ALPHA / DIGIT / "-" / "." / ":" (reverse domain names such as "net.example:ADV"). */
+bool smtp_solicit_check(const char *v, size_t vlen)
+{
+    size_t word = 0;
+    if (vlen == 0 || vlen > SMTP_SOLICIT_MAX) return false;
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == ',') {
+            if (!word) return false;
+            word = 0;
+        } else if (is_alpha(ch) || is_digit(ch) || ch == '-' || ch == '.' || ch == ':') {
+            word++;
+        } else {
+            return false;
+        }
+    }
+    return word > 0;
+}
+
+/* param_solicit - SOLICIT=keyword[,keyword...] (RFC 3865), kept as written. */
+static int param_solicit(cmd_ctx *c, const char *name, const char *v, size_t vlen, bool has_value)
+{
+    if (!has_value || !smtp_solicit_check(v, vlen))
+        return param_invalid(c, name);
+    c->cmd->solicit = xmemdup0(v, vlen);
+    return 0;
+}
+
 static const struct {
     const char *name;
     enum smtp_verb verb;
@@ -716,6 +746,7 @@ static const struct {
     {"RET", SMTP_MAIL, PARAM_RET, param_ret},
     {"ENVID", SMTP_MAIL, PARAM_ENVID, param_envid},
     {"AUTH", SMTP_MAIL, PARAM_AUTH, param_auth},
+    {"SOLICIT", SMTP_MAIL, PARAM_SOLICIT, param_solicit},
     {"NOTIFY", SMTP_RCPT, PARAM_NOTIFY, param_notify},
     {"ORCPT", SMTP_RCPT, PARAM_ORCPT, param_orcpt},
 };
@@ -949,6 +980,32 @@ static int verb_bdat(cmd_ctx *c)
     return 0;
 }
 
+/* verb_etrn - ETRN node (RFC 1985): "domain", "@domain" (the domain and its subdomains) or
+ * "#queue" (a channel name); the argument is kept as written, the domain lower-cased. */
+static int verb_etrn(cmd_ctx *c)
+{
+    const char *a = c->args;
+    size_t n = c->alen;
+    char err[128];
+    if (n == 0 || memchr(a, ' ', n) || memchr(a, '\t', n))
+        return cmd_fail(c, 501, "5.5.4 Syntax: ETRN [@]domain | #queue");
+    if (a[0] == '#') {
+        bool ok = n > 1 && n <= 64;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = is_alpha((unsigned char)a[i]) || is_digit((unsigned char)a[i]) || strchr("_-.", a[i]);
+        if (!ok)
+            return cmd_fail(c, 501, "5.5.4 Syntax: ETRN [@]domain | #queue");
+    } else {
+        size_t at = a[0] == '@';
+        if (n == at || a[at] == '[' || smtp_domain_check(a + at, n - at, false, err, sizeof err) < 0)
+            return cmd_fail(c, 501, "5.5.4 Syntax: ETRN [@]domain | #queue");
+    }
+    c->cmd->arg = xmemdup0(a, n);
+    if (a[0] != '#')
+        str_lower(c->cmd->arg);
+    return 0;
+}
+
 static const struct {
     const char *name;
     enum smtp_verb verb;
@@ -961,6 +1018,7 @@ static const struct {
     {"QUIT", SMTP_QUIT, verb_noarg},      {"VRFY", SMTP_VRFY, verb_needarg},
     {"HELP", SMTP_HELP, verb_optarg},     {"STARTTLS", SMTP_STARTTLS, verb_noarg},
     {"AUTH", SMTP_AUTH, verb_needarg},    {"EXPN", SMTP_EXPN, verb_needarg},
+    {"ETRN", SMTP_ETRN, verb_etrn},
 };
 
 /* line_is_hostile - an HTTP request or a header line sent to the SMTP port (cross-protocol attack). */
@@ -997,6 +1055,7 @@ void smtp_cmd_free(smtp_cmd *cmd)
     smtp_addr_free(&cmd->path);
     free(cmd->envid);
     free(cmd->orcpt);
+    free(cmd->solicit);
     memset(cmd, 0, sizeof(*cmd));
 }
 

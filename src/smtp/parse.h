@@ -15,6 +15,7 @@
 #define SMTP_TEXT_LINE_MAX 1000 /* including CRLF */
 #define SMTP_ENVID_MAX 100
 #define SMTP_ORCPT_MAX 500
+#define SMTP_SOLICIT_MAX 256 /* SOLICIT= value (RFC 3865 sets no limit; a command line is 512) */
 
 /* A mailbox: local-part and domain; the null path has both empty and is_null set. */
 typedef struct {
@@ -43,7 +44,7 @@ int smtp_domain_check(const char *s, size_t len, bool allow_utf8, char *err, siz
 
 enum smtp_verb {
     SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_BDAT, SMTP_RSET, SMTP_NOOP,
-    SMTP_QUIT, SMTP_VRFY, SMTP_HELP, SMTP_STARTTLS, SMTP_AUTH, SMTP_EXPN,
+    SMTP_QUIT, SMTP_VRFY, SMTP_HELP, SMTP_STARTTLS, SMTP_AUTH, SMTP_EXPN, SMTP_ETRN,
     SMTP_UNKNOWN,   /* not a command we know: 500 5.5.1 */
     SMTP_HOSTILE    /* GET/POST/CONNECT or "Header: value" shaped: close the session */
 };
@@ -55,7 +56,8 @@ enum smtp_body { BODY_UNSET = 0, BODY_7BIT = 1, BODY_8BITMIME = 2, BODY_BINARYMI
 
 typedef struct {
     enum smtp_verb verb;
-    char *arg;          /* HELO/EHLO domain, VRFY/HELP text, AUTH mechanism line (raw) */
+    char *arg;          /* HELO/EHLO domain, VRFY/HELP text, AUTH mechanism line (raw), ETRN node
+                           ("domain", "@domain" lower-cased, or "#queue") */
     smtp_addr path;     /* MAIL FROM / RCPT TO */
     /* MAIL parameters */
     uint64_t size;      /* SIZE=, 0 if absent */
@@ -64,6 +66,7 @@ typedef struct {
     bool smtputf8;
     enum dsn_ret ret;
     char *envid;        /* decoded xtext, NULL if absent */
+    char *solicit;      /* SOLICIT= keywords as written (RFC 3865), NULL if absent */
     /* RCPT parameters */
     unsigned notify;    /* DSN_NOTIFY_* bits */
     char *orcpt;        /* "rfc822;addr" decoded, NULL if absent */
@@ -72,6 +75,8 @@ typedef struct {
     bool bdat_last;
 } smtp_cmd;
 
+/* smtp_solicit_check - whether v (vlen bytes) is an RFC 3865 list of solicitation keywords. */
+bool smtp_solicit_check(const char *v, size_t vlen);
 /* smtp_cmd_free - release what smtp_cmd_parse allocated in cmd. */
 void smtp_cmd_free(smtp_cmd *cmd);
 /*

@@ -472,6 +472,24 @@ static void cmd_helo(smtp_sess *s, smtp_cmd *c)
     ask(s, SMTP_STAGE_HELO, c, NULL, NULL);
 }
 
+/* ehlo_nosolicit - "NO-SOLICITING [keywords]" (RFC 3865) when the source channel refuses
+ * solicitation keywords (sourcenosolicit); the globs among them are not shown. */
+static void ehlo_nosolicit(smtp_sess *s)
+{
+    const sl_channel *ch = conf_channel_by_name(s->conf, s->src_channel);
+    if (!ch || !ch->nosolicit.n) return;
+    strbuf kw = {0};
+    for (size_t i = 0; i < ch->nosolicit.n; i++) {
+        const char *w = ch->nosolicit.v[i];
+        if (strpbrk(w, "*?")) continue;
+        if (kw.len) sb_puts(&kw, ",");
+        sb_puts(&kw, w);
+    }
+    if (kw.len) smtp_sess_reply(s, "250-NO-SOLICITING %s", kw.data);
+    else smtp_sess_reply(s, "250-NO-SOLICITING");
+    sb_free(&kw);
+}
+
 /* helo_accept - the decider let HELO/EHLO through: greet back and list the extensions. */
 static void helo_accept(smtp_sess *s, const smtp_cmd *c)
 {
@@ -494,6 +512,8 @@ static void helo_accept(smtp_sess *s, const smtp_cmd *c)
     if (s->tls_offered && !s->tls_active) smtp_sess_reply(s, "250-STARTTLS");
     if (s->auth_offered && (s->tls_active || s->auth_plain) && !s->auth_user) smtp_sess_reply(s, "250-AUTH PLAIN LOGIN");
     if (s->loop_token && *s->loop_token) smtp_sess_reply(s, "250-XLOOP %s", s->loop_token);
+    smtp_sess_reply(s, "250-ETRN");
+    ehlo_nosolicit(s);
     smtp_sess_reply(s, "250 CHUNKING");
 }
 
@@ -582,6 +602,15 @@ static void cmd_quit(smtp_sess *s, smtp_cmd *c)
     sess_close(s);
 }
 
+/* cmd_etrn - ETRN (RFC 1985): outside a mail transaction, asked of the decider, which starts the
+ * queue run and gives the 25x line. */
+static void cmd_etrn(smtp_sess *s, smtp_cmd *c)
+{
+    if (!s->greeted_client) return reply_error(s, "ETRN", "503 5.5.1 Error: send HELO/EHLO first");
+    if (s->has_mail) return reply_error(s, "ETRN", "503 5.5.1 Error: ETRN inside a mail transaction");
+    ask(s, SMTP_STAGE_ETRN, c, NULL, NULL);
+}
+
 static void cmd_vrfy(smtp_sess *s, smtp_cmd *c)
 {
     (void)c;
@@ -591,7 +620,7 @@ static void cmd_vrfy(smtp_sess *s, smtp_cmd *c)
 static void cmd_help(smtp_sess *s, smtp_cmd *c)
 {
     (void)c;
-    smtp_sess_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+    smtp_sess_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP ETRN");
 }
 
 static void cmd_starttls(smtp_sess *s, smtp_cmd *c)
@@ -780,6 +809,7 @@ static const verb_entry verbs[] = {
     {SMTP_QUIT, "QUIT", cmd_quit, true},      {SMTP_VRFY, "VRFY", cmd_vrfy, false},
     {SMTP_HELP, "HELP", cmd_help, false},     {SMTP_STARTTLS, "STARTTLS", cmd_starttls, false},
     {SMTP_AUTH, "AUTH", cmd_auth, false},     {SMTP_EXPN, "EXPN", cmd_unimplemented, false},
+    {SMTP_ETRN, "ETRN", cmd_etrn, false},
 };
 
 static const verb_entry *verb_find(enum smtp_verb v)
@@ -903,6 +933,10 @@ void smtp_sess_answer(smtp_sess *s, const smtp_answer *a)
         else refusal(s, "RCPT", a);
         break;
     case SMTP_STAGE_AUTH: auth_answer(s, a); break;
+    case SMTP_STAGE_ETRN:
+        if (ok) smtp_sess_reply(s, "%s", a->line ? a->line : "250 2.0.0 Queuing started");
+        else refusal(s, "ETRN", a);
+        break;
     }
     if (a->disconnect && s->state != SESS_CLOSED) sess_close(s);
     smtp_cmd_free(&s->ask_cmd);

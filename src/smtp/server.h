@@ -1,8 +1,8 @@
 /*
- * server.h - the ESMTP server session engine (RFC 5321, 1870, 2920, 3030, 3461, 4954, 6152, 6531).
+ * server.h - the ESMTP server session engine (RFC 5321, 1870, 1985, 2920, 3030, 3461, 3865, 4954, 6152, 6531).
  *
  * Pure: smtp_sess_feed takes the bytes a client sent and queues replies; it does no I/O and
- * reads no clock. Every policy decision (connect, HELO/EHLO, MAIL, RCPT, AUTH) is asked of the
+ * reads no clock. Every policy decision (connect, HELO/EHLO, MAIL, RCPT, AUTH, ETRN) is asked of the
  * layer above through smtp_server_ops.decide, and the engine consumes no more input until the
  * answer comes (smtp_sess_answer, at once or later on the loop): pipelined commands keep their
  * order and replies stay in RFC 2920 order. Committing a finished message works the same way
@@ -27,12 +27,12 @@
 typedef struct smtp_sess smtp_sess;
 
 /* The stages at which the engine asks for a decision. */
-enum smtp_stage { SMTP_STAGE_CONNECT, SMTP_STAGE_HELO, SMTP_STAGE_MAIL, SMTP_STAGE_RCPT, SMTP_STAGE_AUTH };
+enum smtp_stage { SMTP_STAGE_CONNECT, SMTP_STAGE_HELO, SMTP_STAGE_MAIL, SMTP_STAGE_RCPT, SMTP_STAGE_AUTH, SMTP_STAGE_ETRN };
 
 /* A question to the decider; valid only during the decide call (copy what is needed later). */
 typedef struct {
     enum smtp_stage stage;
-    const smtp_cmd *cmd; /* HELO/EHLO, MAIL, RCPT: the parsed command */
+    const smtp_cmd *cmd; /* HELO/EHLO, MAIL, RCPT, ETRN: the parsed command */
     const char *user;    /* AUTH: the user name */
     const char *pass;    /* AUTH: the password (wiped after the call) */
 } smtp_ask;

@@ -4,6 +4,8 @@
  * says so. Covers the due-time heap (order, removal from the middle), the job limits (a channel
  * runs at most min(maxjobs, its pool's job_limit) jobs, the channels of a pool share the limit,
  * another pool is not affected), a job that keeps its state takes the next message for its host,
+ * one message's recipients at several hosts are delivered by one job per host at once (within
+ * the same limits),
  * and the enqueue sink: committed files join the scheduler after the current call, so a bounce
  * queued while a result is being handled does not re-enter the scheduler.
  * Real queue files (enqueue + store in a temporary directory), real event loop.
@@ -429,6 +431,92 @@ static void test_job_reuses_its_state_for_the_same_host(void **state)
     assert_int_equal(f->closes, 2);
 }
 
+/* submit_hosts - queue one message to channel with one recipient per entry of hosts (repeats allowed). */
+static void submit_hosts(fx *f, const char *channel, const char *const *hosts, size_t n)
+{
+    enq_msg *m = xcalloc(1, sizeof *m);
+    store_new_id(f->ctx.store, m->id, sizeof m->id);
+    m->sender = xstrdup("alice@example.org");
+    m->arrival = now_unix();
+    m->src_channel = xstrdup("tcp_local");
+    m->client = xstrdup("test");
+    const char *text = "Subject: t\r\n\r\nbody\r\n";
+    m->content = qbody_copy(text, strlen(text));
+    for (size_t i = 0; i < n; i++) {
+        char *rcpt = xasprintf("u%zu@%s", i, hosts[i]);
+        enqueue_add_rcpt(m, rcpt, rcpt, NULL, channel, hosts[i], 0);
+        free(rcpt);
+    }
+    want_count = sched_count(f->s) + 1;
+    enqueue_submit(&f->ctx, m, submitted, m);
+    loop_until(f, count_reached, "the message to be scheduled");
+}
+
+/* run_hosts - the hosts of the active runs, sorted and joined ("h1.test,h2.test"), into buf. */
+static const char *run_hosts(const fx *f, char *buf, size_t len)
+{
+    const char *v[16];
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_runs && n < 16; i++)
+        if (!f->runs[i].completed) v[n++] = f->runs[i].item->host;
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && strcmp(v[k - 1], v[k]) > 0; k--) {
+            const char *t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "", v[i]);
+    return buf;
+}
+
+/* One message for three hosts: one job per host at once (tcp_n: maxjobs 5, pool Q 10), each
+ * recipient in exactly one item, the two recipients of one host together; the file is removed
+ * after the last item. */
+static void test_hosts_of_one_message_in_parallel(void **state)
+{
+    fx *f = *state;
+    static const char *const hosts[] = {"h1.test", "h2.test", "h1.test", "h3.test"};
+    submit_hosts(f, "tcp_n", hosts, 4);
+    sched_start(f->s);
+    loop_turns(f, 3);
+    char buf[128];
+    assert_string_equal(run_hosts(f, buf, sizeof buf), "h1.test,h2.test,h3.test");
+    size_t rcpts = 0;
+    for (size_t i = 0; i < f->n_runs; i++) rcpts += f->runs[i].item->n;
+    assert_int_equal(rcpts, 4);
+    assert_int_equal(f->runs[0].item->n, 2); /* u0 and u2 at h1.test, one copy */
+    complete(f, 1, SL_OK, "2.0.0");
+    loop_turns(f, 5);
+    assert_int_equal(sched_count(f->s), 1); /* the other items still run: the file stays */
+    assert_int_equal(f->n_runs, 3);
+    complete(f, 0, SL_OK, "2.0.0");
+    complete(f, 2, SL_OK, "2.0.0");
+    loop_until(f, all_gone, "the queue file to be removed");
+    assert_int_equal(f->n_runs, 3); /* each recipient once */
+}
+
+/* Within the limits: tcp_d (maxjobs 5) in pool R (job_limit 2) runs two of the three hosts, and
+ * the third when a slot is free; a "single" channel would be the same per recipient. */
+static void test_parallel_hosts_within_the_pool_limit(void **state)
+{
+    fx *f = *state;
+    static const char *const hosts[] = {"h1.test", "h2.test", "h3.test"};
+    submit_hosts(f, "tcp_d", hosts, 3);
+    sched_start(f->s);
+    loop_turns(f, 3);
+    assert_int_equal(active_in(f, "tcp_d"), 2);
+    complete(f, 0, SL_OK, "2.0.0");
+    loop_turns(f, 5);
+    assert_int_equal(active_in(f, "tcp_d"), 2);
+    assert_int_equal(f->n_runs, 3);
+    char buf[128];
+    assert_string_equal(run_hosts(f, buf, sizeof buf), "h2.test,h3.test");
+    complete_all(f);
+    assert_int_equal(f->n_runs, 3); /* each recipient once */
+    loop_until(f, all_gone, "the queue file to be removed");
+}
+
 /* The enqueue sink hands a committed file over after the current call: not inside the commit's
  * callback chain, but at the end of the loop turn. */
 static void test_sink_adds_after_the_current_call(void **state)
@@ -471,6 +559,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channel_limit_is_min_of_maxjobs_and_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_limit_is_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_reuses_its_state_for_the_same_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hosts_of_one_message_in_parallel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_hosts_within_the_pool_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_adds_after_the_current_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce_does_not_reenter_the_scheduler, setup, teardown),
     };
