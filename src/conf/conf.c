@@ -246,6 +246,7 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
         c->sieve_filter_text = conf_file_read(path, true, errs);
         free(path);
     }
+    conf_load_tls_policy(c, errs);
     if (errs->msgs.n != before) {
         conf_free(c);
         return NULL;
@@ -262,6 +263,7 @@ void conf_free(sl_conf *c)
     conf_job_controller_free(c);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     free(c->sieve_filter_text);
+    conf_free_tls_policy(c);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     free(c->dir);
     free(c);
