@@ -50,6 +50,14 @@ static bool name_ok(const char *s, bool lead_dot)
     return label > 0 || n > 1; /* a trailing dot (absolute name) is fine, "." alone is not */
 }
 
+/* pattern_norm - a pattern in lower case without the dot of an absolute name, in place. */
+static char *pattern_norm(char *s)
+{
+    size_t n = strlen(lower(s));
+    if (n > 1 && s[n - 1] == '.') s[n - 1] = '\0';
+    return s;
+}
+
 /* report - format a message for the error callback. */
 static void report(tls_policy_err_cb err, void *arg, int line, const char *fmt, const char *a)
 {
@@ -101,9 +109,7 @@ static bool parse_line(const strvec *f, tls_policy_entry *e, tls_policy_err_cb e
         report(err, arg, line, "unknown TLS level \"%s\" (none, may, encrypt, verify, dane, dane-only or sts)", f->v[1]);
         return false;
     }
-    e->pattern = lower(xstrdup(pat));
-    size_t plen = strlen(e->pattern);
-    if (plen > 1 && e->pattern[plen - 1] == '.') e->pattern[plen - 1] = '\0'; /* absolute: same domain */
+    e->pattern = pattern_norm(xstrdup(pat));
     for (size_t i = 2; i < f->n; i++) {
         if (strncasecmp(f->v[i], "match=", 6) == 0 && e->level == TLS_LEVEL_VERIFY && !e->match.n) {
             if (parse_match(f->v[i] + 6, e, err, arg, line)) continue;
@@ -142,7 +148,8 @@ tls_policy_table *tls_policy_parse(const char *text, tls_policy_err_cb err, void
         strvec f = {0};
         if (str_split_ws(l, &f) > 0) {
             tls_policy_entry e;
-            if (find_exact(t, lower(f.v[0]))) {
+            char *norm = pattern_norm(xstrdup(f.v[0]));
+            if (find_exact(t, norm)) {
                 report(err, arg, line, "\"%s\" already has an entry", f.v[0]);
             } else if (parse_line(&f, &e, err, arg, line)) {
                 if (t->n == cap) {
@@ -151,6 +158,7 @@ tls_policy_table *tls_policy_parse(const char *text, tls_policy_err_cb err, void
                 }
                 t->v[t->n++] = e;
             }
+            free(norm);
         }
         sv_free(&f);
         free(l);

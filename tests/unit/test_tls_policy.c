@@ -102,8 +102,9 @@ static void test_parse_duplicate(void **state)
 {
     (void)state;
     errs_t e = {0};
-    tls_policy_table *t = tls_policy_parse("a.test may\nA.TEST verify\n", on_err, &e);
-    assert_int_equal(e.n, 1);
+    tls_policy_table *t = tls_policy_parse("a.test may\nA.TEST verify\na.test. none\n", on_err, &e);
+    assert_int_equal(e.n, 2);
+    assert_int_equal(e.lines[1], 3);
     assert_int_equal(e.lines[0], 2);
     assert_int_equal(t->n, 1);
     assert_int_equal(t->v[0].level, TLS_LEVEL_MAY);
