@@ -1,6 +1,7 @@
 /*
  * conf.c - loading a configuration directory into one sl_conf (see conf.h): reads option.dat,
- * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files and directory.ldif,
+ * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files, directory.ldif and
+ * tls_policy_file (tls_policy_load.c),
  * runs the per-file parsers (options.c, dispatcher.c, sluice_cnf.c, job_controller.c,
  * chan_option.c), checks what spans files (service channels, channel pools, option files naming
  * channels), and owns the error list and the lookups on a loaded conf. Called at start-up and on
