@@ -35,7 +35,7 @@ void conf_load_tls_policy(sl_conf *c, conf_errors *errs)
     for (size_t i = 0; i < c->tls_policy->n; i++) {
         const tls_policy_entry *e = &c->tls_policy->v[i];
         if (!level_implemented(e->level))
-            conf_error(errs, c->opt.tls_policy_file, 0, "%s: level %s is not implemented in this version (doc/tls.md)",
+            conf_error(errs, c->opt.tls_policy_file, e->line, "%s: level %s is not implemented in this version (doc/tls.md)",
                        e->pattern, tls_level_name(e->level));
     }
     free(text);

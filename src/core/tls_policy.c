@@ -156,6 +156,7 @@ tls_policy_table *tls_policy_parse(const char *text, tls_policy_err_cb err, void
                     cap = cap ? cap * 2 : 8;
                     t->v = xrealloc(t->v, cap * sizeof *t->v);
                 }
+                e.line = line;
                 t->v[t->n++] = e;
             }
             free(norm);

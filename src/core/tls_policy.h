@@ -35,6 +35,7 @@ typedef struct {
     char *pattern;         /* "example.com", ".example.com" or "*", lower case */
     enum tls_level level;
     strvec match;          /* match= names the certificate must carry (empty: the MX host name) */
+    int line;              /* where it is in the file (from 1), for messages */
 } tls_policy_entry;
 
 typedef struct tls_policy_table {

@@ -179,7 +179,8 @@ def test_may_default_logs_clear_text_and_none_skips_offered_tls(lab):
 @pytest.mark.parametrize("text,want", [
     ("ok.test may\nbad.test secure\n", "tls_policy:2: unknown TLS level \"secure\""),
     ("a.test may match=x.test\n", "tls_policy:1: match= is given once and only with verify"),
-    ("a.test sts\n", "a.test: level sts is not implemented"),
+    ("# DANE\na.test dane\n", "tls_policy:2: a.test: level dane is not implemented"),
+    ("a.test sts\n", "tls_policy:1: a.test: level sts is not implemented"),
 ])
 def test_check_reports_bad_policy_file(harness, text, want):
     mta = harness.sluice(start=False, options={"tls_policy_file": "tls_policy"})

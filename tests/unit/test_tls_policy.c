@@ -60,6 +60,8 @@ static void test_parse_good(void **state)
     assert_int_equal(t->v[5].level, TLS_LEVEL_DANE_ONLY);
     assert_int_equal(t->v[6].level, TLS_LEVEL_STS);
     assert_string_equal(t->v[7].pattern, "abs.test");
+    assert_int_equal(t->v[0].line, 3);
+    assert_int_equal(t->v[7].line, 10);
     assert_int_equal(t->v[7].match.n, 0);
     tls_policy_free(t);
 }
