@@ -19,6 +19,7 @@ TEST="$TEST python3-dkim python3-nacl python3-cryptography"  # tests/integration
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
 TEST="$TEST libidn12 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libevent-2.1-7 libpam0g adduser"  # the libraries of the private Exim and OpenSMTPD below
 TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying
+BUILD="$BUILD ca-certificates"  # the system CA store (/etc/ssl/certs) the SMTP client verifies against (doc/tls.md)
 missing=""
 for p in $BUILD $TEST; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -92,6 +92,15 @@ int cli_check(const char *dir)
             SSL_CTX_free(t);
         }
     }
+    if (c && c->opt.tls_ca_file) { /* the SMTP client's extra trust anchors must load */
+        char err[512];
+        SSL_CTX *t = tls_client_ctx(c->opt.tls_ca_file, err, sizeof err);
+        if (!t) {
+            fprintf(stderr, "%s/option.dat: %s\n", dir, err);
+            rc = 1;
+        }
+        SSL_CTX_free(t);
+    }
     if (c && rc == 0) {
         strvec notes = {0};
         char *file = xasprintf("%s/sluice.cnf", dir);

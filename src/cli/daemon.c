@@ -330,7 +330,7 @@ int daemon_serve(const char *dir)
     d.ctx.store = store_open(d.ctx.base, d.ctx.wq, conf->opt.queue_dir, err, sizeof err);
     if (!d.ctx.store) fatal("%s", err);
     if (!tls_reload(&d.ctx, conf, err, sizeof err)) fatal("tls: %s", err);
-    d.ctx.tls_client = tls_client_ctx(err, sizeof err);
+    d.ctx.tls_client = tls_client_ctx(conf->opt.tls_ca_file, err, sizeof err);
     if (!d.ctx.tls_client) fatal("tls: %s", err);
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);

@@ -1,6 +1,7 @@
 /*
  * conf.c - loading a configuration directory into one sl_conf (see conf.h): reads option.dat,
- * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files and directory.ldif,
+ * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files, directory.ldif and
+ * tls_policy_file (tls_policy_load.c),
  * runs the per-file parsers (options.c, dispatcher.c, sluice_cnf.c, job_controller.c,
  * chan_option.c), checks what spans files (service channels, channel pools, option files naming
  * channels), and owns the error list and the lookups on a loaded conf. Called at start-up and on
@@ -246,6 +247,7 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
         c->sieve_filter_text = conf_file_read(path, true, errs);
         free(path);
     }
+    conf_load_tls_policy(c, errs);
     if (errs->msgs.n != before) {
         conf_free(c);
         return NULL;
@@ -262,6 +264,7 @@ void conf_free(sl_conf *c)
     conf_job_controller_free(c);
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     free(c->sieve_filter_text);
+    conf_free_tls_policy(c);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     free(c->dir);
     free(c);

@@ -87,6 +87,8 @@ typedef struct {
     char *tls_key;             /* tls_key: PEM private key (default: the certificate file) */
     char *tls_ciphers;         /* tls_ciphers: OpenSSL cipher list for TLS <= 1.2 (default NULL: TLS_DEFAULT_CIPHERS) */
     unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
+    char *tls_ca_file;         /* tls_ca_file: CA certificates the SMTP client trusts besides the system store (default none) */
+    char *tls_policy_file;     /* tls_policy_file: the outbound TLS policy table (doc/tls.md; default none) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
@@ -239,6 +241,7 @@ typedef struct sl_conf {
     char *dsn_templates[3]; /* dsn_failed.txt, dsn_delayed.txt, dsn_success.txt (optional; NULL = built in) */
     struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
+    struct tls_policy_table *tls_policy; /* tls_policy_file parsed (core/tls_policy.h; NULL: none) */
 } sl_conf;
 
 /* Collected "file:line: message" errors. */
@@ -252,6 +255,11 @@ void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, 
 
 /* conf_verror - conf_error with a va_list, for parsers that wrap it. */
 void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt, va_list ap);
+
+/* conf_load_tls_policy - parse tls_policy_file (when set) into c->tls_policy (conf/tls_policy_load.c). */
+void conf_load_tls_policy(sl_conf *c, conf_errors *errs);
+/* conf_free_tls_policy - free c->tls_policy. */
+void conf_free_tls_policy(sl_conf *c);
 
 /* conf_load - parse every file in dir; NULL and errs filled if any error. Caller frees with conf_free. */
 sl_conf *conf_load(const char *dir, conf_errors *errs);

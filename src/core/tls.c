@@ -1,7 +1,10 @@
 /* tls.c - OpenSSL contexts (see tls.h). */
 #include "core/tls.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 
@@ -63,11 +66,51 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, 
     return ctx;
 }
 
-SSL_CTX *tls_client_ctx(char *err, size_t errlen)
+SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 {
     SSL_CTX *ctx = ctx_common(TLS_client_method(), err, errlen);
-    if (ctx) SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (!ctx) return NULL;
+    /* SSL_VERIFY_NONE still builds and checks the chain: SSL_get_verify_result tells the outcome */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) ERR_clear_error(); /* no system store: ca_file only */
+    if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        char why[256];
+        tls_last_error(why, sizeof why);
+        snprintf(err, errlen, "tls_ca_file %s: %s", ca_file, why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
+}
+
+void tls_client_sni(SSL *ssl, const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (!host || !*host || host[0] == '[' || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+        return; /* RFC 6066 3: literal IP addresses are not permitted in "HostName" */
+    SSL_set_tlsext_host_name(ssl, host);
+}
+
+bool tls_client_verify(SSL *ssl, const char *const *names, size_t n, char *why, size_t whylen)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (!cert) {
+        snprintf(why, whylen, "no server certificate");
+        return false;
+    }
+    bool ok = false;
+    long vr = SSL_get_verify_result(ssl);
+    if (vr != X509_V_OK) {
+        snprintf(why, whylen, "certificate not trusted: %s", X509_verify_cert_error_string(vr));
+        goto out;
+    }
+    for (size_t i = 0; i < n && !ok; i++) /* a leading '.' matches any host below it (X509_check_host) */
+        ok = names[i] && X509_check_host(cert, names[i], 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+    if (!ok) snprintf(why, whylen, "certificate name does not match %s%s", n ? names[0] : "(no name)", n > 1 ? " or the other match= names" : "");
+out:
+    X509_free(cert);
+    ERR_clear_error();
+    return ok;
 }
 
 void tls_describe(SSL *ssl, char *buf, size_t len)

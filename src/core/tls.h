@@ -1,5 +1,5 @@
 /*
- * tls.h - OpenSSL 3 contexts for STARTTLS, server and client side (TLS 1.2 and 1.3, no SNI).
+ * tls.h - OpenSSL 3 contexts for STARTTLS, server and client side (TLS 1.2 and 1.3; SNI and certificate checks on the client).
  * Contexts are created at start-up and on reload (loop thread) and are read-only afterwards.
  */
 #ifndef SLUICE_TLS_H
@@ -21,8 +21,15 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, 
                         size_t errlen);
 /* tls_cipher_list_ok - whether OpenSSL accepts list as a TLS <= 1.2 cipher list (at least one suite). */
 bool tls_cipher_list_ok(const char *list);
-/* tls_client_ctx - a client context for opportunistic TLS (no certificate verification: RFC 7435). */
-SSL_CTX *tls_client_ctx(char *err, size_t errlen);
+/* tls_client_ctx - the client context. The handshake never fails on the certificate (opportunistic TLS,
+ * RFC 7435): the chain is checked against the system CA store and ca_file (PEM, NULL: none), and
+ * tls_client_verify judges the result afterwards when the destination's policy asks for it. */
+SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen);
+/* tls_client_sni - send host as the server name (SNI, RFC 6066) unless it is an IP address literal. */
+void tls_client_sni(SSL *ssl, const char *host);
+/* tls_client_verify - after the handshake: whether the chain verified and the certificate carries one of
+ * names[0..n) (a name starting with '.' matches any host below it); why gets the reason when not. */
+bool tls_client_verify(SSL *ssl, const char *const *names, size_t n, char *why, size_t whylen);
 /* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection, into buf. */
 void tls_describe(SSL *ssl, char *buf, size_t len);
 /* tls_last_error - the last OpenSSL error as text, into buf. */

@@ -36,6 +36,7 @@
 
 #include "core/log.h"
 #include "core/tls.h"
+#include "core/tls_policy.h"
 #include "deliver/hostmem.h"
 
 #include <event2/bufferevent_ssl.h>
@@ -113,6 +114,9 @@ struct smtp_out {
     unsigned msgs_on_conn; /* transactions on the current connection */
     struct ssl_ctx_st *tls_ctx;
     char tls_info[96];
+    enum tls_level tls_level;        /* what this destination gets (policy table, else the channel keyword) */
+    const tls_policy_entry *tls_pol; /* its entry in the conf's policy table, or NULL */
+    int tls_refused;                 /* the reply code that refused STARTTLS on this connection, or 0 */
 };
 
 static void dest_try_next(smtp_out *s);
@@ -341,6 +345,44 @@ static void conn_connect_failed(smtp_out *s, int err)
 
 /* ---- the engine's events ------------------------------------------------------------- */
 
+/* tls_level_of - the TLS level of the destination: its policy table entry, else the channel keyword. */
+static enum tls_level tls_level_of(const smtp_out *s)
+{
+    if (s->tls_pol) return s->tls_pol->level;
+    return s->ch->tls == CHAN_TLS_MUST ? TLS_LEVEL_ENCRYPT : s->ch->tls == CHAN_TLS_NO ? TLS_LEVEL_NONE : TLS_LEVEL_MAY;
+}
+
+/* tls_log_clear - the connection is established without TLS: say so and why. */
+static void tls_log_clear(smtp_out *s)
+{
+    const char *why = s->tls_level == TLS_LEVEL_NONE ? "policy" : !s->tls_ctx ? "no client context"
+                      : s->tls_refused                ? "refused" : "not offered";
+    log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"", s->peer, tls_level_name(s->tls_level),
+             why);
+}
+
+/* tls_check - the handshake is done: whether the certificate satisfies the level; logs the outcome. */
+static bool tls_check(smtp_out *s, SSL *ssl)
+{
+    tls_describe(ssl, s->tls_info, sizeof s->tls_info);
+    if (s->tls_level != TLS_LEVEL_VERIFY) {
+        log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
+                 tls_level_name(s->tls_level), s->tls_info);
+        return true;
+    }
+    const strvec *m = &s->tls_pol->match;
+    const char *mx[1] = {s->peer_name};
+    char why[256];
+    bool ok = m->n ? tls_client_verify(ssl, (const char *const *)m->v, m->n, why, sizeof why)
+                   : tls_client_verify(ssl, mx, 1, why, sizeof why);
+    if (ok)
+        log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
+    else
+        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
+    if (!ok) smtp_client_tls_failed(s->cs, why);
+    return ok;
+}
+
 /* tls_begin - 220 to STARTTLS: whatever the server sent after it is dropped, the handshake starts. */
 static void tls_begin(smtp_out *s)
 {
@@ -351,6 +393,8 @@ static void tls_begin(smtp_out *s)
     struct evbuffer *in = bufferevent_get_input(s->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
     SSL *ssl = SSL_new(s->tls_ctx);
+    if (!ssl) abort();
+    tls_client_sni(ssl, s->peer_name);
     struct bufferevent *tb =
         bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     s->bev = tb;
@@ -392,6 +436,7 @@ static void txn_start(smtp_out *s)
 static void on_ready(smtp_out *s)
 {
     s->msgs_on_conn = 0;
+    if (!smtp_client_tls_active(s->cs)) tls_log_clear(s);
     if (!loop_check(s)) txn_start(s);
 }
 
@@ -470,6 +515,7 @@ static void on_event(smtp_out *s, const smtp_client_event *ev)
     case SMTP_CEV_STARTTLS: tls_begin(s); break;
     case SMTP_CEV_TLS_REFUSED:
         log_info(out_msg_id(s), "tls_refused", "peer=%s code=%d", s->peer, ev->code);
+        s->tls_refused = ev->code;
         break;
     case SMTP_CEV_READY: on_ready(s); break;
     case SMTP_CEV_SENT: on_sent(s); break;
@@ -518,14 +564,13 @@ static void conn_on_write(struct bufferevent *bev, void *arg)
 static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
 {
     if (what & BEV_EVENT_CONNECTED) {
-        tls_describe(bufferevent_openssl_get_ssl(bev), s->tls_info, sizeof s->tls_info);
-        log_info(out_msg_id(s), "tls", "peer=%s %s", s->peer, s->tls_info);
         s->st = OS_SESSION;
-        smtp_client_tls_started(s->cs);
+        if (tls_check(s, bufferevent_openssl_get_ssl(bev))) smtp_client_tls_started(s->cs);
     } else {
         char err[256];
         tls_last_error(err, sizeof err);
-        log_info(out_msg_id(s), "tls_failed", "peer=%s error=\"%s\"", s->peer, err);
+        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
+                 tls_level_name(s->tls_level), err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
@@ -626,9 +671,11 @@ static evutil_socket_t conn_source(smtp_out *s, int family)
 static smtp_client *conn_engine(smtp_out *s)
 {
     const char *me = s->conf->opt.hostname && *s->conf->opt.hostname ? s->conf->opt.hostname : "localhost";
-    enum smtp_client_tls tls = s->ch->tls == CHAN_TLS_MUST  ? SMTP_CLIENT_TLS_MUST
-                               : s->ch->tls == CHAN_TLS_NO || !s->tls_ctx ? SMTP_CLIENT_TLS_NEVER
-                                                                          : SMTP_CLIENT_TLS_MAY;
+    enum smtp_client_tls tls = s->tls_level == TLS_LEVEL_NONE                         ? SMTP_CLIENT_TLS_NEVER
+                               : s->tls_level != TLS_LEVEL_MAY                          ? SMTP_CLIENT_TLS_MUST
+                               : !s->tls_ctx                                            ? SMTP_CLIENT_TLS_NEVER
+                                                                                        : SMTP_CLIENT_TLS_MAY;
+    s->tls_refused = 0;
     smtp_client_params p = {.lmtp = is_lmtp(s), .helo_name = me, .peer = s->peer, .tls = tls,
                             .chunking = s->ch->chunking, .fileinto = s->ch->fileinto, .out = out_emit, .out_ctx = s};
     return smtp_client_new(&p);
@@ -897,6 +944,8 @@ smtp_out *smtp_out_new(struct event_base *base, dns_ctx *dns, const sl_conf *con
     s->ch = ch;
     s->host = xstrdup(host);
     s->dest_key = xasprintf("%s %s", ch->name, host);
+    s->tls_pol = tls_policy_lookup(conf->tls_policy, host);
+    s->tls_level = tls_level_of(s);
     s->wbuf = evbuffer_new();
     s->ev_done = evtimer_new(base, item_on_done, s);
     if (!s->ev_done || !s->wbuf) abort();

@@ -710,7 +710,7 @@ class Peer:
 class Sink(Peer):
     """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
 
-    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=()):
+    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=(), tls=None):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
@@ -720,6 +720,8 @@ class Sink(Peer):
             argv += ["--tempfail", r]
         if not dsn:
             argv.append("--no-dsn")
+        if tls:  # (certificate, key): offer STARTTLS
+            argv += ["--tlscert", tls[0], "--tlskey", tls[1]]
         super().__init__(argv, workdir, name)
         self.wait_file(os.path.join(self.dir, "ready"))
 
@@ -735,6 +737,14 @@ class Sink(Peer):
 
     def find(self, needle):
         return [(e, c) for e, c in self.received() if needle in c]
+
+    def sni(self):
+        """sni - the server names TLS clients sent, one per handshake ("-" for none), in order."""
+        try:
+            with open(os.path.join(self.dir, "sni")) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
 
     def refused(self):
         """refused - [(code, address)] of the RCPTs refused so far (--reject, --tempfail), in order."""

@@ -2,6 +2,7 @@
 """sink.py - an aiosmtpd SMTP sink for Sluice's integration tests.
 
 Usage: sink.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--tempfail ADDR]... [--no-dsn]
+               [--tlscert PEM --tlskey PEM]
 
 Each accepted message is stored as DIR/NNNNNN.eml (the content exactly as received after
 removing dot-stuffing, CRLF line ends kept) and DIR/NNNNNN.json (the envelope: mail_from,
@@ -12,6 +13,9 @@ The sink offers DSN (RFC 3461) in its EHLO reply and accepts RET, ENVID, NOTIFY 
 --no-dsn is given. RCPT TO an address given with --reject gets "550 5.1.1", one given with
 --tempfail "450 4.2.0" (a soft-failing MX); every such refusal is appended to DIR/refused as
 "CODE ADDR" lines.
+With --tlscert the sink offers STARTTLS with that certificate; each envelope then records "tls"
+(whether the message came over TLS) and every TLS handshake appends the server name the client
+sent (SNI, "-" for none) as a line to DIR/sni.
 DIR/ready appears once the sink listens. SIGTERM stops it.
 """
 import argparse
@@ -20,6 +24,7 @@ import json
 import os
 import re
 import signal
+import ssl
 
 from aiosmtpd.smtp import SMTP
 
@@ -109,6 +114,7 @@ class Handler:
             "raw_rcpts": envelope.raw_rcpts,
             "helo": session.host_name,
             "peer": list(session.peer) if session.peer else None,
+            "tls": session.ssl is not None,
         }
         with open(base + ".json.tmp", "w") as f:
             json.dump(env, f, indent=1)
@@ -123,16 +129,29 @@ def main():
     ap.add_argument("--reject", action="append", default=[])
     ap.add_argument("--tempfail", action="append", default=[])
     ap.add_argument("--no-dsn", action="store_true")
+    ap.add_argument("--tlscert")
+    ap.add_argument("--tlskey")
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     os.makedirs(a.dir, exist_ok=True)
     handler = Handler(a.dir, a.reject, a.tempfail, not a.no_dsn)
     SinkSMTP.dsn = not a.no_dsn
 
+    tls = None
+    if a.tlscert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.tlscert, a.tlskey or a.tlscert)
+
+        def on_sni(sslobj, name, ctx):
+            with open(os.path.join(a.dir, "sni"), "a") as f:
+                f.write("%s\n" % (name or "-"))
+        tls.sni_callback = on_sni
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(
-        lambda: SinkSMTP(handler, hostname="sink.test", decode_data=False, enable_SMTPUTF8=True),
+        lambda: SinkSMTP(handler, hostname="sink.test", decode_data=False, enable_SMTPUTF8=True,
+                         tls_context=tls),
         host=host, port=int(port), reuse_address=True))
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     loop.add_signal_handler(signal.SIGINT, loop.stop)
