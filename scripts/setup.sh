@@ -15,7 +15,7 @@ TEST="$TEST clang libclang-rt-14-dev"  # fuzz/: libFuzzer targets (scripts/fuzz.
 TEST="$TEST fiu-utils libfiu0 libfiu-dev"  # scripts/stress.sh: fault injection (fiu-run; scripts/fiu_files.c links libfiu)
 TEST="$TEST spamd spamc clamav-daemon"  # tests/integration/test_scanning.py: real spamd and clamd (own signatures, no downloads)
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
-TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying
+TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying; bench/ benchmark 7 (opendkim as the milter)
 missing=""
 for p in $BUILD $TEST; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
