@@ -9,6 +9,8 @@ Benchmarks (see bench/README.md for what each measures and the latest figures):
   3  concurrent sessions: bench/sessions.py (Sluice only)
   4  queue scale: bench/queue.py (Sluice only: 10k, 100k, 1M queued messages, restart, decision cost);
      options this script does not know are passed to queue.py too (e.g. --sizes 10000,100000)
+  7  relay through one milter (opendkim signing) for both MTAs, and the end-of-data latency through it
+     (--milter-messages, --milter-sessions, --milter-latency-messages, --milter-reference)
 
 Each measurement starts a fresh private instance of the MTA (its own configuration and queue
 under the work directory), runs the load, and stops it; the MTAs alternate (Sluice first in odd
