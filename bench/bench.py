@@ -13,6 +13,8 @@ Benchmarks (see bench/README.md for what each measures and the latest figures):
   6  directory: bench/directory.py (every recipient checked against slapd holding 100,000 users,
      Sluice's LDAP backend against Postfix's ldap: maps); unknown options are passed to it
      (e.g. --users 100000 --messages 3000 --rcpts 3)
+  7  relay through one milter (opendkim signing) for both MTAs, and the end-of-data latency through it
+     (--milter-messages, --milter-sessions, --milter-latency-messages, --milter-reference)
 
 Each measurement starts a fresh private instance of the MTA (its own configuration and queue
 under the work directory), runs the load, and stops it; the MTAs alternate (Sluice first in odd
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -181,7 +184,9 @@ class Bench:
         self.a = args
         self.workdir = args.workdir
         self.sink = None
-        self.results = {"machine": None, "bench1": [], "bench5": []}
+        self.msink = None   # benchmark 7's sink: it keeps every message (smtp-sink -D) to look for the signature
+        self.dkim = None    # benchmark 7: (signing key, LD_PRELOAD shim), made once per invocation
+        self.results = {"machine": None, "bench1": [], "bench5": [], "bench7": [], "bench7lat": []}
         self.incomplete = 0
         self.seq = 0
 
@@ -189,19 +194,42 @@ class Bench:
         sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
         sys.stderr.flush()
 
-    def make_mta(self, kind):
+    def make_mta(self, kind, sink=None, milter=None):
+        """make_mta - a private instance of kind relaying to sink (default the shared one), asking milter (an OpenDKIM) if given."""
         self.seq += 1
+        sink = sink or self.sink
+        port = milter.port if milter else None
         d = os.path.join(self.workdir, "%03d-%s" % (self.seq, kind))
         if kind in ("sluice", "baseline"):
             binary = self.a.sluice_bin if kind == "sluice" else self.a.baseline_binary
-            return h.SluiceMTA(d, self.sink.port, self.a.jobs, binary, self.a.sluice_log_level)
+            return h.SluiceMTA(d, sink.port, self.a.jobs, binary, self.a.sluice_log_level, milter_port=port)
         if kind == "direct":
-            return h.DirectTarget(d, self.sink.port, self.a.jobs)
+            return h.DirectTarget(d, sink.port, self.a.jobs)
         if kind == "exim":
-            return h.EximMTA(d, self.sink.port, self.a.jobs)
+            return h.EximMTA(d, sink.port, self.a.jobs)
         if kind == "opensmtpd":
-            return h.OpenSMTPDMTA(d, self.sink.port, self.a.jobs)
-        return h.PostfixMTA(d, self.sink.port, self.a.jobs)
+            return h.OpenSMTPDMTA(d, sink.port, self.a.jobs)
+        return h.PostfixMTA(d, sink.port, self.a.jobs, milter_port=port)
+
+    def milter_start(self, b7):
+        """milter_start - benchmark 7: a fresh opendkim (one per MTA run) when b7 is True, else None."""
+        if not b7:
+            return None
+        if not self.dkim:
+            self.dkim = (h.make_dkim_key(os.path.join(self.workdir, "dkim-key")), h.build_milter_shim(self.workdir))
+        self.seq += 1
+        return h.OpenDKIM(os.path.join(self.workdir, "%03d-opendkim" % self.seq), *self.dkim)
+
+    def milter_figures(self, r, milter, cpu0, counts0, n):
+        """milter_figures - the milter's CPU and what it counted since (cpu0, counts0), per message, into r."""
+        acc, signed, other = milter.counts()
+        r["milter_cpu_ms_per_msg"] = (milter.cpu() - cpu0) * 1000.0 / n
+        r["milter_conns"] = acc - counts0[0]
+        r["milter_signed"] = signed - counts0[1]
+        r["milter_conns_per_msg"] = r["milter_conns"] / n
+        r["milter_signed_per_msg"] = r["milter_signed"] / n
+        if len(other) > len(counts0[2]):
+            r["milter_log_sample"] = other[len(counts0[2]):][:5]
 
     def order(self, rep):
         """order - the MTAs of repetition rep, alternating which goes first (the direct baseline runs last)."""
@@ -209,13 +237,25 @@ class Bench:
         kinds = kinds if rep % 2 == 0 else kinds[::-1]
         return kinds + (["direct"] if "direct" in self.a.mta else [])
 
-    def finish_mta(self, mta):
-        """finish_mta - stop it, let the sink settle, and drop its directory (unless --keep)."""
+    def finish_mta(self, mta, sink=None, milter=None):
+        """finish_mta - stop it (and its milter), let the sink settle, and drop its directory (unless --keep)."""
+        sink = sink or self.sink
         mta.stop()
-        self.sink.wait_quiet(0.5, 10)
-        if not self.sink.alive():
-            raise h.HarnessError("smtp-sink died: %s" % h.tail(self.sink.log))
+        if milter:
+            milter.stop()
+            if not self.a.keep:
+                shutil.rmtree(milter.dir, ignore_errors=True)
+        sink.wait_quiet(0.5, 10)
+        if not sink.alive():
+            raise h.HarnessError("smtp-sink died: %s" % h.tail(sink.log))
         mta.remove(self.a.keep)
+
+    def sink_signatures(self, r, sink):
+        """sink_signatures - benchmark 7: messages the sink received since the last call, and how many carry a DKIM-Signature."""
+        data = sink.dump_take()
+        # smtp-sink -D: each message's header block follows its envelope records; a signature is
+        # one header line per message
+        r["sink_dkim_signed"] = len(re.findall(rb"(?m)^DKIM-Signature: ", data))
 
     def perf_start(self, mta, tag):
         if not self.a.perf or mta.name != "sluice" or not shutil.which("perf"):
@@ -244,25 +284,40 @@ class Bench:
 
     # ---- benchmark 1
 
-    def run_relay(self, kind, sessions, n, rep):
+    def run_relay(self, kind, sessions, n, rep, b7=None):
+        """run_relay - one run of benchmark 1 (b7 None) or 7 (b7 True: with the milter, False: the same without)."""
         a = self.a
-        mta = self.make_mta(kind)
+        sink = self.msink if b7 is not None else self.sink
+        milter = None
+        try:
+            milter = self.milter_start(b7)
+            mta = self.make_mta(kind, sink, milter)
+        except BaseException:
+            if milter:
+                milter.stop()
+            raise
         r = {"mta": kind, "sessions": sessions, "messages": n, "rep": rep}
-        c0, s0 = self.sink.snapshot()[0], self.sink.sessions
+        if b7 is not None:
+            r["milter"] = bool(b7)
+        c0, s0 = sink.snapshot()[0], sink.sessions
         sampler = PeakSampler(mta)
         try:
             mta.start()
             time.sleep(0.5)
             sampler.start()
-            sink_cpu0 = proc_cpu(self.sink.proc.pid)
+            sink_cpu0 = proc_cpu(sink.proc.pid)
             cpu0 = mta.cpu()
+            if milter:
+                mcpu0, mcounts0 = milter.cpu(), milter.counts()
             meter = LoadMeter()
             lo0 = h.listen_overflows()
-            tag = "b1-%s-s%d-r%d" % (kind, sessions, rep)
+            tag = "b%s-%s-s%d-r%d" % ("1" if b7 is None else "7m" if b7 else "7", kind, sessions, rep)
             perf = self.perf_start(mta, tag)
             t0 = time.monotonic()
+            # benchmark 7 sends from example.test, the domain opendkim signs for
             src = h.spawn(["smtp-source", "-l", str(a.size), "-m", str(n), "-s", str(sessions),
-                           "-f", "from@x.test", "-t", "to@y.test", "127.0.0.1:%d" % mta.port],
+                           "-f", "from@x.test" if b7 is None else "from@example.test", "-t", "to@y.test",
+                           "127.0.0.1:%d" % mta.port],
                           os.path.join(mta.dir, "smtp-source.log"))
             rc, src_cpu = wait_child(src, a.accept_timeout or 30 + n / 20.0)
             t_acc = time.monotonic()
@@ -273,17 +328,20 @@ class Bench:
                 r["error"] = "smtp-source exited %s: %s" % (rc, h.tail(os.path.join(mta.dir, "smtp-source.log"), 500))
             if "error" in r:
                 # the client gave up: only what was accepted can arrive; wait until the sink is quiet
-                got = self.sink.wait_quiet(2.0, 30) - c0
-                ok, t_end = (True, self.sink.snapshot()[1]) if got >= n else (False, got)
+                got = sink.wait_quiet(2.0, 30) - c0
+                ok, t_end = (True, sink.snapshot()[1]) if got >= n else (False, got)
             else:
-                ok, t_end = self.sink.wait_count(c0 + n, a.deliver_timeout or 60 + n / 20.0)
+                ok, t_end = sink.wait_count(c0 + n, a.deliver_timeout or 60 + n / 20.0)
             pss_end = mta.pss()
             nprocs = mta.nprocs()
             sampler.stop()
             time.sleep(1.0)  # let post-delivery bookkeeping (queue file removal) finish
             cpu1 = mta.cpu()
             self.perf_stop(perf, tag)
-            sink_cpu = proc_cpu(self.sink.proc.pid) - sink_cpu0
+            sink_cpu = proc_cpu(sink.proc.pid) - sink_cpu0
+            if milter:
+                self.milter_figures(r, milter, mcpu0, mcounts0, n)
+                sink_cpu += r["milter_cpu_ms_per_msg"] * n / 1000.0  # the milter is ours too
             r["other_load_cores"] = round(meter.other_cores((cpu1 - cpu0) + sink_cpu + src_cpu), 2)
             r["listen_overflows"] = h.listen_overflows() - lo0
             r["disk_mb_s"] = round(meter.disk_mb_per_s(), 1)
@@ -306,40 +364,60 @@ class Bench:
         finally:
             if sampler.is_alive():
                 sampler.stop()
-            self.finish_mta(mta)
-        r["delivered"] = self.sink.snapshot()[0] - c0
+            self.finish_mta(mta, sink, milter)
+        r["delivered"] = sink.snapshot()[0] - c0
         if r["delivered"] > 0:
-            r["sink_sessions_per_msg"] = (self.sink.sessions - s0) / r["delivered"]
+            r["sink_sessions_per_msg"] = (sink.sessions - s0) / r["delivered"]
+        if b7 is not None:
+            self.sink_signatures(r, sink)
         if r["delivered"] > n:
             r["duplicates"] = r["delivered"] - n
             self.log("%s: the sink received %d messages more than were sent" % (kind, r["duplicates"]))
         if "error" in r:
             self.incomplete += 1
             self.log("%s: %s" % (kind, r["error"]))
-        self.log("b1 %-7s s=%-3d rep %d: e2e %s msg/s, accept %.0f msg/s, cpu %.2f ms/msg, pss %.1f MiB%s" % (
-            kind, sessions, rep, "%.0f" % r["e2e_rate"] if "e2e_rate" in r else "INCOMPLETE",
+        self.log("b%s %-7s s=%-3d rep %d: e2e %s msg/s, accept %.0f msg/s, cpu %.2f ms/msg, pss %.1f MiB%s%s" % (
+            "1" if b7 is None else "7", kind + ("+milter" if b7 else ""), sessions, rep,
+            "%.0f" % r["e2e_rate"] if "e2e_rate" in r else "INCOMPLETE",
             r.get("accept_rate", 0), r.get("cpu_ms_per_msg", 0), r.get("pss_end_kib", 0) / 1024.0,
+            "" if not b7 else ", milter cpu %.2f ms/msg, %d milter connections, %d signed, %d of %d signed at the sink" % (
+                r.get("milter_cpu_ms_per_msg", 0), r.get("milter_conns", 0), r.get("milter_signed", 0),
+                r.get("sink_dkim_signed", 0), r["delivered"]),
             ", %d problem lines in its log" % r["problems"] if r.get("problems") else ""))
-        self.results["bench1"].append(r)
+        self.results["bench1" if b7 is None else "bench7"].append(r)
 
     # ---- benchmark 5
 
-    def run_latency(self, kind, rep):
+    def run_latency(self, kind, rep, b7=None):
+        """run_latency - one run of benchmark 5 (b7 None) or of benchmark 7's latency part (b7 True: with the milter)."""
         a = self.a
-        mta = self.make_mta(kind)
-        n = a.latency_messages
+        sink = self.msink if b7 is not None else self.sink
+        milter = None
+        try:
+            milter = self.milter_start(b7)
+            mta = self.make_mta(kind, sink, milter)
+        except BaseException:
+            if milter:
+                milter.stop()
+            raise
+        n = a.latency_messages if b7 is None else a.milter_latency_messages
         r = {"mta": kind, "sessions": a.latency_sessions, "messages": n, "rep": rep}
+        if b7 is not None:
+            r["milter"] = bool(b7)
         try:
             mta.start()
             time.sleep(0.5)
-            c0, _ = self.sink.snapshot()
-            sink_cpu0 = proc_cpu(self.sink.proc.pid)
+            c0, _ = sink.snapshot()
+            sink_cpu0 = proc_cpu(sink.proc.pid)
             cpu0 = mta.cpu()
+            if milter:
+                mcpu0, mcounts0 = milter.cpu(), milter.counts()
             meter = LoadMeter()
             out = os.path.join(mta.dir, "latency.json")
             with open(out, "wb") as f:
                 cli = h.spawn(["/usr/bin/python3", os.path.join(HERE, "latency_client.py"), "--port", str(mta.port),
-                               "--sessions", str(a.latency_sessions), "--messages", str(n), "--size", str(a.size)],
+                               "--sessions", str(a.latency_sessions), "--messages", str(n), "--size", str(a.size)] +
+                              ([] if b7 is None else ["--from", "from@example.test"]),
                               os.path.join(mta.dir, "latency.log"), stdout=f)
             rc, cli_cpu = wait_child(cli, 60 + n / 10.0)
             if rc is None:
@@ -351,12 +429,15 @@ class Bench:
             lat = sorted(data["latencies_ms"])
             if data.get("errors"):
                 r["error"] = "latency client: %s" % "; ".join(data["errors"][:3])
-            ok, _t = self.sink.wait_count(c0 + len(lat), 60 + n / 20.0)
+            ok, _t = sink.wait_count(c0 + len(lat), 60 + n / 20.0)
             if not ok:
                 r.setdefault("error", "not every accepted message reached the sink")
             mta_cpu = mta.cpu() - cpu0
-            r["other_load_cores"] = round(meter.other_cores(mta_cpu + cli_cpu + proc_cpu(self.sink.proc.pid) -
-                                                            sink_cpu0), 2)
+            ours = mta_cpu + cli_cpu + proc_cpu(sink.proc.pid) - sink_cpu0
+            if milter:
+                self.milter_figures(r, milter, mcpu0, mcounts0, max(1, n))
+                ours += r["milter_cpu_ms_per_msg"] * n / 1000.0
+            r["other_load_cores"] = round(meter.other_cores(ours), 2)
             r["cpu_ms_per_msg"] = mta_cpu * 1000.0 / max(1, n)
             r["disk_mb_s"] = round(meter.disk_mb_per_s(), 1)
             if lat:
@@ -372,14 +453,40 @@ class Bench:
                 r["problems"] = len(probs)
                 r["problem_sample"] = probs[:5]
         finally:
-            self.finish_mta(mta)
+            self.finish_mta(mta, sink, milter)
+        if b7 is not None:
+            r["delivered"] = sink.snapshot()[0] - c0
+            self.sink_signatures(r, sink)
         if "error" in r:
             self.incomplete += 1
             self.log("%s: %s" % (kind, r["error"]))
         if "p50_ms" in r:
-            self.log("b5 %-7s rep %d: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f msg/s" % (
-                kind, rep, r["p50_ms"], r["p99_ms"], r["max_ms"], r["rate"]))
-        self.results["bench5"].append(r)
+            self.log("b%s %-7s rep %d: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f msg/s%s" % (
+                "5" if b7 is None else "7", kind + ("+milter" if b7 else ""), rep, r["p50_ms"], r["p99_ms"],
+                r["max_ms"], r["rate"], "" if not b7 else ", milter cpu %.2f ms/msg, %d of %d signed at the sink" % (
+                    r.get("milter_cpu_ms_per_msg", 0), r.get("sink_dkim_signed", 0), r["delivered"])))
+        self.results["bench5" if b7 is None else "bench7lat"].append(r)
+
+    # ---- benchmark 7
+
+    def bench7_variants(self, rep):
+        """bench7_variants - (MTA, with milter) of repetition rep: the MTAs alternating, each with the milter,
+        then (--milter-reference) each without it."""
+        kinds = [k for k in self.a.mta if k != "direct"]
+        kinds = kinds if rep % 2 == 0 else kinds[::-1]
+        return [(k, True) for k in kinds] + ([(k, False) for k in kinds] if self.a.milter_reference else [])
+
+    def run_bench7(self):
+        """run_bench7 - relay and latency through one milter (opendkim signing), every MTA, --reps times."""
+        a = self.a
+        self.msink = h.Sink(self.workdir, dump=os.path.join(self.workdir, "b7-sink"))
+        for rep in range(a.reps):
+            for kind, with_milter in self.bench7_variants(rep):
+                self.run_relay(kind, a.milter_sessions, a.milter_messages, rep, b7=with_milter)
+        if a.milter_latency_messages > 0:
+            for rep in range(a.reps):
+                for kind, with_milter in self.bench7_variants(rep):
+                    self.run_latency(kind, rep, b7=with_milter)
 
     # ---- driver
 
@@ -405,9 +512,13 @@ class Bench:
                 for rep in range(a.reps):
                     for kind in self.order(rep):
                         self.run_latency(kind, rep)
+            if 7 in a.bench:
+                self.run_bench7()
         finally:
             writer.stop()
             self.sink.stop()
+            if self.msink:
+                self.msink.stop()
         with open("/proc/loadavg") as f:
             m["loadavg_end"] = " ".join(f.read().split()[:3])
 
@@ -522,7 +633,100 @@ def report(res, a):
                 ratio(sl["p99_ms"], pf["p99_ms"]), ratio(sl["max_ms"], pf["max_ms"]),
                 ratio(sl["mean_ms"], pf["mean_ms"]), ratio(sl["rate"], pf["rate"]),
                 ratio(sl["cpu_ms_per_msg"], pf["cpu_ms_per_msg"])))
+    report_bench7(res, a, out)
     return "\n".join(out)
+
+
+def b7_label(kind, with_milter):
+    return kind + ("+milter" if with_milter else "")
+
+
+def report_bench7(res, a, out):
+    """report_bench7 - benchmark 7's tables (relay, then latency), appended to out."""
+    variants = [(k, m) for m in (True, False) for k in a.mta if k != "direct"]
+    b7 = res["bench7"]
+    if b7:
+        out.append("")
+        out.append("benchmark 7 - relay through one milter (opendkim signing, one instance per run): %d messages of "
+                   "%d bytes, %d sessions, %d repetition(s), medians; delivery jobs %d" % (
+                       a.milter_messages, a.size, a.milter_sessions, a.reps, a.jobs))
+        hdr = "%-15s %8s %8s %10s %10s %10s %10s %9s %9s %10s %9s %s" % (
+            "mta", "e2e/s", "accept/s", "cpu ms/msg", "milter cpu", "total cpu", "conns/msg", "signed", "at sink",
+            "other cpu", "disk MB/s", "backlog")
+        out.append(hdr)
+        out.append("-" * len(hdr))
+        meds = {}
+        for kind, m in variants:
+            rows = [r for r in b7 if r["mta"] == kind and r.get("milter") == m]
+            if not rows:
+                continue
+            mm = {k: med(rows, k) for k in ("e2e_rate", "accept_rate", "cpu_ms_per_msg", "milter_cpu_ms_per_msg",
+                                             "milter_conns_per_msg", "milter_signed_per_msg", "other_load_cores",
+                                             "disk_mb_s")}
+            mm["total_cpu"] = None if mm["cpu_ms_per_msg"] is None else mm["cpu_ms_per_msg"] + (
+                mm["milter_cpu_ms_per_msg"] or 0)
+            meds[(kind, m)] = mm
+            signed = sum(r.get("sink_dkim_signed", 0) for r in rows)
+            delivered = sum(r.get("delivered", 0) for r in rows)
+            backlog = sum(1 for r in rows if r.get("backlog"))
+            incomplete = sum(1 for r in rows if "error" in r)
+            out.append("%-15s %8s %8s %10s %10s %10s %10s %9s %9s %10s %9s %s" % (
+                b7_label(kind, m), fmt(mm["e2e_rate"]), fmt(mm["accept_rate"]), fmt(mm["cpu_ms_per_msg"], "%.3f"),
+                fmt(mm["milter_cpu_ms_per_msg"], "%.3f"), fmt(mm["total_cpu"], "%.3f"),
+                fmt(mm["milter_conns_per_msg"], "%.3f"), fmt(mm["milter_signed_per_msg"], "%.3f"),
+                "%d/%d" % (signed, delivered), fmt(mm["other_load_cores"], "%.2f"), fmt(mm["disk_mb_s"], "%.1f"),
+                ("%d/%d runs" % (backlog, len(rows)) if backlog else "no") +
+                (" (%d incomplete)" % incomplete if incomplete else "")))
+        for (num, nm), (den, dm), label in b7_ratios(a):
+            if (num, nm) in meds and (den, dm) in meds:
+                s, p = meds[(num, nm)], meds[(den, dm)]
+                out.append("%-15s %8s %8s %10s %10s %10s" % (
+                    label, ratio(s["e2e_rate"], p["e2e_rate"]), ratio(s["accept_rate"], p["accept_rate"]),
+                    ratio(s["cpu_ms_per_msg"], p["cpu_ms_per_msg"]),
+                    ratio(s["milter_cpu_ms_per_msg"], p["milter_cpu_ms_per_msg"]), ratio(s["total_cpu"], p["total_cpu"])))
+        out.append("conns/msg: connections opendkim accepted per message sent (one per SMTP session, each session "
+                   "one message); signed: opendkim's 'DKIM-Signature field added' log lines per message; at sink: "
+                   "messages the sink received with a DKIM-Signature header, over all repetitions")
+    lat = res["bench7lat"]
+    if lat:
+        out.append("")
+        out.append("benchmark 7 - latency through the milter, \".\" to the 250 reply: %d sessions, %d messages of %d "
+                   "bytes, %d repetition(s), medians" % (a.latency_sessions, a.milter_latency_messages, a.size, a.reps))
+        hdr = "%-15s %8s %8s %8s %8s %8s %10s %10s %9s" % ("mta", "p50 ms", "p90 ms", "p99 ms", "max ms", "msg/s",
+                                                          "cpu ms/msg", "milter cpu", "at sink")
+        out.append(hdr)
+        out.append("-" * len(hdr))
+        meds = {}
+        for kind, m in variants:
+            rows = [r for r in lat if r["mta"] == kind and r.get("milter") == m]
+            if not rows:
+                continue
+            mm = {k: med(rows, k) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rate", "cpu_ms_per_msg",
+                                             "milter_cpu_ms_per_msg")}
+            meds[(kind, m)] = mm
+            out.append("%-15s %8s %8s %8s %8s %8s %10s %10s %9s" % (
+                b7_label(kind, m), fmt(mm["p50_ms"], "%.2f"), fmt(mm["p90_ms"], "%.2f"), fmt(mm["p99_ms"], "%.2f"),
+                fmt(mm["max_ms"], "%.2f"), fmt(mm["rate"]), fmt(mm["cpu_ms_per_msg"], "%.3f"),
+                fmt(mm["milter_cpu_ms_per_msg"], "%.3f"),
+                "%d/%d" % (sum(r.get("sink_dkim_signed", 0) for r in rows), sum(r.get("delivered", 0) for r in rows))))
+        for (num, nm), (den, dm), label in b7_ratios(a):
+            if (num, nm) in meds and (den, dm) in meds:
+                s, p = meds[(num, nm)], meds[(den, dm)]
+                out.append("%-15s %8s %8s %8s %8s %8s %10s %10s" % (
+                    label, ratio(s["p50_ms"], p["p50_ms"]), ratio(s["p90_ms"], p["p90_ms"]),
+                    ratio(s["p99_ms"], p["p99_ms"]), ratio(s["max_ms"], p["max_ms"]), ratio(s["rate"], p["rate"]),
+                    ratio(s["cpu_ms_per_msg"], p["cpu_ms_per_msg"]),
+                    ratio(s["milter_cpu_ms_per_msg"], p["milter_cpu_ms_per_msg"])))
+
+
+def b7_ratios(a):
+    """b7_ratios - benchmark 7's ratio rows: Sluice / Postfix (and baseline) with the milter, and each MTA with / without it."""
+    rows = [(("sluice", True), ("postfix", True), "S/P milter"), (("baseline", True), ("postfix", True), "B/P milter"),
+            (("sluice", True), ("baseline", True), "S/B milter")]
+    if a.milter_reference:
+        rows += [(("sluice", False), ("postfix", False), "S/P no milter")]
+        rows += [((k, True), (k, False), "%s m/nm" % k[:8]) for k in ("sluice", "postfix", "baseline")]
+    return rows
 
 
 # ---------------------------------------------------------------- command line
@@ -536,7 +740,8 @@ def parse_args(argv):
                                                                    "(issues 5, 16).")
     ap.add_argument("--smoke", action="store_true",
                     help="a few hundred messages, one repetition, both MTAs (CI); overrides the sizes below")
-    ap.add_argument("--bench", type=int_list, default=[1, 5], help="benchmarks to run, e.g. 1,5 (default 1,5)")
+    ap.add_argument("--bench", type=int_list, default=[1, 5],
+                    help="benchmarks to run, e.g. 1,5 (default 1,5; 7 = relay with one milter)")
     ap.add_argument("--mta", default=None,
                     help="what to measure, any subset of: sluice, postfix, exim, opensmtpd, and direct (smtp-source "
                          "straight into smtp-sink, the ceiling of load generator and sink on this machine); "
@@ -567,6 +772,15 @@ def parse_args(argv):
     ap.add_argument("--bulk-writer", type=int, default=0, metavar="MB",
                     help="while measuring, another process rewrites an MB-sized file in the work directory in a "
                          "loop without fsync (a noisy neighbour on the queue's file system); default off")
+    ap.add_argument("--milter-messages", type=int, default=5000,
+                    help="benchmark 7: messages per relay run (default 5000)")
+    ap.add_argument("--milter-sessions", type=int, default=50,
+                    help="benchmark 7: smtp-source sessions of the relay runs (default 50)")
+    ap.add_argument("--milter-latency-messages", type=int, default=1000,
+                    help="benchmark 7: messages per latency run (latency_client.py, --latency-sessions); 0 = none "
+                         "(default 1000)")
+    ap.add_argument("--milter-reference", action="store_true",
+                    help="benchmark 7: also run each MTA without the milter (same sizes and sink), for the milter's cost")
     ap.add_argument("--perf", action="store_true", help="record Sluice with perf during benchmark 1 runs")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run did not deliver every message")
     a, a.storm_args = ap.parse_known_args(argv)
@@ -588,9 +802,10 @@ def parse_args(argv):
         a.messages = 20000
     if a.smoke:
         a.messages, a.reps, a.latency_messages = 300, 1, 200
+        a.milter_messages, a.milter_latency_messages = 300, 200
     for b in a.bench:
-        if b not in (1, 2, 3, 4, 5, 6):
-            ap.error("no benchmark %d (1..6)" % b)
+        if b not in (1, 2, 3, 4, 5, 6, 7):
+            ap.error("no benchmark %d (1..7)" % b)
     return a
 
 
@@ -609,6 +824,11 @@ def check_tools(a):
         raise h.HarnessError("unshare not found (util-linux): OpenSMTPD runs in a mount namespace of its own")
     if "baseline" in a.mta and not os.access(a.baseline_binary, os.X_OK):
         raise h.HarnessError("--baseline-binary %s is not an executable" % a.baseline_binary)
+    if 7 in a.bench:
+        for tool in ("opendkim", "opendkim-genkey"):
+            if not shutil.which(tool):
+                raise h.HarnessError("%s not found: install Debian's opendkim and opendkim-tools (scripts/setup.sh)"
+                                     % tool)
     if "sluice" in a.mta and not os.access(a.sluice_bin, os.X_OK):
         raise h.HarnessError("%s not found: build it with cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release "
                              "&& make -C build-release sluice" % a.sluice_bin)

@@ -124,6 +124,21 @@ def spawn(argv, log_path, env=None, stdout=None):
     return proc
 
 
+def make_searchable(path):
+    """make_searchable - give "other" search permission on path and its parents (up to /tmp or /var/tmp),
+    so daemons running as postfix or nobody can reach files below it."""
+    d = path
+    while d not in ("/", ""):
+        try:
+            os.chmod(d, os.stat(d).st_mode | 0o011)
+        except OSError:
+            pass
+        parent = os.path.dirname(d)
+        if parent == d or parent in ("/tmp", "/var/tmp"):
+            break
+        d = parent
+
+
 def tail(path, n=3000):
     """tail - the last n characters of a text file ("" if missing)."""
     try:
@@ -323,14 +338,28 @@ def listen_overflows():
 # ---------------------------------------------------------------- the sink
 
 class Sink:
-    """smtp-sink on 127.0.0.1:port; counts messages ("." received) with the time of every increase."""
+    """smtp-sink on 127.0.0.1:port; counts messages ("." received) with the time of every increase.
 
-    def __init__(self, workdir, port=None):
+    With dump=DIR every message is appended to a dump file in DIR (smtp-sink -D): dump_take()
+    returns what arrived since the last call and empties the files.
+    """
+
+    def __init__(self, workdir, port=None, dump=None):
         self.port = port or free_port()
         self.log = os.path.join(workdir, "sink.log")
+        self.dump = dump
         argv = ["smtp-sink", "-c"]
         if os.geteuid() == 0:
             argv += ["-u", "nobody"]
+        if dump:
+            # every message appended to dump files in the directory dump (benchmark 7 checks what
+            # the milter added); smtp-sink, running as "nobody", creates them (-D appends a random
+            # suffix to the name)
+            os.makedirs(dump, exist_ok=True)
+            if os.geteuid() == 0:
+                shutil.chown(dump, "nobody")
+                make_searchable(os.path.dirname(dump))
+            argv += ["-D", os.path.join(dump, "dump.")]
         argv += ["-m", "1000", "127.0.0.1:%d" % self.port, "1024"]
         self.proc = spawn(argv, self.log, stdout=subprocess.PIPE)
         self.count = 0
@@ -401,6 +430,15 @@ class Sink:
             time.sleep(0.2)
         return self.snapshot()[0]
 
+    def dump_take(self):
+        """dump_take - the dump files' content (bytes) since the last call; the files are emptied (call when quiet)."""
+        data = []
+        for name in sorted(os.listdir(self.dump)):
+            with open(os.path.join(self.dump, name), "r+b") as f:
+                data.append(f.read())
+                f.truncate(0)
+        return b"".join(data)
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -467,11 +505,15 @@ class SluiceMTA(MTA):
 
     name = "sluice"
 
-    def __init__(self, workdir, sink_port, jobs, binary, log_level="warn"):
+    def __init__(self, workdir, sink_port, jobs, binary, log_level="warn", milter_port=None):
         super().__init__(workdir, sink_port, jobs)
         self.binary = binary
         self.conf = os.path.join(workdir, "conf")
         os.makedirs(self.conf)
+        # milter_port: one milter (benchmark 7) asked in every session of the service's channel,
+        # required (the default: a milter failure is a 4xx, as Postfix's milter_default_action = tempfail)
+        milter = ("spamfilter1_type=milter\n"
+                  "spamfilter1_address=inet:%d@127.0.0.1\n" % milter_port) if milter_port else ""
         self._write("option.dat",
                     "! written by bench/harness.py\n"
                     "host_name=sluice.bench.test\n"
@@ -482,7 +524,7 @@ class SluiceMTA(MTA):
                     "dns_servers=127.0.0.1:%d\n" % free_port() +
                     "internal_networks=127.0.0.0/8\n"
                     "max_message_size=10M\n"
-                    "log_level=%s\n" % log_level)
+                    "log_level=%s\n" % log_level + milter)
         # All the load comes from 127.0.0.1; Postfix exempts mynetworks from its per-client limits
         # (smtpd_client_event_limit_exceptions), so Sluice's per-client limit is lifted to match.
         self._write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\n"
@@ -494,8 +536,8 @@ class SluiceMTA(MTA):
                     "\n"
                     "defaults\n"
                     "\n"
-                    "tcp_local smtp nomx daemon 127.0.0.1 port %d maxjobs %d\n"
-                    "tcp_local-daemon\n" % (sink_port, jobs))
+                    "tcp_local smtp nomx daemon 127.0.0.1 port %d maxjobs %d%s\n"
+                    "tcp_local-daemon\n" % (sink_port, jobs, " sourcespamfilter1" if milter_port else ""))
 
     def _write(self, name, text):
         with open(os.path.join(self.conf, name), "w") as f:
@@ -572,13 +614,20 @@ maillog_file_prefixes = {dir}
 maillog_file = {maillog}
 """
 
+# benchmark 7: one milter in smtpd (one connection per SMTP session); a milter failure is a 4xx
+POSTFIX_MILTER_CF = """\
+smtpd_milters = inet:127.0.0.1:{port}
+milter_default_action = tempfail
+milter_protocol = 6
+"""
+
 
 class PostfixMTA(MTA):
     """A private Postfix instance (`postfix -c DIR start-fg`) relaying everything to the sink."""
 
     name = "postfix"
 
-    def __init__(self, workdir, sink_port, jobs):
+    def __init__(self, workdir, sink_port, jobs, milter_port=None):
         super().__init__(workdir, sink_port, jobs)
         self.etc = os.path.join(workdir, "etc")
         self.spool = os.path.join(workdir, "spool")
@@ -602,6 +651,8 @@ class PostfixMTA(MTA):
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(POSTFIX_MAIN_CF.format(dir=workdir, etc=self.etc, spool=self.spool, data=self.data, maillog=self.maillog,
                                            sink_port=sink_port, jobs=jobs))
+            if milter_port:
+                f.write(POSTFIX_MILTER_CF.format(port=milter_port))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(POSTFIX_MASTER_CF.format(port=self.port))
         self.master_pid = None
@@ -940,3 +991,109 @@ class OpenSMTPDMTA(ReapedMTA):
         text = tail(self.log, 200000)
         return [ln for ln in text.splitlines() if re.search(r"\b(warn|warning|fatal|error)\b", ln)
                 and "result=Ok" not in ln and "purge_task" not in ln]
+# ---------------------------------------------------------------- the milter (benchmark 7)
+
+def build_milter_shim(workdir):
+    """build_milter_shim - compile bench/milter_count.c (syslog to a file, accepted connections counted) into workdir."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "milter_count.c")
+    out = os.path.join(workdir, "milter_count.so")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise HarnessError("no C compiler for bench/milter_count.c (build-essential, scripts/setup.sh)")
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", out, src, "-ldl"], capture_output=True,
+                       text=True, timeout=120)
+    if r.returncode != 0:
+        raise HarnessError("cannot build the milter shim:\n%s" % r.stderr)
+    return out
+
+
+def make_dkim_key(keydir):
+    """make_dkim_key - a 2048-bit signing key for example.test, selector sel1 (opendkim-genkey), in keydir."""
+    os.makedirs(keydir, exist_ok=True)
+    r = subprocess.run(["opendkim-genkey", "-b", "2048", "-D", keydir, "-d", "example.test", "-s", "sel1", "-r"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise HarnessError("opendkim-genkey failed (opendkim-tools, scripts/setup.sh): %s" % r.stderr)
+    return os.path.join(keydir, "sel1.private")
+
+
+OPENDKIM_CONF = """\
+# opendkim.conf - written by bench/harness.py: sign mail of example.test from 127.0.0.1
+Mode                  sv
+Domain                example.test
+Selector              sel1
+KeyFile               {key}
+RequireSafeKeys       false
+Socket                inet:{port}@127.0.0.1
+Background            no
+Canonicalization      relaxed/simple
+InternalHosts         127.0.0.1
+Syslog                yes
+SyslogSuccess         yes
+UMask                 022
+"""
+# No ResolverConfiguration: opendkim 2.11 (VBR) parses that file with libunbound for every message,
+# and libunbound's parser is not thread-safe ("fatal flex scanner internal error" with concurrent
+# sessions). Signing needs no DNS.
+
+
+class OpenDKIM:
+    """opendkim as a milter on 127.0.0.1:port, signing for example.test, in the foreground (its own process group).
+
+    Its syslog lines and a line per accepted milter connection go to DIR/opendkim.log through
+    the LD_PRELOAD shim (bench/milter_count.c), so the connections and signatures it made are
+    counted on the milter's side, whatever the MTA.
+    """
+
+    def __init__(self, workdir, key, shim):
+        self.dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.port = free_port()
+        self.log = os.path.join(workdir, "opendkim.log")
+        conf = os.path.join(workdir, "opendkim.conf")
+        with open(conf, "w") as f:
+            f.write(OPENDKIM_CONF.format(key=key, port=self.port))
+        env = dict(os.environ, LD_PRELOAD=shim, BENCH_SYSLOG_FILE=self.log)
+        self.proc = spawn(["opendkim", "-f", "-x", conf], os.path.join(workdir, "opendkim.stderr"), env=env)
+        if not wait_until(lambda: self.proc.poll() is not None or tcp_port_open(self.port), 15, 0.05) \
+                or self.proc.poll() is not None:
+            text = tail(os.path.join(workdir, "opendkim.stderr")) + tail(self.log)
+            self.stop()
+            raise HarnessError("opendkim did not start on 127.0.0.1:%d: %s" % (self.port, text))
+
+    def cpu(self):
+        """cpu - CPU seconds opendkim has used (all its threads)."""
+        st = read_stat(self.proc.pid)
+        return (st["utime"] + st["stime"]) / CLK_TCK if st else 0.0
+
+    def counts(self):
+        """counts - (connections accepted, signatures added, other log lines) so far."""
+        accepts = signed = 0
+        other = []
+        try:
+            with open(self.log, "rb") as f:
+                for line in f:
+                    if line.startswith(b"milter_accept"):
+                        accepts += 1
+                    elif b"DKIM-Signature field added" in line:
+                        signed += 1
+                    else:
+                        other.append(line.decode("utf-8", "replace").rstrip())
+        except OSError:
+            pass
+        return accepts, signed, other
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM, 10)
+
+
+def tcp_port_open(port, host="127.0.0.1"):
+    """tcp_port_open - whether something accepts TCP connections on host:port (the probe connection is closed at once)."""
+    try:
+        socket.create_connection((host, port), 0.5).close()
+        return True
+    except OSError:
+        return False

@@ -18,7 +18,7 @@ TEST="$TEST spamd spamc clamav-daemon"  # tests/integration/test_scanning.py: re
 TEST="$TEST python3-dkim python3-nacl python3-cryptography"  # tests/integration/test_dkim.py: dkimpy signs and verifies against sluice; keys made with cryptography
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
 TEST="$TEST libidn12 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libevent-2.1-7 libpam0g adduser"  # the libraries of the private Exim and OpenSMTPD below
-TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying
+TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying; bench/ benchmark 7 (opendkim as the milter)
 BUILD="$BUILD ca-certificates"  # the system CA store (/etc/ssl/certs) the SMTP client verifies against (doc/tls.md)
 missing=""
 for p in $BUILD $TEST; do

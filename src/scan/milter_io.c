@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ struct milter_conn {
     bool busy;                /* a stage's answer is due */
     bool ready;               /* the negotiation succeeded (logged once) */
     bool in_connect;          /* inside bufferevent_socket_connect */
+    bool tcp;                 /* a TCP connection (not a Unix socket): the ACK and Nagle options apply */
     short sync_what;          /* an event reported from inside it */
     milter_cb cb;
     void *arg;
@@ -132,6 +134,18 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     if (m->busy) deliver(m);
 }
 
+/* ack_now - acknowledge what arrived at once (TCP_QUICKACK) while more of a reply is due.
+ *
+ * A milter answers the end of the message with its modification packets and then the final
+ * reply, each a small write; libmilter does not set TCP_NODELAY, so Nagle holds the final reply
+ * until the modifications are acknowledged, and Linux delays that ACK by 40 ms: every signed
+ * message would wait 40 ms. The option is not sticky, so it is set after each such read. */
+static void ack_now(milter_conn *m)
+{
+    int one = 1;
+    if (m->tcp && m->bev) (void)setsockopt(bufferevent_getfd(m->bev), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 /* on_read - everything that arrived goes to the engine. */
 static void on_read(struct bufferevent *bev, void *arg)
 {
@@ -140,6 +154,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     size_t n = evbuffer_get_length(in);
     bool progress = n && milter_feed(m->e, evbuffer_pullup(in, -1), n);
     evbuffer_drain(in, n);
+    if (m->busy && milter_state(m->e) == MILTER_ES_WAIT) ack_now(m); /* part of a reply: the rest may wait for our ACK */
     if (progress && milter_state(m->e) == MILTER_ES_WAIT) timer_arm(m); /* progress, or the next step of the message */
     if (!m->busy) { /* bytes between stages: only garbage can arrive then, and the engine said so */
         if (milter_state(m->e) == MILTER_ES_FAILED) conn_failed(m, milter_reply_get(m->e).reason);
@@ -231,6 +246,11 @@ milter_conn *milter_conn_open(struct event_base *base, const scan_target *t, con
     int rc = bufferevent_socket_connect(m->bev, (struct sockaddr *)&ss, (int)len);
     int err = errno;
     m->in_connect = false;
+    m->tcp = ss.ss_family != AF_UNIX;
+    if (m->tcp && rc == 0) { /* each stage is one request awaiting its reply: never hold a write back */
+        int one = 1;
+        (void)setsockopt(bufferevent_getfd(m->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (m->sync_what & BEV_EVENT_CONNECTED) { /* a Unix socket may connect at once */
         m->connected = true;
         bufferevent_enable(m->bev, EV_READ);
