@@ -18,6 +18,7 @@ TEST="$TEST spamd spamc clamav-daemon"  # tests/integration/test_scanning.py: re
 TEST="$TEST python3-dkim python3-nacl python3-cryptography"  # tests/integration/test_dkim.py: dkimpy signs and verifies against sluice; keys made with cryptography
 TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of the daemon's system calls
 TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying
+TEST="$TEST debootstrap"  # tests/integration/test_package_install.py: the .deb installed in a Debian 12 root (scripts/debian_root.sh)
 missing=""
 for p in $BUILD $TEST; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
