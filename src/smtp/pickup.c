@@ -140,6 +140,7 @@ static void job_stale_tmp(pickup_job *j, const char *name)
     free(path);
 }
 
+/* name_cmp - qsort order of file names (they begin with the time they were written). */
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -304,6 +305,7 @@ static void pickup_end(pickup *p)
     pickup_job_run(p, j);
 }
 
+/* pickup_on_read - the server's replies: feed the engine and send what it answers. */
 static void pickup_on_read(struct bufferevent *bev, void *arg)
 {
     pickup *p = arg;
@@ -321,6 +323,7 @@ static void pickup_on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* pickup_on_event - the session closed (after our QUIT, or broken or timed out): end the file. */
 static void pickup_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
