@@ -34,13 +34,22 @@ ROOT=$(mktemp -d)
 chmod 0755 "$ROOT"
 trap 'rm -rf "$ROOT"' EXIT
 
-# depends - the packages of the binary's shared libraries, "a, b, c".
+# depends - the packages of the binary's shared libraries, "a, b, c", in ldd's order. One
+# dpkg-query for every library's path spellings (/lib vs /usr/lib, symbolic links): a query
+# each costs most of a second.
 depends() {
-  local lib pkg out=""
-  for lib in $(ldd "$BIN" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'); do
+  local lib p pkg out="" libs
+  declare -A owner=()
+  libs=$(ldd "$BIN" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}')
+  while IFS= read -r line; do
+    case "$line" in diversion*) continue ;; esac
+    owner["${line#*: }"]=${line%%:*}
+  done < <(for lib in $libs; do printf '%s\n' "$lib" "$(realpath "$lib")" "${lib#/usr}" "/usr$lib"; done |
+           sort -u | xargs dpkg-query -S 2>/dev/null || true)
+  for lib in $libs; do
     pkg=""
     for p in "$lib" "$(realpath "$lib")" "${lib#/usr}" "/usr$lib"; do
-      pkg=$(dpkg-query -S "$p" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+      pkg=${owner[$p]:-} && [ -n "$pkg" ] && break
     done
     [ -n "$pkg" ] && case ", $out, " in *", $pkg, "*) ;; *) out="${out:+$out, }$pkg" ;; esac
   done

@@ -86,11 +86,13 @@ static void metrics_tally(sched *s)
     }
 }
 
-/* metrics_depth - gauge: messages per channel (a walk over the queue: O(messages) per scrape). */
+/* metrics_depth - gauge: messages per channel. The walk over the queue (in memory, no file:
+ * O(messages) per scrape) is shared with metrics_oldest, rendered next in the same scrape. */
 static void metrics_depth(void *arg, metric_emit *em)
 {
     sched *s = arg;
     metrics_tally(s);
+    s->m_tallied = true;
     for (size_t i = 0; i < s->n_chans; i++)
         metric_emit_value(em, (const char *const[]){s->chans[i]->name}, (double)s->chans[i]->m_count);
 }
@@ -99,7 +101,8 @@ static void metrics_depth(void *arg, metric_emit *em)
 static void metrics_oldest(void *arg, metric_emit *em)
 {
     sched *s = arg;
-    metrics_tally(s);
+    if (!s->m_tallied) metrics_tally(s);
+    s->m_tallied = false;
     int64_t now = now_unix();
     for (size_t i = 0; i < s->n_chans; i++) {
         const chanq *cq = s->chans[i];

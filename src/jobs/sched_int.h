@@ -82,6 +82,7 @@ struct sched {
     uint64_t heap_ops, heap_ns;    /* pushes and removals in the channel heaps, and their time */
     uint64_t decisions, decide_ns; /* messages handed to a new job by kick, and the time per hand-over */
     size_t heap_max;               /* the largest channel heap seen */
+    bool m_tallied;                /* the queue gauges' scratch is fresh for this scrape (sched_admin.c) */
     qadmin_replies replies;        /* last remote replies of messages outside the scheduler: held ones, and
                                       those of QUEUE/replies not yet recovered (pruned after recovery) */
     bool recovering;               /* the start-up scan is still running */

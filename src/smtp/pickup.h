@@ -8,7 +8,8 @@
  *
  * A file that is not a plain file with one link, is too large, cannot be decoded or is refused
  * for good (5xx) is moved to QUEUE/pickup-failed/ and logged; a 4xx leaves it for the next scan.
- * Owns its timer and the submission in progress. Loop thread only.
+ * Owns its timer, the submission in progress and the worker job in flight (the file system
+ * calls run on ctx->wq). Loop thread only.
  */
 #ifndef SLUICE_SMTP_PICKUP_H
 #define SLUICE_SMTP_PICKUP_H
