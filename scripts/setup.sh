@@ -41,7 +41,10 @@ if [ ! -x $PEERS/exim4/usr/sbin/exim4 ] || [ ! -x $PEERS/opensmtpd/usr/sbin/smtp
   [ "${1:-}" = "--run-only" ] && { echo "setup: $PEERS (Exim and OpenSMTPD) missing" >&2; exit 1; }
   tmp=$(mktemp -d)
   chmod 755 "$tmp"  # apt-get download runs as _apt
-  (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -qq exim4-daemon-light opensmtpd)
+  (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -qq exim4-daemon-light opensmtpd) || {
+    apt-get -o DPkg::Lock::Timeout=600 update -qq  # package lists never fetched on this machine
+    (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -qq exim4-daemon-light opensmtpd)
+  }
   mkdir -p $PEERS
   rm -rf $PEERS/exim4 $PEERS/opensmtpd
   dpkg -x "$tmp"/exim4-daemon-light_*.deb $PEERS/exim4
