@@ -2,6 +2,7 @@
  * load.c - a configuration directory loaded whole (see load.h).
  */
 #include "cli/load.h"
+#include "dkim/dkim_keys.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
 
@@ -31,6 +32,15 @@ sl_conf *load_conf(const char *confdir, conf_errors *errs)
     }
     free(mtext);
     free(mpath);
+    if (c->opt.dkim_keys_file) { /* every key read now, never per message */
+        c->dkim_keys = dkim_keys_load(c->opt.dkim_keys_file, errs);
+        c->dkim_keys_free = dkim_keys_free;
+    }
+    if (c->opt.dkim_sign != DKIM_SIGN_NO && !c->opt.dkim_keys_file) {
+        char *opath = path_in(confdir, "option.dat");
+        conf_error(errs, opath, 0, "dkim_sign needs dkim_keys_file");
+        free(opath);
+    }
     if (errs->msgs.n == before) return c;
     conf_free(c);
     return NULL;

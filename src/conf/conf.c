@@ -263,6 +263,7 @@ void conf_free(sl_conf *c)
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     free(c->sieve_filter_text);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
+    if (c->dkim_keys && c->dkim_keys_free) c->dkim_keys_free(c->dkim_keys);
     free(c->dir);
     free(c);
 }

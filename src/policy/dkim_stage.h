@@ -1,0 +1,23 @@
+/*
+ * dkim_stage.h - DKIM at the end of data (dkim_stage.c): verifying the signatures of strangers'
+ * mail before the milters and scanners see it (option dkim_verify), and signing our own outgoing
+ * mail (option dkim_sign, keys from dkim_keys_file) as each content of a commit plan is queued.
+ * For the files of the policy module only. Loop thread only.
+ */
+#ifndef SLUICE_POLICY_DKIM_STAGE_H
+#define SLUICE_POLICY_DKIM_STAGE_H
+#include "policy/commit.h"
+#include "policy/decide.h"
+
+/* dkim_stage_verify - when dkim_verify applies to s's message, verify its signatures (DNS,
+ * asynchronously) and add an Authentication-Results: field with the dkim= results; then done(ps).
+ * done may run inside this call. A temperror is recorded, never refused. */
+void dkim_stage_verify(policy_sess *ps, smtp_sess *s, void (*done)(policy_sess *ps, smtp_sess *s));
+/* dkim_stage_abandon - the session ends while verifying: the result is dropped. */
+void dkim_stage_abandon(policy_sess *ps);
+/* dkim_stage_sign - when dkim_sign applies to s, put a DKIM-Signature (one per selector of the
+ * From: domain in the keys table) on every message of p. A message that cannot be signed goes
+ * unsigned (logged). */
+void dkim_stage_sign(const smtp_sess *s, commit_plan *p);
+
+#endif
