@@ -69,7 +69,7 @@ static struct evp_pkey_st *load_key(const char *file, int line, const char *path
     }
     bool is_ed = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519, is_rsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
     if ((!strcmp(alg, "rsa-sha256") && !is_rsa) || (!strcmp(alg, "ed25519-sha256") && !is_ed)) {
-        conf_error(errs, file, line, "%s: the key is not an %s key", path, is_ed || !strcmp(alg, "ed25519-sha256") ? alg : "RSA");
+        conf_error(errs, file, line, "%s: an %s key does not fit %s", path, is_ed ? "Ed25519" : is_rsa ? "RSA" : "unknown", alg);
         EVP_PKEY_free(key);
         return NULL;
     }
