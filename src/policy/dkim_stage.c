@@ -19,6 +19,9 @@
 #include "core/log.h"
 #include "dkim/dkim.h"
 #include "dkim/dkim_keys.h"
+#include "dkim/dmarc.h"
+#include "dns/dns.h"
+#include "spf/spf.h"
 #include "policy/dkim_stage.h"
 #include "queue/qfile.h"
 
@@ -27,12 +30,27 @@
 #include <strings.h>
 #include <time.h>
 
-/* One verification in progress (ps->dkim_job). */
+/* One verification in progress (ps->dkim_job): DKIM, then DMARC. */
 typedef struct dkim_job {
     policy_sess *ps;
-    dkim_req *req;
+    dkim_req *req;         /* the DKIM check, until it answers */
+    bool dmarc_phase;      /* a _dmarc TXT lookup is out (it cannot be cancelled: see cancelled) */
+    bool cancelled;        /* the session ended during the lookup: its answer only frees the job */
+    strvec pass_domains;   /* d= of the DKIM signatures that passed */
+    bool dkim_temp;        /* a DKIM key lookup failed for now */
+    char *from_dom, *org;  /* the From: domain and its organizational domain */
+    bool org_lookup;       /* the record being looked up is the organizational domain's */
     void (*done)(policy_sess *ps, smtp_sess *s);
 } dkim_job;
+
+/* job_free - release j. */
+static void job_free(dkim_job *j)
+{
+    sv_free(&j->pass_domains);
+    free(j->from_dom);
+    free(j->org);
+    free(j);
+}
 
 /* insert_fields - header lines (each ending CRLF) after the trace lines and our Received: of s's message. */
 static void insert_fields(smtp_sess *s, const char *lines)
@@ -51,13 +69,25 @@ static void ar_value(strbuf *out, const char *v)
     for (const char *c = v; *c; c++) sb_printf(out, "%c", *c == '"' || *c == '\\' || (unsigned char)*c < 32 ? '\'' : *c);
 }
 
-/* verified - every signature's result: logged, and the Authentication-Results: field. */
+static char *from_domain(const char *msg, size_t len);
+static void dmarc_start(dkim_job *j, smtp_sess *s);
+
+/* finish - the checks are over: go on with the message. */
+static void finish(dkim_job *j, smtp_sess *s)
+{
+    policy_sess *ps = j->ps;
+    ps->dkim_job = NULL;
+    void (*done)(policy_sess *, smtp_sess *) = j->done;
+    job_free(j);
+    done(ps, s);
+}
+
+/* verified - every signature's result: logged, the Authentication-Results: field, then DMARC. */
 static void verified(void *arg, const dkim_sig_info *sigs, size_t n)
 {
     dkim_job *j = arg;
-    policy_sess *ps = j->ps;
-    smtp_sess *s = ps->s;
-    ps->dkim_job = NULL;
+    smtp_sess *s = j->ps->s;
+    j->req = NULL;
     strbuf ar;
     sb_init(&ar);
     sb_printf(&ar, "Authentication-Results: %s", s->conf->opt.hostname);
@@ -66,6 +96,8 @@ static void verified(void *arg, const dkim_sig_info *sigs, size_t n)
         const dkim_sig_info *g = &sigs[i];
         log_info(s->qid, "dkim", "result=%s domain=\"%s\" selector=\"%s\" reason=\"%s\"", dkim_res_name(g->res),
                  g->domain ? g->domain : "", g->selector ? g->selector : "", g->reason);
+        if (g->res == DKIM_PASS && g->domain) sv_push(&j->pass_domains, g->domain);
+        if (g->res == DKIM_TEMPERROR) j->dkim_temp = true;
         sb_printf(&ar, ";\r\n\tdkim=%s", dkim_res_name(g->res));
         if (g->res != DKIM_PASS && g->reason[0]) {
             sb_puts(&ar, " reason=\"");
@@ -78,31 +110,147 @@ static void verified(void *arg, const dkim_sig_info *sigs, size_t n)
     }
     if (n == 0) log_info(s->qid, "dkim", "result=none");
     sb_puts(&ar, "\r\n");
-    insert_fields(s, ar.data);
+    if (s->conf->opt.dkim_verify) insert_fields(s, ar.data);
     sb_free(&ar);
-    void (*done)(policy_sess *, smtp_sess *) = j->done;
-    free(j);
-    done(ps, s);
+    if (s->conf->opt.dmarc_check) return dmarc_start(j, s);
+    finish(j, s);
+}
+
+/* verify_wanted - s's message is checked: a stranger's, with dkim_verify or dmarc_check on. */
+static bool verify_wanted(policy_sess *ps, const smtp_sess *s)
+{
+    const sl_options *o = &s->conf->opt;
+    return (o->dkim_verify || (o->dmarc_check && s->conf->dmarc_psl)) && !s->local && !s->auth_user &&
+           !s->client_internal && ps->p->ctx->dns;
 }
 
 void dkim_stage_verify(policy_sess *ps, smtp_sess *s, void (*done)(policy_sess *ps, smtp_sess *s))
 {
-    if (!s->conf->opt.dkim_verify || s->local || s->auth_user || s->client_internal || !ps->p->ctx->dns)
-        return done(ps, s);
+    if (!verify_wanted(ps, s)) return done(ps, s);
     dkim_job *j = xcalloc(1, sizeof *j);
     j->ps = ps;
     j->done = done;
-    ps->dkim_job = j; /* verified may run inside dkim_check (no lookup needed): it clears this */
+    ps->dkim_job = j; /* verified may run inside dkim_check (no lookup needed) */
     dkim_req *req = dkim_check(ps->p->ctx->dns, s->data.data, s->data.len, now_unix(), verified, j);
-    if (req) j->req = req;
+    if (req && ps->dkim_job == j && !j->dmarc_phase) j->req = req;
 }
 
 void dkim_stage_abandon(policy_sess *ps)
 {
     dkim_job *j = ps->dkim_job;
-    dkim_check_cancel(j->req);
-    free(j);
     ps->dkim_job = NULL;
+    if (j->dmarc_phase) { /* the DNS answer will come: it frees the job */
+        j->cancelled = true;
+        return;
+    }
+    dkim_check_cancel(j->req);
+    job_free(j);
+}
+
+/* ------------------------------------------------------------------------------------- DMARC */
+
+/* dmarc_record_of - the one DMARC record among TXT strings (§6.6.3: none or several = none). */
+static bool dmarc_record_of(char *const *strs, size_t n, dmarc_record *r)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        dmarc_record x;
+        if (strncmp(strs[i], "v=DMARC1", 8) == 0 && dmarc_record_parse(strs[i], &x) == 0) {
+            *r = x;
+            found++;
+        }
+    }
+    return found == 1;
+}
+
+/* dmarc_note - log the result and write its Authentication-Results: field (and the quarantine mark). */
+static void dmarc_note(smtp_sess *s, const char *res, const char *from, const char *policy, const char *disp)
+{
+    log_info(s->qid, "dmarc", "result=%s from_domain=\"%s\" policy=%s disposition=%s", res, from ? from : "",
+             policy, disp);
+    strbuf ar;
+    sb_init(&ar);
+    sb_printf(&ar, "Authentication-Results: %s;\r\n\tdmarc=%s", s->conf->opt.hostname, res);
+    if (strcmp(policy, "-")) sb_printf(&ar, " (p=%s dis=%s)", policy, disp);
+    if (from && !strpbrk(from, " ;\"\\()")) sb_printf(&ar, " header.from=%s", from);
+    sb_puts(&ar, "\r\n");
+    if (!strcmp(disp, "quarantine")) sb_puts(&ar, "X-Sluice-DMARC: quarantine\r\n"); /* Sieve can file it */
+    insert_fields(s, ar.data);
+    sb_free(&ar);
+}
+
+/* mail_from_domain - the SPF identity's domain: MAIL FROM's, or the HELO name for a null sender. */
+static const char *mail_from_domain(const smtp_sess *s)
+{
+    const char *at = s->sender ? strrchr(s->sender, '@') : NULL;
+    return at ? at + 1 : s->helo;
+}
+
+/* dmarc_evaluate - §6.6.2 with record r: pass, or fail with the policy; then act as dmarc_action says. */
+static void dmarc_evaluate(dkim_job *j, smtp_sess *s, const dmarc_record *r)
+{
+    const dmarc_psl *psl = s->conf->dmarc_psl;
+    bool spf_ok = j->ps->spf_result == SPF_PASS && dmarc_aligned(psl, mail_from_domain(s), j->from_dom, r->aspf_strict);
+    bool dkim_ok = false;
+    for (size_t i = 0; i < j->pass_domains.n && !dkim_ok; i++)
+        dkim_ok = dmarc_aligned(psl, j->pass_domains.v[i], j->from_dom, r->adkim_strict);
+    dmarc_policy pol = j->org_lookup && r->sp_given ? r->sp : r->p;
+    if (spf_ok || dkim_ok) {
+        dmarc_note(s, "pass", j->from_dom, dmarc_policy_name(pol), "none");
+        return finish(j, s);
+    }
+    dmarc_policy disp = pol;
+    if (r->pct < 100 && (unsigned)(random() % 100) >= r->pct) /* §6.6.4: outside pct, one step milder */
+        disp = disp == DMARC_P_REJECT ? DMARC_P_QUARANTINE : DMARC_P_NONE;
+    enum dmarc_action act = s->conf->opt.dmarc_action;
+    if (act == DMARC_ACTION_NONE) disp = DMARC_P_NONE;
+    if (act == DMARC_ACTION_QUARANTINE && disp == DMARC_P_REJECT) disp = DMARC_P_QUARANTINE;
+    dmarc_note(s, "fail", j->from_dom, dmarc_policy_name(pol), dmarc_policy_name(disp));
+    if (disp != DMARC_P_REJECT) return finish(j, s);
+    policy_sess *ps = j->ps;
+    ps->dkim_job = NULL;
+    job_free(j);
+    verdict v = verdict_refuse(VERDICT_DMARC_REJECT, false, NULL);
+    policy_commit_refuse(ps, NULL, &v); /* may free the session */
+}
+
+/* dmarc_answer - the _dmarc TXT records of the From: domain or of its organizational domain. */
+static void dmarc_answer(void *arg, sl_result res, char *const *strs, size_t n, const char *errmsg)
+{
+    dkim_job *j = arg;
+    (void)errmsg;
+    if (j->cancelled) return job_free(j);
+    smtp_sess *s = j->ps->s;
+    dmarc_record r;
+    if (res == SL_TEMP || (res == SL_ERR)) { /* never a refusal on a lookup that failed for now */
+        dmarc_note(s, "temperror", j->from_dom, "-", "none");
+        return finish(j, s);
+    }
+    if (res == SL_OK && dmarc_record_of(strs, n, &r)) return dmarc_evaluate(j, s, &r);
+    if (!j->org_lookup && strcmp(j->org, j->from_dom)) { /* §6.6.3: then the organizational domain's */
+        j->org_lookup = true;
+        char *name = xasprintf("_dmarc.%s", j->org);
+        dns_lookup_txt(j->ps->p->ctx->dns, name, dmarc_answer, j);
+        free(name);
+        return;
+    }
+    dmarc_note(s, "none", j->from_dom, "-", "none");
+    finish(j, s);
+}
+
+/* dmarc_start - look up the From: domain's DMARC record. */
+static void dmarc_start(dkim_job *j, smtp_sess *s)
+{
+    j->from_dom = from_domain(s->data.data + s->hdr_len, s->data.len - s->hdr_len);
+    if (!j->from_dom) { /* no single From: domain: nothing DMARC can say (§6.6.1) */
+        dmarc_note(s, "permerror", NULL, "-", "none");
+        return finish(j, s);
+    }
+    j->org = dmarc_org_domain(s->conf->dmarc_psl, j->from_dom);
+    j->dmarc_phase = true;
+    char *name = xasprintf("_dmarc.%s", j->from_dom);
+    dns_lookup_txt(j->ps->p->ctx->dns, name, dmarc_answer, j); /* may answer at once */
+    free(name);
 }
 
 /* ---------------------------------------------------------------------------------- signing */

@@ -70,6 +70,8 @@ static const verdict_row rows[VERDICT__COUNT] = {
                           "the sender's domain does not permit this host", false, false},
     [VERDICT_SPF_TEMP] = {"spf_temperror", 451, 451, "4.7.24", "4.7.24", "<{a}>: {d}",
                           "SPF validation error, try again later", false, true},
+    [VERDICT_DMARC_REJECT] = {"dmarc_reject", 550, 451, "5.7.1", "4.7.1", "{d}",
+                              "Message rejected by the DMARC policy of the From: domain", false, false},
 };
 
 verdict verdict_ok(void)

@@ -41,6 +41,7 @@ typedef enum {
     VERDICT_DNSBL,          /* the client is on a DNS block list (DNS_VERIFY_DOMAIN) */
     VERDICT_SPF_FAIL,       /* SPF fail at MAIL FROM with spf_fail_action=reject (RFC 7372 5.7.23) */
     VERDICT_SPF_TEMP,       /* SPF temperror with spf_fail_action=reject: always temporary (4.7.24) */
+    VERDICT_DMARC_REJECT,   /* DMARC fail of a p=reject domain with dmarc_action=reject (RFC 7489 §6.6.4) */
     VERDICT__COUNT
 } verdict_class;
 
