@@ -147,10 +147,10 @@ def txt_line(name, record):
     return "txt-record=%s,%s" % (name, ",".join('"%s"' % p for p in parts))
 
 
-def dkimpy_signed(pem, msgid):
-    msg = st.make_message(msgid, frm="Dave <dave@example.net>", to="bob@example.test",
+def dkimpy_signed(pem, msgid, dom="example.net"):
+    msg = st.make_message(msgid, frm="Dave <dave@%s>" % dom, to="bob@example.test",
                           extra=b"Date: Sat, 05 Dec 2026 20:00:00 +0000\r\n", body=b"Signed by dkimpy.\r\n")
-    sig = dkim.sign(msg, b"sel", b"example.net", pem, canonicalize=(b"relaxed", b"simple"),
+    sig = dkim.sign(msg, b"sel", dom.encode(), pem, canonicalize=(b"relaxed", b"simple"),
                     include_headers=[b"from", b"to", b"subject", b"message-id", b"date"])
     return sig + msg
 
@@ -199,3 +199,64 @@ def test_verify_off_by_default(harness):
     assert send(mta, dkimpy_signed(pem, "dkim-verify-5@x"), sender="dave@example.net").code == 250
     got = mta.wait_message("bob@example.test", b"dkim-verify-5@x")
     assert not ar_of(got[0]) and not mta.events("dkim")
+
+
+# ---------------------------------------------------------------------------------- DMARC
+# (names under .test: the lab's dnsmasq answers NXDOMAIN there, the org-domain fallback needs it)
+
+def dmarc_lab(harness, action, rec_key):
+    lab = st.Lab(harness, records=[
+        "mx-host=probe.dmarcd.test,mail.dmarcd.test,10",
+        txt_line("sel._domainkey.dmarcd.test", rec_key),
+        'txt-record=_dmarc.dmarcd.test,"v=DMARC1; p=reject; sp=none; adkim=r"',
+        'txt-record=_dmarc.quar.dmarco.test,"v=DMARC1; p=quarantine"',
+        'txt-record=_dmarc.dmarco.test,"not a dmarc record"',
+    ], probe="probe.dmarcd.test")
+    return lab.sluice(options={"dmarc_check": "yes", "dmarc_action": action, "internal_networks": NOT_INTERNAL})
+
+
+def test_dmarc_reject_quarantine_pass(harness):
+    pem, rec = rsa_key()
+    mta = dmarc_lab(harness, "reject", rec)
+    # signed by an aligned domain: pass
+    assert send(mta, dkimpy_signed(pem, "dmarc-1@x", "dmarcd.test"), sender="dave@dmarcd.test").code == 250
+    got = mta.wait_message("bob@example.test", b"dmarc-1@x")
+    assert any("dmarc=pass (p=reject dis=none) header.from=dmarcd.test" in a for a in ar_of(got[0])), ar_of(got[0])
+    # unsigned, p=reject: refused at the end of data
+    end = send(mta, st.make_message("dmarc-2@x", frm="dave@dmarcd.test"), sender="dave@dmarcd.test")
+    assert end.code == 550 and end.enhanced() == "5.7.1", end
+    assert not mta.find_messages("bob@example.test", b"dmarc-2@x")
+    # a tampered signature is no better
+    bad = dkimpy_signed(pem, "dmarc-3@x", "dmarcd.test").replace(b"Signed by dkimpy.", b"Signed by Mallory")
+    assert send(mta, bad, sender="dave@dmarcd.test").code == 550
+    # a subdomain without its own record: the organizational domain's sp=none applies
+    assert send(mta, st.make_message("dmarc-4@x", frm="dave@sub.dmarcd.test"), sender="dave@dmarcd.test").code == 250
+    got = mta.wait_message("bob@example.test", b"dmarc-4@x")
+    assert any("dmarc=fail (p=none dis=none) header.from=sub.dmarcd.test" in a for a in ar_of(got[0])), ar_of(got[0])
+    # p=quarantine: delivered with the mark Sieve can test
+    assert send(mta, st.make_message("dmarc-5@x", frm="eve@quar.dmarco.test"), sender="eve@quar.dmarco.test").code == 250
+    got = mta.wait_message("bob@example.test", b"dmarc-5@x")
+    assert b"\r\nX-Sluice-DMARC: quarantine\r\n" in got[0]
+    assert any("dmarc=fail (p=quarantine dis=quarantine)" in a for a in ar_of(got[0]))
+    # no DMARC record (only a TXT that is not one): none
+    assert send(mta, st.make_message("dmarc-6@x", frm="eve@dmarco.test"), sender="eve@dmarco.test").code == 250
+    got = mta.wait_message("bob@example.test", b"dmarc-6@x")
+    assert any("dmarc=none header.from=dmarco.test" in a for a in ar_of(got[0])), ar_of(got[0])
+    ev = mta.events("dmarc")
+    assert {e.kv.get("result") for e in ev} == {"pass", "fail", "none"}, ev
+
+
+def test_dmarc_action_none_records_only(harness):
+    _, rec = rsa_key()
+    mta = dmarc_lab(harness, "none", rec)
+    assert send(mta, st.make_message("dmarc-7@x", frm="dave@dmarcd.test"), sender="dave@dmarcd.test").code == 250
+    got = mta.wait_message("bob@example.test", b"dmarc-7@x")
+    assert any("dmarc=fail (p=reject dis=none)" in a for a in ar_of(got[0])), ar_of(got[0])
+
+
+def test_dmarc_dns_down_never_5xx(harness):
+    mta = harness.sluice(options={"dmarc_check": "yes", "dmarc_action": "reject", "internal_networks": NOT_INTERNAL})
+    end = send(mta, st.make_message("dmarc-8@x", frm="dave@dmarcd.test"), sender="dave@dmarcd.test")
+    assert end.code == 250, end
+    got = mta.wait_message("bob@example.test", b"dmarc-8@x")
+    assert any("dmarc=temperror" in a for a in ar_of(got[0])), ar_of(got[0])
