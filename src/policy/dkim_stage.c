@@ -154,7 +154,7 @@ static bool dmarc_record_of(char *const *strs, size_t n, dmarc_record *r)
 {
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
-        dmarc_record x;
+        dmarc_record x = {0};
         if (strncmp(strs[i], "v=DMARC1", 8) == 0 && dmarc_record_parse(strs[i], &x) == 0) {
             *r = x;
             found++;
@@ -221,7 +221,7 @@ static void dmarc_answer(void *arg, sl_result res, char *const *strs, size_t n, 
     (void)errmsg;
     if (j->cancelled) return job_free(j);
     smtp_sess *s = j->ps->s;
-    dmarc_record r;
+    dmarc_record r = {0};
     if (res == SL_TEMP || (res == SL_ERR)) { /* never a refusal on a lookup that failed for now */
         dmarc_note(s, "temperror", j->from_dom, "-", "none");
         return finish(j, s);
