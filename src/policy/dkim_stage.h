@@ -1,6 +1,7 @@
 /*
- * dkim_stage.h - DKIM at the end of data (dkim_stage.c): verifying the signatures of strangers'
- * mail before the milters and scanners see it (option dkim_verify), and signing our own outgoing
+ * dkim_stage.h - DKIM and DMARC at the end of data (dkim_stage.c): verifying the signatures of
+ * strangers' mail and evaluating DMARC before the milters and scanners see it (options
+ * dkim_verify, dmarc_check, dmarc_action), and signing our own outgoing
  * mail (option dkim_sign, keys from dkim_keys_file) as each content of a commit plan is queued.
  * For the files of the policy module only. Loop thread only.
  */
@@ -9,8 +10,9 @@
 #include "policy/commit.h"
 #include "policy/decide.h"
 
-/* dkim_stage_verify - when dkim_verify applies to s's message, verify its signatures (DNS,
- * asynchronously) and add an Authentication-Results: field with the dkim= results; then done(ps).
+/* dkim_stage_verify - when dkim_verify or dmarc_check applies to s's message, verify its
+ * signatures (DNS, asynchronously), add Authentication-Results: fields (dkim=, dmarc=) and then
+ * done(ps, s) — or refuse the message (dmarc_action=reject, a p=reject domain failing).
  * done may run inside this call. A temperror is recorded, never refused. */
 void dkim_stage_verify(policy_sess *ps, smtp_sess *s, void (*done)(policy_sess *ps, smtp_sess *s));
 /* dkim_stage_abandon - the session ends while verifying: the result is dropped. */
