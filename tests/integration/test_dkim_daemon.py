@@ -57,9 +57,9 @@ def signer(harness, tmp_path, mode, keys_text=None):
     return mta, {b"rsa1": rrec, b"ed1": erec}
 
 
-def send(mta, msg, sender="alice@example.test"):
-    """send - one message to bob@example.test; the reply to the end of data."""
-    with st.Client(mta.port) as c:
+def send(mta, msg, sender="alice@example.test", source=None):
+    """send - one message to bob@example.test (from source, an address); the reply to the end of data."""
+    with st.Client(mta.port, **({"source": source} if source else {})) as c:
         c.ehlo("client.example.net")
         assert c.cmd("MAIL FROM:<%s>" % sender).code == 250
         assert c.cmd("RCPT TO:<bob@example.test>").code == 250
@@ -211,8 +211,11 @@ def dmarc_lab(harness, action, rec_key):
         'txt-record=_dmarc.dmarcd.test,"v=DMARC1; p=reject; sp=none; adkim=r"',
         'txt-record=_dmarc.quar.dmarco.test,"v=DMARC1; p=quarantine"',
         'txt-record=_dmarc.dmarco.test,"not a dmarc record"',
+        'txt-record=dmarcs.test,"v=spf1 ip4:127.0.0.5 -all"',
+        'txt-record=_dmarc.dmarcs.test,"v=DMARC1; p=reject"',
     ], probe="probe.dmarcd.test")
-    return lab.sluice(options={"dmarc_check": "yes", "dmarc_action": action, "internal_networks": NOT_INTERNAL})
+    return lab.sluice(options={"dmarc_check": "yes", "dmarc_action": action, "internal_networks": NOT_INTERNAL,
+                               "spf_check": "yes"})
 
 
 def test_dmarc_reject_quarantine_pass(harness):
@@ -260,3 +263,16 @@ def test_dmarc_dns_down_never_5xx(harness):
     assert end.code == 250, end
     got = mta.wait_message("bob@example.test", b"dmarc-8@x")
     assert any("dmarc=temperror" in a for a in ar_of(got[0])), ar_of(got[0])
+
+
+def test_dmarc_spf_alignment(harness):
+    _, rec = rsa_key()
+    mta = dmarc_lab(harness, "reject", rec)
+    # SPF passes for the MAIL FROM domain, the From: is a subdomain of it: relaxed alignment
+    end = send(mta, st.make_message("dmarc-9@x", frm="b@mail.dmarcs.test"), sender="a@dmarcs.test", source="127.0.0.5")
+    assert end.code == 250, end
+    got = mta.wait_message("bob@example.test", b"dmarc-9@x")
+    assert any("dmarc=pass" in a and "header.from=mail.dmarcs.test" in a for a in ar_of(got[0])), ar_of(got[0])
+    # another client: SPF fails, nothing else aligns, p=reject
+    end = send(mta, st.make_message("dmarc-10@x", frm="b@mail.dmarcs.test"), sender="a@dmarcs.test", source="127.0.0.6")
+    assert end.code == 550, end
