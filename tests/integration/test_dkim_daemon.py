@@ -276,3 +276,37 @@ def test_dmarc_spf_alignment(harness):
     # another client: SPF fails, nothing else aligns, p=reject
     end = send(mta, st.make_message("dmarc-10@x", frm="b@mail.dmarcs.test"), sender="a@dmarcs.test", source="127.0.0.6")
     assert end.code == 550, end
+
+
+@pytest.mark.parametrize("phase", ["dkim", "dmarc"])
+def test_client_leaves_during_check(harness, phase):
+    """A DNS server that never answers: the client gives up while the key (or the _dmarc record)
+    is looked up; the daemon drops the check (no crash, no sanitizer report: the teardown checks)
+    and serves the next client."""
+    import select
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        opts = {"dkim_verify": "yes"} if phase == "dkim" else {"dmarc_check": "yes", "dmarc_action": "reject"}
+        opts.update({"internal_networks": NOT_INTERNAL, "dns_servers": "127.0.0.1:%d" % silent.getsockname()[1]})
+        mta = harness.sluice(options=opts)
+        pem, _ = rsa_key()
+        # dkim: a signature whose key is looked up; dmarc: no signature, so the _dmarc lookup is the first
+        msg = dkimpy_signed(pem, "leave-1@x") if phase == "dkim" else st.make_message("leave-1@x", frm="d@x.test")
+        c = st.Client(mta.port)
+        c.ehlo("client.example.net")
+        assert c.cmd("MAIL FROM:<dave@example.net>").code == 250
+        assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(msg + b".\r\n")
+        asked = st.wait_until(lambda: select.select([silent], [], [], 0)[0] and silent.recv(512), 10)
+        assert asked, "no DNS question"
+        assert (b"_domainkey" if phase == "dkim" else b"_dmarc") in asked
+        c.close()
+        assert st.wait_until(lambda: mta.events("disconnect"), 10)
+        with st.Client(mta.port) as c2:
+            c2.ehlo("client.example.net")
+            c2.quit()
+    finally:
+        silent.close()
