@@ -112,8 +112,7 @@ static void part_done(void *arg, sl_result res, const char *err)
 void policy_commit_plan(policy_sess *ps, commit_plan *p)
 {
     ps->pending = p;
-    dkim_stage_sign(ps->s, p); /* after every header edit: what is signed is what is queued */
-    commit_next(ps);
+    dkim_stage_sign(ps, p, commit_next); /* after every header edit: what is signed is what is queued */
 }
 
 /* commit_failed_msg - the queue message a DSN about s's refused recipients is built from. */
@@ -306,6 +305,7 @@ void policy_commit_refuse(policy_sess *ps, commit_plan *p, verdict *v)
 
 void policy_commit_abandon(policy_sess *ps)
 {
+    dkim_stage_sign_abandon(ps); /* before the plan it signs goes */
     commit_plan_free(ps->pending); /* the store's callback will not run any more */
     ps->pending = NULL;
     scan_stage_abandon(ps);

@@ -17,9 +17,12 @@
 void dkim_stage_verify(policy_sess *ps, smtp_sess *s, void (*done)(policy_sess *ps, smtp_sess *s));
 /* dkim_stage_abandon - the session ends while verifying: the result is dropped. */
 void dkim_stage_abandon(policy_sess *ps);
-/* dkim_stage_sign - when dkim_sign applies to s, put a DKIM-Signature (one per selector of the
- * From: domain in the keys table) on every message of p. A message that cannot be signed goes
- * unsigned (logged). */
-void dkim_stage_sign(const smtp_sess *s, commit_plan *p);
+/* dkim_stage_sign - when dkim_sign applies to ps's session, put a DKIM-Signature (one per
+ * selector of the From: domain in the keys table) on every message of p (ps->pending), signed
+ * on a worker thread; then done(ps) (inside this call when there is nothing to sign). A message
+ * that cannot be signed goes unsigned (logged). */
+void dkim_stage_sign(policy_sess *ps, commit_plan *p, void (*done)(policy_sess *ps));
+/* dkim_stage_sign_abandon - the session lets its commit go while signing: the result is dropped. */
+void dkim_stage_sign_abandon(policy_sess *ps);
 
 #endif
