@@ -202,7 +202,8 @@ class Bench:
         d = os.path.join(self.workdir, "%03d-%s" % (self.seq, kind))
         if kind in ("sluice", "baseline"):
             binary = self.a.sluice_bin if kind == "sluice" else self.a.baseline_binary
-            return h.SluiceMTA(d, sink.port, self.a.jobs, binary, self.a.sluice_log_level, milter_port=port)
+            return h.SluiceMTA(d, sink.port, self.a.jobs, binary, self.a.sluice_log_level, milter_port=port,
+                               dkim_sign=self.a.dkim_sign)
         if kind == "direct":
             return h.DirectTarget(d, sink.port, self.a.jobs)
         if kind == "exim":
@@ -760,6 +761,8 @@ def parse_args(argv):
                          "default_destination_concurrency_limit (default 20, Postfix's default)")
     ap.add_argument("--sluice-bin", default=os.path.join(SRC, "build-release", "sluice"))
     ap.add_argument("--sluice-log-level", default="warn")
+    ap.add_argument("--dkim-sign", action="store_true",
+                    help="Sluice (and the baseline) DKIM-sign every message (RSA-2048, dkim_sign=all)")
     ap.add_argument("--baseline-binary", metavar="PATH",
                     help="a second Sluice binary (e.g. a build of an earlier commit) measured beside this one in "
                          "benchmarks 1 and 5 as the MTA 'baseline', with B/P and S/B ratios")

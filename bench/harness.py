@@ -505,7 +505,7 @@ class SluiceMTA(MTA):
 
     name = "sluice"
 
-    def __init__(self, workdir, sink_port, jobs, binary, log_level="warn", milter_port=None):
+    def __init__(self, workdir, sink_port, jobs, binary, log_level="warn", milter_port=None, dkim_sign=False):
         super().__init__(workdir, sink_port, jobs)
         self.binary = binary
         self.conf = os.path.join(workdir, "conf")
@@ -525,6 +525,13 @@ class SluiceMTA(MTA):
                     "internal_networks=127.0.0.0/8\n"
                     "max_message_size=10M\n"
                     "log_level=%s\n" % log_level + milter)
+        if dkim_sign:  # --dkim-sign: every message signed with an RSA-2048 key for smtp-source's x.test
+            key = os.path.join(self.conf, "dkim.pem")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                            "-out", key], check=True, capture_output=True, timeout=60)
+            self._write("dkim_keys", "x.test bench rsa-sha256 %s\n" % key)
+            with open(os.path.join(self.conf, "option.dat"), "a") as f:
+                f.write("dkim_sign=all\ndkim_keys_file=dkim_keys\n")
         # All the load comes from 127.0.0.1; Postfix exempts mynetworks from its per-client limits
         # (smtpd_client_event_limit_exceptions), so Sluice's per-client limit is lifted to match.
         self._write("dispatcher.cnf", "[SERVICE=SMTP]\nPORT=%d\nINTERFACE_ADDRESS=127.0.0.1\n"

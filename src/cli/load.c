@@ -2,6 +2,8 @@
  * load.c - a configuration directory loaded whole (see load.h).
  */
 #include "cli/load.h"
+#include "dkim/dkim_keys.h"
+#include "dkim/dmarc.h"
 #include "rewrite/mapping.h"
 #include "rewrite/rewrite.h"
 
@@ -31,6 +33,20 @@ sl_conf *load_conf(const char *confdir, conf_errors *errs)
     }
     free(mtext);
     free(mpath);
+    if (c->opt.dkim_keys_file) { /* every key read now, never per message */
+        c->dkim_keys = dkim_keys_load(c->opt.dkim_keys_file, errs);
+        c->dkim_keys_free = dkim_keys_free;
+    }
+    if (c->opt.dmarc_check) { /* organizational domains (RFC 7489 §3.2) */
+        c->dmarc_psl = dmarc_psl_load(c->opt.dmarc_psl_file ? c->opt.dmarc_psl_file
+                                                            : "/usr/share/publicsuffix/public_suffix_list.dat", errs);
+        c->dmarc_psl_free = dmarc_psl_free;
+    }
+    if (c->opt.dkim_sign != DKIM_SIGN_NO && !c->opt.dkim_keys_file) {
+        char *opath = path_in(confdir, "option.dat");
+        conf_error(errs, opath, 0, "dkim_sign needs dkim_keys_file");
+        free(opath);
+    }
     if (errs->msgs.n == before) return c;
     conf_free(c);
     return NULL;

@@ -266,6 +266,8 @@ void conf_free(sl_conf *c)
     free(c->sieve_filter_text);
     conf_free_tls_policy(c);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
+    if (c->dkim_keys && c->dkim_keys_free) c->dkim_keys_free(c->dkim_keys);
+    if (c->dmarc_psl && c->dmarc_psl_free) c->dmarc_psl_free(c->dmarc_psl);
     free(c->dir);
     free(c);
 }

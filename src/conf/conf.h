@@ -32,6 +32,10 @@ enum reject_mode { REJECT_HARD = 0, REJECT_SOFT = 1, REJECT_AUTO = 2 };
 
 /* spf_fail_action: what an SPF fail at MAIL FROM does (doc/sender-checks.md). */
 enum spf_fail_action { SPF_ACTION_NONE = 0, SPF_ACTION_REJECT = 1 };
+/* dkim_sign: which mail is DKIM-signed at the end of data (doc/sender-checks.md). */
+enum dkim_sign_mode { DKIM_SIGN_NO = 0, DKIM_SIGN_LOCAL = 1, DKIM_SIGN_ALL = 2 };
+/* dmarc_action: what a DMARC fail does (doc/sender-checks.md). */
+enum dmarc_action { DMARC_ACTION_NONE = 0, DMARC_ACTION_QUARANTINE = 1, DMARC_ACTION_REJECT = 2 };
 
 /* option.dat (all keys documented in doc/configuration.md). */
 /* Content scanners (option.dat spamfilterN_*, N = 1..SL_SCANNERS; doc/scanning.md). */
@@ -94,6 +98,12 @@ typedef struct {
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
     bool spf_check;            /* spf_check: yes|no, evaluate SPF at MAIL FROM (default no) */
     enum spf_fail_action spf_fail_action; /* spf_fail_action: none (default: record only) or reject */
+    char *dkim_keys_file;      /* dkim_keys_file: the DKIM signing keys table (default none) */
+    enum dkim_sign_mode dkim_sign; /* dkim_sign: no (default), local (ours: local, authenticated, internal) or all */
+    bool dmarc_check;          /* dmarc_check: yes|no, evaluate DMARC at the end of data (default no) */
+    enum dmarc_action dmarc_action; /* dmarc_action: none (default: record only), quarantine or reject */
+    char *dmarc_psl_file;      /* dmarc_psl_file: the public suffix list (default Debian's publicsuffix file) */
+    bool dkim_verify;          /* dkim_verify: yes|no, verify DKIM of strangers' mail at the end of data (default no) */
     unsigned auth_max_failures;/* auth_max_failures: failed AUTHs before the session is closed (default 3) */
     /* The LDAP directory (doc/directory.md); no ldap_uri: the embedded directory.ldif. */
     strvec ldap_uris;          /* ldap_uri: ldap:// or ldaps:// URIs, tried in order */
@@ -242,6 +252,10 @@ typedef struct sl_conf {
     struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
     struct tls_policy_table *tls_policy; /* tls_policy_file parsed (core/tls_policy.h; NULL: none) */
+    struct dkim_keys *dkim_keys;  /* dkim_keys_file, loaded by dkim/dkim_keys.c (NULL when none) */
+    void (*dkim_keys_free)(struct dkim_keys *); /* set by whoever attached dkim_keys; conf_free calls it */
+    struct dmarc_psl *dmarc_psl;  /* the public suffix list when dmarc_check is on (dkim/dmarc.c), or NULL */
+    void (*dmarc_psl_free)(struct dmarc_psl *); /* set by whoever attached dmarc_psl; conf_free calls it */
 } sl_conf;
 
 /* Collected "file:line: message" errors. */

@@ -102,6 +102,10 @@ void conf_options_free(sl_options *opt)
     free(opt->metrics_listen);
     conf_scanners_free(opt);
     free(opt->sieve_filter);
+    free(opt->dkim_keys_file);
+    free(opt->dmarc_psl_file);
+    opt->dkim_keys_file = NULL;
+    opt->dmarc_psl_file = NULL;
     free(opt->vacation_dir);
     opt->sieve_filter = opt->vacation_dir = NULL;
     opt->submit_socket = opt->submit_channel = opt->metrics_listen = NULL;
@@ -210,6 +214,28 @@ static int set_spf_fail_action(sl_options *opt, const char *v, const opt_def *d,
     (void)d, (void)file, (void)bad;
     if (str_ieq(v, "none")) opt->spf_fail_action = SPF_ACTION_NONE;
     else if (str_ieq(v, "reject")) opt->spf_fail_action = SPF_ACTION_REJECT;
+    else return -1;
+    return 0;
+}
+
+/* set_dkim_sign - no, local or all. */
+static int set_dkim_sign(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "no")) opt->dkim_sign = DKIM_SIGN_NO;
+    else if (str_ieq(v, "local")) opt->dkim_sign = DKIM_SIGN_LOCAL;
+    else if (str_ieq(v, "all")) opt->dkim_sign = DKIM_SIGN_ALL;
+    else return -1;
+    return 0;
+}
+
+/* set_dmarc_action - none, quarantine or reject. */
+static int set_dmarc_action(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)d, (void)file, (void)bad;
+    if (str_ieq(v, "none")) opt->dmarc_action = DMARC_ACTION_NONE;
+    else if (str_ieq(v, "quarantine")) opt->dmarc_action = DMARC_ACTION_QUARANTINE;
+    else if (str_ieq(v, "reject")) opt->dmarc_action = DMARC_ACTION_REJECT;
     else return -1;
     return 0;
 }
@@ -617,6 +643,12 @@ static const opt_def opt_table[] = {
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},
     {"spf_check", set_yes_no, OFF(spf_check), 0, 0, "yes or no", NULL},
     {"spf_fail_action", set_spf_fail_action, 0, 0, 0, "none or reject", NULL},
+    {"dkim_keys_file", set_path, OFF(dkim_keys_file), 0, 0, "a file path", NULL},
+    {"dkim_sign", set_dkim_sign, 0, 0, 0, "no, local or all", NULL},
+    {"dmarc_check", set_yes_no, OFF(dmarc_check), 0, 0, "yes or no", NULL},
+    {"dmarc_action", set_dmarc_action, 0, 0, 0, "none, quarantine or reject", NULL},
+    {"dmarc_psl_file", set_path, OFF(dmarc_psl_file), 0, 0, "a file path", NULL},
+    {"dkim_verify", set_yes_no, OFF(dkim_verify), 0, 0, "yes or no", NULL},
     {"auth_max_failures", set_uint, OFF(auth_max_failures), 1, 100, "a number 1..100", NULL},
     {"submit_socket", set_submit_socket, OFF(submit_socket), 0, 0, "a socket path, or none", NULL},
     {"submit_channel", set_word, OFF(submit_channel), 0, 0, "a channel name", NULL},

@@ -15,6 +15,7 @@
 #include "dsn/bounce.h"
 #include "policy/commit.h"
 #include "policy/decide.h"
+#include "policy/dkim_stage.h"
 #include "policy/fleet.h"
 #include "policy/milter_stage.h"
 #include "policy/scan_stage.h"
@@ -111,7 +112,7 @@ static void part_done(void *arg, sl_result res, const char *err)
 void policy_commit_plan(policy_sess *ps, commit_plan *p)
 {
     ps->pending = p;
-    commit_next(ps);
+    dkim_stage_sign(ps, p, commit_next); /* after every header edit: what is signed is what is queued */
 }
 
 /* commit_failed_msg - the queue message a DSN about s's refused recipients is built from. */
@@ -176,6 +177,7 @@ static void add_notes(smtp_sess *s, const strvec *notes)
 }
 
 static void commit_scanned(policy_sess *ps, smtp_sess *s);
+static void commit_verified(policy_sess *ps, smtp_sess *s);
 
 /* after_milters - the milters' verdict on the message: refuse, discard, hold, or go on. */
 static void after_milters(policy_sess *ps, milter_outcome *o)
@@ -255,6 +257,12 @@ void policy_commit(policy_sess *ps, smtp_sess *s)
         add_notes(s, &note);
         sv_free(&note);
     }
+    dkim_stage_verify(ps, s, commit_verified);
+}
+
+/* commit_verified - the message after DKIM verification: the milters, the scanners, the queue. */
+static void commit_verified(policy_sess *ps, smtp_sess *s)
+{
     if (ps->milters) return milters_message(ps, after_milters); /* also notes the milters lost */
     commit_scanned(ps, s);
 }
@@ -297,6 +305,7 @@ void policy_commit_refuse(policy_sess *ps, commit_plan *p, verdict *v)
 
 void policy_commit_abandon(policy_sess *ps)
 {
+    dkim_stage_sign_abandon(ps); /* before the plan it signs goes */
     commit_plan_free(ps->pending); /* the store's callback will not run any more */
     ps->pending = NULL;
     scan_stage_abandon(ps);

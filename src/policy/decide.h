@@ -46,6 +46,8 @@ typedef struct policy_sess {
     struct sender_req *sender_req; /* sender lookup of MAIL FROM in progress, or NULL */
     struct spf_job *spf_job; /* SPF check of MAIL FROM in progress, or NULL */
     int spf_result;         /* this transaction's SPF result (spf/spf.h spf_res), -1 when not checked */
+    struct sign_job *sign_job; /* DKIM signing of the pending commit on a worker (policy/dkim_stage.c), or NULL */
+    struct dkim_job *dkim_job; /* DKIM verification at the end of data in progress (policy/dkim_stage.c), or NULL */
     sender_info sender;     /* this transaction's sender */
     unsigned rcpt_attempts; /* RCPT commands of this transaction */
     unsigned mail_delay;    /* $D delay of the MAIL decision being made */

@@ -8,6 +8,7 @@
 #include "dir/dir.h"
 #include "policy/access.h"
 #include "policy/decide.h"
+#include "policy/dkim_stage.h"
 #include "policy/fleet.h"
 #include "policy/dnsbl.h"
 #include "policy/milter_stage.h"
@@ -250,6 +251,7 @@ static void ops_close(void *ctx)
     if (ps->rcpt) policy_rcpt_abandon(ps);
     if (ps->sender_req) policy_sender_abandon(ps);
     if (ps->spf_job) policy_spf_abandon(ps);
+    if (ps->dkim_job) dkim_stage_abandon(ps);
     policy_sender_clear(ps);
     dir_unref(ps->dir);
     free(ps);

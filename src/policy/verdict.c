@@ -80,6 +80,8 @@ static const verdict_row rows[VERDICT__COUNT] = {
                              false, false},
     [VERDICT_ETRN_FAILED] = {"etrn_failed", 458, 458, "4.3.0", "4.3.0", "Unable to queue messages for node {a}", NULL,
                              false, true},
+    [VERDICT_DMARC_REJECT] = {"dmarc_reject", 550, 451, "5.7.1", "4.7.1", "{d}",
+                              "Message rejected by the DMARC policy of the From: domain", false, false},
 };
 
 verdict verdict_ok(void)

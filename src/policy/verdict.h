@@ -46,6 +46,7 @@ typedef enum {
     VERDICT_ETRN_NONE,      /* ETRN: no message waits for the node (251) */
     VERDICT_ETRN_DENIED,    /* ETRN: ETRN_ACCESS (or the default, internal clients only) refuses the node (459) */
     VERDICT_ETRN_FAILED,    /* ETRN: the queue cannot be run now (458) */
+    VERDICT_DMARC_REJECT,   /* DMARC fail of a p=reject domain with dmarc_action=reject (RFC 7489 §6.6.4) */
     VERDICT__COUNT
 } verdict_class;
 
