@@ -196,6 +196,15 @@ static void link_failed(milter_set *ms, milter_link *l, const char *reason)
     ms->cur = ms->n;
 }
 
+/* unbracket - an address as a milter sends it ("<a@b>" or "a@b") without its brackets; caller frees. */
+static char *unbracket(const char *a)
+{
+    char *s = xstrdup(a + (a[0] == '<'));
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '>') s[n - 1] = '\0';
+    return s;
+}
+
 /* apply_mods - the message stage's changes to the message, recipients and sender. */
 static void apply_mods(milter_set *ms, const milter_link *l, const milter_mods *mods)
 {
@@ -213,18 +222,14 @@ static void apply_mods(milter_set *ms, const milter_link *l, const milter_mods *
                  mods->body_replaced ? "replaced" : "kept");
     }
     for (size_t i = 0; i < mods->del_rcpts.n; i++) {
-        char *addr = xstrdup(mods->del_rcpts.v[i] + (mods->del_rcpts.v[i][0] == '<'));
-        size_t al = strlen(addr);
-        if (al && addr[al - 1] == '>') addr[al - 1] = '\0';
+        char *addr = unbracket(mods->del_rcpts.v[i]);
         for (size_t k = s->n_rcpts; k-- > 0;)
             if (str_ieq(s->rcpts[k].orig, addr) || str_ieq(s->rcpts[k].addr, addr)) smtp_sess_remove_rcpt(s, k);
         log_info(s->qid, "milter_delrcpt", "scanner=%u to=<%s>", l->n + 1, addr);
         free(addr);
     }
     for (size_t i = 0; i < mods->add_rcpts.n; i++) {
-        char *addr = xstrdup(mods->add_rcpts.v[i] + (mods->add_rcpts.v[i][0] == '<'));
-        size_t al = strlen(addr);
-        if (al && addr[al - 1] == '>') addr[al - 1] = '\0';
+        char *addr = unbracket(mods->add_rcpts.v[i]);
         rw_result rw;
         memset(&rw, 0, sizeof rw);
         if (rewrite_address(s->conf, addr, s->src_channel, &rw, NULL) == SL_OK) {
@@ -240,9 +245,7 @@ static void apply_mods(milter_set *ms, const milter_link *l, const milter_mods *
         free(addr);
     }
     if (mods->chgfrom) {
-        char *from = xstrdup(mods->chgfrom + (mods->chgfrom[0] == '<'));
-        size_t fl = strlen(from);
-        if (fl && from[fl - 1] == '>') from[fl - 1] = '\0';
+        char *from = unbracket(mods->chgfrom);
         log_info(s->qid, "milter_chgfrom", "scanner=%u from=<%s>", l->n + 1, from);
         smtp_sess_set_sender(s, from);
         free(from);

@@ -76,17 +76,26 @@ static bool job_parse(scan_job *j, bool eof)
     return true;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* take_input - move what arrived into j->answer; false (the job failed and is gone) when too long. */
+static bool take_input(scan_job *j, struct bufferevent *bev)
 {
-    scan_job *j = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
-    if (j->answer.len + n > MAX_ANSWER_BYTES) return job_fail(j, "answer too long");
+    if (j->answer.len + n > MAX_ANSWER_BYTES) {
+        job_fail(j, "answer too long");
+        return false;
+    }
     sb_reserve(&j->answer, n + 1);
     evbuffer_remove(in, j->answer.data + j->answer.len, n);
     j->answer.len += n;
     j->answer.data[j->answer.len] = '\0';
-    job_parse(j, false);
+    return true;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    scan_job *j = arg;
+    if (take_input(j, bev)) job_parse(j, false);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -111,16 +120,7 @@ static void on_event_eof(struct bufferevent *bev, short what, void *arg)
 {
     scan_job *j = arg;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        size_t n = evbuffer_get_length(in);
-        if (n) {
-            if (j->answer.len + n > MAX_ANSWER_BYTES) return job_fail(j, "answer too long");
-            sb_reserve(&j->answer, n + 1);
-            evbuffer_remove(in, j->answer.data + j->answer.len, n);
-            j->answer.len += n;
-            j->answer.data[j->answer.len] = '\0';
-        }
-        job_parse(j, true);
+        if (take_input(j, bev)) job_parse(j, true);
         return;
     }
     on_event(bev, what, arg);
