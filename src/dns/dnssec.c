@@ -57,6 +57,8 @@ static sl_result status_result(int status, char *err, size_t errlen)
 {
     if (status == ARES_ESERVFAIL)
         snprintf(err, errlen, "server failure (bogus or unreachable)");
+    else if (status == ARES_ECONNREFUSED) /* what c-ares 1.18 reports once every server said SERVFAIL or REFUSED */
+        snprintf(err, errlen, "no answer (SERVFAIL: bogus, or the servers unreachable)");
     else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED)
         snprintf(err, errlen, "cancelled");
     else
