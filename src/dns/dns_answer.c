@@ -66,7 +66,7 @@ bool dns_name_expand(const unsigned char *buf, size_t len, size_t off, char *out
         }
         total += c + 1;
         if (total > NAME_MAX_LEN || off + 1 + c > len) return false;
-        if (o + c + 2 > outlen) return false;
+        if (o + (o ? 1 : 0) + c + 1 > outlen) return false; /* a dot, the label, the NUL */
         if (o) out[o++] = '.';
         for (unsigned i = 0; i < c; i++) {
             unsigned char ch = buf[off + 1 + i];
