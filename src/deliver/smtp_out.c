@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 #include "core/tls_policy.h"
 #include "deliver/dane_out.h"
@@ -363,6 +364,13 @@ static enum tls_level tls_level_of(const smtp_out *s)
 
 /* ---- DANE (dane_out.h): the lookups, the per-host verdict, the certificate check ------- */
 
+/* dane_count - one more DANE outcome in the metrics (verified, failed, skipped). */
+static void dane_count(const char *result)
+{
+    const char *v[] = {result};
+    metric_add(&METRIC_DANE, v, 1);
+}
+
 /* dane_wanted - the destination's level is dane or dane-only. */
 static bool dane_wanted(const smtp_out *s)
 {
@@ -421,6 +429,7 @@ static void dane_apply(smtp_out *s, size_t n_records)
              tls_level_name(s->tls_level), dane_result_type_name(v->rt), v->why);
     fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
     free(diag);
+    dane_count("skipped");
     s->st = OS_CLOSED;
     dest_try_next(s);
 }
@@ -460,6 +469,7 @@ static bool tls_dane_prepare(smtp_out *s, SSL *ssl)
     if (dane_ssl_prepare(&s->dane, ssl, why, sizeof why)) return true;
     log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s result_type=%s reason=\"%s\"", s->peer,
              tls_level_name(s->tls_level), dane_result_type_name(DANE_RT_TLSA_INVALID), why);
+    dane_count("failed");
     smtp_client_tls_failed(s->cs, why);
     return false;
 }
@@ -476,6 +486,7 @@ static bool tls_check_dane(smtp_out *s, SSL *ssl)
     else
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s result_type=%s reason=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), dane_result_type_name(rt), why);
+    dane_count(ok ? "verified" : "failed");
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -487,6 +498,7 @@ static void dane_note_failed(smtp_out *s, const char *status)
     if (!dane_wanted(s) || (l != TLS_LEVEL_DANE && l != TLS_LEVEL_ENCRYPT) || strcmp(status, "4.7.4") != 0) return;
     log_info(out_msg_id(s), "tls_failed", "peer=%s tls=none policy=%s result_type=%s reason=\"STARTTLS not offered\"",
              s->peer, tls_level_name(s->tls_level), dane_result_type_name(DANE_RT_STARTTLS_NOT_SUPPORTED));
+    dane_count("failed");
 }
 
 /* tls_log_clear - the connection is established without TLS: say so and why. */

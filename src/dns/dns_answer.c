@@ -97,10 +97,10 @@ bool dns_answer_parse(const unsigned char *buf, size_t len, uint16_t qtype, dns_
     }
     for (unsigned i = 0; i < an; i++) {
         off = name_skip(buf, len, off);
-        if (!off || off + 10 > len) return false;
+        if (!off || off + 10 > len) goto bad;
         unsigned type = get16(buf + off), class = get16(buf + off + 2), rdlen = get16(buf + off + 8);
         off += 10;
-        if (off + rdlen > len) return false;
+        if (off + rdlen > len) goto bad;
         if (type == qtype && class == 1 && a->n < DNS_ANSWER_MAX_RR) {
             a->rr[a->n].off = off;
             a->rr[a->n].len = rdlen;
@@ -109,6 +109,9 @@ bool dns_answer_parse(const unsigned char *buf, size_t len, uint16_t qtype, dns_
         off += rdlen;
     }
     return true;
+bad: /* a refused reply has no records */
+    a->n = 0;
+    return false;
 }
 
 bool dns_mx_from_answer(const unsigned char *buf, size_t len, const dns_answer *a, dns_mx **mx, size_t *n)

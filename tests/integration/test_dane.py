@@ -22,6 +22,7 @@ wrong anchor: unbound answers SERVFAIL). Policy: `dane` for .dane.test, plain.te
 - bogus.test's own MX lookup fails: deferred, nothing delivered.
 - The insecure zone with `dane`: delivered as `may`; with `dane-only`: deferred 4.7.5 (dane-required).
 - dane-only with a secure usable TLSA: delivered, dane-verified.
+- The metric sluice_dane_total counts verified, failed and skipped hosts.
 - `sluice check` accepts dane and dane-only.
 """
 import hashlib
@@ -175,7 +176,8 @@ mx    A {a['bogus']}
     lab.bogus = lab.start_sink(HOSTS["bogus"], name="sink-bogus", tls=ee)
 
     lab.mta = h.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % port, start=False,
-                       options={"dns_servers": "127.0.0.1:%d" % lab.unbound.port, "tls_policy_file": "tls_policy"})
+                       options={"dns_servers": "127.0.0.1:%d" % lab.unbound.port, "tls_policy_file": "tls_policy",
+                                "metrics_listen": str(st.free_port("127.0.0.1"))})
     lab.mta.write("tls_policy", POLICY)
     # One message per connection: no outbound TLS connection is left idle when the daemon stops
     # (see test_tls_policy.py).
@@ -311,6 +313,18 @@ def test_dane_only_with_secure_tlsa_delivers(lab):
     t = lines(lab, qid, "tls")
     assert t and t[0].kv.get("tls") == "dane-verified" and t[0].kv.get("policy") == "dane-only", \
         lab.mta.log_excerpt(qid)
+
+
+def test_metrics_count_dane_outcomes(lab):
+    """after the cases above (this file's order): sluice_dane_total by result."""
+    import urllib.request
+    port = int(lab.mta.options["metrics_listen"])
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    got = {}
+    for line in text.splitlines():
+        if line.startswith("sluice_dane_total{"):
+            got[line.split('result="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    assert got.get("verified", 0) >= 4 and got.get("failed", 0) >= 2 and got.get("skipped", 0) >= 2, got
 
 
 def test_check_accepts_dane_levels(harness):
