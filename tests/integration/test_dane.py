@@ -14,7 +14,8 @@ wrong anchor: unbound answers SERVFAIL). Policy: `dane` for .dane.test, plain.te
 - DANE-TA `2 0 1 sha256(CA certificate)`: the sink presents leaf + CA, the leaf names the MX host:
   delivered, dane-verified at depth 1.
 - A record matching no certificate: deferred 4.7.5 (result_type=validation-failure), nothing
-  delivered at all (never clear text).
+  delivered at all (never clear text); DANE-TA whose chain matches but whose leaf names another
+  host: deferred 4.7.5 (certificate-host-mismatch).
 - TLSA present but the sink offers no STARTTLS: deferred 4.7.4 (starttls-not-supported).
 - Only PKIX-EE records (unusable for SMTP): mandatory TLS without authentication (tls=encrypted).
 - A secure MX whose host's TLSA lookup fails (it lies in bogus.test): that host is skipped with
@@ -36,7 +37,7 @@ import sluicetest as st
 from sluicetest import make_message, send_message
 from test_tls_policy import make_ca, make_leaf
 
-HOSTS = {"ee": 2, "ta": 3, "mismatch": 4, "nostarttls": 5, "unusable": 6, "plain": 7, "bogus": 8}
+HOSTS = {"ee": 2, "ta": 3, "mismatch": 4, "nostarttls": 5, "unusable": 6, "plain": 7, "bogus": 8, "taname": 9}
 
 POLICY = """# outbound TLS policy of test_dane
 .dane.test        dane
@@ -123,6 +124,10 @@ def lab(module_harness):
     with open(ta_chain, "w") as f:
         f.write(open(ta_leaf[0]).read() + open(ca[0]).read())
     other = make_leaf(pki, "mx-mismatch.dane.test", None)
+    wrong_name = make_leaf(pki, "mx-elsewhere.dane.test", ca)  # the CA's, but for another name
+    wrong_chain = os.path.join(pki, "wrong-chain.pem")
+    with open(wrong_chain, "w") as f:
+        f.write(open(wrong_name[0]).read() + open(ca[0]).read())
     unusable = make_leaf(pki, "mx-unusable.dane.test", None)
 
     ee_hash = spki_sha256(ee[0])
@@ -136,6 +141,7 @@ ta        MX 10 mx-ta
 mismatch  MX 10 mx-mismatch
 nostarttls MX 10 mx-nostarttls
 unusable  MX 10 mx-unusable
+taname    MX 10 mx-taname
 tlsafail  MX 10 mx.bogus.test.
 tlsafail  MX 20 mx-ee
 mx-ee          A {a['ee']}
@@ -143,10 +149,12 @@ mx-ta          A {a['ta']}
 mx-mismatch    A {a['mismatch']}
 mx-nostarttls  A {a['nostarttls']}
 mx-unusable    A {a['unusable']}
+mx-taname      A {a['taname']}
 {t}.mx-ee         TLSA 3 1 1 {ee_hash}
 {t}.mx-ta         TLSA 2 0 1 {ca_hash}
 {t}.mx-mismatch   TLSA 3 1 1 {wrong_hash}
 {t}.mx-nostarttls TLSA 3 1 1 {ee_hash}
+{t}.mx-taname     TLSA 2 0 1 {ca_hash}
 {t}.mx-unusable   TLSA 1 1 1 {spki_sha256(unusable[0])}
 """)
     plain_zone = zone("plain.test", f"""
@@ -174,6 +182,7 @@ mx    A {a['bogus']}
     lab.unusable = lab.start_sink(HOSTS["unusable"], name="sink-unusable", tls=unusable)
     lab.plain = lab.start_sink(HOSTS["plain"], name="sink-plain", tls=other)
     lab.bogus = lab.start_sink(HOSTS["bogus"], name="sink-bogus", tls=ee)
+    lab.taname = lab.start_sink(HOSTS["taname"], name="sink-taname", tls=(wrong_chain, wrong_name[1]))
 
     lab.mta = h.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % port, start=False,
                        options={"dns_servers": "127.0.0.1:%d" % lab.unbound.port, "tls_policy_file": "tls_policy",
@@ -207,7 +216,7 @@ def lines(lab, qid, event):
 def nowhere(lab, mid):
     """nowhere - no sink of the lab received the message."""
     return not any(s.find(mid.encode()) for s in (lab.ee, lab.ta, lab.mismatch, lab.nostarttls, lab.unusable,
-                                                   lab.plain, lab.bogus))
+                                                   lab.plain, lab.bogus, lab.taname))
 
 
 def test_resolver_chain_is_what_the_cases_need(lab):
@@ -247,6 +256,15 @@ def test_mismatch_defers_4_7_5_never_clear_text(lab):
     f = lines(lab, qid, "tls_failed")
     assert f and f[0].kv.get("result_type") == "validation-failure", lab.mta.log_excerpt(qid)
     assert nowhere(lab, mid), "the message was delivered despite the TLSA mismatch"
+
+
+def test_dane_ta_wrong_name_defers_4_7_5(lab):
+    qid, mid = send(lab, "dora@taname.dane.test")
+    d = delivery(lab, qid)
+    assert d.kv.get("result") == "deferred" and d.kv.get("status") == "4.7.5", d.raw
+    f = lines(lab, qid, "tls_failed")
+    assert f and f[0].kv.get("result_type") == "certificate-host-mismatch", lab.mta.log_excerpt(qid)
+    assert nowhere(lab, mid)
 
 
 def test_tlsa_without_starttls_defers_4_7_4(lab):
@@ -324,7 +342,7 @@ def test_metrics_count_dane_outcomes(lab):
     for line in text.splitlines():
         if line.startswith("sluice_dane_total{"):
             got[line.split('result="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
-    assert got.get("verified", 0) >= 4 and got.get("failed", 0) >= 2 and got.get("skipped", 0) >= 2, got
+    assert got.get("verified", 0) >= 4 and got.get("failed", 0) >= 3 and got.get("skipped", 0) >= 2, got
 
 
 def test_check_accepts_dane_levels(harness):
