@@ -3,7 +3,8 @@
  * DNSSEC-aware lookups (dns/dnssec.h): header flags (AD, TC, rcode), the question skipped, answer
  * records of the asked type collected past a CNAME, MX names with compression pointers, a null
  * MX, and hostile replies (short, running off the end, forward and looping pointers, over-long
- * names, a query instead of a response) refused without reading out of bounds.
+ * names, a query instead of a response) refused without reading out of bounds; and the AD bit
+ * believed only from resolvers that are all on loopback (dns_ad_trusted).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
 #include "dns/dnssec.h"
 
@@ -267,6 +269,36 @@ static void test_name_expand_limits(void **state)
     assert_string_equal(out, "abcd");
 }
 
+/* ad_trusted_with - dns_ad_trusted of a resolver given these servers (comma-separated; "" for resolv.conf). */
+static bool ad_trusted_with(const char *csv)
+{
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    strvec sv = {0};
+    char *copy = xstrdup(csv), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) sv_push(&sv, t);
+    char err[128];
+    dns_ctx *d = dns_new(base, &sv, err, sizeof err);
+    assert_non_null(d);
+    bool trusted = dns_ad_trusted(d);
+    dns_free(d);
+    sv_free(&sv);
+    free(copy);
+    event_base_free(base);
+    return trusted;
+}
+
+static void test_ad_trusted_only_from_loopback(void **state)
+{
+    (void)state;
+    assert_true(ad_trusted_with("127.0.0.1:53"));
+    assert_true(ad_trusted_with("127.0.0.53:5354,[::1]:53"));
+    assert_false(ad_trusted_with("192.0.2.53:53"));
+    assert_false(ad_trusted_with("127.0.0.1:53,192.0.2.53:53"));
+    assert_false(ad_trusted_with("[2001:db8::53]:53"));
+    assert_false(ad_trusted_with(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_mx_names),
         cmocka_unit_test(test_mx_malformed),
         cmocka_unit_test(test_name_expand_limits),
+        cmocka_unit_test(test_ad_trusted_only_from_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
