@@ -371,6 +371,17 @@ static void dane_count(const char *result)
     metric_add(&METRIC_DANE, v, 1);
 }
 
+/* dane_failed - THE place every DANE failure passes (for a TLS-RPT reporter, RFC 8460): one
+ * tls_failed line with its RFC 8460 result type and one count. state: "failed" (a handshake or
+ * its certificate), "skipped" (the host was not connected to), "none" (no STARTTLS). */
+static void dane_failed(smtp_out *s, const char *state, dane_result_type rt, const char *why)
+{
+    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=%s policy=%s result_type=%s reason=\"%s\"",
+             s->peer && strcmp(state, "skipped") != 0 ? s->peer : s->peer_name, state, tls_level_name(s->tls_level),
+             dane_result_type_name(rt), why);
+    dane_count(strcmp(state, "skipped") == 0 ? "skipped" : "failed");
+}
+
 /* dane_wanted - the destination's level is dane or dane-only. */
 static bool dane_wanted(const smtp_out *s)
 {
@@ -425,11 +436,9 @@ static void dane_apply(smtp_out *s, size_t n_records)
         return;
     }
     char *diag = xasprintf("x-sluice; %s: DANE (%s): %s", s->peer_name, tls_level_name(s->tls_level), v->why);
-    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=skipped policy=%s result_type=%s reason=\"%s\"", s->peer_name,
-             tls_level_name(s->tls_level), dane_result_type_name(v->rt), v->why);
+    dane_failed(s, "skipped", v->rt, v->why);
     fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
     free(diag);
-    dane_count("skipped");
     s->st = OS_CLOSED;
     dest_try_next(s);
 }
@@ -467,9 +476,7 @@ static bool tls_dane_prepare(smtp_out *s, SSL *ssl)
     if (conn_level(s) != TLS_LEVEL_DANE) return true;
     char why[256];
     if (dane_ssl_prepare(&s->dane, ssl, why, sizeof why)) return true;
-    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s result_type=%s reason=\"%s\"", s->peer,
-             tls_level_name(s->tls_level), dane_result_type_name(DANE_RT_TLSA_INVALID), why);
-    dane_count("failed");
+    dane_failed(s, "failed", DANE_RT_TLSA_INVALID, why);
     smtp_client_tls_failed(s->cs, why);
     return false;
 }
@@ -484,9 +491,8 @@ static bool tls_check_dane(smtp_out *s, SSL *ssl)
         log_info(out_msg_id(s), "tls", "peer=%s tls=dane-verified policy=%s match=\"%s\" cipher=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), match, s->tls_info);
     else
-        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s result_type=%s reason=\"%s\"", s->peer,
-                 tls_level_name(s->tls_level), dane_result_type_name(rt), why);
-    dane_count(ok ? "verified" : "failed");
+        dane_failed(s, "failed", rt, why);
+    if (ok) dane_count("verified");
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -496,9 +502,7 @@ static void dane_note_failed(smtp_out *s, const char *status)
 {
     enum tls_level l = conn_level(s);
     if (!dane_wanted(s) || (l != TLS_LEVEL_DANE && l != TLS_LEVEL_ENCRYPT) || strcmp(status, "4.7.4") != 0) return;
-    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=none policy=%s result_type=%s reason=\"STARTTLS not offered\"",
-             s->peer, tls_level_name(s->tls_level), dane_result_type_name(DANE_RT_STARTTLS_NOT_SUPPORTED));
-    dane_count("failed");
+    dane_failed(s, "none", DANE_RT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
 }
 
 /* tls_log_clear - the connection is established without TLS: say so and why. */
