@@ -318,6 +318,10 @@ const metric_def METRIC_FLUSH_SECONDS = {"sluice_store_flush_seconds",
 const metric_def METRIC_PICKUP = {"sluice_pickup_files_total",
                                   "Files of the pickup directory, by result (queued, deferred, failed)", METRIC_COUNTER,
                                   {"result"}, NULL, 0};
+const metric_def METRIC_DANE = {"sluice_dane_total",
+                                "DANE (tls_policy_file dane, dane-only) per MX host, by result: verified (a TLSA record "
+                                "matched), failed (none matched, or STARTTLS missing), skipped (4.7.5 before connecting)",
+                                METRIC_COUNTER, {"result"}, NULL, 0};
 const metric_def METRIC_BUILD_INFO = {"sluice_build_info", "Always 1; the version in a label", METRIC_GAUGE,
                                       {"version"}, NULL, 0};
 
@@ -327,7 +331,7 @@ void metrics_declare_all(void)
                                &METRIC_RCPTS_RECEIVED,  &METRIC_REJECTS,        &METRIC_DELIVERIES,
                                &METRIC_DSNS,            &METRIC_QUEUE_MESSAGES, &METRIC_QUEUE_OLDEST,
                                &METRIC_COMMIT_BATCHES,  &METRIC_COMMIT_FILES,   &METRIC_FLUSH_SECONDS,
-                               &METRIC_PICKUP};
+                               &METRIC_PICKUP,          &METRIC_DANE};
     for (size_t i = 0; i < SL_ARRAY_LEN(all); i++) {
         family *f = family_get(all[i]);
         if (!label_count(all[i]) && all[i]->type != METRIC_GAUGE) series_get(f, NULL); /* rendered as 0 */

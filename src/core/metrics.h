@@ -72,6 +72,7 @@ extern const metric_def METRIC_COMMIT_BATCHES;     /* counter: group-commit batc
 extern const metric_def METRIC_COMMIT_FILES;       /* counter: files in them */
 extern const metric_def METRIC_FLUSH_SECONDS;      /* histogram: time to make one batch durable */
 extern const metric_def METRIC_PICKUP;             /* counter {result}: pickup files queued, deferred, failed */
+extern const metric_def METRIC_DANE;              /* counter {result}: DANE per MX host: verified, failed, skipped */
 extern const metric_def METRIC_BUILD_INFO;         /* gauge {version}: 1 */
 
 #endif

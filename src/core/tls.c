@@ -88,6 +88,12 @@ SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen)
     if (!ctx) return NULL;
     /* SSL_VERIFY_NONE still builds and checks the chain: SSL_get_verify_result tells the outcome */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    /* DANE (RFC 7672): only connections that call SSL_dane_enable use it (deliver/dane_out.c) */
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        tls_last_error(err, errlen);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     load_system_store(ctx);
     if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
         char why[256];

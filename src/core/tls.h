@@ -23,7 +23,8 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, 
 bool tls_cipher_list_ok(const char *list);
 /* tls_client_ctx - the client context. The handshake never fails on the certificate (opportunistic TLS,
  * RFC 7435): the chain is checked against the system CA store and ca_file (PEM, NULL: none), and
- * tls_client_verify judges the result afterwards when the destination's policy asks for it. */
+ * tls_client_verify judges the result afterwards when the destination's policy asks for it. DANE is
+ * enabled on the context (SSL_CTX_dane_enable); only connections that enable it use it. */
 SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen);
 /* tls_client_sni - send host as the server name (SNI, RFC 6066) unless it is an IP address literal. */
 void tls_client_sni(SSL *ssl, const char *host);
