@@ -43,6 +43,7 @@
 #include <openssl/ssl.h>
 #include "smtp/client_sess.h"
 #include "smtp/parse.h"
+#include "tlsrpt/tlsrpt_out.h"
 
 enum out_state {
     OS_CLOSED,       /* no connection */
@@ -368,6 +369,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
     if (s->tls_level != TLS_LEVEL_VERIFY) {
         log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), s->tls_info);
+        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
         return true;
     }
     const strvec *m = &s->tls_pol->match;
@@ -379,6 +381,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
         log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
     else
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
+    tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -503,6 +506,8 @@ static void on_failed(smtp_out *s)
     log_info(out_msg_id(s), "session_failed", "host=%s addr=%s status=%s reply=\"%s\"", s->peer_name, s->peer_ip,
              f->status, reply);
     free(reply);
+    if (!strcmp(f->status, "4.7.4")) /* TLS required, STARTTLS not offered */
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
@@ -571,6 +576,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         tls_last_error(err, sizeof err);
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
