@@ -12,6 +12,7 @@ is Python's http.server behind TLS with a certificate of the same CA.
   report-type="tlsrpt" with the RFC 8460 5.3 headers and a gzipped JSON attachment whose counts,
   policy and date range are checked; the https endpoint gets a POST of application/tlsrpt+gzip;
   norec.test gets no report (logged); a second send sends nothing (never twice).
+- plain.test is `encrypt` but its MX offers no STARTTLS: starttls-not-supported.
 """
 import datetime
 import email
@@ -95,6 +96,7 @@ POLICY = """mixed.test  verify  match=mx.good.test
 good.test   verify
 norec.test  verify  match=mx.good.test
 web.test    verify  match=mx.good.test
+plain.test  encrypt
 """
 
 
@@ -110,10 +112,12 @@ def lab(harness, request):
         'txt-record=_smtp._tls.mixed.test,"v=TLSRPTv1; rua=mailto:tls-reports@rua.test"',
         'txt-record=_smtp._tls.good.test,"v=TLSRPTv1;rua=mailto:tls-reports@rua.test;"',
         'txt-record=_smtp._tls.web.test,"v=TLSRPTv1; rua=https://%s:%d/tlsrpt"' % (lab.addr[5], lab.web.port),
+        'txt-record=_smtp._tls.plain.test,"v=TLSRPTv1; rua=mailto:tls-reports@rua.test"',
         'txt-record=norec.test,"v=spf1 -all"',  # a TXT record, but none at _smtp._tls.norec.test
     ]
     mx = {"mixed.test": [3, 2],  # mx1: a certificate for mx.other.example.net; mx2: one for mx.good.test
           "good.test": 2, "norec.test": 2, "web.test": 2,
+          "plain.test": 4,       # encrypt, but the sink there offers no STARTTLS
           "rua.test": 4}         # the rua mailbox: a plain sink
     lab.dns = harness.dnsmasq([x for dom, w in mx.items() for x in lab.mx_records(dom, w)] + records,
                               probe="mixed.test")
@@ -159,6 +163,9 @@ def test_reports_after_restart_by_mail_and_https(lab):
         assert sink.wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)
         delivered.append(qid)
     mixed_qid = delivered[0]
+    plain_qid, plain_mid = send(lab, "fred@plain.test")
+    d = lab.mta.wait_event(lambda ln: ln.event == "delivery" and ln.id == plain_qid, timeout=30)
+    assert d and d.kv.get("status") == "4.7.4" and d.kv.get("result") == "deferred", lab.mta.log_excerpt(plain_qid)
     failed = [ln for ln in lab.mta.events("tls_failed") if ln.id == mixed_qid]
     assert failed and "does not match" in failed[0].kv.get("reason", ""), lab.mta.log_excerpt(mixed_qid)
     if datetime.datetime.now(datetime.timezone.utc).date() != today:
@@ -205,6 +212,16 @@ def test_reports_after_restart_by_mail_and_https(lab):
     _, _, rep = report_of(got[0][1])
     assert rep["policies"][0]["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
     assert rep["policies"][0]["failure-details"] == []
+
+    # plain.test: encrypt without STARTTLS on offer
+    got = lab.rua.wait(b"TLS-Report-Domain: plain.test", timeout=30)
+    assert got
+    _, _, rep = report_of(got[0][1])
+    pol = rep["policies"][0]
+    assert pol["summary"]["total-successful-session-count"] == 0, pol
+    assert pol["summary"]["total-failure-session-count"] >= 1, pol
+    assert {f["result-type"] for f in pol["failure-details"]} == {"starttls-not-supported"}, pol
+    assert pol["failure-details"][0]["receiving-mx-hostname"] == "mx.plain.test", pol
 
     # web.test: the https rua got a POST
     assert st.wait_until(lambda: lab.web.posts, 30), lab.mta.log_excerpt("tlsrpt")
