@@ -32,8 +32,9 @@ static void check_txt(const char *text)
 {
     strvec rua = {0};
     int rc = tlsrpt_txt_parse(text, &rua);
-    char c = text[10];
-    bool tagged = !strncmp(text, "v=TLSRPTv1", 10) && (c == '\0' || c == ';' || c == ' ' || c == '\t');
+    bool tagged = !strncmp(text, "v=TLSRPTv1", 10);
+    char c = tagged ? text[10] : '\0'; /* read only inside the text */
+    tagged = tagged && (c == '\0' || c == ';' || c == ' ' || c == '\t');
     FZ_CHECK(rc >= -1 && rc <= 1, "rc %d", rc);
     FZ_CHECK((rc == 0) == !tagged, "rc %d for a %s record", rc, tagged ? "tagged" : "untagged");
     FZ_CHECK(rc == 1 ? rua.n >= 1 && rua.n <= 8 : rua.n == 0, "rc %d with %zu rua", rc, rua.n);

@@ -82,9 +82,9 @@ static void rua_add(const char *u, size_t n, strvec *rua)
         if (a) sv_push_owned(rua, xasprintf("mailto:%s", a));
         free(a);
     } else if (n > 8 && !strncasecmp(u, "https://", 8)) {
-        char *h = xstrndup(u, n);
-        if (!strpbrk(h, " \t\"<>\\^`{|}")) sv_push(rua, h);
-        free(h);
+        for (size_t i = 0; i < n; i++) /* RFC 3986: printable ASCII, and not these */
+            if ((unsigned char)u[i] <= ' ' || (unsigned char)u[i] >= 0x7f || strchr("\"<>\\^`{|}", u[i])) return;
+        sv_push_owned(rua, xasprintf("https://%.*s", (int)(n - 8), u + 8)); /* the scheme in lower case */
     }
 }
 

@@ -31,6 +31,9 @@ static void test_txt_table(void **state)
         {"v=TLSRPTv1; rua=mailto:tls%2Breports@example.com?subject=x", 1, "mailto:tls+reports@example.com"},
         {"v=TLSRPTv1; rua=mailto:a@x.test; ext_1=value", 1, "mailto:a@x.test"},
         {"v=TLSRPTv1; rua=ftp://x.test/, mailto:b@x.test", 1, "mailto:b@x.test"},
+        {"v=TLSRPTv1; rua=HTTPS://r.x.test/a, MailTo:b@x.test", 1, "https://r.x.test/a mailto:b@x.test"},
+        {"v=TLSRPTv1; rua=https://r.x.test/\x01a", -1, ""},    /* a control byte: no usable rua */
+        {"v=TLSRPTv1; rua=https://r.x.test/{a}", -1, ""},
         {"v=spf1 -all", 0, ""},
         {"", 0, ""},
         {"v=TLSRPTv10; rua=mailto:a@x.test", 0, ""},
