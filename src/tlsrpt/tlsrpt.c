@@ -599,6 +599,14 @@ static int64_t next_run(const tlsrpt *t, int64_t now)
     return (now / 86400 + 1) * 86400 + (delay ? (int64_t)(rnd % (delay + 1)) : 0);
 }
 
+/* tick_arm - the next tick: in a minute, or sooner when the next run is due sooner. */
+static void tick_arm(tlsrpt *t, int64_t now)
+{
+    int64_t wait = t->next_send - now;
+    struct timeval tv = {wait < 1 ? 1 : wait < TLSRPT_TICK ? (time_t)wait : TLSRPT_TICK, 0};
+    evtimer_add(t->tick, &tv);
+}
+
 /* on_tick - every minute: write what changed; after midnight (and the delay) report the finished days. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -615,6 +623,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     forget_done_days(t);
     write_dirty(t);
+    tick_arm(t, now);
 }
 
 /* ---- the command --------------------------------------------------------------------- */
@@ -672,9 +681,8 @@ tlsrpt *tlsrpt_new(sl_ctx *ctx)
         sv_free(&doms);
     }
     t->next_send = overdue ? now + (int64_t)(next_run(t, now) % 86400) : next_run(t, now);
-    t->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, t);
-    struct timeval tv = {TLSRPT_TICK, 0};
-    event_add(t->tick, &tv);
+    t->tick = evtimer_new(ctx->base, on_tick, t);
+    tick_arm(t, now);
     active = t;
     log_info(NULL, "tlsrpt_ready", "dir=%s days=%zu", t->dir, tlsrpt_book_days(t->book, days, TLSRPT_DAYS));
     return t;

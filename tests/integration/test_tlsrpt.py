@@ -250,3 +250,41 @@ def test_command_when_off_and_usage(harness):
     assert r.returncode == 1 and "TLS-RPT is off" in r.stderr, r.stdout + r.stderr
     r = subprocess.run([st.BIN, "tlsrpt", "bogus", "-C", mta.confdir], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "usage: sluice tlsrpt send" in r.stderr, r.stdout + r.stderr
+
+
+def test_overdue_day_is_reported_at_start_and_damaged_file_set_aside(harness):
+    """A day file of yesterday (as a daemon stopped before midnight left it) goes out by itself
+    after the start (tlsrpt_delay=0), without any command; a damaged day file is moved aside."""
+    lab = st.Lab(harness, mx={"rua.test": 2}, records=[
+        'txt-record=_smtp._tls.late.test,"v=TLSRPTv1; rua=mailto:tls-reports@rua.test"'])
+    lab.rua = lab.start_sink(2, name="sink-rua")
+    lab.mta = lab.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
+                         options={"tlsrpt": "1", "tlsrpt_delay": "0"})
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    yesterday = today - datetime.timedelta(days=1)
+    d = os.path.join(lab.mta.queue_dir, "tlsrpt")
+    os.makedirs(d)
+    with open(os.path.join(d, yesterday.isoformat()), "w") as f:
+        f.write("tlsrpt 1 %s\ndropped 0\ndomain late.test 0\npolicy 2 5 2 0 0 0\n"
+                "detail 5 2 127.0.0.1 mx.late.test 192.0.2.9 - handshake%%20failure\nend\n" % yesterday)
+    damaged = (today - datetime.timedelta(days=2)).isoformat()
+    with open(os.path.join(d, damaged), "w") as f:
+        f.write("tlsrpt 1 %s\ndomain x.test 0\npolicy 2 1\n" % damaged)  # truncated: no end line
+    lab.mta.start()
+    got = lab.rua.wait(b"TLS-Report-Domain: late.test", timeout=30)
+    assert got, lab.mta.log_excerpt("tlsrpt")
+    _, _, rep = report_of(got[0][1])
+    assert rep["date-range"]["start-datetime"] == "%sT00:00:00Z" % yesterday, rep
+    pol = rep["policies"][0]
+    assert pol["summary"] == {"total-successful-session-count": 5, "total-failure-session-count": 2}, pol
+    assert pol["failure-details"][0]["result-type"] == "validation-failure", pol
+    assert pol["failure-details"][0]["failure-reason-code"] == "handshake failure", pol
+    assert lab.mta.events("tlsrpt_corrupt"), lab.mta.log_excerpt("tlsrpt")
+    assert os.path.exists(os.path.join(d, damaged + ".corrupt"))
+    assert lab.mta.wait_event(lambda ln: ln.event == "tlsrpt_sent" and ln.kv.get("domain") == "late.test", 10)
+    # the mark is durable: after a restart nothing goes out again
+    lab.mta.stop()
+    lab.mta.start()
+    r = cli(lab, "send")
+    assert r.returncode == 0 and "no reports pending" in r.stdout, r.stdout + r.stderr
+    assert len(lab.rua.find(b"TLS-Report-Domain: late.test")) == 1
