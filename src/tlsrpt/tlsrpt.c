@@ -43,6 +43,16 @@
 #define TLSRPT_DAYS 64         /* days handled at once */
 #define TLSRPT_KEEP_DAYS 31    /* day files older than this are removed at start */
 #define TLSRPT_TICK 60         /* seconds between writes of the day files */
+#define TLSRPT_PARALLEL 16     /* reports in progress at once (TXT lookups, queueing); the rest wait */
+
+typedef struct rep_job rep_job;
+typedef struct post_job post_job;
+
+/* A first-in first-out list of pointers. */
+typedef struct {
+    void **v;
+    size_t head, n, cap;
+} fifo;
 
 struct tlsrpt {
     sl_ctx *ctx;
@@ -52,12 +62,37 @@ struct tlsrpt {
     int64_t next_send;         /* unix time of the next automatic run */
     bool writing;              /* a write job is out */
     bool stopped;
-    strvec busy;               /* "DAY DOMAIN" of reports in progress */
+    strvec busy;               /* "DAY DOMAIN" of reports in progress or waiting */
+    fifo waiting;              /* rep_jobs not started yet */
+    int inflight;              /* rep_jobs started and not finished */
+    fifo posts;                /* post_jobs not handed to a worker yet */
+    bool posting;              /* one POST at a time: a slow endpoint holds one worker, never all */
     pthread_mutex_t wlock;     /* serialises the writes (worker and stop) */
     uint64_t gen, written_gen; /* generations of the writes (written_gen under wlock) */
 };
 
 static tlsrpt *active; /* the daemon's recorder, or NULL (loop thread only) */
+
+/* fifo_push - p at the end of f. */
+static void fifo_push(fifo *f, void *p)
+{
+    if (f->head + f->n == f->cap) {
+        if (f->head) { /* slide to the front before growing */
+            memmove(f->v, f->v + f->head, f->n * sizeof *f->v);
+            f->head = 0;
+        }
+        if (f->n == f->cap) f->v = xrealloc(f->v, (f->cap = f->cap ? 2 * f->cap : 16) * sizeof *f->v);
+    }
+    f->v[f->head + f->n++] = p;
+}
+
+/* fifo_pop - the first of f, or NULL. */
+static void *fifo_pop(fifo *f)
+{
+    if (!f->n) return NULL;
+    f->n--;
+    return f->v[f->head++];
+}
 
 /* ---- recording ----------------------------------------------------------------------- */
 
@@ -239,7 +274,7 @@ typedef struct {
     void *arg;
 } send_req;
 
-typedef struct {
+struct rep_job {
     tlsrpt *t;
     send_req *req;
     int64_t day;
@@ -251,16 +286,19 @@ typedef struct {
     bool dropped;              /* no TLS-RPT record: marked sent without a report */
     bool deferred;             /* DNS failed for now: stays pending, nothing to say per rua */
     strvec rua_ok;
-} rep_job;
+};
 
-typedef struct {
+struct post_job {
     rep_job *r;
     char *url;
     strbuf body;
     char *ca_file;
     char err[256];
     long code;
-} post_job;
+};
+
+static void rep_pump(tlsrpt *t);
+static void post_pump(tlsrpt *t);
 
 typedef struct {
     rep_job *r;
@@ -318,10 +356,13 @@ static void rep_finish(rep_job *r)
             break;
         }
     req_finish_one(r->req);
+    tlsrpt *t = r->t;
     sv_free(&r->rua_ok);
     free(r->domain);
     free(r->key);
     free(r);
+    t->inflight--;
+    rep_pump(t);
 }
 
 /* rep_rua_done - one rua delivery of r ended. */
@@ -442,15 +483,26 @@ static void post_run(void *arg)
     curl_easy_cleanup(c);
 }
 
-/* post_done - loop: the POST ended. */
+/* post_done - loop: the POST ended; the next one may go. */
 static void post_done(void *arg)
 {
     post_job *p = arg;
+    tlsrpt *t = p->r->t;
+    t->posting = false;
     rep_rua_done(p->r, p->url, !p->err[0], p->err);
     free(p->url);
     free(p->ca_file);
     sb_free(&p->body);
     free(p);
+    post_pump(t);
+}
+
+/* post_pump - hand the next waiting POST to a worker unless one is out (or the daemon stops). */
+static void post_pump(tlsrpt *t)
+{
+    if (t->posting || t->stopped || !t->posts.n) return;
+    t->posting = true;
+    workq_submit(t->ctx->wq, post_run, post_done, fifo_pop(&t->posts));
 }
 
 /* send_post - POST the report to an https: rua on a worker. */
@@ -462,7 +514,8 @@ static void send_post(rep_job *r, const char *rua, const strbuf *gz)
     sb_append(&p->body, gz->data, gz->len);
     const char *ca = r->t->ctx->conf->opt.tls_ca_file;
     p->ca_file = ca ? xstrdup(ca) : NULL;
-    workq_submit(r->t->ctx->wq, post_run, post_done, p);
+    fifo_push(&r->t->posts, p);
+    post_pump(r->t);
 }
 
 /* rep_build - the JSON report of r, gzipped, into gz; false when there is nothing to report. */
@@ -521,11 +574,26 @@ static void rep_on_txt(void *arg, sl_result res, char *const *strs, size_t n, co
     if (--r->pending == 0) rep_finish(r);
 }
 
-/* rep_start - the report of domain for day, unless it is in progress already. */
+/* rep_lookup - start r: the TXT lookup. */
+static void rep_lookup(rep_job *r)
+{
+    r->t->inflight++;
+    char *name = xasprintf("_smtp._tls.%s", r->domain);
+    dns_lookup_txt(r->t->ctx->dns, name, rep_on_txt, r);
+    free(name);
+}
+
+/* rep_pump - start waiting reports while fewer than TLSRPT_PARALLEL are in progress. */
+static void rep_pump(tlsrpt *t)
+{
+    while (!t->stopped && t->inflight < TLSRPT_PARALLEL && t->waiting.n) rep_lookup(fifo_pop(&t->waiting));
+}
+
+/* rep_start - the report of domain for day, unless it is in progress already: started or waiting. */
 static bool rep_start(tlsrpt *t, send_req *q, int64_t day, const char *domain)
 {
     char *key = xasprintf("%lld %s", (long long)day, domain);
-    for (size_t i = 0; i < t->busy.n; i++)
+    for (size_t i = 0; i < t->busy.n; i++) /* (empty in the daily run: nothing else is in progress) */
         if (!strcmp(t->busy.v[i], key)) {
             free(key);
             return false;
@@ -543,9 +611,7 @@ static bool rep_start(tlsrpt *t, send_req *q, int64_t day, const char *domain)
     tlsrpt_day_name(day, dayname, sizeof dayname);
     snprintf(r->report_id, sizeof r->report_id, "%s.%02x%02x%02x%02x%02x%02x.%.60s@%.60s", dayname, rnd[0], rnd[1],
              rnd[2], rnd[3], rnd[4], rnd[5], domain, t->ctx->conf->opt.hostname);
-    char *name = xasprintf("_smtp._tls.%s", domain);
-    dns_lookup_txt(t->ctx->dns, name, rep_on_txt, r);
-    free(name);
+    fifo_push(&t->waiting, r);
     return true;
 }
 
@@ -563,6 +629,7 @@ static int send_days(tlsrpt *t, send_req *q, const int64_t *days, size_t n)
         }
         sv_free(&doms);
     }
+    rep_pump(t);
     return started;
 }
 
@@ -704,6 +771,22 @@ void tlsrpt_free(tlsrpt *t)
 {
     if (!t) return;
     tlsrpt_stop(t);
+    post_job *p;
+    while ((p = fifo_pop(&t->posts))) { /* never handed to a worker */
+        rep_rua_done(p->r, p->url, false, "the daemon stopped");
+        free(p->url);
+        free(p->ca_file);
+        sb_free(&p->body);
+        free(p);
+    }
+    rep_job *r;
+    while ((r = fifo_pop(&t->waiting))) { /* never started: they stay pending in the day files */
+        r->deferred = true;
+        t->inflight++;
+        rep_finish(r);
+    }
+    free(t->posts.v);
+    free(t->waiting.v);
     if (active == t) active = NULL;
     event_free(t->tick);
     tlsrpt_book_free(t->book);

@@ -265,8 +265,11 @@ def test_overdue_day_is_reported_at_start_and_damaged_file_set_aside(harness):
     d = os.path.join(lab.mta.queue_dir, "tlsrpt")
     os.makedirs(d)
     with open(os.path.join(d, yesterday.isoformat()), "w") as f:
-        f.write("tlsrpt 1 %s\ndropped 0\ndomain late.test 0\npolicy 2 5 2 0 0 0\n"
-                "detail 5 2 127.0.0.1 mx.late.test 192.0.2.9 - handshake%%20failure\nend\n" % yesterday)
+        f.write("tlsrpt 1 %s\ndropped 0\n" % yesterday)
+        for i in range(40):  # more than are looked up at once (TLSRPT_PARALLEL): they wait their turn
+            f.write("domain nr%d.test 0\npolicy 2 1 0 0 0 0\n" % i)
+        f.write("domain late.test 0\npolicy 2 5 2 0 0 0\n"
+                "detail 5 2 127.0.0.1 mx.late.test 192.0.2.9 - handshake%20failure\nend\n")
     damaged = (today - datetime.timedelta(days=2)).isoformat()
     with open(os.path.join(d, damaged), "w") as f:
         f.write("tlsrpt 1 %s\ndomain x.test 0\npolicy 2 1\n" % damaged)  # truncated: no end line
@@ -282,6 +285,7 @@ def test_overdue_day_is_reported_at_start_and_damaged_file_set_aside(harness):
     assert lab.mta.events("tlsrpt_corrupt"), lab.mta.log_excerpt("tlsrpt")
     assert os.path.exists(os.path.join(d, damaged + ".corrupt"))
     assert lab.mta.wait_event(lambda ln: ln.event == "tlsrpt_sent" and ln.kv.get("domain") == "late.test", 10)
+    assert st.wait_until(lambda: len(lab.mta.events("tlsrpt_no_record")) == 40, 30), lab.mta.log_excerpt("tlsrpt")
     # the mark is durable: after a restart nothing goes out again
     lab.mta.stop()
     lab.mta.start()
