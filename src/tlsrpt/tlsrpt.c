@@ -644,12 +644,22 @@ static size_t finished_days(tlsrpt *t, int64_t *days)
     return k;
 }
 
-/* forget_done_days - finished days whose every domain is reported leave memory (their files stay). */
+/* forget_done_days - finished days whose every domain is reported leave memory (their files stay),
+ * and so do days too old to report (their reports could not go out for TLSRPT_KEEP_DAYS days). */
 static void forget_done_days(tlsrpt *t)
 {
     int64_t days[TLSRPT_DAYS];
     size_t n = finished_days(t, days);
+    int64_t today = now_unix() / 86400;
     for (size_t i = 0; i < n; i++) {
+        if (days[i] < today - TLSRPT_KEEP_DAYS && !t->busy.n) {
+            char name[16];
+            tlsrpt_day_name(days[i], name, sizeof name);
+            log_warn(NULL, "tlsrpt_expired", "day=%s note=\"reports not sent within %d days: dropped\"", name,
+                     TLSRPT_KEEP_DAYS);
+            tlsrpt_book_forget(t->book, days[i]);
+            continue;
+        }
         strvec doms = {0};
         tlsrpt_book_pending(t->book, days[i], &doms);
         if (!doms.n && !tlsrpt_book_dirty(t->book, days[i]) && !t->busy.n) tlsrpt_book_forget(t->book, days[i]);
