@@ -81,7 +81,9 @@ void tlsrpt_day_name(int64_t day, char *buf, size_t len)
     time_t t = (time_t)(day * 86400);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    /* the ranges made plain to the compiler: at most 10 characters */
+    snprintf(buf, len, "%04u-%02u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u);
 }
 
 int64_t tlsrpt_day_parse(const char *s)
