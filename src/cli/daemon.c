@@ -24,6 +24,7 @@
 #include "policy/policy.h"
 #include "smtp/listener.h"
 #include "smtp/pickup.h"
+#include "tlsrpt/tlsrpt.h"
 
 #include <event2/event.h>
 #include <ftw.h>
@@ -47,6 +48,7 @@ typedef struct {
     control *ctl;
     pickup *pick;
     metrics_http *metrics;
+    tlsrpt *tlsrpt;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -359,6 +361,8 @@ int daemon_serve(const char *dir)
     sched_recovery(d.sched, true, 0, 0);
     store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
     d.ctl = control_open(&d.ctx, d.sched);
+    if (conf->opt.tlsrpt) d.tlsrpt = tlsrpt_new(&d.ctx);
+    control_set_tlsrpt(d.ctl, d.tlsrpt);
     if (local) d.pick = pickup_new(&d.ctx, d.lst);
     size_t ndom, nusers;
     dir_stats(directory, &ndom, &nusers);
@@ -368,6 +372,7 @@ int daemon_serve(const char *dir)
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.sched) && listener_sessions(d.lst) == 0;
     sched_replies_save(d.sched);
+    tlsrpt_stop(d.tlsrpt); /* the day files written whole, now */
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.sched));
     if (!store_recover_stop(d.ctx.store, 2000)) {
         log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");
@@ -385,6 +390,7 @@ int daemon_serve(const char *dir)
     sched_free(d.sched);
     dns_free(d.ctx.dns); /* cancels the reject mode's MX lookups: before the policy goes */
     hostmem_free(d.ctx.hostmem);
+    tlsrpt_free(d.tlsrpt); /* after the workers and the resolver: their callbacks use it */
     policy_free(d.pol);
     ctx_conf_release_all(&d.ctx);
     dir_unref(d.ctx.dir);

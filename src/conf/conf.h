@@ -130,6 +130,10 @@ typedef struct {
     sl_scanner scanners[SL_SCANNERS]; /* spamfilter1_* .. spamfilter8_* */
     char *sieve_filter;        /* sieve_filter: a Sieve file every recipient's message goes through first (default none) */
     char *vacation_dir;        /* vacation_dir: where vacation replies are remembered (default QUEUE/vacation) */
+    bool tlsrpt;               /* tlsrpt: 1|0 (yes|no), record outbound TLS results and send RFC 8460 reports (default 0) */
+    char *tlsrpt_org;          /* tlsrpt_org: the reports' organization-name (default: host_name) */
+    char *tlsrpt_contact;      /* tlsrpt_contact: the reports' contact-info (default: the postmaster address) */
+    unsigned tlsrpt_delay;     /* tlsrpt_delay seconds: random delay after midnight UTC before reporting (default 1h) */
 } sl_options;
 
 enum channel_type {

@@ -46,6 +46,7 @@
 #include <openssl/ssl.h>
 #include "smtp/client_sess.h"
 #include "smtp/parse.h"
+#include "tlsrpt/tlsrpt_out.h"
 
 enum out_state {
     OS_CLOSED,       /* no connection */
@@ -371,6 +372,19 @@ static void dane_count(const char *result)
     metric_add(&METRIC_DANE, v, 1);
 }
 
+/* dane_rpt_type - the TLS-RPT result type of a DANE failure (the same RFC 8460 names). */
+static enum tlsrpt_rtype dane_rpt_type(dane_result_type rt)
+{
+    switch (rt) {
+    case DANE_RT_STARTTLS_NOT_SUPPORTED: return TLSRPT_STARTTLS_NOT_SUPPORTED;
+    case DANE_RT_CERT_HOST_MISMATCH: return TLSRPT_CERT_HOST_MISMATCH;
+    case DANE_RT_TLSA_INVALID: return TLSRPT_TLSA_INVALID;
+    case DANE_RT_DNSSEC_INVALID: return TLSRPT_DNSSEC_INVALID;
+    case DANE_RT_DANE_REQUIRED: return TLSRPT_DANE_REQUIRED;
+    default: return TLSRPT_VALIDATION_FAILURE;
+    }
+}
+
 /* dane_failed - THE place every DANE failure passes (for a TLS-RPT reporter, RFC 8460): one
  * tls_failed line with its RFC 8460 result type and one count. state: "failed" (a handshake or
  * its certificate), "skipped" (the host was not connected to), "none" (no STARTTLS). */
@@ -380,6 +394,7 @@ static void dane_failed(smtp_out *s, const char *state, dane_result_type rt, con
              s->peer && strcmp(state, "skipped") != 0 ? s->peer : s->peer_name, state, tls_level_name(s->tls_level),
              dane_result_type_name(rt), why);
     dane_count(strcmp(state, "skipped") == 0 ? "skipped" : "failed");
+    tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, dane_rpt_type(rt), why);
 }
 
 /* dane_wanted - the destination's level is dane or dane-only. */
@@ -492,7 +507,10 @@ static bool tls_check_dane(smtp_out *s, SSL *ssl)
                  tls_level_name(s->tls_level), match, s->tls_info);
     else
         dane_failed(s, "failed", rt, why);
-    if (ok) dane_count("verified");
+    if (ok) {
+        dane_count("verified");
+        tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_SUCCESS, NULL);
+    }
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -522,6 +540,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
     if (s->tls_level != TLS_LEVEL_VERIFY) {
         log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), s->tls_info);
+        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
         return true;
     }
     const strvec *m = &s->tls_pol->match;
@@ -533,6 +552,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
         log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
     else
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
+    tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -662,6 +682,8 @@ static void on_failed(smtp_out *s)
              f->status, reply);
     free(reply);
     dane_note_failed(s, f->status);
+    if (!dane_wanted(s) && !strcmp(f->status, "4.7.4")) /* TLS required, STARTTLS not offered */
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
@@ -730,6 +752,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         tls_last_error(err, sizeof err);
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
