@@ -175,8 +175,9 @@ typedef struct {
     /* channel machinery (issue 3) */
     bool lmtp;                   /* "lmtp": speak LMTP (default for lmtp*) */
     enum chan_addrmode addrmode; /* single_sys (default) / single: one recipient per transaction / multiple */
-    bool remotehost;             /* "remotehost" / "noremotehost" (default) */
-    bool inner;                  /* "inner": rewrite inner headers too (parsed) */
+    bool remotehost;             /* "remotehost": complete domainless header addresses with the client's HELO name /
+                                    "noremotehost" (default): with host_name (policy/complete.c) */
+    bool inner;                  /* "inner": complete them in message/rfc822 parts too / "noinner" (default) */
     char *pool;                  /* "pool NAME" (default: the first pool of job_controller.cnf) */
     int64_t backoff[8];          /* "backoff" durations in seconds, the last repeating */
     size_t n_backoff;            /* 0 = the option.dat retry_interval/retry_max doubling */
