@@ -400,6 +400,10 @@ int daemon_serve(const char *dir)
     free(d.ctx.listen_addrs);
     if (d.ctx.tls_server) SSL_CTX_free(d.ctx.tls_server);
     SSL_CTX_free(d.ctx.tls_client);
+    /* Bufferevents freed during the stop (a parked TLS connection: its filter, SSL object and
+     * socket) finish in libevent's finalizers, each scheduling the next on the loop; a few
+     * non-blocking turns let the chain finish before the base goes. */
+    for (int i = 0; i < 4; i++) event_base_loop(d.ctx.base, EVLOOP_NONBLOCK);
     event_base_free(d.ctx.base);
     libevent_global_shutdown();
     return 0;

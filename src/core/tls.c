@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "core/tls_sni.h"
 #include "core/util.h"
@@ -159,13 +160,27 @@ const char *tls_server_name(SSL *ssl, bool *matched)
     return name;
 }
 
+/* load_system_store - make the system's trusted CAs available to ctx. The hashed directory
+ * (/etc/ssl/certs on Debian, or $SSL_CERT_DIR) is looked up lazily, one certificate when a chain
+ * needs it; OpenSSL's default paths would also parse the whole bundle file into memory at start
+ * (about 4 MiB of resident memory for a daemon that may never verify a certificate). The bundle
+ * is loaded only when the directory is missing. */
+static void load_system_store(SSL_CTX *ctx)
+{
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+    if (!dir || !*dir) dir = X509_get_default_cert_dir();
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && SSL_CTX_load_verify_dir(ctx, dir) == 1) return;
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) ERR_clear_error(); /* no system store: ca_file only */
+}
+
 SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen)
 {
     SSL_CTX *ctx = ctx_common(TLS_client_method(), err, errlen);
     if (!ctx) return NULL;
     /* SSL_VERIFY_NONE still builds and checks the chain: SSL_get_verify_result tells the outcome */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) ERR_clear_error(); /* no system store: ca_file only */
+    load_system_store(ctx);
     if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
         char why[256];
         tls_last_error(why, sizeof why);
