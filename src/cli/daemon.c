@@ -117,7 +117,7 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
         srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, c->opt.tls_ciphers, (int)c->opt.tls_min_version,
                              err, errlen);
         if (!srv) return false;
-        char why[512];
+        char why[256];
         if (!tls_server_sni(srv, c->tls_sni, c->opt.tls_ciphers, (int)c->opt.tls_min_version, why, sizeof why)) {
             snprintf(err, errlen, "%s:%s", c->opt.tls_sni_file, why);
             SSL_CTX_free(srv);

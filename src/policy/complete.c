@@ -30,9 +30,10 @@ void complete_headers(smtp_sess *s)
 {
     const sl_channel *src = conf_channel_by_name(s->conf, s->src_channel);
     bool inner = src && src->inner;
+    if (!s->data.data || s->data.len < s->hdr_len) return;
     const char *msg = s->data.data + s->hdr_len; /* our trace lines and Received: hold no address fields */
     size_t len = s->data.len - s->hdr_len;
-    if (!s->data.data || !hdraddr_needed(msg, len, inner)) return;
+    if (!hdraddr_needed(msg, len, inner)) return;
     const char *domain = complete_domain(s);
     if (!domain || !*domain) return;
     strbuf b;
