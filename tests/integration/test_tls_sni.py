@@ -50,6 +50,12 @@ def mta(module_harness):
                          "*.b.test   certs/b.pem   certs/b.key\n")
     with open(os.path.join(m.confdir, "option.dat"), "a") as f:
         f.write("tls_certificate=%s\ntls_key=%s\ntls_sni_file=sni.table\n" % m.certs["default"])
+    m.implicit_port = st.free_port()
+    m.write("dispatcher.cnf", tlsauth.dispatcher([
+        ("SMTP", {"PORT": m.port, "INTERFACE_ADDRESS": "127.0.0.1", "PARAMETER": "CHANNEL=tcp_local"}),
+        ("SMTPS", {"PORT": m.implicit_port, "INTERFACE_ADDRESS": "127.0.0.1", "PARAMETER": "CHANNEL=tcp_local",
+                   "TLS_MODE": "implicit"}),
+    ]))
     m.start()
     return m
 
@@ -92,6 +98,18 @@ def test_certificate_by_name(mta, server_name, want):
     if server_name:
         ev = mta.events("tls_sni", name=server_name)
         assert ev and ev[-1].kv["certificate"] == ("default" if want == "default" else "by_name"), ev
+
+
+@pytest.mark.parametrize("server_name,want", [("mx.b.test", "b"), ("nothing.test", "default"), (None, "default")])
+def test_implicit_tls_by_name(mta, server_name, want):
+    """The same choice on a TLS_MODE=implicit service (TLS from the first byte)."""
+    import socket
+    raw = socket.create_connection(("127.0.0.1", mta.implicit_port), timeout=10)
+    with tlsauth.client_context().wrap_socket(raw, server_hostname=server_name) as s:
+        assert s.getpeercert(binary_form=True) == mta.der[want]
+        assert s.recv(512).startswith(b"220 ")
+        s.sendall(b"QUIT\r\n")
+        assert s.recv(512).startswith(b"221 ")
 
 
 def reload_and_wait(mta, n):
