@@ -37,6 +37,7 @@ static const char *const address_fields[] = {
 
 bool hdraddr_is_address_field(const char *name, size_t name_len)
 {
+    if (name_len < 2 || !strchr("FfSsRrTtCcBbDdEe", name[0])) return false; /* most fields at one glance */
     for (size_t i = 0; i < sizeof address_fields / sizeof *address_fields; i++)
         if (strlen(address_fields[i]) == name_len && strncasecmp(address_fields[i], name, name_len) == 0) return true;
     return false;
@@ -450,8 +451,12 @@ bool hdraddr_needed(const char *msg, size_t len, bool inner)
     hfield f;
     size_t pos = 0;
     while (field_next(msg, len, &pos, &f)) {
-        if (hdraddr_is_address_field(msg + f.name, f.name_len) && !field_quick_ok(msg, f.value, f.value_end))
-            return true;
+        if (hdraddr_is_address_field(msg + f.name, f.name_len) && !field_quick_ok(msg, f.value, f.value_end)) {
+            posvec pos = {0}; /* the precise reading (display names, groups...): allocates only when it finds one */
+            field_addresses(msg, f.value, f.value_end, &pos);
+            free(pos.v);
+            if (pos.n) return true;
+        }
         if (inner && f.name_len == 12 && strncasecmp(msg + f.name, "Content-Type", 12) == 0) {
             ctinfo ci = {0};
             content_type(msg, f.value, f.value_end, &ci);

@@ -24,9 +24,11 @@
 
 /* hdraddr_is_address_field - whether the field name (name_len bytes, no colon) holds addresses we complete. */
 bool hdraddr_is_address_field(const char *name, size_t name_len);
-/* hdraddr_needed - quick check: whether msg[0..len) may need completion at all (an address field
- * of the outer header without '@' in some element, or, with inner, a multipart or message body).
- * False means hdraddr_complete would change nothing. */
+/* hdraddr_needed - the check before any copy: whether msg[0..len) may need completion at all (an
+ * address field of the outer header with an address lacking its domain, or, with inner, a
+ * multipart or message body). A field with one '@' per element and no quotes, comments, groups
+ * or brackets passes without the precise reading. False means hdraddr_complete would change
+ * nothing; nothing is copied. */
 bool hdraddr_needed(const char *msg, size_t len, bool inner);
 /* hdraddr_complete - msg[0..len) (header, empty line, body; CRLF or LF lines) with "@" domain
  * added to every domainless address as described above, written to out (appended); returns how
