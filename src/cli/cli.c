@@ -90,6 +90,10 @@ int cli_check(const char *dir)
             fprintf(stderr, "%s/option.dat: tls_certificate: %s\n", dir, err);
             rc = 1;
         } else {
+            if (!tls_server_sni(t, c->tls_sni, c->opt.tls_ciphers, (int)c->opt.tls_min_version, err, sizeof err)) {
+                fprintf(stderr, "%s:%s\n", c->opt.tls_sni_file, err); /* err: "N: name: file: why" */
+                rc = 1;
+            }
             SSL_CTX_free(t);
         }
     }

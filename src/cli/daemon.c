@@ -12,6 +12,7 @@
 #include "core/ctx.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "core/tls_sni.h"
 #include "core/workq.h"
 #include "cli/load.h"
 #include "deliver/hostmem.h"
@@ -118,6 +119,14 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
         srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, c->opt.tls_ciphers, (int)c->opt.tls_min_version,
                              err, errlen);
         if (!srv) return false;
+        char why[256];
+        if (!tls_server_sni(srv, c->tls_sni, c->opt.tls_ciphers, (int)c->opt.tls_min_version, why, sizeof why)) {
+            snprintf(err, errlen, "%s:%s", c->opt.tls_sni_file, why);
+            SSL_CTX_free(srv);
+            return false;
+        }
+        if (c->tls_sni && c->tls_sni->n)
+            log_info(NULL, "tls_sni_loaded", "file=%s names=%zu", c->opt.tls_sni_file, c->tls_sni->n);
     }
     if (ctx->tls_server) SSL_CTX_free(ctx->tls_server);
     ctx->tls_server = srv;

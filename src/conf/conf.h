@@ -93,6 +93,7 @@ typedef struct {
     unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *tls_ca_file;         /* tls_ca_file: CA certificates the SMTP client trusts besides the system store (default none) */
     char *tls_policy_file;     /* tls_policy_file: the outbound TLS policy table (doc/tls.md; default none) */
+    char *tls_sni_file;        /* tls_sni_file: the server's certificates by SNI name (doc/tls.md; default none) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
@@ -179,8 +180,9 @@ typedef struct {
     /* channel machinery (issue 3) */
     bool lmtp;                   /* "lmtp": speak LMTP (default for lmtp*) */
     enum chan_addrmode addrmode; /* single_sys (default) / single: one recipient per transaction / multiple */
-    bool remotehost;             /* "remotehost" / "noremotehost" (default) */
-    bool inner;                  /* "inner": rewrite inner headers too (parsed) */
+    bool remotehost;             /* "remotehost": complete domainless header addresses with the client's HELO name /
+                                    "noremotehost" (default): with host_name (policy/complete.c) */
+    bool inner;                  /* "inner": complete them in message/rfc822 parts too / "noinner" (default) */
     char *pool;                  /* "pool NAME" (default: the first pool of job_controller.cnf) */
     int64_t backoff[8];          /* "backoff" durations in seconds, the last repeating */
     size_t n_backoff;            /* 0 = the option.dat retry_interval/retry_max doubling */
@@ -256,6 +258,7 @@ typedef struct sl_conf {
     struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
     struct tls_policy_table *tls_policy; /* tls_policy_file parsed (core/tls_policy.h; NULL: none) */
+    struct tls_sni_table *tls_sni;       /* tls_sni_file parsed (core/tls_sni.h; NULL: none) */
     struct dkim_keys *dkim_keys;  /* dkim_keys_file, loaded by dkim/dkim_keys.c (NULL when none) */
     void (*dkim_keys_free)(struct dkim_keys *); /* set by whoever attached dkim_keys; conf_free calls it */
     struct dmarc_psl *dmarc_psl;  /* the public suffix list when dmarc_check is on (dkim/dmarc.c), or NULL */
@@ -278,6 +281,11 @@ void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt,
 void conf_load_tls_policy(sl_conf *c, conf_errors *errs);
 /* conf_free_tls_policy - free c->tls_policy. */
 void conf_free_tls_policy(sl_conf *c);
+/* conf_load_tls_sni - parse tls_sni_file (when set) into c->tls_sni (conf/tls_sni_load.c); the
+ * certificates themselves are loaded by whoever builds the server context (core/tls.h). */
+void conf_load_tls_sni(sl_conf *c, conf_errors *errs);
+/* conf_free_tls_sni - free c->tls_sni. */
+void conf_free_tls_sni(sl_conf *c);
 
 /* conf_load - parse every file in dir; NULL and errs filled if any error. Caller frees with conf_free. */
 sl_conf *conf_load(const char *dir, conf_errors *errs);
