@@ -38,6 +38,7 @@
 #include "core/tls.h"
 #include "core/tls_policy.h"
 #include "deliver/hostmem.h"
+#include "deliver/sts_out.h"
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
@@ -117,6 +118,7 @@ struct smtp_out {
     enum tls_level tls_level;        /* what this destination gets (policy table, else the channel keyword) */
     const tls_policy_entry *tls_pol; /* its entry in the conf's policy table, or NULL */
     int tls_refused;                 /* the reply code that refused STARTTLS on this connection, or 0 */
+    sts_out *sts;                    /* MTA-STS for this destination (deliver/sts_out.h), or NULL */
 };
 
 static void dest_try_next(smtp_out *s);
@@ -345,10 +347,11 @@ static void conn_connect_failed(smtp_out *s, int err)
 
 /* ---- the engine's events ------------------------------------------------------------- */
 
-/* tls_level_of - the TLS level of the destination: its policy table entry, else the channel keyword. */
+/* tls_level_of - the TLS level of the destination: its policy table entry, else the channel keyword
+ * (also for an "sts" entry: what MTA-STS falls back to; sts_out_level decides once the policy is known). */
 static enum tls_level tls_level_of(const smtp_out *s)
 {
-    if (s->tls_pol) return s->tls_pol->level;
+    if (s->tls_pol && s->tls_pol->level != TLS_LEVEL_STS) return s->tls_pol->level;
     return s->ch->tls == CHAN_TLS_MUST ? TLS_LEVEL_ENCRYPT : s->ch->tls == CHAN_TLS_NO ? TLS_LEVEL_NONE : TLS_LEVEL_MAY;
 }
 
@@ -357,28 +360,35 @@ static void tls_log_clear(smtp_out *s)
 {
     const char *why = s->tls_level == TLS_LEVEL_NONE ? "policy" : !s->tls_ctx ? "no client context"
                       : s->tls_refused                ? "refused" : "not offered";
-    log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"", s->peer, tls_level_name(s->tls_level),
-             why);
+    char sts[160] = "";
+    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, sts, sizeof sts);
+    log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"%s", s->peer, tls_level_name(s->tls_level),
+             why, sts);
 }
 
 /* tls_check - the handshake is done: whether the certificate satisfies the level; logs the outcome. */
 static bool tls_check(smtp_out *s, SSL *ssl)
 {
     tls_describe(ssl, s->tls_info, sizeof s->tls_info);
-    if (s->tls_level != TLS_LEVEL_VERIFY) {
-        log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
-                 tls_level_name(s->tls_level), s->tls_info);
+    char sts[400] = "";
+    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, sts, sizeof sts);
+    if (s->tls_level != TLS_LEVEL_VERIFY && s->tls_level != TLS_LEVEL_STS) {
+        log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"%s", s->peer,
+                 tls_level_name(s->tls_level), s->tls_info, sts);
         return true;
     }
-    const strvec *m = &s->tls_pol->match;
+    /* verify: the match= names, else the MX host; sts (RFC 8461 §4.2): always the MX host */
+    const strvec *m = s->tls_level == TLS_LEVEL_VERIFY && s->tls_pol ? &s->tls_pol->match : NULL;
     const char *mx[1] = {s->peer_name};
     char why[256];
-    bool ok = m->n ? tls_client_verify(ssl, (const char *const *)m->v, m->n, why, sizeof why)
-                   : tls_client_verify(ssl, mx, 1, why, sizeof why);
+    bool ok = m && m->n ? tls_client_verify(ssl, (const char *const *)m->v, m->n, why, sizeof why)
+                        : tls_client_verify(ssl, mx, 1, why, sizeof why);
+    const char *level = tls_level_name(s->tls_level);
     if (ok)
-        log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
+        log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=%s cipher=\"%s\"%s", s->peer, level, s->tls_info,
+                 sts);
     else
-        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
+        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s reason=\"%s\"%s", s->peer, level, why, sts);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -503,6 +513,8 @@ static void on_failed(smtp_out *s)
     log_info(out_msg_id(s), "session_failed", "host=%s addr=%s status=%s reply=\"%s\"", s->peer_name, s->peer_ip,
              f->status, reply);
     free(reply);
+    if (s->sts && !strcmp(f->status, "4.7.4")) /* the engine's "TLS required but not offered" */
+        sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_STARTTLS, f->diag);
     mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
@@ -571,6 +583,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         tls_last_error(err, sizeof err);
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
+        if (s->sts) sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_HANDSHAKE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
@@ -779,6 +792,21 @@ static bool addr_is_self(const smtp_out *s, const struct sockaddr_storage *a)
     return false;
 }
 
+/* dest_sts_skip - pass over the next names an enforced MTA-STS policy does not allow (logged); with
+ * nothing tried yet, the attempt's failure says why (4.7.5: deferred, never another host). */
+static void dest_sts_skip(smtp_out *s)
+{
+    while (s->sts && s->next_name < s->names.n && !sts_out_mx_allowed(s->sts, out_msg_id(s), s->names.v[s->next_name])) {
+        if (!s->n_attempted) {
+            char *diag = xasprintf("%s: MX host %s is not allowed by the MTA-STS policy of %s", s->names.v[s->next_name],
+                                   s->names.v[s->next_name], s->host);
+            fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
+            free(diag);
+        }
+        s->next_name++;
+    }
+}
+
 /* dest_try_next - connect to the next address, resolving the next name when needed. */
 static void dest_try_next(smtp_out *s)
 {
@@ -791,11 +819,13 @@ static void dest_try_next(smtp_out *s)
         }
         if (conn_open(s, a)) return;
     }
+    dest_sts_skip(s);
     if (s->next_name >= s->names.n && s->ch->lastresort && !s->tried_lastresort && s->fail_res != SL_PERM) {
         /* every MX failed temporarily: the last-resort host gets a try */
         s->tried_lastresort = true;
         sv_push(&s->names, s->ch->lastresort);
         log_info(out_msg_id(s), "lastresort", "host=%s", s->ch->lastresort);
+        dest_sts_skip(s);
     }
     if (s->next_name < s->names.n) {
         free(s->peer_name);
@@ -851,6 +881,14 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
     if (go) dest_try_next(s);
 }
 
+/* dest_on_sts - the destination's MTA-STS policy is known: its TLS level, then the MX lookup. */
+static void dest_on_sts(void *arg)
+{
+    smtp_out *s = arg;
+    s->tls_level = sts_out_level(s->sts, tls_level_of(s));
+    dns_lookup_mx(s->dns, s->host, dest_on_mx, s);
+}
+
 /* dest_start - find the destinations afresh and start trying them. */
 static void dest_start(smtp_out *s)
 {
@@ -873,6 +911,10 @@ static void dest_start(smtp_out *s)
         sv_push(&s->names, s->ch->daemon);
     } else if (s->ch->mx && s->host[0] != '[') {
         s->st = OS_RESOLVING;
+        if (s->sts) { /* MTA-STS: the policy first (cached: one TXT query), then the MX hosts */
+            sts_out_begin(s->sts, out_msg_id(s), dest_on_sts, s);
+            return;
+        }
         dns_lookup_mx(s->dns, s->host, dest_on_mx, s);
         return;
     } else {
@@ -993,6 +1035,12 @@ void smtp_out_set_memory(smtp_out *s, hostmem *mem)
     s->mem = mem;
 }
 
+void smtp_out_set_sts(smtp_out *s, sts_ctx *ctx)
+{
+    sts_out_free(s->sts);
+    s->sts = sts_out_new(ctx, s->conf, s->ch, s->host, s->tls_pol);
+}
+
 void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n)
 {
     free(s->self_token);
@@ -1021,5 +1069,6 @@ void smtp_out_free(smtp_out *s)
     free(s->first_failed);
     free(s->self_token);
     free(s->self_addrs);
+    sts_out_free(s->sts);
     free(s);
 }
