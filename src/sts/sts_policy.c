@@ -74,9 +74,9 @@ static bool txt_field(const char **pp, char id[STS_ID_MAX + 1], char *why, size_
     return true;
 }
 
-bool sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1], char *why, size_t whylen)
+/* txt_parse - sts_txt_parse without clearing id on failure. */
+static bool txt_parse(const char *txt, char id[STS_ID_MAX + 1], char *why, size_t whylen)
 {
-    id[0] = '\0';
     if (strncmp(txt, "v=STSv1", 7) != 0) return say(why, whylen, "does not begin with v=STSv1");
     const char *p = txt + 7;
     size_t fields = 0;
@@ -88,14 +88,19 @@ bool sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1], char *why, size_t w
         p++;
         while (is_wsp((unsigned char)*p)) p++;
         if (*p == '\0' && fields) break; /* a final delimiter */
-        if (!txt_field(&p, id, why, whylen)) {
-            id[0] = '\0';
-            return false;
-        }
+        if (!txt_field(&p, id, why, whylen)) return false;
         fields++;
     }
     if (!id[0]) return say(why, whylen, "no id field");
     return true;
+}
+
+bool sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1], char *why, size_t whylen)
+{
+    id[0] = '\0';
+    bool ok = txt_parse(txt, id, why, whylen);
+    if (!ok) id[0] = '\0';
+    return ok;
 }
 
 bool sts_txt_select(char *const *strs, size_t n, char id[STS_ID_MAX + 1], char *why, size_t whylen)
