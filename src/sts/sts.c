@@ -308,6 +308,8 @@ static void fetch_result(sts_job *lk)
     }
     enum sts_result_type t = sts_result_type_of(&lk->fail);
     bool usable = entry_usable(e, now_unix()) != NULL;
+    for (char *q = lk->why; *q; q++) /* it goes inside a quoted log value */
+        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '\'';
     log_info(NULL, "sts_fetch", "domain=%s id=%s result=failed result_type=%s error=\"%s\" keeping=%s", e->domain, lk->id,
              sts_result_type_name(t), lk->why, usable ? "cached" : "none");
     sts_result_record(NULL, e->domain, NULL, usable ? e->cached->policy.mode : STS_MODE_NONE, t, lk->why);
