@@ -7,7 +7,7 @@
  * text are an mx pattern and a host for sts_mx_pattern_match.
  * Properties: a parsed policy has a known mode, max_age <= 31557600, mx patterns in lower case
  * (at least one unless mode none) that match a host of their own form; the same body with LF
- * instead of CRLF parses the same; a policy round-trips through the cache file; a decoded cache
+ * instead of CRLF parses the same (when it has no other CR); a policy round-trips through the cache file; a decoded cache
  * file's policy parses; a parsed TXT id is 1..32 letters and digits; a wildcard match has exactly
  * one label in front of the suffix.
  */
@@ -64,10 +64,11 @@ static void policy_part(const uint8_t *data, size_t size)
     size_t lf_len;
     char *lf = crlf_to_lf(data, size, &lf_len);
     bool ok2 = sts_policy_parse(lf, lf_len, &q, why, sizeof why);
-    FZ_CHECK(ok == ok2, "CRLF form %d, LF form %d", ok, ok2);
+    bool comparable = !memchr(lf, '\r', lf_len); /* "\r\r\n" would become a CRLF: not the same text */
+    FZ_CHECK(!comparable || ok == ok2, "CRLF form %d, LF form %d", ok, ok2);
     if (ok) {
         check_policy(&p);
-        FZ_CHECK(same_policy(&p, &q), "the LF form parses differently");
+        FZ_CHECK(!comparable || same_policy(&p, &q), "the LF form parses differently");
         sts_cached c = {.domain = "fuzz.test", .fetched = 1700000000, .body = (char *)data, .body_len = size};
         snprintf(c.id, sizeof c.id, "id1");
         c.policy = p;

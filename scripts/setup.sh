@@ -6,6 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Keep package postinst scripts from starting daemons that would grab test ports.
 [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libc-ares-dev libldap-dev libcmocka-dev libcrypt-dev"
+BUILD="$BUILD libcurl4-openssl-dev"  # MTA-STS (doc/tls.md): the policy fetched over HTTPS with libcurl
 TEST="dnsmasq-base bind9-dnsutils python3-pytest python3-aiosmtpd python3-dnspython swaks openssl dovecot-core dovecot-lmtpd"
 TEST="$TEST postfix"  # bench/: smtp-source, smtp-sink and the Postfix measured against (never started as a service)
 TEST="$TEST curl"  # test_metrics.py scrapes the metrics endpoint with curl
