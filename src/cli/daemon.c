@@ -299,6 +299,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     control_free(d->ctl);
     d->ctl = NULL;
     sched_stop(d->sched);
+    sts_stop(d->ctx.sts); /* a policy fetch hanging on its server gives up: the workers drain */
     d->stop_started = now_mono_ms();
     stop_tick(-1, 0, d);
 }

@@ -530,6 +530,12 @@ size_t sts_cached_count(const sts_ctx *c)
     return c->n_cached;
 }
 
+void sts_stop(sts_ctx *c)
+{
+    (void)c;
+    sts_fetch_abort_all();
+}
+
 void sts_free(sts_ctx *c)
 {
     if (!c) return;

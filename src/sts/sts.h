@@ -71,6 +71,9 @@ sts_wait *sts_lookup(sts_ctx *c, const char *domain, const sts_params *p, sts_cb
 void sts_wait_cancel(sts_wait *w);
 /* sts_cached_count - how many policies the cache holds (expired ones included). */
 size_t sts_cached_count(const sts_ctx *c);
+/* sts_stop - the daemon is stopping: fetches in progress give up (within a second), so the
+ * worker queue can be drained promptly. */
+void sts_stop(sts_ctx *c);
 /* sts_free - free the context (see the header's note on order); waiters left are dropped. */
 void sts_free(sts_ctx *c);
 /* sts_source_name - "cached", "fetched", ... for logs. */

@@ -4,8 +4,12 @@
 #include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Set when the daemon stops: fetches in progress give up within a second. */
+static atomic_bool abort_all;
 
 /* What the body callback needs. */
 struct sink {
@@ -16,6 +20,18 @@ struct sink {
 void sts_fetch_global_init(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) fatal("libcurl: global initialisation failed");
+}
+
+void sts_fetch_abort_all(void)
+{
+    atomic_store(&abort_all, true);
+}
+
+/* on_progress - curl's progress callback (at least once a second): non-zero aborts the fetch. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load(&abort_all) ? 1 : 0;
 }
 
 void sts_fetch_global_cleanup(void)
@@ -110,6 +126,8 @@ static void setup(CURL *c, const sts_fetch_req *rq, struct sink *sink, char *err
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (rq->addrs && *rq->addrs) {
         char *entry = resolve_list(rq);
         *resolve = curl_slist_append(NULL, entry);

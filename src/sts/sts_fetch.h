@@ -30,6 +30,9 @@ typedef struct {
 
 /* sts_fetch_global_init - libcurl's global set-up (main thread, once, before workers fetch). */
 void sts_fetch_global_init(void);
+/* sts_fetch_abort_all - any thread: every fetch in progress or to come fails within a second
+ * (the daemon is stopping: a hanging policy server must not hold its workers). */
+void sts_fetch_abort_all(void);
 /* sts_fetch_global_cleanup - libcurl's global clean-up (main thread, after the last fetch). */
 void sts_fetch_global_cleanup(void);
 /* sts_fetch_url - the policy's URL for domain and port; caller frees. */

@@ -17,11 +17,13 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
 - a domain whose table entry is not `sts` is never asked.
 Own labs (mta_sts=1, no table): the cache survives a restart and is used while the policy server
 is down, also when the TXT id changes then (never a downgrade); a changed TXT id refetches, an
-unchanged one does not; a domain without a TXT record gets no policy.
+unchanged one does not; a domain without a TXT record gets no policy; a policy server that
+accepts and never answers holds the delivery at most mta_sts_timeout, then no policy.
 """
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -310,29 +312,33 @@ def test_domain_with_other_table_entry_is_not_checked(lab):
 
 # ---- own labs: mta_sts=1, the durable cache, id changes -------------------------------------
 
-def own_lab(harness, with_https=True):
-    """own_lab - keep.test (MX on a sink whose certificate names another host) and plain.test (no
-    TXT record), a restartable dnsmasq, a policy server, and a daemon with mta_sts=1."""
+def own_lab(harness, timeout=10):
+    """own_lab - keep.test (MX on a sink whose certificate names another host), plain.test (no
+    TXT record) and slow.test (its policy server accepts and never answers), a restartable
+    dnsmasq, a policy server, and a daemon with mta_sts=1 and mta_sts_timeout=timeout."""
     lab = type("OwnLab", (), {})()
     net = st.loopback_net()
     lab.net = net
-    lab.addr = {n: "%s.%d" % (net, n) for n in (2, 9)}
+    lab.addr = {n: "%s.%d" % (net, n) for n in (2, 8, 9)}
     lab.port = st.free_port(lab.addr[2])
     pki = harness.subdir("pki")
     lab.ca = make_ca(pki)
-    lab.https_port = st.free_port(lab.addr[9])
+    lab.https_port = st.free_port(lab.addr[9], also=[lab.addr[8]])
     lab.base_records = ["mx-host=keep.test,mx.keep.test,10", "host-record=mx.keep.test,%s" % lab.addr[2],
                         "mx-host=plain.test,mx.plain.test,10", "host-record=mx.plain.test,%s" % lab.addr[2],
-                        "host-record=mta-sts.keep.test,%s" % lab.addr[9]]
+                        "host-record=mta-sts.keep.test,%s" % lab.addr[9],
+                        "mx-host=slow.test,mx.slow.test,10", "host-record=mx.slow.test,%s" % lab.addr[2],
+                        "host-record=mta-sts.slow.test,%s" % lab.addr[8], txt("slow.test", "z1")]
     lab.dns = Dns(harness, lab.base_records + [txt("keep.test", "k1")], probe="keep.test")
     lab.web_tls = make_leaf(pki, ["mta-sts.keep.test"], lab.ca)
     lab.web = PolicyServer(harness.subdir("web"), lab.addr[9], lab.https_port, lab.web_tls)
     harness.peers.append(lab.web)
     lab.web.set("keep.test", policy("enforce", "mx.keep.test"))
+    lab.tarpit = harness.tarpit(lab.addr[8], lab.https_port)
     lab.sink = harness.sink(lab.addr[2], lab.port, name="sink-keep", tls=make_leaf(pki, ["mx.elsewhere.test"], lab.ca))
     lab.mta = harness.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
                              options={"tls_ca_file": lab.ca[0], "mta_sts": "1", "mta_sts_port": str(lab.https_port),
-                                      "mta_sts_timeout": "10", "dns_servers": "127.0.0.1:%d" % lab.dns.port})
+                                      "mta_sts_timeout": str(timeout), "dns_servers": "127.0.0.1:%d" % lab.dns.port})
     lab.mta.write("tcp_local_option", "MAX_MESSAGES_PER_CONNECTION=1\n")
     lab.mta.start()
     return lab
@@ -402,6 +408,21 @@ def test_id_change_refetches_same_id_does_not(harness):
     assert lab.sink.wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)
     p = lines(lab.mta, qid, "sts_policy")
     assert p and p[0].kv.get("mode") == "absent" and p[0].kv.get("source") == "none", lab.mta.log_excerpt(qid)
+
+
+def test_hanging_policy_server_bounds_the_wait(harness):
+    lab = own_lab(harness, timeout=2)
+    t0 = time.monotonic()
+    qid, mid = send(lab.mta, "lee@slow.test")
+    assert lab.sink.wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)  # no policy: maytls, delivered
+    assert time.monotonic() - t0 < 15
+    p = lines(lab.mta, qid, "sts_policy")
+    assert p and p[0].kv.get("mode") == "absent" and p[0].kv.get("source") in ("timeout", "failed"), \
+        lab.mta.log_excerpt(qid)
+    assert st.wait_until(lambda: fetches(lab.mta, "slow.test"), 10), lab.mta.log_excerpt("sts_fetch")
+    f = fetches(lab.mta, "slow.test")[0]
+    assert f.kv.get("result") == "failed" and f.kv.get("result_type") == "sts-policy-fetch-error", f.raw
+    assert lab.tarpit.stats()["total"] >= 1, "the policy server was never connected to"
 
 
 @pytest.mark.parametrize("opts,want", [
