@@ -798,8 +798,7 @@ static void dest_sts_skip(smtp_out *s)
 {
     while (s->sts && s->next_name < s->names.n && !sts_out_mx_allowed(s->sts, out_msg_id(s), s->names.v[s->next_name])) {
         if (!s->n_attempted) {
-            char *diag = xasprintf("%s: MX host %s is not allowed by the MTA-STS policy of %s", s->names.v[s->next_name],
-                                   s->names.v[s->next_name], s->host);
+            char *diag = xasprintf("%s: not allowed by the MTA-STS policy of %s", s->names.v[s->next_name], s->host);
             fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
             free(diag);
         }
