@@ -11,8 +11,8 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
 - enforce + a certificate for another name: deferred 4.7.5, nothing delivered;
 - enforce + an MX without STARTTLS: deferred 4.7.4 (never clear text), starttls-not-supported;
 - testing + a certificate for another name: delivered, the tls line says sts=testing-failure;
-- a policy that does not parse, one served as text/html, a redirect, a policy server whose
-  certificate no trusted CA signed: no policy (logged with its RFC 8460 result type), delivered
+- a policy that does not parse, one served as text/html, a redirect, one over 64 KiB, a policy
+  server whose certificate no trusted CA signed: no policy (logged with its RFC 8460 result type), delivered
   as the channel's default would;
 - a domain whose table entry is not `sts` is never asked.
 Own labs (mta_sts=1, no table): the cache survives a restart and is used while the policy server
@@ -177,6 +177,7 @@ DOMAINS = {  # domain: (MX host number(s), policy file or None, TXT id)
     "redir.test": (6, None, "r1"),                                    # 301 to another policy
     "untrusted.test": (6, policy("enforce", "mx.untrusted.test"), "u1"),  # policy server not trusted
     "optout.test": (6, policy("enforce", "mx.optout.test"), "o1"),    # its table entry is "may"
+    "big.test": (6, policy("enforce", "mx.big.test") + "x-pad: %s\r\n" % ("a" * 70000), "g1"),  # over 64 KiB
 }
 
 TABLE = "".join("%s sts\n" % d for d in DOMAINS if d != "optout.test") + "optout.test may\n"
@@ -287,6 +288,7 @@ def test_testing_wrong_name_delivered_and_logged(lab):
     ("html.test", "sts-policy-invalid", "text/html"),
     ("redir.test", "sts-policy-fetch-error", "HTTP status 301"),
     ("untrusted.test", "sts-webpki-invalid", ""),
+    ("big.test", "sts-policy-fetch-error", "larger than 64 KiB"),
 ])
 def test_no_usable_policy_means_no_policy(lab, domain, result_type, error):
     qid, mid = send(lab.mta, "gina@" + domain)
