@@ -7,9 +7,9 @@
  * text are an mx pattern and a host for sts_mx_pattern_match.
  * Properties: a parsed policy has a known mode, max_age <= 31557600, mx patterns in lower case
  * (at least one unless mode none) that match a host of their own form; the same body with LF
- * instead of CRLF parses the same (when it has no other CR); a policy round-trips through the cache file; a decoded cache
- * file's policy parses; a parsed TXT id is 1..32 letters and digits; a wildcard match has exactly
- * one label in front of the suffix.
+ * instead of CRLF parses the same (when it has no other CR); a policy round-trips through the
+ * cache file; a decoded cache file's policy parses; a parsed TXT id is 1..32 letters and digits;
+ * a wildcard match has exactly one label in front of the suffix.
  */
 #include "fuzz.h"
 #include "sts/sts_policy.h"
@@ -19,7 +19,8 @@
 /* check_policy - the properties of a parsed policy. */
 static void check_policy(const sts_policy *p)
 {
-    FZ_CHECK(p->mode == STS_MODE_NONE || p->mode == STS_MODE_TESTING || p->mode == STS_MODE_ENFORCE, "mode %d", p->mode);
+    FZ_CHECK(p->mode == STS_MODE_NONE || p->mode == STS_MODE_TESTING || p->mode == STS_MODE_ENFORCE, "mode %d",
+             (int)p->mode);
     FZ_CHECK(p->max_age <= STS_MAX_AGE_MAX, "max_age %u", p->max_age);
     FZ_CHECK(p->mode == STS_MODE_NONE || p->mx.n > 0, "mode %s without mx", sts_mode_name(p->mode));
     for (size_t i = 0; i < p->mx.n; i++) {

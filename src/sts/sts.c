@@ -310,8 +310,8 @@ static void fetch_result(sts_job *lk)
     bool usable = entry_usable(e, now_unix()) != NULL;
     for (char *q = lk->why; *q; q++) /* it goes inside a quoted log value */
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '\'';
-    log_info(NULL, "sts_fetch", "domain=%s id=%s result=failed result_type=%s error=\"%s\" keeping=%s", e->domain, lk->id,
-             sts_result_type_name(t), lk->why, usable ? "cached" : "none");
+    log_info(NULL, "sts_fetch", "domain=%s id=%s result=failed result_type=%s error=\"%s\" keeping=%s", e->domain,
+             lk->id, sts_result_type_name(t), lk->why, usable ? "cached" : "none");
     sts_result_record(NULL, e->domain, NULL, usable ? e->cached->policy.mode : STS_MODE_NONE, t, lk->why);
     snprintf(e->fail_id, sizeof e->fail_id, "%s", lk->id);
     e->fail_until = now_unix() + STS_RETRY_FAILED;
@@ -402,7 +402,8 @@ static void on_addr(void *arg, sl_result res, const struct sockaddr_storage *add
     if (res != SL_OK || n == 0) {
         lk->ok = false;
         lk->fail.stage = STS_FAIL_FETCH;
-        snprintf(lk->why, sizeof lk->why, "mta-sts.%s: %s", lk->e->domain, res == SL_OK ? "no address records" : errmsg);
+        snprintf(lk->why, sizeof lk->why, "mta-sts.%s: %s", lk->e->domain,
+                 res == SL_OK ? "no address records" : errmsg);
         fetch_result(lk);
         return;
     }

@@ -66,7 +66,8 @@ static bool txt_field(const char **pp, char id[STS_ID_MAX + 1], char *why, size_
         if (id[0]) return say(why, whylen, "id given twice");
         if (vl > STS_ID_MAX) return say(why, whylen, "id longer than %d characters", STS_ID_MAX);
         for (size_t i = 0; i < vl; i++)
-            if (!is_alnum((unsigned char)val[i])) return say(why, whylen, "id holds a character other than letters and digits");
+            if (!is_alnum((unsigned char)val[i]))
+                return say(why, whylen, "id holds a character other than letters and digits");
         memcpy(id, val, vl);
         id[vl] = '\0';
     }
@@ -124,7 +125,10 @@ bool sts_txt_select(char *const *strs, size_t n, char id[STS_ID_MAX + 1], char *
  * bytes), 0 when it is not one (overlong forms, surrogates and values above U+10FFFF refused). */
 static size_t utf8_len(const unsigned char *p, size_t max)
 {
-    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
     if (!n || n > max) return 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xc0) != 0x80) return 0;
@@ -263,7 +267,8 @@ bool sts_policy_parse(const char *body, size_t len, sts_policy *p, char *why, si
     if (!seen.version) return say(why, whylen, "no version field");
     if (!seen.mode) return say(why, whylen, "no mode field");
     if (!seen.max_age) return say(why, whylen, "no max_age field");
-    if (p->mode != STS_MODE_NONE && p->mx.n == 0) return say(why, whylen, "no mx field (mode %s)", sts_mode_name(p->mode));
+    if (p->mode != STS_MODE_NONE && p->mx.n == 0)
+        return say(why, whylen, "no mx field (mode %s)", sts_mode_name(p->mode));
     return true;
 }
 
