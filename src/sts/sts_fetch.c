@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,13 +76,18 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
     return CURLE_OK;
 }
 
-/* fail - the fetch failed at stage: the facts and the reason into rs. */
-static void fail(sts_fetch_res *rs, enum sts_fail_stage stage, bool webpki, const char *why)
+/* fail - the fetch failed at stage: the facts and the formatted reason into rs. */
+static void fail(sts_fetch_res *rs, enum sts_fail_stage stage, bool webpki, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail(sts_fetch_res *rs, enum sts_fail_stage stage, bool webpki, const char *fmt, ...)
 {
     rs->ok = false;
     rs->fail.stage = stage;
     rs->fail.webpki = webpki;
-    snprintf(rs->why, sizeof rs->why, "%s", why);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rs->why, sizeof rs->why, fmt, ap);
+    va_end(ap);
 }
 
 /* resolve_list - curl's CURLOPT_RESOLVE entry "HOST:PORT:ADDR,[ADDR6],..." for rq; caller frees. */
@@ -152,21 +158,17 @@ void sts_fetch(const sts_fetch_req *rq, sts_fetch_res *rs)
     char *ct = NULL;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-    char why[300];
     if (sink.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         fail(rs, STS_FAIL_FETCH, false, "the policy is larger than 64 KiB");
     } else if (rc != CURLE_OK) {
-        snprintf(why, sizeof why, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        fail(rs, STS_FAIL_FETCH, rc == CURLE_PEER_FAILED_VERIFICATION, why);
+        fail(rs, STS_FAIL_FETCH, rc == CURLE_PEER_FAILED_VERIFICATION, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else if (status != 200) {
-        snprintf(why, sizeof why, "HTTP status %ld%s", status,
-                 status >= 300 && status < 400 ? " (redirects are not followed)" : "");
-        fail(rs, STS_FAIL_FETCH, false, why);
+        fail(rs, STS_FAIL_FETCH, false, "HTTP status %ld%s", status,
+             status >= 300 && status < 400 ? " (redirects are not followed)" : "");
     } else if (!sts_content_type_ok(ct)) {
-        snprintf(why, sizeof why, "Content-Type is \"%s\", not text/plain", ct ? ct : "");
-        for (char *p = why; *p; p++)
+        fail(rs, STS_FAIL_POLICY, false, "Content-Type is \"%s\", not text/plain", ct ? ct : "");
+        for (char *p = rs->why; *p; p++)
             if ((unsigned char)*p < 0x20) *p = '?';
-        fail(rs, STS_FAIL_POLICY, false, why);
     } else {
         rs->ok = true;
     }
