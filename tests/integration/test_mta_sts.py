@@ -11,6 +11,7 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
 - enforce + a certificate for another name: deferred 4.7.5, nothing delivered;
 - enforce + an MX without STARTTLS: deferred 4.7.4 (never clear text), starttls-not-supported;
 - testing + a certificate for another name: delivered, the tls line says sts=testing-failure;
+  testing + an MX host the policy does not list: used, the failure recorded;
 - a policy that does not parse, one served as text/html, a redirect, one over 64 KiB, a policy
   server whose certificate no trusted CA signed: no policy (logged with its RFC 8460 result type), delivered
   as the channel's default would;
@@ -171,6 +172,7 @@ DOMAINS = {  # domain: (MX host number(s), policy file or None, TXT id)
     "skip.test": ([4, 5], policy("enforce", "mx2.skip.test"), "s1"),  # mx1 (pref 10) is not listed
     "wrong.test": (6, policy("enforce", "*.wrong.test"), "w1"),       # the sink's certificate names another host
     "testing.test": (6, policy("testing", "mx.testing.test"), "t1"),
+    "testmx.test": (6, policy("testing", "mx.elsewhere.test"), "x1"),  # testing, the MX host not listed
     "notls.test": (7, policy("enforce", "mx.notls.test"), "n1"),     # no STARTTLS at all
     "bad.test": (6, "version: STSv1\nmode: enforce\nmax_age: 600\n", "b1"),  # no mx: invalid
     "html.test": (6, policy("enforce", "mx.html.test"), "h1"),        # served as text/html
@@ -281,6 +283,14 @@ def test_testing_wrong_name_delivered_and_logged(lab):
         "certificate name does not match mx.testing.test" in t[0].kv.get("reason", "") and \
         t[0].kv.get("result_type") == "certificate-host-mismatch", t[0].raw
     assert delivery(lab.mta, qid).kv.get("result") == "sent"
+
+
+def test_testing_mx_not_in_policy_still_used_and_recorded(lab):
+    qid, mid = send(lab.mta, "fred@testmx.test")
+    assert lab.other.wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)
+    assert not lines(lab.mta, qid, "sts_mx_skipped")
+    fl = [ln for ln in lines(lab.mta, qid, "sts_failure") if ln.kv.get("result_type") == "validation-failure"]
+    assert fl and fl[0].kv.get("mode") == "testing" and fl[0].kv.get("mx") == "mx.testmx.test", lab.mta.log_excerpt(qid)
 
 
 @pytest.mark.parametrize("domain,result_type,error", [
