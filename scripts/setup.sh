@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Keep package postinst scripts from starting daemons that would grab test ports.
 [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libc-ares-dev libldap-dev libcmocka-dev libcrypt-dev"
-BUILD="$BUILD zlib1g-dev libcurl4-openssl-dev"  # src/tlsrpt/: TLS-RPT reports gzipped (zlib) and posted to https: (libcurl)
+BUILD="$BUILD zlib1g-dev libcurl4-openssl-dev"  # src/tlsrpt/ and MTA-STS (src/sts/): TLS-RPT reports gzipped (zlib) and posted to https:, MTA-STS policies fetched (libcurl)
 TEST="dnsmasq-base bind9-dnsutils python3-pytest python3-aiosmtpd python3-dnspython swaks openssl dovecot-core dovecot-lmtpd"
 TEST="$TEST postfix"  # bench/: smtp-source, smtp-sink and the Postfix measured against (never started as a service)
 TEST="$TEST curl"  # test_metrics.py scrapes the metrics endpoint with curl

@@ -26,6 +26,7 @@
 #include "smtp/listener.h"
 #include "smtp/pickup.h"
 #include "tlsrpt/tlsrpt.h"
+#include "sts/sts.h"
 
 #include <event2/event.h>
 #include <ftw.h>
@@ -168,6 +169,10 @@ static void drop_privileges(const sl_conf *c)
     free(pickup_dir);
     mkdir(c->opt.maildir_root, 0700);
     chown_tree(c->opt.maildir_root, pw->pw_uid, pw->pw_gid, NULL);
+    if (c->opt.mta_sts_cache_dir) { /* outside the queue: the policy cache must stay writable too */
+        mkdir(c->opt.mta_sts_cache_dir, 0700);
+        chown_tree(c->opt.mta_sts_cache_dir, pw->pw_uid, pw->pw_gid, NULL);
+    }
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         fatal("run_as: cannot become '%s'", c->opt.run_as);
     log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);
@@ -305,6 +310,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     control_free(d->ctl);
     d->ctl = NULL;
     sched_stop(d->sched);
+    sts_stop(d->ctx.sts); /* a policy fetch hanging on its server gives up: the workers drain */
     d->stop_started = now_mono_ms();
     stop_tick(-1, 0, d);
 }
@@ -345,6 +351,9 @@ int daemon_serve(const char *dir)
     if (!d.ctx.tls_client) fatal("tls: %s", err);
     d.ctx.dns = dns_new(d.ctx.base, &conf->opt.dns_servers, err, sizeof err);
     if (!d.ctx.dns) fatal("dns: %s", err);
+    char *sts_dir = conf_sts_cache_dir(&conf->opt);
+    d.ctx.sts = sts_new(d.ctx.base, d.ctx.dns, d.ctx.wq, sts_dir); /* reads the MTA-STS policy cache */
+    free(sts_dir);
     loop_token_load(conf->opt.queue_dir, d.ctx.loop_token, sizeof d.ctx.loop_token);
     d.ctx.hostmem = hostmem_new();
     d.sched = sched_new(&d.ctx, deliv_programs_builtin());
@@ -398,6 +407,7 @@ int daemon_serve(const char *dir)
     store_close(d.ctx.store);
     sched_free(d.sched);
     dns_free(d.ctx.dns); /* cancels the reject mode's MX lookups: before the policy goes */
+    sts_free(d.ctx.sts);  /* after the worker queue and the resolver: their last callbacks reach it */
     hostmem_free(d.ctx.hostmem);
     tlsrpt_free(d.tlsrpt); /* after the workers and the resolver: their callbacks use it */
     policy_free(d.pol);

@@ -94,6 +94,10 @@ typedef struct {
     char *tls_ca_file;         /* tls_ca_file: CA certificates the SMTP client trusts besides the system store (default none) */
     char *tls_policy_file;     /* tls_policy_file: the outbound TLS policy table (doc/tls.md; default none) */
     char *tls_sni_file;        /* tls_sni_file: the server's certificates by SNI name (doc/tls.md; default none) */
+    bool mta_sts;              /* mta_sts: 1 = a destination without a tls_policy_file entry is checked for MTA-STS (default 0) */
+    unsigned mta_sts_port;     /* mta_sts_port: the port of policy servers, https://mta-sts.DOMAIN:PORT (default 443; tests and labs) */
+    unsigned mta_sts_timeout;  /* mta_sts_timeout seconds: a policy fetch, and the longest a delivery waits for one (default 30) */
+    char *mta_sts_cache_dir;   /* mta_sts_cache_dir: where fetched policies are kept (default QUEUE/sts) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
@@ -318,6 +322,8 @@ char *conf_postmaster(const sl_options *opt);
 char *conf_submit_socket(const sl_options *opt);
 /* conf_pickup_dir - QUEUE/pickup, where `sluice sendmail` leaves messages while no daemon runs (caller frees). */
 char *conf_pickup_dir(const sl_options *opt);
+/* conf_sts_cache_dir - mta_sts_cache_dir, or QUEUE/sts: where MTA-STS policies are kept (caller frees). */
+char *conf_sts_cache_dir(const sl_options *opt);
 /* conf_options_defaults - fill opt with the documented defaults. */
 void conf_options_defaults(sl_options *opt);
 /* conf_scanner_option - a spamfilterN_* key of option.dat (N = 1..8): 0 = set, -1 = bad value
@@ -335,7 +341,7 @@ int conf_parse_dispatcher(const char *file, const char *text, sl_conf *c, conf_e
 int conf_parse_sluice_cnf(const char *file, const char *text, sl_conf *c, conf_errors *errs);
 
 /* conf_restart_changes - the options that differ between old and new but take effect only at
- * start-up (queue_dir, run_as, dns_servers, submit_socket, submit_channel, metrics_listen): their
+ * start-up (queue_dir, run_as, dns_servers, submit_socket, submit_channel, metrics_listen, mta_sts_cache_dir): their
  * names appended to out. Dispatcher services are applied by a reload (smtp/listener.h). */
 void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *out);
 /* conf_channel_by_name - channel named name (case-insensitive), or NULL. */

@@ -71,6 +71,8 @@ void conf_options_defaults(sl_options *opt)
     opt->command_timeout = 300;
     opt->auth_max_failures = 3;
     opt->tls_min_version = 12;
+    opt->mta_sts_port = 443;
+    opt->mta_sts_timeout = 30;
     conf_scanners_free(opt); /* on the zeroed options: the scanners' defaults */
     opt->ldap_timeout = 5;
     opt->ldap_connections = 4;
@@ -98,7 +100,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ca_file);
     free(opt->tls_policy_file);
     free(opt->tls_sni_file);
-    opt->tls_ca_file = opt->tls_policy_file = opt->tls_sni_file = NULL;
+    free(opt->mta_sts_cache_dir);
+    opt->tls_ca_file = opt->tls_policy_file = opt->tls_sni_file = opt->mta_sts_cache_dir = NULL;
     free(opt->submit_socket);
     free(opt->submit_channel);
     free(opt->metrics_listen);
@@ -179,6 +182,11 @@ char *conf_pickup_dir(const sl_options *opt)
     return xasprintf("%s/pickup", opt->queue_dir);
 }
 
+char *conf_sts_cache_dir(const sl_options *opt)
+{
+    return opt->mta_sts_cache_dir ? xstrdup(opt->mta_sts_cache_dir) : xasprintf("%s/sts", opt->queue_dir);
+}
+
 /* str_differ - whether two optional strings differ. */
 static bool str_differ(const char *a, const char *b)
 {
@@ -204,6 +212,10 @@ void conf_restart_changes(const sl_conf *old, const sl_conf *new_conf, strvec *o
     if (str_differ(sa, sb)) sv_push(out, "submit_socket");
     if (str_differ(a->submit_channel, b->submit_channel)) sv_push(out, "submit_channel");
     if (str_differ(a->metrics_listen, b->metrics_listen)) sv_push(out, "metrics_listen");
+    char *ca = conf_sts_cache_dir(a), *cb = conf_sts_cache_dir(b);
+    if (strcmp(ca, cb) != 0) sv_push(out, "mta_sts_cache_dir");
+    free(ca);
+    free(cb);
     free(sa);
     free(sb);
 }
@@ -669,6 +681,10 @@ static const opt_def opt_table[] = {
     {"tls_ca_file", set_path, OFF(tls_ca_file), 0, 0, "a file path", NULL},
     {"tls_policy_file", set_path, OFF(tls_policy_file), 0, 0, "a file path", NULL},
     {"tls_sni_file", set_path, OFF(tls_sni_file), 0, 0, "a file path", NULL},
+    {"mta_sts", set_bool01, OFF(mta_sts), 0, 0, "0 or 1 (yes or no)", NULL},
+    {"mta_sts_port", set_uint, OFF(mta_sts_port), 1, 65535, "a port 1..65535", NULL},
+    {"mta_sts_timeout", set_duration, OFF(mta_sts_timeout), 1, 300, "a duration 1s..5m", NULL},
+    {"mta_sts_cache_dir", set_path, OFF(mta_sts_cache_dir), 0, 0, "a directory path", NULL},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name", NULL},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},

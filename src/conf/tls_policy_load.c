@@ -19,12 +19,6 @@ static void on_error(void *arg, int line, const char *msg)
     conf_error(lc->errs, lc->path, line, "%s", msg);
 }
 
-/* level_implemented - whether this build can apply level (MTA-STS is not built yet). */
-static bool level_implemented(enum tls_level l)
-{
-    return l != TLS_LEVEL_STS;
-}
-
 void conf_load_tls_policy(sl_conf *c, conf_errors *errs)
 {
     if (!c->opt.tls_policy_file) return;
@@ -32,12 +26,6 @@ void conf_load_tls_policy(sl_conf *c, conf_errors *errs)
     if (!text) return;
     struct load_ctx lc = {errs, c->opt.tls_policy_file};
     c->tls_policy = tls_policy_parse(text, on_error, &lc);
-    for (size_t i = 0; i < c->tls_policy->n; i++) {
-        const tls_policy_entry *e = &c->tls_policy->v[i];
-        if (!level_implemented(e->level))
-            conf_error(errs, c->opt.tls_policy_file, e->line, "%s: level %s is not implemented in this version (doc/tls.md)",
-                       e->pattern, tls_level_name(e->level));
-    }
     free(text);
 }
 

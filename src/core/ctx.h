@@ -20,6 +20,7 @@ struct dns_ctx;
 struct sl_dir;
 struct qmsg;
 struct hostmem;
+struct sts_ctx;
 
 typedef struct sl_ctx {
     struct event_base *base;
@@ -42,6 +43,7 @@ typedef struct sl_ctx {
     struct ssl_ctx_st *tls_server; /* STARTTLS server context (NULL: no certificate configured) */
     struct ssl_ctx_st *tls_client; /* opportunistic client context */
     struct hostmem *hostmem; /* MX hosts that failed lately, per destination (deliver/hostmem.h) */
+    struct sts_ctx *sts;  /* MTA-STS policies: discovery and the durable cache (sts/sts.h) */
     void *conf_refs;      /* private: reference counts (conf/conf_ref.c) */
 } sl_ctx;
 

@@ -41,6 +41,7 @@
 #include "deliver/dane_out.h"
 #include "deliver/hostmem.h"
 #include "dns/dnssec.h"
+#include "deliver/sts_out.h"
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
@@ -125,6 +126,8 @@ struct smtp_out {
     bool mx_secure;                  /* the MX RRset of this attempt was DNSSEC-validated */
     size_t n_mx_names;               /* names[0..n) came from that MX RRset (not lastresort, not the host itself) */
     dane_host dane;                  /* the current host's DANE verdict and TLSA records */
+    bool sts_dane;                   /* an enforced MTA-STS policy: DANE is looked for too and wins where it authenticates (RFC 8461 2) */
+    sts_out *sts;                    /* MTA-STS for this destination (deliver/sts_out.h), or NULL */
 };
 
 static void dest_try_next(smtp_out *s);
@@ -356,10 +359,11 @@ static void conn_connect_failed(smtp_out *s, int err)
 
 /* ---- the engine's events ------------------------------------------------------------- */
 
-/* tls_level_of - the TLS level of the destination: its policy table entry, else the channel keyword. */
+/* tls_level_of - the TLS level of the destination: its policy table entry, else the channel keyword
+ * (also for an "sts" entry: what MTA-STS falls back to; sts_out_level decides once the policy is known). */
 static enum tls_level tls_level_of(const smtp_out *s)
 {
-    if (s->tls_pol) return s->tls_pol->level;
+    if (s->tls_pol && s->tls_pol->level != TLS_LEVEL_STS) return s->tls_pol->level;
     return s->ch->tls == CHAN_TLS_MUST ? TLS_LEVEL_ENCRYPT : s->ch->tls == CHAN_TLS_NO ? TLS_LEVEL_NONE : TLS_LEVEL_MAY;
 }
 
@@ -397,10 +401,16 @@ static void dane_failed(smtp_out *s, const char *state, dane_result_type rt, con
     tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, dane_rpt_type(rt), why);
 }
 
-/* dane_wanted - the destination's level is dane or dane-only. */
+/* dane_wanted - the destination's level is dane or dane-only, or an enforced MTA-STS policy looks for DANE first. */
 static bool dane_wanted(const smtp_out *s)
 {
-    return s->tls_level == TLS_LEVEL_DANE || s->tls_level == TLS_LEVEL_DANE_ONLY;
+    return s->tls_level == TLS_LEVEL_DANE || s->tls_level == TLS_LEVEL_DANE_ONLY || s->sts_dane;
+}
+
+/* dane_level - the DANE level the host's verdict is decided under: opportunistic for MTA-STS. */
+static enum tls_level dane_level(const smtp_out *s)
+{
+    return s->sts_dane ? TLS_LEVEL_DANE : s->tls_level;
 }
 
 /* conn_level - the level the current connection applies: the destination's, except that DANE
@@ -408,6 +418,7 @@ static bool dane_wanted(const smtp_out *s)
 static enum tls_level conn_level(const smtp_out *s)
 {
     if (!dane_wanted(s)) return s->tls_level;
+    if (s->sts_dane) return s->dane.v.mode == DANE_HOST_VERIFY ? TLS_LEVEL_DANE : s->tls_level; /* else MTA-STS */
     switch (s->dane.v.mode) {
     case DANE_HOST_VERIFY: return TLS_LEVEL_DANE;
     case DANE_HOST_ENCRYPT: return TLS_LEVEL_ENCRYPT;
@@ -446,6 +457,7 @@ static void dane_apply(smtp_out *s, size_t n_records)
     log_info(out_msg_id(s), "dane", "host=%s mode=%s mx_secure=%s records=%zu usable=%zu reason=\"%s\"%s%s",
              s->peer_name, dane_mode_name(v->mode), s->mx_secure ? "yes" : "no", n_records, s->dane.n, v->why,
              v->rt ? " result_type=" : "", dane_result_type_name(v->rt));
+    if (s->sts) sts_out_set_dane(s->sts, v->mode == DANE_HOST_VERIFY ? s->peer_name : NULL);
     if (v->mode != DANE_HOST_SKIP) {
         dns_lookup_addr(s->dns, s->peer_name, dest_on_addr, s);
         return;
@@ -464,7 +476,7 @@ static void dest_on_tlsa(void *arg, sl_result res, bool secure, const dns_rdata 
     smtp_out *s = arg;
     if (res == SL_TEMP)
         log_info(out_msg_id(s), "dns_failed", "host=%s type=TLSA error=\"%s\"", s->peer_name, errmsg ? errmsg : "");
-    dane_host_set(&s->dane, s->peer_name, s->tls_level, true, res, secure, rr, n);
+    dane_host_set(&s->dane, s->peer_name, dane_level(s), true, res, secure, rr, n);
     dane_apply(s, res == SL_OK ? n : 0);
 }
 
@@ -480,7 +492,7 @@ static void dest_resolve(smtp_out *s)
         dns_lookup_tlsa(s->dns, s->peer_name, s->ch->port ? s->ch->port : 25, dest_on_tlsa, s);
         return;
     }
-    dane_host_set(&s->dane, s->peer_name, s->tls_level, false, SL_PERM, false, NULL, 0);
+    dane_host_set(&s->dane, s->peer_name, dane_level(s), false, SL_PERM, false, NULL, 0);
     dane_apply(s, 0);
 }
 
@@ -528,8 +540,10 @@ static void tls_log_clear(smtp_out *s)
 {
     const char *why = s->tls_level == TLS_LEVEL_NONE ? "policy" : !s->tls_ctx ? "no client context"
                       : s->tls_refused                ? "refused" : "not offered";
-    log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"", s->peer, tls_level_name(s->tls_level),
-             why);
+    char sts[160] = "";
+    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, sts, sizeof sts);
+    log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"%s", s->peer, tls_level_name(s->tls_level),
+             why, sts);
 }
 
 /* tls_check - the handshake is done: whether the certificate satisfies the level; logs the outcome. */
@@ -537,22 +551,30 @@ static bool tls_check(smtp_out *s, SSL *ssl)
 {
     tls_describe(ssl, s->tls_info, sizeof s->tls_info);
     if (conn_level(s) == TLS_LEVEL_DANE) return tls_check_dane(s, ssl);
-    if (s->tls_level != TLS_LEVEL_VERIFY) {
-        log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
-                 tls_level_name(s->tls_level), s->tls_info);
+    char sts[400] = "";
+    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, sts, sizeof sts);
+    if (s->tls_level != TLS_LEVEL_VERIFY && s->tls_level != TLS_LEVEL_STS) {
+        log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"%s", s->peer,
+                 tls_level_name(s->tls_level), s->tls_info, sts);
         tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
         return true;
     }
-    const strvec *m = &s->tls_pol->match;
+    /* verify: the match= names, else the MX host; sts (RFC 8461 §4.2): always the MX host */
+    const strvec *m = s->tls_level == TLS_LEVEL_VERIFY && s->tls_pol ? &s->tls_pol->match : NULL;
     const char *mx[1] = {s->peer_name};
     char why[256];
-    bool ok = m->n ? tls_client_verify(ssl, (const char *const *)m->v, m->n, why, sizeof why)
-                   : tls_client_verify(ssl, mx, 1, why, sizeof why);
+    bool ok = m && m->n ? tls_client_verify(ssl, (const char *const *)m->v, m->n, why, sizeof why)
+                        : tls_client_verify(ssl, mx, 1, why, sizeof why);
+    const char *level = tls_level_name(s->tls_level);
     if (ok)
-        log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
+        log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=%s cipher=\"%s\"%s", s->peer, level, s->tls_info,
+                 sts);
     else
-        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
-    tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
+        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s reason=\"%s\"%s", s->peer, level, why, sts);
+    if (s->tls_level != TLS_LEVEL_STS) /* MTA-STS failures are recorded by sts_out under their policy */
+        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
+    else if (ok)
+        tlsrpt_out_policy(TLSRPT_POLICY_STS, s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_SUCCESS, NULL);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -682,8 +704,12 @@ static void on_failed(smtp_out *s)
              f->status, reply);
     free(reply);
     dane_note_failed(s, f->status);
-    if (!dane_wanted(s) && !strcmp(f->status, "4.7.4")) /* TLS required, STARTTLS not offered */
-        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
+    if (!strcmp(f->status, "4.7.4")) { /* TLS required, STARTTLS not offered */
+        if (s->sts && conn_level(s) != TLS_LEVEL_DANE)
+            sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_STARTTLS, f->diag);
+        else if (!dane_wanted(s))
+            tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
+    }
     mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
@@ -753,6 +779,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
         tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
+        if (s->sts) sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_HANDSHAKE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
@@ -962,6 +989,20 @@ static bool addr_is_self(const smtp_out *s, const struct sockaddr_storage *a)
     return false;
 }
 
+/* dest_sts_skip - pass over the next names an enforced MTA-STS policy does not allow (logged); with
+ * nothing tried yet, the attempt's failure says why (4.7.5: deferred, never another host). */
+static void dest_sts_skip(smtp_out *s)
+{
+    while (s->sts && s->next_name < s->names.n && !sts_out_mx_allowed(s->sts, out_msg_id(s), s->names.v[s->next_name])) {
+        if (!s->n_attempted) {
+            char *diag = xasprintf("%s: not allowed by the MTA-STS policy of %s", s->names.v[s->next_name], s->host);
+            fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
+            free(diag);
+        }
+        s->next_name++;
+    }
+}
+
 /* dest_try_next - connect to the next address, resolving the next name when needed. */
 static void dest_try_next(smtp_out *s)
 {
@@ -974,11 +1015,13 @@ static void dest_try_next(smtp_out *s)
         }
         if (conn_open(s, a)) return;
     }
+    dest_sts_skip(s);
     if (s->next_name >= s->names.n && s->ch->lastresort && !s->tried_lastresort && s->fail_res != SL_PERM) {
         /* every MX failed temporarily: the last-resort host gets a try */
         s->tried_lastresort = true;
         sv_push(&s->names, s->ch->lastresort);
         log_info(out_msg_id(s), "lastresort", "host=%s", s->ch->lastresort);
+        dest_sts_skip(s);
     }
     if (s->next_name < s->names.n) {
         free(s->peer_name);
@@ -1035,6 +1078,17 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
     if (go) dest_try_next(s);
 }
 
+/* dest_on_sts - the destination's MTA-STS policy is known: its TLS level, then the MX lookup. */
+static void dest_on_sts(void *arg)
+{
+    smtp_out *s = arg;
+    s->tls_level = sts_out_level(s->sts, tls_level_of(s));
+    /* DANE wins where both exist (RFC 8461 2): an enforced policy's MX hosts are also looked for
+     * secure TLSA records; unless the levels dane/dane-only already do */
+    s->sts_dane = s->tls_level == TLS_LEVEL_STS;
+    dest_lookup_mx(s);
+}
+
 /* dest_start - find the destinations afresh and start trying them. */
 static void dest_start(smtp_out *s)
 {
@@ -1051,6 +1105,7 @@ static void dest_start(smtp_out *s)
     s->n_attempted = 0;
     s->mx_secure = false;
     s->n_mx_names = 0;
+    s->sts_dane = false;
     dane_host_clear(&s->dane);
     fail_set(s, SL_TEMP, "4.4.1", "no destination could be reached", NULL);
     if (s->ch->daemon && *s->ch->daemon) {
@@ -1060,6 +1115,10 @@ static void dest_start(smtp_out *s)
         sv_push(&s->names, s->ch->daemon);
     } else if (s->ch->mx && s->host[0] != '[') {
         s->st = OS_RESOLVING;
+        if (s->sts) { /* MTA-STS: the policy first (cached: one TXT query), then the MX hosts */
+            sts_out_begin(s->sts, out_msg_id(s), dest_on_sts, s);
+            return;
+        }
         dest_lookup_mx(s);
         return;
     } else {
@@ -1180,6 +1239,12 @@ void smtp_out_set_memory(smtp_out *s, hostmem *mem)
     s->mem = mem;
 }
 
+void smtp_out_set_sts(smtp_out *s, sts_ctx *ctx)
+{
+    sts_out_free(s->sts);
+    s->sts = sts_out_new(ctx, s->conf, s->ch, s->host, s->tls_pol);
+}
+
 void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_storage *addrs, size_t n)
 {
     free(s->self_token);
@@ -1209,5 +1274,6 @@ void smtp_out_free(smtp_out *s)
     free(s->self_token);
     free(s->self_addrs);
     dane_host_clear(&s->dane);
+    sts_out_free(s->sts);
     free(s);
 }

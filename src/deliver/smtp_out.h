@@ -31,6 +31,7 @@
 #include "deliver/deliver.h"
 #include "deliver/hostmem.h"
 #include "dns/dns.h"
+#include "sts/sts.h"
 
 #include <sys/socket.h>
 
@@ -54,6 +55,9 @@ void smtp_out_set_self(smtp_out *s, const char *token, const struct sockaddr_sto
 void smtp_out_set_tls(smtp_out *s, struct ssl_ctx_st *ctx);
 /* smtp_out_set_memory - the daemon's memory of failing MX hosts (hostmem.h), kept across jobs; NULL: none. */
 void smtp_out_set_memory(smtp_out *s, hostmem *mem);
+/* smtp_out_set_sts - the daemon's MTA-STS context (sts/sts.h): the destination is checked when its
+ * tls_policy_file entry is "sts" or option mta_sts says so (deliver/sts_out.h); NULL: never. */
+void smtp_out_set_sts(smtp_out *s, sts_ctx *ctx);
 /* smtp_out_deliver - deliver item (connecting first if needed); cb runs once when done. One item at a time. */
 void smtp_out_deliver(smtp_out *s, deliv_item *item, smtp_out_done_cb cb, void *arg);
 /* smtp_out_reusable - whether the connection is open and idle, ready for another item. */

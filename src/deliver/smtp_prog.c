@@ -16,6 +16,7 @@ static smtp_out *smtp_session_open(const deliv_job *job)
     smtp_out_set_self(out, ctx->loop_token, ctx->listen_addrs, ctx->n_listen);
     smtp_out_set_tls(out, ctx->tls_client);
     smtp_out_set_memory(out, ctx->hostmem);
+    smtp_out_set_sts(out, ctx->sts);
     return out;
 }
 

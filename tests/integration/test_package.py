@@ -44,7 +44,7 @@ def test_control_fields(pkg):
     for f in ("Provides", "Conflicts", "Replaces"):
         assert field(deb, f) == "mail-transport-agent", f
     deps = [d.strip() for d in field(deb, "Depends").split(",")]
-    for d in ("libevent-extra-2.1-7", "libevent-openssl-2.1-7", "libc-ares2", "libssl3", "libc6", "adduser"):
+    for d in ("libevent-extra-2.1-7", "libevent-openssl-2.1-7", "libc-ares2", "libssl3", "libcurl4", "libc6", "adduser"):
         assert d in deps, deps
     conffiles = subprocess.run(["dpkg-deb", "--ctrl-tarfile", deb], capture_output=True, check=True).stdout
     assert b"./conffiles" in conffiles and b"./postinst" in conffiles

@@ -9,8 +9,8 @@ aiosmtpd sinks offering STARTTLS with certificates from a test CA that the test 
 - encrypt: an untrusted certificate is fine (tls=encrypted); a sink without STARTTLS defers 4.7.4.
 - none: no STARTTLS even when offered; the channel's maytls without an entry logs tls=none when
   the peer offers no STARTTLS.
-- sluice check reports a malformed table as file:line and refuses levels not built yet (sts;
-  dane and dane-only are test_dane.py's).
+- sluice check reports a malformed table as file:line (the levels dane, dane-only and sts are
+  test_dane.py's and test_mta_sts.py's).
 """
 import os
 import subprocess
@@ -178,7 +178,6 @@ def test_may_default_logs_clear_text_and_none_skips_offered_tls(lab):
 @pytest.mark.parametrize("text,want", [
     ("ok.test may\nbad.test secure\n", "tls_policy:2: unknown TLS level \"secure\""),
     ("a.test may match=x.test\n", "tls_policy:1: match= is given once and only with verify"),
-    ("a.test sts\n", "tls_policy:1: a.test: level sts is not implemented"),
 ])
 def test_check_reports_bad_policy_file(harness, text, want):
     mta = harness.sluice(start=False, options={"tls_policy_file": "tls_policy"})

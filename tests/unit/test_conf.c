@@ -195,6 +195,10 @@ static void test_options_defaults(void **state)
     assert_int_equal(opt.min_data_rate_window, 30);
     assert_null(opt.tls_ciphers);
     assert_int_equal(opt.tls_min_version, 12);
+    assert_false(opt.mta_sts);
+    assert_int_equal(opt.mta_sts_port, 443);
+    assert_int_equal(opt.mta_sts_timeout, 30);
+    assert_null(opt.mta_sts_cache_dir);
     assert_false(opt.spf_check);
     assert_int_equal(opt.spf_fail_action, SPF_ACTION_NONE);
     assert_int_equal(opt.n_internal_networks, 2);
@@ -1379,7 +1383,7 @@ static void test_restart_changes(void **state)
     } cases[] = {
         {"", "", ""},
         {"log_level=info\nmax_errors=3\n", "log_level=debug\nmax_errors=9\nlog_format=json\n", ""},
-        {"queue_dir=/q1\n", "queue_dir=/q2\n", "queue_dir|submit_socket"}, /* the socket's default follows */
+        {"queue_dir=/q1\n", "queue_dir=/q2\n", "queue_dir|submit_socket|mta_sts_cache_dir"}, /* their defaults follow */
         {"", "run_as=nobody\n", "run_as"},
         {"dns_servers=127.0.0.1\n", "dns_servers=127.0.0.1:53\n", ""}, /* the same server, normalised */
         {"dns_servers=127.0.0.1\n", "dns_servers=127.0.0.2\n", "dns_servers"},
@@ -1387,6 +1391,8 @@ static void test_restart_changes(void **state)
         {"queue_dir=/q\n", "submit_socket=/q/public/submit.sock\nqueue_dir=/q\n", ""}, /* the default, spelt out */
         {"", "submit_channel=tcp_local\nmetrics_listen=9465\n", "submit_channel|metrics_listen"},
         {"metrics_listen=9465\n", "metrics_listen=127.0.0.1:9465\n", ""},
+        {"", "mta_sts_cache_dir=/var/lib/sluice-sts\nmta_sts=1\nmta_sts_port=8443\n", "mta_sts_cache_dir"},
+        {"queue_dir=/q\n", "queue_dir=/q\nmta_sts_cache_dir=/q/sts\n", ""}, /* the default, spelt out */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *got = restart_changes(cases[i].a, cases[i].b);

@@ -1,0 +1,55 @@
+/*
+ * sts_result.h - what went wrong with MTA-STS, in the words of TLS reporting (RFC 8460 §4.3): the
+ * one place where a failure's result type is decided (sts_result_type_of) and the one place
+ * every failure is recorded (sts_result_record: a log line today; TLS-RPT's aggregate reports
+ * will count them here). Pure decisions plus a log line; the loop thread calls
+ * sts_result_record, any thread may call the rest.
+ */
+#ifndef SLUICE_STS_RESULT_H
+#define SLUICE_STS_RESULT_H
+#include <stdbool.h>
+
+#include "sts/sts_policy.h"
+
+/* RFC 8460 §4.3 result types that MTA-STS can produce. */
+enum sts_result_type {
+    STS_RT_NONE = 0,               /* no failure */
+    STS_RT_STARTTLS_NOT_SUPPORTED, /* starttls-not-supported */
+    STS_RT_CERT_HOST_MISMATCH,     /* certificate-host-mismatch */
+    STS_RT_CERT_EXPIRED,           /* certificate-expired */
+    STS_RT_CERT_NOT_TRUSTED,       /* certificate-not-trusted */
+    STS_RT_VALIDATION_FAILURE,     /* validation-failure */
+    STS_RT_POLICY_FETCH_ERROR,     /* sts-policy-fetch-error */
+    STS_RT_POLICY_INVALID,         /* sts-policy-invalid */
+    STS_RT_WEBPKI_INVALID          /* sts-webpki-invalid */
+};
+
+/* Where a failure happened. */
+enum sts_fail_stage {
+    STS_FAIL_FETCH,     /* the HTTPS GET of the policy failed (connect, TLS, status, size, time) */
+    STS_FAIL_POLICY,    /* what was fetched is not a valid policy (or not text/plain) */
+    STS_FAIL_MX,        /* the MX host does not match the policy's mx patterns */
+    STS_FAIL_STARTTLS,  /* the MX host does not offer STARTTLS */
+    STS_FAIL_HANDSHAKE, /* the TLS handshake with the MX host failed */
+    STS_FAIL_CERT       /* the MX host's certificate failed */
+};
+
+/* The facts of one failure, as its finder knows them. */
+typedef struct {
+    enum sts_fail_stage stage;
+    bool webpki;   /* FETCH: the policy server's certificate did not verify */
+    bool chain_ok; /* CERT: the chain verified against the trusted CAs */
+    bool expired;  /* CERT: the chain failed because a certificate had expired */
+    bool name_ok;  /* CERT: the certificate names the MX host */
+} sts_fail_facts;
+
+/* sts_result_type_of - the RFC 8460 result type of a failure. */
+enum sts_result_type sts_result_type_of(const sts_fail_facts *f);
+/* sts_result_type_name - "certificate-host-mismatch", ...; "none" for STS_RT_NONE. */
+const char *sts_result_type_name(enum sts_result_type t);
+/* sts_result_record - one MTA-STS failure for policy domain (mx: the MX host, NULL for fetch
+ * failures) under mode, with detail for people: logged as "sts_failure". TLS-RPT hooks in here. */
+void sts_result_record(const char *msg_id, const char *domain, const char *mx, enum sts_mode mode,
+                       enum sts_result_type type, const char *detail);
+
+#endif
