@@ -96,7 +96,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ciphers);
     free(opt->tls_ca_file);
     free(opt->tls_policy_file);
-    opt->tls_ca_file = opt->tls_policy_file = NULL;
+    free(opt->shaping_file);
+    opt->tls_ca_file = opt->tls_policy_file = opt->shaping_file = NULL;
     free(opt->submit_socket);
     free(opt->submit_channel);
     free(opt->metrics_listen);
@@ -638,6 +639,7 @@ static const opt_def opt_table[] = {
     {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3", NULL},
     {"tls_ca_file", set_path, OFF(tls_ca_file), 0, 0, "a file path", NULL},
     {"tls_policy_file", set_path, OFF(tls_policy_file), 0, 0, "a file path", NULL},
+    {"shaping_file", set_path, OFF(shaping_file), 0, 0, "a file path", NULL},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name", NULL},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},

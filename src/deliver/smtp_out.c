@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/tls_policy.h"
+#include "conf/shaping.h"
 #include "deliver/hostmem.h"
 
 #include <event2/bufferevent_ssl.h>
@@ -844,6 +845,8 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
         item_finish(s);
         return;
     }
+    if (s->mem && s->conf->shaping && s->conf->shaping->has_mx) /* traffic shaping groups domains by MX provider */
+        hostmem_mx_learn(s->mem, s->host, mx, n, now_unix());
     dns_mx *order = mem_order(s, mx, n);
     bool go = dest_mx_names(s, order, n);
     free(order);
