@@ -554,6 +554,7 @@ static void job_park(job *j)
     j->cq->idle = j;
     struct timeval tv = {SCHED_IDLE_KEEP_SECS, 0};
     evtimer_add(j->idle_timer, &tv);
+    if (j->sd) sched_shape_idle(j->sd); /* may hand j a held-back message, or end j (another domain) */
 }
 
 /* idle_take - a parked job of cq that can take e now (same host and a live connection), or NULL. */

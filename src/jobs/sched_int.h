@@ -129,6 +129,9 @@ int sched_shape_check(sdest *d, bool new_conn, int64_t now_ms);
 bool sched_shape_job_ok(sdest *d, unsigned sent, int64_t now_ms);
 /* sched_shape_conn - a connection to d opens (+1) or closes (-1); a close lets waiting messages go. */
 void sched_shape_conn(sdest *d, int delta);
+/* sched_shape_idle - a connection to d is parked: the first message d holds back may take it (or,
+ * for another domain of a provider, have it closed to make room), unless the rate or a suspension says no. */
+void sched_shape_idle(sdest *d);
 /* sched_shape_sent - a message for d starts now. */
 void sched_shape_sent(sdest *d, int64_t now_ms);
 /* sched_shape_wait - e (out of the heap) waits until d lets it go (back into its heap, kicked). */

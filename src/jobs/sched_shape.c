@@ -330,6 +330,16 @@ static void dest_wake(sdest *d)
     (void)s;
 }
 
+void sched_shape_idle(sdest *d)
+{
+    int64_t now = sched_now_ms(), at;
+    if (!d->head || !d->sh->conf || shape_check(&d->st, d->e, false, now, &at) != SHAPE_GO) return;
+    qent *e = d->head;
+    sched_shape_unwait(e);
+    sched_heap_push(e);
+    sched_kick(e->cq);
+}
+
 /* ---- reactions ---- */
 
 /* reply_parse - the reply code and text of a diagnostic ("smtp; 421 4.7.28 text"); false when it holds none. */
