@@ -923,6 +923,13 @@ void sched_stop(sched *s)
     }
 }
 
+void sched_reconf(sched *s)
+{
+    sched_shape_reconf(s);
+    if (!s->running) return;
+    for (size_t i = 0; i < s->n_chans; i++) sched_kick(s->chans[i]);
+}
+
 int sched_idle(const sched *s)
 {
     return s->busy == 0;

@@ -61,6 +61,9 @@ const char *sched_reply_of(const sched *s, const char *channel, const char *id, 
  * delivery; node is "domain" (recipients in that domain), "@domain" (also its subdomains) or
  * "#channel" (every message of the channel). Returns the messages started, -1 when stopped. */
 int sched_etrn(sched *s, const char *node);
+/* sched_reconf - the daemon's configuration was replaced (SIGHUP): traffic shaping takes the new
+ * table and every channel is kicked. */
+void sched_reconf(sched *s);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 

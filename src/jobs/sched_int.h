@@ -140,6 +140,8 @@ void sched_shape_wait(sdest *d, qent *e, int64_t now_ms);
 void sched_shape_unwait(qent *e);
 /* sched_shape_result - an item to d is done: reaction rules on its replies, the ramp on its successes. */
 void sched_shape_result(sched *s, sdest *d, const deliv_item *item);
+/* sched_shape_reconf - after a reload: the view follows the new table (new limits apply, waiting messages retry). */
+void sched_shape_reconf(sched *s);
 /* sched_shape_free - free every destination (waiting qents are freed by the caller first). */
 void sched_shape_free(sched *s);
 /* sched_shape_metrics_register - shaping's gauges. */

@@ -131,6 +131,18 @@ static void view_sync(sched *s)
 
 static void sweep_fired(evutil_socket_t fd, short what, void *arg);
 
+/* view_stale - the daemon's configuration is no longer the one the view holds. */
+static bool view_stale(const sched *s)
+{
+    const sl_conf *c = s->ctx->conf;
+    return c->shaping ? s->shape->conf != c : s->shape->conf != NULL;
+}
+
+void sched_shape_reconf(sched *s)
+{
+    if (s->shape && view_stale(s)) view_sync(s);
+}
+
 bool sched_shape_on(chanq *cq)
 {
     sched *s = cq->s;
@@ -296,6 +308,10 @@ static size_t wake_count(const sdest *d, int64_t now)
 static void dest_wake(sdest *d)
 {
     sched *s = d->sh->s;
+    if (view_stale(s)) { /* a reload nobody kicked the scheduler for yet: every destination wakes */
+        view_sync(s);
+        return;
+    }
     int64_t now = sched_now_ms();
     if (shape_resumed(&d->st, now)) log_info(NULL, "shaping", "dest=%s action=resume", d->key);
     if (!d->n_wait) return;

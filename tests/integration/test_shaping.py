@@ -13,11 +13,15 @@ MAIL commands once it has accepted N messages (a provider's rate limit).
   `queue shaping --json` says suspended and the sink has still 3 while it is), the message that
   got the 421 is deferred, not bounced, then after the 4 s period it resumes and every message
   arrives exactly once.
+- a 421 matching a halve rule halves the rate (log line with the new rate), and two successful
+  messages later (ramp=2) the configured rate is back (restore).
+- a reload (SIGHUP) that lifts a per_hour of one message in 10 s lets the waiting messages go at once.
 - two domains on one MX provider (mx:prov.test connections=1): once their MX hosts are known,
   a burst to both never has two sessions open at once, and `queue shaping` lists the provider.
 """
 import json
 import os
+import signal
 import time
 import uuid
 
@@ -159,6 +163,42 @@ def test_421_suspends_then_resumes(harness):
     # suspended the whole time: nothing arrived between the suspension and the resume
     resume = mta.events("shaping", action="resume")[0]
     assert resume.time - line.time >= 3.5
+
+
+def test_halve_then_ramp_back(harness):
+    lab = st.Lab(harness, mx={"half.test": 2})
+    sink = lab.start_sink(2, throttle_after=2, throttle_count=2)
+    mta = shaped_mta(lab, "half.test per_hour=36000 floor=3600 ramp=2\n"
+                          "on 421 /rate limited/ action=halve\n")
+    mids = burst(mta, ["u%d@half.test" % i for i in range(6)], uid())
+    assert wait_all(sink, mids, 40), "delivered %r; log:\n%s" % (arrived(sink, mids), mta.log_excerpt("shaping"))
+    assert set(arrived(sink, mids).values()) == {1}
+    halve = mta.events("shaping", action="halve")
+    assert len(halve) == 1 and halve[0].kv["rate"] == "18000" and halve[0].kv["dest"] == "half.test", \
+        mta.log_excerpt("shaping")
+    restore = mta.wait_event(lambda ln: ln.event == "shaping" and ln.kv.get("action") == "restore", 10)
+    assert restore and restore.kv["rate"] == "36000", mta.log_excerpt("shaping")
+    assert restore.time >= halve[0].time
+    view = shaping_view(mta)["half.test"]
+    assert view["state"] == "active" and view["rate"] == 36000 and view["halvings"] == 0
+
+
+def test_reload_lifts_the_limit(harness):
+    lab = st.Lab(harness, mx={"r.test": 2})
+    sink = lab.start_sink(2)
+    mta = shaped_mta(lab, "r.test per_hour=360\n")  # one message every 10 s
+    mids = burst(mta, ["u%d@r.test" % i for i in range(3)], uid())
+    assert st.wait_until(lambda: shaping_view(mta).get("r.test", {}).get("waiting", 0) == 2, 10, 0.1), \
+        mta.queue("shaping").stdout
+    assert len(sink.received()) == 1
+    mta.write("shaping", "r.test connections=5\n")
+    os.kill(mta.proc.pid, signal.SIGHUP)
+    assert mta.wait_event(lambda ln: ln.event == "reloaded", 10)
+    t0 = time.monotonic()
+    assert wait_all(sink, mids, 8), "delivered %r" % arrived(sink, mids)
+    assert time.monotonic() - t0 < 8  # not the 10 s spacing of the old table
+    view = shaping_view(mta)["r.test"]
+    assert view["rate"] == 0 and view["max_connections"] == 5 and view["waiting"] == 0
 
 
 def test_mx_provider_shares_connections(harness):
