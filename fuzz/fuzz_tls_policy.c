@@ -7,10 +7,13 @@
  * Properties: every entry has a real level, a non-empty lower-case pattern and match= names only
  * with verify; each entry is what a lookup of its own pattern finds (a ".suffix" through a name
  * one label below it); a parsed TLSA record's data lies inside the input, and a usable one has a
- * DANE usage, a known selector and a digest of the exact length.
+ * DANE usage, a known selector and a digest of the exact length. The same text is also parsed as
+ * a tls_sni_file table (core/tls_sni.h): entries complete, names in lower case, each found by a
+ * lookup of its own name.
  */
 #include "core/dane.h"
 #include "core/tls_policy.h"
+#include "core/tls_sni.h"
 #include "fuzz.h"
 
 #include <ctype.h>
@@ -39,6 +42,27 @@ static void check_entry(const tls_policy_table *t, const tls_policy_entry *e)
     free(probe);
 }
 
+/* check_sni - the same text as a tls_sni_file table: every entry has a lower-case name, both
+ * paths under the directory (they were relative) or absolute, and is what a lookup of its own
+ * name finds (a "*.d" entry through "x.d", unless an exact "x.d" entry shadows it). */
+static void check_sni(const char *text)
+{
+    size_t errs = 0;
+    tls_sni_table *t = tls_sni_parse(text, "/conf", on_err, &errs);
+    for (size_t i = 0; i < t->n; i++) {
+        const tls_sni_entry *e = &t->v[i];
+        FZ_CHECK(e->name && *e->name && e->cert && e->key && e->line >= 1, "entry %zu incomplete", i);
+        for (const char *p = e->name; *p; p++) FZ_CHECK(!isupper((unsigned char)*p), "upper case in %s", e->name);
+        FZ_CHECK(e->cert[0] == '/' && e->key[0] == '/', "relative path %s %s", e->cert, e->key);
+        char *probe = e->name[0] == '*' ? xasprintf("x%s", e->name + 1) : xstrdup(e->name);
+        long k = tls_sni_lookup(t, probe);
+        FZ_CHECK(k == (long)i || (k >= 0 && strcmp(t->v[k].name, probe) == 0), "lookup of %s found %ld, not %zu", probe,
+                 k, i);
+        free(probe);
+    }
+    tls_sni_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = fz_text(data, size);
@@ -46,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tls_policy_table *t = tls_policy_parse(text, on_err, &errs);
     for (size_t i = 0; i < t->n; i++) check_entry(t, &t->v[i]);
     tls_policy_free(t);
+    check_sni(text);
     free(text);
 
     dane_tlsa r;

@@ -12,7 +12,7 @@ import sys
 # Lower number = lower layer (STYLE.md "Layers"); folders of one layer may lean on each other
 # one way only.
 LAYER = {"core": 0, "conf": 1, "rewrite": 2, "dir": 2, "dns": 2, "smtp": 3, "queue": 3, "dsn": 3,
-         "sieve": 2, "spf": 2, "dkim": 2, "policy": 4, "scan": 4, "jobs": 5, "deliver": 5, "cli": 6, "main": 6}
+         "sieve": 2, "spf": 2, "dkim": 2, "policy": 4, "scan": 4, "tlsrpt": 4, "jobs": 5, "deliver": 5, "cli": 6, "main": 6}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.M)
 
 

@@ -6,6 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Keep package postinst scripts from starting daemons that would grab test ports.
 [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libc-ares-dev libldap-dev libcmocka-dev libcrypt-dev"
+BUILD="$BUILD zlib1g-dev libcurl4-openssl-dev"  # src/tlsrpt/: TLS-RPT reports gzipped (zlib) and posted to https: (libcurl)
 TEST="dnsmasq-base bind9-dnsutils python3-pytest python3-aiosmtpd python3-dnspython swaks openssl dovecot-core dovecot-lmtpd"
 TEST="$TEST postfix"  # bench/: smtp-source, smtp-sink and the Postfix measured against (never started as a service)
 TEST="$TEST curl"  # test_metrics.py scrapes the metrics endpoint with curl
@@ -21,6 +22,7 @@ TEST="$TEST strace"  # tests/integration/test_durability_order.py: the order of 
 TEST="$TEST libidn12 libgnutls-dane0 libnsl2 libpcre2-8-0 libdb5.3 libevent-2.1-7 libpam0g adduser"  # the libraries of the private Exim and OpenSMTPD below
 TEST="$TEST python3-milter opendkim opendkim-tools python3-dkim"  # tests/integration/test_milter_client.py: a pymilter test milter, opendkim signing, dkimpy verifying; bench/ benchmark 7 (opendkim as the milter)
 BUILD="$BUILD ca-certificates"  # the system CA store (/etc/ssl/certs) the SMTP client verifies against (doc/tls.md)
+TEST="$TEST knot unbound bind9-dnsutils"  # tests/integration/test_dane.py: knot signs the test zones, unbound validates (AD bit), dig checks readiness
 TEST="$TEST debootstrap"  # tests/integration/test_package_install.py: the .deb installed in a Debian 12 root (scripts/debian_root.sh)
 missing=""
 for p in $BUILD $TEST; do

@@ -37,6 +37,7 @@ static void usage(FILE *f)
           "       sluice queue list [CHANNEL] | show ID | summary | hold|release|delete|return ID | retry ID|CHANNEL |\n"
           "                    stats | shaping  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
           "                    [-C DIR]   (live daemon, or the files when stopped; actions on an ID or a selection)\n"
+          "       sluice tlsrpt send [--day YYYY-MM-DD] [-C DIR]   send the TLS-RPT reports now (running daemon)\n"
           "       sluice sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N NOTIFY] [-R RET] [-V ENVID] [RECIPIENT ...]\n"
           "                    | -bs | -bv ADDRESS ... | -bp | -q   (also as sendmail, mailq, newaliases)\n"
           "       sluice version\n"
@@ -89,6 +90,10 @@ int cli_check(const char *dir)
             fprintf(stderr, "%s/option.dat: tls_certificate: %s\n", dir, err);
             rc = 1;
         } else {
+            if (!tls_server_sni(t, c->tls_sni, c->opt.tls_ciphers, (int)c->opt.tls_min_version, err, sizeof err)) {
+                fprintf(stderr, "%s:%s\n", c->opt.tls_sni_file, err); /* err: "N: name: file: why" */
+                rc = 1;
+            }
             SSL_CTX_free(t);
         }
     }
@@ -159,6 +164,28 @@ int cli_queue(const char *dir, int argc, char **argv)
     return rc;
 }
 
+/* cli_tlsrpt - `sluice tlsrpt send [--day YYYY-MM-DD]`: the running daemon sends the TLS-RPT reports. */
+static int cli_tlsrpt(const char *dir, int argc, char **argv)
+{
+    conf_errors errs = {0};
+    sl_conf *c = load_conf(dir, &errs);
+    for (size_t i = 0; i < errs.msgs.n; i++) fprintf(stderr, "%s\n", errs.msgs.v[i]);
+    sv_free(&errs.msgs);
+    if (!c) return 1;
+    char **words = xcalloc((size_t)argc + 1, sizeof *words);
+    words[0] = "tlsrpt";
+    for (int i = 0; i < argc; i++) words[i + 1] = argv[i];
+    int rc = control_client(c->opt.queue_dir, argc + 1, words);
+    if (rc < 0) {
+        fprintf(stderr, "sluice: no daemon answers on %s/control.sock (reports are sent by the running daemon)\n",
+                c->opt.queue_dir);
+        rc = 1;
+    }
+    free(words);
+    conf_free(c);
+    return rc;
+}
+
 /* config_dir_default - $SLUICE_CONFIG_DIR, else /etc/sluice (the sendmail links cannot be given -C by mail(1)). */
 static const char *config_dir_default(void)
 {
@@ -209,6 +236,11 @@ int cli_main(int argc, char **argv)
     }
     if (!strcmp(cmd, "queue")) {
         int rc = cli_queue(dir, nrest, rest);
+        free(rest);
+        return rc;
+    }
+    if (!strcmp(cmd, "tlsrpt")) {
+        int rc = cli_tlsrpt(dir, nrest, rest);
         free(rest);
         return rc;
     }

@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "core/log.h"
 #include "cli/control_queue.h"
+#include "tlsrpt/tlsrpt.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -26,6 +27,7 @@
 struct control {
     sl_ctx *ctx;
     sched *sched;
+    tlsrpt *tlsrpt;
     struct evconnlistener *evl;
     char *path;
 };
@@ -103,6 +105,11 @@ static void cconn_read(struct bufferevent *bev, void *arg)
     for (size_t i = 0; i < args.n; i++)
         if (!word_decode(args.v[i])) args.v[i][0] = '-'; /* an unknown option: a usage answer */
     bufferevent_disable(bev, EV_READ);
+    if (args.n && !strcmp(args.v[0], "tlsrpt")) {
+        tlsrpt_command(cc->c->tlsrpt, (int)args.n, args.v, cconn_answer, cc);
+        sv_free(&args);
+        return;
+    }
     control_queue_run(cc->c->sched, cc->c->ctx->dir, cc->c->ctx->conf->opt.queue_dir, (int)args.n, args.v,
                       cconn_answer, cc);
     sv_free(&args);
@@ -163,6 +170,11 @@ control *control_open(sl_ctx *ctx, struct sched *sched)
     c->path = path;
     evconnlistener_set_cb(evl, control_accept, c);
     return c;
+}
+
+void control_set_tlsrpt(control *c, tlsrpt *t)
+{
+    if (c) c->tlsrpt = t;
 }
 
 void control_free(control *c)

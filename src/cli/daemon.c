@@ -12,6 +12,7 @@
 #include "core/ctx.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "core/tls_sni.h"
 #include "core/workq.h"
 #include "cli/load.h"
 #include "deliver/hostmem.h"
@@ -24,6 +25,7 @@
 #include "policy/policy.h"
 #include "smtp/listener.h"
 #include "smtp/pickup.h"
+#include "tlsrpt/tlsrpt.h"
 
 #include <event2/event.h>
 #include <ftw.h>
@@ -47,6 +49,7 @@ typedef struct {
     control *ctl;
     pickup *pick;
     metrics_http *metrics;
+    tlsrpt *tlsrpt;
     struct event *ev_term, *ev_int, *ev_hup, *ev_stop;
     int64_t stop_started;
     const char *dir;
@@ -116,6 +119,14 @@ static bool tls_reload(sl_ctx *ctx, const sl_conf *c, char *err, size_t errlen)
         srv = tls_server_ctx(c->opt.tls_certificate, c->opt.tls_key, c->opt.tls_ciphers, (int)c->opt.tls_min_version,
                              err, errlen);
         if (!srv) return false;
+        char why[256];
+        if (!tls_server_sni(srv, c->tls_sni, c->opt.tls_ciphers, (int)c->opt.tls_min_version, why, sizeof why)) {
+            snprintf(err, errlen, "%s:%s", c->opt.tls_sni_file, why);
+            SSL_CTX_free(srv);
+            return false;
+        }
+        if (c->tls_sni && c->tls_sni->n)
+            log_info(NULL, "tls_sni_loaded", "file=%s names=%zu", c->opt.tls_sni_file, c->tls_sni->n);
     }
     if (ctx->tls_server) SSL_CTX_free(ctx->tls_server);
     ctx->tls_server = srv;
@@ -360,6 +371,8 @@ int daemon_serve(const char *dir)
     sched_recovery(d.sched, true, 0, 0);
     store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
     d.ctl = control_open(&d.ctx, d.sched);
+    if (conf->opt.tlsrpt) d.tlsrpt = tlsrpt_new(&d.ctx);
+    control_set_tlsrpt(d.ctl, d.tlsrpt);
     if (local) d.pick = pickup_new(&d.ctx, d.lst);
     size_t ndom, nusers;
     dir_stats(directory, &ndom, &nusers);
@@ -369,6 +382,7 @@ int daemon_serve(const char *dir)
     event_base_dispatch(d.ctx.base);
     bool clean = sched_idle(d.sched) && listener_sessions(d.lst) == 0;
     sched_replies_save(d.sched);
+    tlsrpt_stop(d.tlsrpt); /* the day files written whole, now */
     log_info(NULL, "stopped", "clean=%s queued=%zu", clean ? "yes" : "no", sched_count(d.sched));
     if (!store_recover_stop(d.ctx.store, 2000)) {
         log_error(NULL, "recovery_blocked", "the start-up scan did not stop within 2 s; exiting without cleanup");
@@ -386,12 +400,17 @@ int daemon_serve(const char *dir)
     sched_free(d.sched);
     dns_free(d.ctx.dns); /* cancels the reject mode's MX lookups: before the policy goes */
     hostmem_free(d.ctx.hostmem);
+    tlsrpt_free(d.tlsrpt); /* after the workers and the resolver: their callbacks use it */
     policy_free(d.pol);
     ctx_conf_release_all(&d.ctx);
     dir_unref(d.ctx.dir);
     free(d.ctx.listen_addrs);
     if (d.ctx.tls_server) SSL_CTX_free(d.ctx.tls_server);
     SSL_CTX_free(d.ctx.tls_client);
+    /* Bufferevents freed during the stop (a parked TLS connection: its filter, SSL object and
+     * socket) finish in libevent's finalizers, each scheduling the next on the loop; a few
+     * non-blocking turns let the chain finish before the base goes. */
+    for (int i = 0; i < 4; i++) event_base_loop(d.ctx.base, EVLOOP_NONBLOCK);
     event_base_free(d.ctx.base);
     libevent_global_shutdown();
     return 0;

@@ -249,6 +249,7 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
     }
     conf_load_tls_policy(c, errs);
     conf_load_shaping(c, errs);
+    conf_load_tls_sni(c, errs);
     if (errs->msgs.n != before) {
         conf_free(c);
         return NULL;
@@ -267,6 +268,7 @@ void conf_free(sl_conf *c)
     free(c->sieve_filter_text);
     conf_free_tls_policy(c);
     conf_free_shaping(c);
+    conf_free_tls_sni(c);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     if (c->dkim_keys && c->dkim_keys_free) c->dkim_keys_free(c->dkim_keys);
     if (c->dmarc_psl && c->dmarc_psl_free) c->dmarc_psl_free(c->dmarc_psl);

@@ -94,6 +94,7 @@ typedef struct {
     char *tls_ca_file;         /* tls_ca_file: CA certificates the SMTP client trusts besides the system store (default none) */
     char *tls_policy_file;     /* tls_policy_file: the outbound TLS policy table (doc/tls.md; default none) */
     char *shaping_file;        /* shaping_file: the traffic shaping table (doc/delivery.md; default none) */
+    char *tls_sni_file;        /* tls_sni_file: the server's certificates by SNI name (doc/tls.md; default none) */
     char *run_as;              /* run_as: user to switch to after binding (default: stay as started) */
     char *postmaster;          /* postmaster: this host's postmaster address (default postmaster@<host_name>) */
     enum reject_mode reject_mode; /* reject_mode: hard (default), soft or auto */
@@ -131,6 +132,10 @@ typedef struct {
     sl_scanner scanners[SL_SCANNERS]; /* spamfilter1_* .. spamfilter8_* */
     char *sieve_filter;        /* sieve_filter: a Sieve file every recipient's message goes through first (default none) */
     char *vacation_dir;        /* vacation_dir: where vacation replies are remembered (default QUEUE/vacation) */
+    bool tlsrpt;               /* tlsrpt: 1|0 (yes|no), record outbound TLS results and send RFC 8460 reports (default 0) */
+    char *tlsrpt_org;          /* tlsrpt_org: the reports' organization-name (default: host_name) */
+    char *tlsrpt_contact;      /* tlsrpt_contact: the reports' contact-info (default: the postmaster address) */
+    unsigned tlsrpt_delay;     /* tlsrpt_delay seconds: random delay after midnight UTC before reporting (default 1h) */
 } sl_options;
 
 enum channel_type {
@@ -176,8 +181,9 @@ typedef struct {
     /* channel machinery (issue 3) */
     bool lmtp;                   /* "lmtp": speak LMTP (default for lmtp*) */
     enum chan_addrmode addrmode; /* single_sys (default) / single: one recipient per transaction / multiple */
-    bool remotehost;             /* "remotehost" / "noremotehost" (default) */
-    bool inner;                  /* "inner": rewrite inner headers too (parsed) */
+    bool remotehost;             /* "remotehost": complete domainless header addresses with the client's HELO name /
+                                    "noremotehost" (default): with host_name (policy/complete.c) */
+    bool inner;                  /* "inner": complete them in message/rfc822 parts too / "noinner" (default) */
     char *pool;                  /* "pool NAME" (default: the first pool of job_controller.cnf) */
     int64_t backoff[8];          /* "backoff" durations in seconds, the last repeating */
     size_t n_backoff;            /* 0 = the option.dat retry_interval/retry_max doubling */
@@ -254,6 +260,7 @@ typedef struct sl_conf {
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
     struct tls_policy_table *tls_policy; /* tls_policy_file parsed (core/tls_policy.h; NULL: none) */
     struct shaping_table *shaping;       /* shaping_file parsed (conf/shaping.h; NULL: none) */
+    struct tls_sni_table *tls_sni;       /* tls_sni_file parsed (core/tls_sni.h; NULL: none) */
     struct dkim_keys *dkim_keys;  /* dkim_keys_file, loaded by dkim/dkim_keys.c (NULL when none) */
     void (*dkim_keys_free)(struct dkim_keys *); /* set by whoever attached dkim_keys; conf_free calls it */
     struct dmarc_psl *dmarc_psl;  /* the public suffix list when dmarc_check is on (dkim/dmarc.c), or NULL */
@@ -280,6 +287,11 @@ void conf_free_tls_policy(sl_conf *c);
 void conf_load_shaping(sl_conf *c, conf_errors *errs);
 /* conf_free_shaping - free c->shaping. */
 void conf_free_shaping(sl_conf *c);
+/* conf_load_tls_sni - parse tls_sni_file (when set) into c->tls_sni (conf/tls_sni_load.c); the
+ * certificates themselves are loaded by whoever builds the server context (core/tls.h). */
+void conf_load_tls_sni(sl_conf *c, conf_errors *errs);
+/* conf_free_tls_sni - free c->tls_sni. */
+void conf_free_tls_sni(sl_conf *c);
 
 /* conf_load - parse every file in dir; NULL and errs filled if any error. Caller frees with conf_free. */
 sl_conf *conf_load(const char *dir, conf_errors *errs);

@@ -82,6 +82,7 @@ void conf_options_defaults(sl_options *opt)
     opt->ldap_cache_negative_ttl = 60;
     opt->submit_channel = xstrdup("l");
     opt->pickup_interval = 60;
+    opt->tlsrpt_delay = 3600;
 }
 
 void conf_options_free(sl_options *opt)
@@ -97,7 +98,8 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ca_file);
     free(opt->tls_policy_file);
     free(opt->shaping_file);
-    opt->tls_ca_file = opt->tls_policy_file = opt->shaping_file = NULL;
+    free(opt->tls_sni_file);
+    opt->tls_ca_file = opt->tls_policy_file = opt->shaping_file = opt->tls_sni_file = NULL;
     free(opt->submit_socket);
     free(opt->submit_channel);
     free(opt->metrics_listen);
@@ -108,6 +110,9 @@ void conf_options_free(sl_options *opt)
     opt->dkim_keys_file = NULL;
     opt->dmarc_psl_file = NULL;
     free(opt->vacation_dir);
+    free(opt->tlsrpt_org);
+    free(opt->tlsrpt_contact);
+    opt->tlsrpt_org = opt->tlsrpt_contact = NULL;
     opt->sieve_filter = opt->vacation_dir = NULL;
     opt->submit_socket = opt->submit_channel = opt->metrics_listen = NULL;
     opt->tls_certificate = opt->tls_key = opt->run_as = opt->postmaster = opt->tls_ciphers = NULL;
@@ -557,6 +562,31 @@ static int set_yes_no(sl_options *opt, const char *v, const opt_def *d, const ch
     return 0;
 }
 
+/* set_bool01 - 1 or 0 (yes or no also). */
+static int set_bool01(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    bool *field = (bool *)((char *)opt + d->offset);
+    if (!strcmp(v, "1") || str_ieq(v, "yes")) *field = true;
+    else if (!strcmp(v, "0") || str_ieq(v, "no")) *field = false;
+    else return -1;
+    return 0;
+}
+
+/* set_text - printable text of 1..200 characters (spaces allowed, no control characters). */
+static int set_text(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
+{
+    (void)file, (void)bad;
+    size_t n = strlen(v);
+    if (n == 0 || n > 200) return -1;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < ' ' || *p == 0x7f) return -1;
+    char **field = (char **)((char *)opt + d->offset);
+    free(*field);
+    *field = xstrdup(v);
+    return 0;
+}
+
 /* set_password_file - the bind password is the first line of the file, read now: option.dat
  * never holds it. Returns -2 with the whole message in bad for file errors. */
 static int set_password_file(sl_options *opt, const char *v, const opt_def *d, const char *file, strbuf *bad)
@@ -640,6 +670,7 @@ static const opt_def opt_table[] = {
     {"tls_ca_file", set_path, OFF(tls_ca_file), 0, 0, "a file path", NULL},
     {"tls_policy_file", set_path, OFF(tls_policy_file), 0, 0, "a file path", NULL},
     {"shaping_file", set_path, OFF(shaping_file), 0, 0, "a file path", NULL},
+    {"tls_sni_file", set_path, OFF(tls_sni_file), 0, 0, "a file path", NULL},
     {"run_as", set_word, OFF(run_as), 0, 0, "a user name", NULL},
     {"postmaster", set_postmaster, 0, 0, 0, "an address such as postmaster@example.com", NULL},
     {"reject_mode", set_reject_mode, 0, 0, 0, "hard, soft or auto", NULL},
@@ -657,6 +688,10 @@ static const opt_def opt_table[] = {
     {"pickup_interval", set_duration, OFF(pickup_interval), 1, DAY, "a duration 1s..1d", NULL},
     {"sieve_filter", set_path, OFF(sieve_filter), 0, 0, "a file path", NULL},
     {"vacation_dir", set_path, OFF(vacation_dir), 0, 0, "a directory path", NULL},
+    {"tlsrpt", set_bool01, OFF(tlsrpt), 0, 0, "1 or 0", NULL},
+    {"tlsrpt_org", set_text, OFF(tlsrpt_org), 0, 0, "an organization name (1..200 printable characters)", NULL},
+    {"tlsrpt_contact", set_text, OFF(tlsrpt_contact), 0, 0, "an address or URI (1..200 printable characters)", NULL},
+    {"tlsrpt_delay", set_duration, OFF(tlsrpt_delay), 0, DAY, "a duration 0..1d", NULL},
     {"metrics_listen", set_metrics_listen, 0, 0, 0, "IP:PORT, [IPv6]:PORT, a port (on 127.0.0.1) or none", NULL},
     {"ldap_uri", set_ldap_uris, 0, 0, 0, "ldap://HOST[:PORT] or ldaps://HOST[:PORT], separated by blanks", NULL},
     {"ldap_base_dn", set_dn, OFF(ldap_base_dn), 0, 0, "a DN such as dc=example,dc=com", NULL},

@@ -207,10 +207,11 @@ static void kw_remotehost(cnf_parser *p, int line, const char *kw, char **args, 
     p->cur.remotehost = str_ieq(kw, "remotehost");
 }
 
+/* kw_inner - "inner" / "noinner" (default): complete header addresses in message/rfc822 parts too. */
 static void kw_inner(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
 {
-    (void)line, (void)kw, (void)args, (void)nargs;
-    p->cur.inner = true;
+    (void)line, (void)args, (void)nargs;
+    p->cur.inner = str_ieq(kw, "inner");
 }
 
 static void kw_loopcheck(cnf_parser *p, int line, const char *kw, char **args, size_t nargs)
@@ -475,6 +476,7 @@ static const chan_keyword chan_keywords[] = {
     {"remotehost", KW_FLAG, kw_remotehost},
     {"noremotehost", KW_FLAG, kw_remotehost},
     {"inner", KW_FLAG, kw_inner},
+    {"noinner", KW_FLAG, kw_inner},
     {"subdirs", KW_ONE, kw_subdirs},
     {"maxjobs", KW_ONE, kw_maxjobs},
     {"pool", KW_ONE, kw_pool},

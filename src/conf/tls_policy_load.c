@@ -19,10 +19,10 @@ static void on_error(void *arg, int line, const char *msg)
     conf_error(lc->errs, lc->path, line, "%s", msg);
 }
 
-/* level_implemented - whether this build can apply level (DANE and MTA-STS are not built yet). */
+/* level_implemented - whether this build can apply level (MTA-STS is not built yet). */
 static bool level_implemented(enum tls_level l)
 {
-    return l != TLS_LEVEL_DANE && l != TLS_LEVEL_DANE_ONLY && l != TLS_LEVEL_STS;
+    return l != TLS_LEVEL_STS;
 }
 
 void conf_load_tls_policy(sl_conf *c, conf_errors *errs)

@@ -3,8 +3,8 @@
  * matching a certificate against one. Pure functions on bytes (OpenSSL only for DER encoding and
  * digests): no DNS, no sockets. Any thread may call them.
  *
- * NOT YET WIRED: the SMTP client does not look TLSA records up yet (doc/tls.md "Not done yet");
- * these are the building blocks the DANE level will use, with their unit tests.
+ * The SMTP client's DANE levels (deliver/dane_out.c) parse and filter TLSA records with these;
+ * the certificate matching itself is OpenSSL's there (SSL_dane_tlsa_add).
  */
 #ifndef SLUICE_DANE_H
 #define SLUICE_DANE_H

@@ -329,6 +329,10 @@ const metric_def METRIC_SHAPING_WAITING = {"sluice_shaping_waiting_messages",
 const metric_def METRIC_SHAPING_DESTS = {"sluice_shaping_destinations",
                                          "Destinations traffic shaping remembers, by state (active, halved, suspended)",
                                          METRIC_GAUGE, {"state"}, NULL, 0};
+const metric_def METRIC_DANE = {"sluice_dane_total",
+                                "DANE (tls_policy_file dane, dane-only) per MX host, by result: verified (a TLSA record "
+                                "matched), failed (none matched, or STARTTLS missing), skipped (4.7.5 before connecting)",
+                                METRIC_COUNTER, {"result"}, NULL, 0};
 const metric_def METRIC_BUILD_INFO = {"sluice_build_info", "Always 1; the version in a label", METRIC_GAUGE,
                                       {"version"}, NULL, 0};
 
@@ -338,8 +342,8 @@ void metrics_declare_all(void)
                                &METRIC_RCPTS_RECEIVED,  &METRIC_REJECTS,        &METRIC_DELIVERIES,
                                &METRIC_DSNS,            &METRIC_QUEUE_MESSAGES, &METRIC_QUEUE_OLDEST,
                                &METRIC_COMMIT_BATCHES,  &METRIC_COMMIT_FILES,   &METRIC_FLUSH_SECONDS,
-                               &METRIC_PICKUP,          &METRIC_SHAPING_REACTIONS, &METRIC_SHAPING_HELD,
-                               &METRIC_SHAPING_WAITING, &METRIC_SHAPING_DESTS};
+                               &METRIC_PICKUP,          &METRIC_DANE,           &METRIC_SHAPING_REACTIONS,
+                               &METRIC_SHAPING_HELD,    &METRIC_SHAPING_WAITING, &METRIC_SHAPING_DESTS};
     for (size_t i = 0; i < SL_ARRAY_LEN(all); i++) {
         family *f = family_get(all[i]);
         if (!label_count(all[i]) && all[i]->type != METRIC_GAUGE) series_get(f, NULL); /* rendered as 0 */

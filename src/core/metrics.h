@@ -76,6 +76,7 @@ extern const metric_def METRIC_SHAPING_REACTIONS; /* counter {action}: traffic s
 extern const metric_def METRIC_SHAPING_HELD;      /* counter: messages held back by traffic shaping (each time) */
 extern const metric_def METRIC_SHAPING_WAITING;   /* gauge: messages held back now */
 extern const metric_def METRIC_SHAPING_DESTS;     /* gauge {state}: shaped destinations (active, halved, suspended) */
+extern const metric_def METRIC_DANE;              /* counter {result}: DANE per MX host: verified, failed, skipped */
 extern const metric_def METRIC_BUILD_INFO;         /* gauge {version}: 1 */
 
 #endif

@@ -19,11 +19,23 @@ typedef struct ssl_st SSL;
  * err on failure. */
 SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ciphers, int min_version, char *err,
                         size_t errlen);
+struct tls_sni_table;
+/* tls_server_sni - give the server context def one context per entry of t (core/tls_sni.h), each
+ * with the entry's certificate and key and def's other settings (ciphers, min_version as for
+ * tls_server_ctx), chosen in the handshake by the client's server name; a client without one or
+ * with a name t has no entry for keeps def's certificate. The contexts live as long as def.
+ * False + err ("N: name: file: why", N the table's line) when a certificate or key does not load (def unchanged). */
+bool tls_server_sni(SSL_CTX *def, const struct tls_sni_table *t, const char *ciphers, int min_version, char *err,
+                    size_t errlen);
+/* tls_server_name - after a server handshake: the name the client asked for (SNI, NULL when
+ * none) and whether a tls_sni_file entry's certificate was presented for it. */
+const char *tls_server_name(SSL *ssl, bool *matched);
 /* tls_cipher_list_ok - whether OpenSSL accepts list as a TLS <= 1.2 cipher list (at least one suite). */
 bool tls_cipher_list_ok(const char *list);
 /* tls_client_ctx - the client context. The handshake never fails on the certificate (opportunistic TLS,
  * RFC 7435): the chain is checked against the system CA store and ca_file (PEM, NULL: none), and
- * tls_client_verify judges the result afterwards when the destination's policy asks for it. */
+ * tls_client_verify judges the result afterwards when the destination's policy asks for it. DANE is
+ * enabled on the context (SSL_CTX_dane_enable); only connections that enable it use it. */
 SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen);
 /* tls_client_sni - send host as the server name (SNI, RFC 6066) unless it is an IP address literal. */
 void tls_client_sni(SSL *ssl, const char *host);

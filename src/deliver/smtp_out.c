@@ -35,15 +35,19 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 #include "core/tls_policy.h"
 #include "conf/shaping.h"
+#include "deliver/dane_out.h"
 #include "deliver/hostmem.h"
+#include "dns/dnssec.h"
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 #include "smtp/client_sess.h"
 #include "smtp/parse.h"
+#include "tlsrpt/tlsrpt_out.h"
 
 enum out_state {
     OS_CLOSED,       /* no connection */
@@ -118,10 +122,17 @@ struct smtp_out {
     enum tls_level tls_level;        /* what this destination gets (policy table, else the channel keyword) */
     const tls_policy_entry *tls_pol; /* its entry in the conf's policy table, or NULL */
     int tls_refused;                 /* the reply code that refused STARTTLS on this connection, or 0 */
+    /* DANE (levels dane, dane-only; dane_out.h) */
+    bool mx_secure;                  /* the MX RRset of this attempt was DNSSEC-validated */
+    size_t n_mx_names;               /* names[0..n) came from that MX RRset (not lastresort, not the host itself) */
+    dane_host dane;                  /* the current host's DANE verdict and TLSA records */
 };
 
 static void dest_try_next(smtp_out *s);
 static void dest_start(smtp_out *s);
+static void dest_resolve(smtp_out *s);
+static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, const char *errmsg);
+static void dest_on_addr(void *arg, sl_result res, const struct sockaddr_storage *addrs, size_t n, const char *errmsg);
 static void item_finish(smtp_out *s);
 static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
@@ -353,6 +364,166 @@ static enum tls_level tls_level_of(const smtp_out *s)
     return s->ch->tls == CHAN_TLS_MUST ? TLS_LEVEL_ENCRYPT : s->ch->tls == CHAN_TLS_NO ? TLS_LEVEL_NONE : TLS_LEVEL_MAY;
 }
 
+/* ---- DANE (dane_out.h): the lookups, the per-host verdict, the certificate check ------- */
+
+/* dane_count - one more DANE outcome in the metrics (verified, failed, skipped). */
+static void dane_count(const char *result)
+{
+    const char *v[] = {result};
+    metric_add(&METRIC_DANE, v, 1);
+}
+
+/* dane_rpt_type - the TLS-RPT result type of a DANE failure (the same RFC 8460 names). */
+static enum tlsrpt_rtype dane_rpt_type(dane_result_type rt)
+{
+    switch (rt) {
+    case DANE_RT_STARTTLS_NOT_SUPPORTED: return TLSRPT_STARTTLS_NOT_SUPPORTED;
+    case DANE_RT_CERT_HOST_MISMATCH: return TLSRPT_CERT_HOST_MISMATCH;
+    case DANE_RT_TLSA_INVALID: return TLSRPT_TLSA_INVALID;
+    case DANE_RT_DNSSEC_INVALID: return TLSRPT_DNSSEC_INVALID;
+    case DANE_RT_DANE_REQUIRED: return TLSRPT_DANE_REQUIRED;
+    default: return TLSRPT_VALIDATION_FAILURE;
+    }
+}
+
+/* dane_failed - THE place every DANE failure passes (for a TLS-RPT reporter, RFC 8460): one
+ * tls_failed line with its RFC 8460 result type and one count. state: "failed" (a handshake or
+ * its certificate), "skipped" (the host was not connected to), "none" (no STARTTLS). */
+static void dane_failed(smtp_out *s, const char *state, dane_result_type rt, const char *why)
+{
+    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=%s policy=%s result_type=%s reason=\"%s\"",
+             s->peer && strcmp(state, "skipped") != 0 ? s->peer : s->peer_name, state, tls_level_name(s->tls_level),
+             dane_result_type_name(rt), why);
+    dane_count(strcmp(state, "skipped") == 0 ? "skipped" : "failed");
+    tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, dane_rpt_type(rt), why);
+}
+
+/* dane_wanted - the destination's level is dane or dane-only. */
+static bool dane_wanted(const smtp_out *s)
+{
+    return s->tls_level == TLS_LEVEL_DANE || s->tls_level == TLS_LEVEL_DANE_ONLY;
+}
+
+/* conn_level - the level the current connection applies: the destination's, except that DANE
+ * becomes TLS_LEVEL_DANE (certificate by TLSA), encrypt or may as the host's verdict says. */
+static enum tls_level conn_level(const smtp_out *s)
+{
+    if (!dane_wanted(s)) return s->tls_level;
+    switch (s->dane.v.mode) {
+    case DANE_HOST_VERIFY: return TLS_LEVEL_DANE;
+    case DANE_HOST_ENCRYPT: return TLS_LEVEL_ENCRYPT;
+    default: return TLS_LEVEL_MAY;
+    }
+}
+
+/* dest_on_mx_sec - the DNSSEC-aware MX answer: note whether it was secure, then as dest_on_mx. */
+static void dest_on_mx_sec(void *arg, sl_result res, bool secure, const dns_mx *mx, size_t n, const char *errmsg)
+{
+    smtp_out *s = arg;
+    s->mx_secure = res == SL_OK && secure;
+    dest_on_mx(arg, res, mx, n, errmsg);
+}
+
+/* dest_lookup_mx - look the routing host's MX records up (with the AD bit for DANE levels only:
+ * the other levels keep the plain lookup). */
+static void dest_lookup_mx(smtp_out *s)
+{
+    if (dane_wanted(s))
+        dns_lookup_mx_sec(s->dns, s->host, dest_on_mx_sec, s);
+    else
+        dns_lookup_mx(s->dns, s->host, dest_on_mx, s);
+}
+
+/* dane_host_secure_mx - whether the host being resolved came from a secure MX RRset. */
+static bool dane_host_secure_mx(const smtp_out *s)
+{
+    return s->mx_secure && s->next_name >= 1 && s->next_name - 1 < s->n_mx_names;
+}
+
+/* dane_apply - the host's verdict is known: skip it (4.7.5, never clear text) or resolve its addresses. */
+static void dane_apply(smtp_out *s, size_t n_records)
+{
+    const dane_verdict *v = &s->dane.v;
+    log_info(out_msg_id(s), "dane", "host=%s mode=%s mx_secure=%s records=%zu usable=%zu reason=\"%s\"%s%s",
+             s->peer_name, dane_mode_name(v->mode), s->mx_secure ? "yes" : "no", n_records, s->dane.n, v->why,
+             v->rt ? " result_type=" : "", dane_result_type_name(v->rt));
+    if (v->mode != DANE_HOST_SKIP) {
+        dns_lookup_addr(s->dns, s->peer_name, dest_on_addr, s);
+        return;
+    }
+    char *diag = xasprintf("x-sluice; %s: DANE (%s): %s", s->peer_name, tls_level_name(s->tls_level), v->why);
+    dane_failed(s, "skipped", v->rt, v->why);
+    fail_set(s, SL_TEMP, "4.7.5", diag, NULL);
+    free(diag);
+    s->st = OS_CLOSED;
+    dest_try_next(s);
+}
+
+/* dest_on_tlsa - the TLSA answer for the host being resolved. */
+static void dest_on_tlsa(void *arg, sl_result res, bool secure, const dns_rdata *rr, size_t n, const char *errmsg)
+{
+    smtp_out *s = arg;
+    if (res == SL_TEMP)
+        log_info(out_msg_id(s), "dns_failed", "host=%s type=TLSA error=\"%s\"", s->peer_name, errmsg ? errmsg : "");
+    dane_host_set(&s->dane, s->peer_name, s->tls_level, true, res, secure, rr, n);
+    dane_apply(s, res == SL_OK ? n : 0);
+}
+
+/* dest_resolve - find the addresses of peer_name; for DANE levels first its TLSA records (only
+ * for a host of a secure MX RRset: RFC 7672 2.2.1), whose verdict may skip it. */
+static void dest_resolve(smtp_out *s)
+{
+    if (!dane_wanted(s)) {
+        dns_lookup_addr(s->dns, s->peer_name, dest_on_addr, s);
+        return;
+    }
+    if (dane_host_secure_mx(s)) {
+        dns_lookup_tlsa(s->dns, s->peer_name, s->ch->port ? s->ch->port : 25, dest_on_tlsa, s);
+        return;
+    }
+    dane_host_set(&s->dane, s->peer_name, s->tls_level, false, SL_PERM, false, NULL, 0);
+    dane_apply(s, 0);
+}
+
+/* tls_dane_prepare - before a handshake the host's TLSA records must authenticate: hand them to
+ * OpenSSL; false (the session failed, 4.7.5) when it took none. */
+static bool tls_dane_prepare(smtp_out *s, SSL *ssl)
+{
+    if (conn_level(s) != TLS_LEVEL_DANE) return true;
+    char why[256];
+    if (dane_ssl_prepare(&s->dane, ssl, why, sizeof why)) return true;
+    dane_failed(s, "failed", DANE_RT_TLSA_INVALID, why);
+    smtp_client_tls_failed(s->cs, why);
+    return false;
+}
+
+/* tls_check_dane - after the handshake: a TLSA record must match (tls=dane-verified), else 4.7.5. */
+static bool tls_check_dane(smtp_out *s, SSL *ssl)
+{
+    char match[96], why[256];
+    dane_result_type rt = DANE_RT_NONE;
+    bool ok = dane_ssl_check(&s->dane, ssl, match, sizeof match, why, sizeof why, &rt);
+    if (ok)
+        log_info(out_msg_id(s), "tls", "peer=%s tls=dane-verified policy=%s match=\"%s\" cipher=\"%s\"", s->peer,
+                 tls_level_name(s->tls_level), match, s->tls_info);
+    else
+        dane_failed(s, "failed", rt, why);
+    if (ok) {
+        dane_count("verified");
+        tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_SUCCESS, NULL);
+    }
+    if (!ok) smtp_client_tls_failed(s->cs, why);
+    return ok;
+}
+
+/* dane_note_failed - a session failed: when DANE made TLS mandatory and STARTTLS was missing (4.7.4), say so. */
+static void dane_note_failed(smtp_out *s, const char *status)
+{
+    enum tls_level l = conn_level(s);
+    if (!dane_wanted(s) || (l != TLS_LEVEL_DANE && l != TLS_LEVEL_ENCRYPT) || strcmp(status, "4.7.4") != 0) return;
+    dane_failed(s, "none", DANE_RT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
+}
+
 /* tls_log_clear - the connection is established without TLS: say so and why. */
 static void tls_log_clear(smtp_out *s)
 {
@@ -366,9 +537,11 @@ static void tls_log_clear(smtp_out *s)
 static bool tls_check(smtp_out *s, SSL *ssl)
 {
     tls_describe(ssl, s->tls_info, sizeof s->tls_info);
+    if (conn_level(s) == TLS_LEVEL_DANE) return tls_check_dane(s, ssl);
     if (s->tls_level != TLS_LEVEL_VERIFY) {
         log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), s->tls_info);
+        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
         return true;
     }
     const strvec *m = &s->tls_pol->match;
@@ -380,6 +553,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
         log_info(out_msg_id(s), "tls", "peer=%s tls=verified policy=verify cipher=\"%s\"", s->peer, s->tls_info);
     else
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=verify reason=\"%s\"", s->peer, why);
+    tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -396,6 +570,10 @@ static void tls_begin(smtp_out *s)
     SSL *ssl = SSL_new(s->tls_ctx);
     if (!ssl) abort();
     tls_client_sni(ssl, s->peer_name);
+    if (!tls_dane_prepare(s, ssl)) {
+        SSL_free(ssl);
+        return;
+    }
     struct bufferevent *tb =
         bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     s->bev = tb;
@@ -504,6 +682,9 @@ static void on_failed(smtp_out *s)
     log_info(out_msg_id(s), "session_failed", "host=%s addr=%s status=%s reply=\"%s\"", s->peer_name, s->peer_ip,
              f->status, reply);
     free(reply);
+    dane_note_failed(s, f->status);
+    if (!dane_wanted(s) && !strcmp(f->status, "4.7.4")) /* TLS required, STARTTLS not offered */
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     mem_failed(s);
     fail_set(s, SL_TEMP, f->status, f->diag, s->peer);
     conn_next(s, false);
@@ -572,6 +753,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         tls_last_error(err, sizeof err);
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);
@@ -672,8 +854,9 @@ static evutil_socket_t conn_source(smtp_out *s, int family)
 static smtp_client *conn_engine(smtp_out *s)
 {
     const char *me = s->conf->opt.hostname && *s->conf->opt.hostname ? s->conf->opt.hostname : "localhost";
-    enum smtp_client_tls tls = s->tls_level == TLS_LEVEL_NONE                         ? SMTP_CLIENT_TLS_NEVER
-                               : s->tls_level != TLS_LEVEL_MAY                          ? SMTP_CLIENT_TLS_MUST
+    enum tls_level level = conn_level(s);
+    enum smtp_client_tls tls = level == TLS_LEVEL_NONE                                  ? SMTP_CLIENT_TLS_NEVER
+                               : level != TLS_LEVEL_MAY                                 ? SMTP_CLIENT_TLS_MUST
                                : !s->tls_ctx                                            ? SMTP_CLIENT_TLS_NEVER
                                                                                         : SMTP_CLIENT_TLS_MAY;
     s->tls_refused = 0;
@@ -802,7 +985,7 @@ static void dest_try_next(smtp_out *s)
         free(s->peer_name);
         s->peer_name = xstrdup(s->names.v[s->next_name++]);
         s->st = OS_RESOLVING;
-        dns_lookup_addr(s->dns, s->peer_name, dest_on_addr, s);
+        dest_resolve(s);
         return;
     }
     dest_finish_all_failed(s);
@@ -851,6 +1034,7 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
     bool go = dest_mx_names(s, order, n);
     free(order);
     s->from_mx = s->names.n && !s->direct;
+    s->n_mx_names = s->from_mx ? s->names.n : 0;
     if (go) dest_try_next(s);
 }
 
@@ -868,6 +1052,9 @@ static void dest_start(smtp_out *s)
     s->direct_daemon = false;
     s->tried_lastresort = false;
     s->n_attempted = 0;
+    s->mx_secure = false;
+    s->n_mx_names = 0;
+    dane_host_clear(&s->dane);
     fail_set(s, SL_TEMP, "4.4.1", "no destination could be reached", NULL);
     if (s->ch->daemon && *s->ch->daemon) {
         /* a smart host named in the configuration is trusted even when it is local (e.g. a
@@ -876,7 +1063,7 @@ static void dest_start(smtp_out *s)
         sv_push(&s->names, s->ch->daemon);
     } else if (s->ch->mx && s->host[0] != '[') {
         s->st = OS_RESOLVING;
-        dns_lookup_mx(s->dns, s->host, dest_on_mx, s);
+        dest_lookup_mx(s);
         return;
     } else {
         sv_push(&s->names, s->host);
@@ -1024,5 +1211,6 @@ void smtp_out_free(smtp_out *s)
     free(s->first_failed);
     free(s->self_token);
     free(s->self_addrs);
+    dane_host_clear(&s->dane);
     free(s);
 }

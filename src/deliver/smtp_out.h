@@ -18,7 +18,9 @@
  * and attempts whose hosts all fail begin at each host of the lowest preference in turn.
  * PIPELINING when offered. DSN parameters (NOTIFY, ORCPT, RET, ENVID) passed on
  * when the next hop offers DSN; otherwise recipients with NOTIFY=SUCCESS are marked relayed.
- * SIZE, 8BITMIME and SMTPUTF8 honoured. After a transaction the connection stays open for the
+ * SIZE, 8BITMIME and SMTPUTF8 honoured. TLS per destination (doc/tls.md): the policy table's level,
+ * else the channel keyword; the DANE levels (dane, dane-only) look MX and TLSA records up with
+ * DNSSEC (dns/dnssec.h) and decide per MX host with deliver/dane_out.h. After a transaction the connection stays open for the
  * next item to the same destination until smtp_out_free (QUIT).
  */
 #ifndef SLUICE_SMTP_OUT_H

@@ -13,6 +13,8 @@
  * dns callback.
  */
 #include "dns/dns.h"
+#include "dns/dns_int.h"
+#include "dns/dnssec.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -75,6 +77,8 @@ struct dns_ctx {
     size_t n_socks;
     dns_req *reqs;
     bool freeing;
+    bool ad_trusted;     /* every server is on loopback: the AD bit may be believed (dnssec.h) */
+    dns_ext *ext;        /* requests of dnssec.c, cancelled by dns_free */
 };
 
 static void dns_timer_update(dns_ctx *d);
@@ -134,6 +138,22 @@ static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writa
     d->n_socks++;
 }
 
+/* servers_all_loopback - whether every server c-ares was given is 127.0.0.0/8 or ::1. */
+static bool servers_all_loopback(ares_channel ch)
+{
+    struct ares_addr_port_node *list = NULL;
+    if (ares_get_servers_ports(ch, &list) != ARES_SUCCESS || !list) return false;
+    bool all = true;
+    for (const struct ares_addr_port_node *n = list; n && all; n = n->next) {
+        if (n->family == AF_INET)
+            all = (ntohl(n->addr.addr4.s_addr) >> 24) == 127;
+        else
+            all = n->family == AF_INET6 && IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)&n->addr.addr6);
+    }
+    ares_free_data(list);
+    return all;
+}
+
 dns_ctx *dns_new(struct event_base *base, const strvec *servers, char *err, size_t errlen)
 {
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
@@ -170,9 +190,53 @@ dns_ctx *dns_new(struct event_base *base, const strvec *servers, char *err, size
             return NULL;
         }
     }
+    d->ad_trusted = servers && servers->n && servers_all_loopback(d->ch);
     d->timer = evtimer_new(base, dns_on_timer, d);
     if (!d->timer) abort();
     return d;
+}
+
+/* ---- for the other files of dns/ (dns_int.h) ---- */
+
+ares_channel dns_channel(dns_ctx *d)
+{
+    return d->ch;
+}
+
+struct event_base *dns_base(dns_ctx *d)
+{
+    return d->base;
+}
+
+void dns_kick(dns_ctx *d)
+{
+    dns_timer_update(d);
+}
+
+bool dns_freeing(const dns_ctx *d)
+{
+    return d->freeing;
+}
+
+bool dns_ad_trusted(const dns_ctx *d)
+{
+    return d->ad_trusted;
+}
+
+void dns_ext_link(dns_ctx *d, dns_ext *x)
+{
+    x->prev = NULL;
+    x->next = d->ext;
+    if (d->ext) d->ext->prev = x;
+    d->ext = x;
+}
+
+void dns_ext_unlink(dns_ctx *d, dns_ext *x)
+{
+    if (x->prev) x->prev->next = x->next;
+    else if (d->ext == x) d->ext = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
 }
 
 /* req_new - a request on d's list. */
@@ -617,6 +681,7 @@ void dns_free(dns_ctx *d)
     /* ares_destroy answers every query with ARES_EDESTRUCTION: those callbacks run now. */
     ares_destroy(d->ch);
     while (d->reqs) req_deliver(d->reqs); /* deferred answers not yet delivered */
+    while (d->ext) d->ext->cancel(d->ext); /* dnssec.c's, likewise */
     for (size_t i = 0; i < d->n_socks; i++) event_free(d->socks[i].ev);
     free(d->socks);
     event_free(d->timer);

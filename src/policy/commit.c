@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "dsn/bounce.h"
 #include "policy/commit.h"
+#include "policy/complete.h"
 #include "policy/decide.h"
 #include "policy/dkim_stage.h"
 #include "policy/fleet.h"
@@ -260,9 +261,11 @@ void policy_commit(policy_sess *ps, smtp_sess *s)
     dkim_stage_verify(ps, s, commit_verified);
 }
 
-/* commit_verified - the message after DKIM verification: the milters, the scanners, the queue. */
+/* commit_verified - the message after DKIM verification: header addresses completed (policy/complete.c),
+ * then the milters, the scanners, the queue. */
 static void commit_verified(policy_sess *ps, smtp_sess *s)
 {
+    complete_headers(s);
     if (ps->milters) return milters_message(ps, after_milters); /* also notes the milters lost */
     commit_scanned(ps, s);
 }

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -288,6 +289,21 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (smtp_sess_closing(c->sess)) conn_close_when_sent(c);
 }
 
+/* conn_log_sni - the server name a TLS client asked for, and whether a tls_sni_file certificate was presented. */
+static void conn_log_sni(const conn *c, SSL *ssl)
+{
+    bool matched = false;
+    const char *name = tls_server_name(ssl, &matched);
+    if (!name) return;
+    char safe[256];
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < sizeof safe; p++) /* peer text: host name characters only */
+        safe[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_') ? *p : '?';
+    safe[n] = '\0';
+    log_info(smtp_sess_id(c->sess), "tls_sni", "client=[%s] name=%s certificate=%s", c->ip, safe,
+             matched ? "by_name" : "default");
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     conn *c = arg;
@@ -296,6 +312,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         tls_describe(bufferevent_openssl_get_ssl(bev), info, sizeof info);
         c->handshaking = false;
         smtp_sess_tls_started(c->sess, info);
+        conn_log_sni(c, bufferevent_openssl_get_ssl(bev));
         conn_process(c);
         return;
     }

@@ -370,7 +370,7 @@ static void test_envid(void **state)
     fixture f;
     dsn_report reps[2];
     report r;
-    char *groups[8];
+    char *groups[8] = {0};
     size_t ng;
 
     fixture_init(&f, DSN_RET_HDRS, NULL);
