@@ -35,7 +35,7 @@ static void usage(FILE *f)
           "       sluice test dkim sign --key PEM --domain D --selector S [--canon H/B] [--oversign] < MESSAGE\n"
           "       sluice test dkim verify --key-record TEXT [--index N] | --dns [-C DIR] < MESSAGE\n"
           "       sluice queue list [CHANNEL] | show ID | summary | hold|release|delete|return ID | retry ID|CHANNEL |\n"
-          "                    stats  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
+          "                    stats | shaping  [--json] [--from T --to T --domain D --channel CH --older-than DUR --reply T | --all]\n"
           "                    [-C DIR]   (live daemon, or the files when stopped; actions on an ID or a selection)\n"
           "       sluice tlsrpt send [--day YYYY-MM-DD] [-C DIR]   send the TLS-RPT reports now (running daemon)\n"
           "       sluice sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N NOTIFY] [-R RET] [-V ENVID] [RECIPIENT ...]\n"

@@ -6,6 +6,7 @@
  * report entry per message acted on.
  */
 #include "cli/control_queue.h"
+#include "core/json.h"
 #include "dir/dir.h"
 #include "queue/qadmin.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One command in progress. */
 typedef struct {
@@ -141,6 +143,69 @@ static void stats_print(const sched_counters *c, strbuf *out)
               c->decisions ? (double)c->decide_ns / (double)c->decisions : 0.0);
 }
 
+/* ---- traffic shaping ---- */
+
+/* The destinations of `queue shaping`, as text or a JSON array. */
+typedef struct {
+    strbuf *out;
+    bool json;
+    size_t n;
+} shaping_out;
+
+/* limit_text - a limit for the text table: the number, or "-" for none. */
+static const char *limit_text(unsigned v, char *buf, size_t len)
+{
+    if (!v) return "-";
+    snprintf(buf, len, "%u", v);
+    return buf;
+}
+
+/* shaping_line - one destination. */
+static void shaping_line(void *arg, const sched_shaping *d)
+{
+    shaping_out *o = arg;
+    if (o->json) {
+        sb_puts(o->out, o->n++ ? ",\n {" : "[\n {");
+        json_put_member(o->out, true, "dest", d->dest);
+        json_put_member(o->out, false, "entry", d->entry);
+        json_put_member(o->out, false, "state", d->state);
+        json_put_time(o->out, false, "until", d->until);
+        json_put_int(o->out, false, "rate", d->rate);
+        json_put_int(o->out, false, "per_hour", d->per_hour);
+        json_put_int(o->out, false, "halvings", d->halvings);
+        json_put_int(o->out, false, "connections", d->connections);
+        json_put_int(o->out, false, "max_connections", d->max_connections);
+        json_put_int(o->out, false, "per_connection", d->per_connection);
+        json_put_int(o->out, false, "last_hour", d->last_hour);
+        json_put_int(o->out, false, "waiting", (int64_t)d->waiting);
+        sb_putc(o->out, '}');
+        return;
+    }
+    if (!o->n++)
+        sb_printf(o->out, "%-32s %-10s %-20s %8s %11s %9s %7s  %s\n", "destination", "state", "until", "rate/h",
+                  "connections", "last hour", "waiting", "entry");
+    char until[32] = "-", rate[16], conns[32], max[16];
+    if (d->until) {
+        time_t t = (time_t)d->until;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    snprintf(conns, sizeof conns, "%d/%s", d->connections, limit_text(d->max_connections, max, sizeof max));
+    sb_printf(o->out, "%-32s %-10s %-20s %8s %11s %9u %7zu  %s\n", d->dest, d->state, until,
+              limit_text(d->rate, rate, sizeof rate), conns, d->last_hour, d->waiting, d->entry ? d->entry : "-");
+}
+
+/* cmd_shaping - `queue shaping`: the destinations traffic shaping remembers. */
+static void cmd_shaping(sched *s, qcmd *q)
+{
+    shaping_out o = {&q->out, q->req.json, 0};
+    sched_shaping_list(s, shaping_line, &o);
+    if (o.json) sb_puts(&q->out, o.n ? "\n]\n" : "[]\n");
+    else if (!o.n) sb_puts(&q->out, "no shaped destinations\n");
+    qcmd_finish(q);
+}
+
 /* ---- actions ---- */
 
 /* selected - the scheduler's match callback: the request's selection. */
@@ -186,6 +251,8 @@ void control_queue_run(sched *s, const sl_dir *dir, const char *qdir, int argc, 
     q->missing = !strcmp(q->req.cmd, "release") ? "no such held message" : "no such message";
     if (qadmin_req_is_action(&q->req)) {
         cmd_action(s, q);
+    } else if (!strcmp(q->req.cmd, "shaping")) {
+        cmd_shaping(s, q);
     } else if (!strcmp(q->req.cmd, "stats")) {
         sched_counters c;
         sched_stats(s, &c);

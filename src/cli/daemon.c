@@ -214,6 +214,7 @@ static void reload_apply(daemon_state *d, sl_conf *c, sl_dir *dir, const strvec 
     log_set_level((enum log_level)c->opt.log_level);
     log_set_format((enum log_format)c->opt.log_format);
     size_t failed = listener_reload(d->lst, c);
+    sched_reconf(d->sched); /* new shaping limits apply at once */
     for (size_t i = 0; i < restart->n; i++)
         log_warn(NULL, "reload_restart_needed", "option=%s note=\"the running daemon keeps the old value until it is "
                  "restarted\"", restart->v[i]);

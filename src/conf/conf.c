@@ -1,7 +1,7 @@
 /*
  * conf.c - loading a configuration directory into one sl_conf (see conf.h): reads option.dat,
  * dispatcher.cnf, sluice.cnf, job_controller.cnf, the <channel>_option files, directory.ldif and
- * tls_policy_file (tls_policy_load.c),
+ * tls_policy_file (tls_policy_load.c), shaping_file (shaping_load.c),
  * runs the per-file parsers (options.c, dispatcher.c, sluice_cnf.c, job_controller.c,
  * chan_option.c), checks what spans files (service channels, channel pools, option files naming
  * channels), and owns the error list and the lookups on a loaded conf. Called at start-up and on
@@ -248,6 +248,7 @@ sl_conf *conf_load(const char *dir, conf_errors *errs)
         free(path);
     }
     conf_load_tls_policy(c, errs);
+    conf_load_shaping(c, errs);
     conf_load_tls_sni(c, errs);
     if (errs->msgs.n != before) {
         conf_free(c);
@@ -266,6 +267,7 @@ void conf_free(sl_conf *c)
     for (int i = 0; i < 3; i++) free(c->dsn_templates[i]);
     free(c->sieve_filter_text);
     conf_free_tls_policy(c);
+    conf_free_shaping(c);
     conf_free_tls_sni(c);
     if (c->mappings && c->mappings_free) c->mappings_free(c->mappings);
     if (c->dkim_keys && c->dkim_keys_free) c->dkim_keys_free(c->dkim_keys);

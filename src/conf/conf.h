@@ -93,6 +93,7 @@ typedef struct {
     unsigned tls_min_version;  /* tls_min_version: 12 (TLSv1.2, default) or 13 (TLSv1.3) */
     char *tls_ca_file;         /* tls_ca_file: CA certificates the SMTP client trusts besides the system store (default none) */
     char *tls_policy_file;     /* tls_policy_file: the outbound TLS policy table (doc/tls.md; default none) */
+    char *shaping_file;        /* shaping_file: the traffic shaping table (doc/delivery.md; default none) */
     char *tls_sni_file;        /* tls_sni_file: the server's certificates by SNI name (doc/tls.md; default none) */
     bool mta_sts;              /* mta_sts: 1 = a destination without a tls_policy_file entry is checked for MTA-STS (default 0) */
     unsigned mta_sts_port;     /* mta_sts_port: the port of policy servers, https://mta-sts.DOMAIN:PORT (default 443; tests and labs) */
@@ -262,6 +263,7 @@ typedef struct sl_conf {
     struct sl_mappings *mappings; /* mappings file (NULL when absent), parsed by rewrite/mapping.c */
     void (*mappings_free)(struct sl_mappings *); /* set by whoever attached mappings; conf_free calls it */
     struct tls_policy_table *tls_policy; /* tls_policy_file parsed (core/tls_policy.h; NULL: none) */
+    struct shaping_table *shaping;       /* shaping_file parsed (conf/shaping.h; NULL: none) */
     struct tls_sni_table *tls_sni;       /* tls_sni_file parsed (core/tls_sni.h; NULL: none) */
     struct dkim_keys *dkim_keys;  /* dkim_keys_file, loaded by dkim/dkim_keys.c (NULL when none) */
     void (*dkim_keys_free)(struct dkim_keys *); /* set by whoever attached dkim_keys; conf_free calls it */
@@ -285,6 +287,10 @@ void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt,
 void conf_load_tls_policy(sl_conf *c, conf_errors *errs);
 /* conf_free_tls_policy - free c->tls_policy. */
 void conf_free_tls_policy(sl_conf *c);
+/* conf_load_shaping - parse shaping_file (when set) into c->shaping (conf/shaping_load.c). */
+void conf_load_shaping(sl_conf *c, conf_errors *errs);
+/* conf_free_shaping - free c->shaping. */
+void conf_free_shaping(sl_conf *c);
 /* conf_load_tls_sni - parse tls_sni_file (when set) into c->tls_sni (conf/tls_sni_load.c); the
  * certificates themselves are loaded by whoever builds the server context (core/tls.h). */
 void conf_load_tls_sni(sl_conf *c, conf_errors *errs);

@@ -99,9 +99,10 @@ void conf_options_free(sl_options *opt)
     free(opt->tls_ciphers);
     free(opt->tls_ca_file);
     free(opt->tls_policy_file);
+    free(opt->shaping_file);
     free(opt->tls_sni_file);
     free(opt->mta_sts_cache_dir);
-    opt->tls_ca_file = opt->tls_policy_file = opt->tls_sni_file = opt->mta_sts_cache_dir = NULL;
+    opt->tls_ca_file = opt->tls_policy_file = opt->shaping_file = opt->tls_sni_file = opt->mta_sts_cache_dir = NULL;
     free(opt->submit_socket);
     free(opt->submit_channel);
     free(opt->metrics_listen);
@@ -680,6 +681,7 @@ static const opt_def opt_table[] = {
     {"tls_min_version", set_tls_min_version, 0, 0, 0, "TLSv1.2 or TLSv1.3", NULL},
     {"tls_ca_file", set_path, OFF(tls_ca_file), 0, 0, "a file path", NULL},
     {"tls_policy_file", set_path, OFF(tls_policy_file), 0, 0, "a file path", NULL},
+    {"shaping_file", set_path, OFF(shaping_file), 0, 0, "a file path", NULL},
     {"tls_sni_file", set_path, OFF(tls_sni_file), 0, 0, "a file path", NULL},
     {"mta_sts", set_bool01, OFF(mta_sts), 0, 0, "0 or 1 (yes or no)", NULL},
     {"mta_sts_port", set_uint, OFF(mta_sts_port), 1, 65535, "a port 1..65535", NULL},

@@ -318,6 +318,17 @@ const metric_def METRIC_FLUSH_SECONDS = {"sluice_store_flush_seconds",
 const metric_def METRIC_PICKUP = {"sluice_pickup_files_total",
                                   "Files of the pickup directory, by result (queued, deferred, failed)", METRIC_COUNTER,
                                   {"result"}, NULL, 0};
+const metric_def METRIC_SHAPING_REACTIONS = {"sluice_shaping_reactions_total",
+                                             "Traffic shaping reactions to replies, by action (suspend, halve)",
+                                             METRIC_COUNTER, {"action"}, NULL, 0};
+const metric_def METRIC_SHAPING_HELD = {"sluice_shaping_held_total",
+                                        "Times a message was held back by traffic shaping (connections, rate, suspension)",
+                                        METRIC_COUNTER, {NULL}, NULL, 0};
+const metric_def METRIC_SHAPING_WAITING = {"sluice_shaping_waiting_messages",
+                                           "Messages held back by traffic shaping now", METRIC_GAUGE, {NULL}, NULL, 0};
+const metric_def METRIC_SHAPING_DESTS = {"sluice_shaping_destinations",
+                                         "Destinations traffic shaping remembers, by state (active, halved, suspended)",
+                                         METRIC_GAUGE, {"state"}, NULL, 0};
 const metric_def METRIC_DANE = {"sluice_dane_total",
                                 "DANE (tls_policy_file dane, dane-only) per MX host, by result: verified (a TLSA record "
                                 "matched), failed (none matched, or STARTTLS missing), skipped (4.7.5 before connecting)",
@@ -331,7 +342,8 @@ void metrics_declare_all(void)
                                &METRIC_RCPTS_RECEIVED,  &METRIC_REJECTS,        &METRIC_DELIVERIES,
                                &METRIC_DSNS,            &METRIC_QUEUE_MESSAGES, &METRIC_QUEUE_OLDEST,
                                &METRIC_COMMIT_BATCHES,  &METRIC_COMMIT_FILES,   &METRIC_FLUSH_SECONDS,
-                               &METRIC_PICKUP,          &METRIC_DANE};
+                               &METRIC_PICKUP,          &METRIC_DANE,           &METRIC_SHAPING_REACTIONS,
+                               &METRIC_SHAPING_HELD,    &METRIC_SHAPING_WAITING, &METRIC_SHAPING_DESTS};
     for (size_t i = 0; i < SL_ARRAY_LEN(all); i++) {
         family *f = family_get(all[i]);
         if (!label_count(all[i]) && all[i]->type != METRIC_GAUGE) series_get(f, NULL); /* rendered as 0 */

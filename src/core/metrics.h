@@ -72,6 +72,10 @@ extern const metric_def METRIC_COMMIT_BATCHES;     /* counter: group-commit batc
 extern const metric_def METRIC_COMMIT_FILES;       /* counter: files in them */
 extern const metric_def METRIC_FLUSH_SECONDS;      /* histogram: time to make one batch durable */
 extern const metric_def METRIC_PICKUP;             /* counter {result}: pickup files queued, deferred, failed */
+extern const metric_def METRIC_SHAPING_REACTIONS; /* counter {action}: traffic shaping reactions (suspend, halve) */
+extern const metric_def METRIC_SHAPING_HELD;      /* counter: messages held back by traffic shaping (each time) */
+extern const metric_def METRIC_SHAPING_WAITING;   /* gauge: messages held back now */
+extern const metric_def METRIC_SHAPING_DESTS;     /* gauge {state}: shaped destinations (active, halved, suspended) */
 extern const metric_def METRIC_DANE;              /* counter {result}: DANE per MX host: verified, failed, skipped */
 extern const metric_def METRIC_BUILD_INFO;         /* gauge {version}: 1 */
 

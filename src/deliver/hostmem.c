@@ -19,10 +19,15 @@ typedef struct {
     size_t n;
 } mem_dest;
 
+struct mx_memory;
+
 struct hostmem {
     mem_dest *dests;
     size_t n, cap;
+    struct mx_memory *mx; /* the MX hosts of domains (created at the first hostmem_mx_learn) */
 };
+
+static void mx_free(struct mx_memory *mm);
 
 hostmem *hostmem_new(void)
 {
@@ -42,6 +47,7 @@ void hostmem_free(hostmem *m)
     if (!m) return;
     for (size_t i = 0; i < m->n; i++) dest_clear(&m->dests[i]);
     free(m->dests);
+    mx_free(m->mx);
     free(m);
 }
 
@@ -161,4 +167,134 @@ void hostmem_failing(hostmem *m, const char *dest, int64_t now, strvec *out)
     dest_expire(m, d, now);
     d = dest_find(m, dest); /* dest_expire may have dropped it */
     for (size_t i = 0; d && i < d->n; i++) sv_push(out, d->hosts[i].name);
+}
+
+/* ---- the MX hosts of domains: a chained hash plus a list in the order they were learnt ---- */
+
+#define MX_BUCKETS 4096
+
+typedef struct mx_ent {
+    char *domain; /* lower case */
+    char *names[HOSTMEM_MX_NAMES];
+    size_t n;
+    int64_t until;
+    struct mx_ent *chain;       /* same bucket */
+    struct mx_ent *older, *newer; /* learning order */
+} mx_ent;
+
+typedef struct mx_memory {
+    mx_ent *buckets[MX_BUCKETS];
+    mx_ent *oldest, *newest;
+    size_t n;
+} mx_memory;
+
+/* mx_mem - m's MX memory, created on first use (so that a daemon without mx: entries pays nothing). */
+static mx_memory *mx_mem(hostmem *m, bool create)
+{
+    if (!m->mx && create) m->mx = xcalloc(1, sizeof *m->mx);
+    return m->mx;
+}
+
+/* mx_hash - bucket of a domain (FNV-1a over its lower-case bytes). */
+static size_t mx_hash(const char *d)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)d; *p; p++) {
+        unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
+        h = (h ^ c) * 16777619u;
+    }
+    return h % MX_BUCKETS;
+}
+
+/* mx_names_clear - free an entry's host names. */
+static void mx_names_clear(mx_ent *e)
+{
+    for (size_t i = 0; i < e->n; i++) free(e->names[i]);
+    e->n = 0;
+}
+
+/* mx_drop - unlink and free e. */
+static void mx_drop(mx_memory *mm, mx_ent *e)
+{
+    for (mx_ent **pp = &mm->buckets[mx_hash(e->domain)]; *pp; pp = &(*pp)->chain)
+        if (*pp == e) {
+            *pp = e->chain;
+            break;
+        }
+    if (e->older) e->older->newer = e->newer;
+    else mm->oldest = e->newer;
+    if (e->newer) e->newer->older = e->older;
+    else mm->newest = e->older;
+    mx_names_clear(e);
+    free(e->domain);
+    free(e);
+    mm->n--;
+}
+
+/* mx_free - release the MX memory (NULL allowed). */
+static void mx_free(mx_memory *mm)
+{
+    if (!mm) return;
+    while (mm->oldest) mx_drop(mm, mm->oldest);
+    free(mm);
+}
+
+/* mx_find - domain's entry, or NULL. */
+static mx_ent *mx_find(mx_memory *mm, const char *domain)
+{
+    for (mx_ent *e = mm->buckets[mx_hash(domain)]; e; e = e->chain)
+        if (str_ieq(e->domain, domain)) return e;
+    return NULL;
+}
+
+/* mx_append - put e last in the learning order. */
+static void mx_append(mx_memory *mm, mx_ent *e)
+{
+    e->newer = NULL;
+    e->older = mm->newest;
+    if (mm->newest) mm->newest->newer = e;
+    else mm->oldest = e;
+    mm->newest = e;
+}
+
+void hostmem_mx_learn(hostmem *m, const char *domain, const dns_mx *mx, size_t n, int64_t now)
+{
+    unsigned best = UINT32_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (mx[i].host[0] && mx[i].pref < best) best = mx[i].pref;
+    if (best == UINT32_MAX) return; /* a null MX: nothing to group by */
+    mx_memory *mm = mx_mem(m, true);
+    mx_ent *e = mx_find(mm, domain);
+    if (e) { /* learnt afresh: to the end of the order */
+        if (e->older) e->older->newer = e->newer;
+        else mm->oldest = e->newer;
+        if (e->newer) e->newer->older = e->older;
+        else mm->newest = e->older;
+        mx_names_clear(e);
+    } else {
+        if (mm->n == HOSTMEM_MX_DOMAINS) mx_drop(mm, mm->oldest);
+        e = xcalloc(1, sizeof *e);
+        e->domain = str_lower(xstrdup(domain));
+        size_t b = mx_hash(domain);
+        e->chain = mm->buckets[b];
+        mm->buckets[b] = e;
+        mm->n++;
+    }
+    mx_append(mm, e);
+    for (size_t i = 0; i < n && e->n < HOSTMEM_MX_NAMES; i++)
+        if (mx[i].host[0] && mx[i].pref == best) e->names[e->n++] = xstrdup(mx[i].host);
+    e->until = now + HOSTMEM_MX_HOLD;
+}
+
+size_t hostmem_mx_find(hostmem *m, const char *domain, int64_t now, const char *names[HOSTMEM_MX_NAMES])
+{
+    mx_memory *mm = mx_mem(m, false);
+    mx_ent *e = mm ? mx_find(mm, domain) : NULL;
+    if (!e) return 0;
+    if (e->until <= now) {
+        mx_drop(mm, e);
+        return 0;
+    }
+    for (size_t i = 0; i < e->n; i++) names[i] = e->names[i];
+    return e->n;
 }

@@ -38,6 +38,7 @@
 #include "core/metrics.h"
 #include "core/tls.h"
 #include "core/tls_policy.h"
+#include "conf/shaping.h"
 #include "deliver/dane_out.h"
 #include "deliver/hostmem.h"
 #include "dns/dnssec.h"
@@ -1070,6 +1071,8 @@ static void dest_on_mx(void *arg, sl_result res, const dns_mx *mx, size_t n, con
         item_finish(s);
         return;
     }
+    if (s->mem && s->conf->shaping && s->conf->shaping->has_mx) /* traffic shaping groups domains by MX provider */
+        hostmem_mx_learn(s->mem, s->host, mx, n, now_unix());
     dns_mx *order = mem_order(s, mx, n);
     bool go = dest_mx_names(s, order, n);
     free(order);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/workq.h"
 #include "jobs/outcome.h"
+#include "jobs/shape.h"
 #include "queue/store.h"
 
 #include <errno.h>
@@ -36,6 +37,8 @@ typedef struct job {
     struct event *idle_timer;   /* parked: connection kept open for more mail to the same host */
     struct job *idle_next;
     bool idle;
+    sdest *sd;                  /* traffic shaping: the destination whose connection this is, or NULL */
+    unsigned sent;              /* messages it started (per_connection) */
 } job;
 
 #define SCHED_IDLE_KEEP_SECS 2 /* how long a job with nothing to do keeps its connection */
@@ -105,7 +108,14 @@ static void qent_unlink(qent *e)
 
 const char *sched_qent_state(const qent *e)
 {
-    return e->hn.queued ? "queued" : e->removing ? "removing" : "delivering";
+    return e->hn.queued || e->wait ? "queued" : e->removing ? "removing" : "delivering";
+}
+
+void sched_qent_unshape(qent *e)
+{
+    if (!e->wait) return;
+    sched_shape_unwait(e);
+    sched_heap_push(e);
 }
 
 /* body_keep - account for a message's content in memory, or drop it when over queue_cache_size. */
@@ -196,6 +206,37 @@ static bool qent_more_due(const qent *e, int64_t now)
     return false;
 }
 
+/* ---- traffic shaping (sched_shape.c) ---- */
+
+/* shape_pick - the host of e's first recipient due now whose destination lets a new connection
+ * start a message now, or NULL. */
+static const char *shape_pick(qent *e, int64_t now)
+{
+    sched *s = e->cq->s;
+    int64_t ms = sched_now_ms();
+    const char *last = NULL;
+    for (size_t i = 0; i < e->msg->n_rcpts; i++) {
+        const char *host = NULL;
+        if (!item_take(e, &e->msg->rcpts[i], now, &host, false)) continue;
+        if (last && str_ieq(last, host)) continue;
+        last = host;
+        if (sched_shape_check(sched_shape_dest(s, host), true, ms) == SHAPE_GO) return host;
+    }
+    return NULL;
+}
+
+/* shape_item - j starts a message for host: its connection counts for the destination, the message for the rate. */
+static void shape_item(job *j, const char *host)
+{
+    int64_t ms = sched_now_ms();
+    if (!j->sd) {
+        j->sd = sched_shape_dest(j->s, host);
+        sched_shape_conn(j->sd, 1);
+    }
+    sched_shape_sent(j->sd, ms);
+    j->sent++;
+}
+
 /* item_select - make j's item of e's recipients due now for host (up to MAX_RCPTS; one for a "single"
  * channel); false if none. */
 static bool item_select(job *j, qent *e, int64_t now, const char *host)
@@ -203,6 +244,8 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
     deliv_item *it = &j->item;
     memset(it, 0, sizeof *it);
     const sl_channel *ch = j->dj.ch;
+    bool shaped = !e->return_now && sched_shape_on(e->cq);
+    if (shaped && !host && !(host = shape_pick(e, now))) return false; /* every destination holds back */
     /* single_sys and multiple: one copy per destination system; with a smart host that is one for all */
     bool one_system = ch && ch->daemon && (ch->type == CHAN_SMTP || ch->type == CHAN_LMTP || ch->smtp || ch->lmtp);
     for (size_t i = 0; i < e->msg->n_rcpts; i++) {
@@ -222,6 +265,7 @@ static bool item_select(job *j, qent *e, int64_t now, const char *host)
     it->host = xstrdup(host);
     it->results = xcalloc(it->n, sizeof *it->results);
     j->cur = e;
+    if (shaped) shape_item(j, host);
     return true;
 }
 
@@ -324,6 +368,7 @@ static void item_ran(void *arg, deliv_item *item)
 {
     job *j = arg;
     note_reply(j->cur, item);
+    if (j->sd) sched_shape_result(j->s, j->sd, item); /* a reply that says "slow down" */
     outcome_apply(j->s->ctx, j->dj.ch, &j->conf->opt, item, item_applied, j);
 }
 
@@ -413,7 +458,14 @@ static void job_run_item(job *j)
 /* job_reusable - the job's program can take another item to the same host now. */
 static bool job_reusable(const job *j)
 {
+    if (j->sd && !sched_shape_job_ok(j->sd, j->sent, sched_now_ms())) return false; /* suspended, per_connection */
     return j->prog->reusable && j->prog->reusable(&j->dj);
+}
+
+/* job_rate_ok - shaping: the rate of the job's destination lets it start another message now. */
+static bool job_rate_ok(const job *j)
+{
+    return !j->sd || sched_shape_check(j->sd, false, sched_now_ms()) == SHAPE_GO;
 }
 
 /* pool_of - the pool a channel runs in under the current configuration, and its job_limit. */
@@ -455,6 +507,7 @@ static void job_end(job *j)
     chanq *cq = j->cq;
     sched *s = j->s;
     poolq *p = j->pq;
+    sdest *sd = j->sd;
     if (j->prog->job_close) j->prog->job_close(&j->dj);
     if (j->idle_timer) event_free(j->idle_timer);
     ctx_conf_put(s->ctx, j->conf);
@@ -463,6 +516,7 @@ static void job_end(job *j)
     cq->active--;
     p->active--;
     s->busy--;
+    if (sd) sched_shape_conn(sd, -1); /* its waiting messages may go */
     sched_kick(cq);
     kick_pool(s, p);
 }
@@ -500,13 +554,14 @@ static void job_park(job *j)
     j->cq->idle = j;
     struct timeval tv = {SCHED_IDLE_KEEP_SECS, 0};
     evtimer_add(j->idle_timer, &tv);
+    if (j->sd) sched_shape_idle(j->sd); /* may hand j a held-back message, or end j (another domain) */
 }
 
 /* idle_take - a parked job of cq that can take e now (same host and a live connection), or NULL. */
 static job *idle_take(chanq *cq, qent *e, int64_t now)
 {
     for (job *j = cq->idle; j; j = j->idle_next) {
-        if (!job_reusable(j)) continue;
+        if (!job_reusable(j) || !job_rate_ok(j)) continue;
         sched_heap_remove(e);
         if (item_select(j, e, now, j->host)) {
             job_unpark(j);
@@ -534,6 +589,7 @@ static bool pool_reclaim_idle(sched *s, poolq *p)
 static bool job_take_next(job *j, int64_t now)
 {
     chanq *cq = j->cq;
+    if (!job_rate_ok(j)) return false; /* the rate's next slot is later: park */
     size_t lim = cq->heap.n < SCHED_NEXT_LOOKAHEAD ? cq->heap.n : SCHED_NEXT_LOOKAHEAD;
     for (size_t i = 0; i < lim; i++) {
         qent *e = qent_of(dueheap_at(&cq->heap, i));
@@ -548,6 +604,14 @@ static bool job_take_next(job *j, int64_t now)
 /* job_next - after an item: take the next due message for the same host, park, or end the job. */
 static void job_next(job *j)
 {
+    if (j->sd && sched_shape_on(j->cq)) { /* the MX lookup may have put its domain into a provider */
+        sdest *d = sched_shape_dest(j->s, j->host), *old = j->sd;
+        if (d != old) {
+            sched_shape_conn(d, 1);
+            j->sd = d;
+            sched_shape_conn(old, -1);
+        }
+    }
     if (!j->s->running || !job_reusable(j)) {
         job_end(j);
         return;
@@ -644,6 +708,54 @@ static void kick_arm(chanq *cq, bool hold, int64_t now)
     evtimer_add(cq->timer, &tv);
 }
 
+/* shape_parked - a parked job of cq holding a connection to d (to host first), or NULL. */
+static job *shape_parked(chanq *cq, sdest *d, const char *host)
+{
+    job *other = NULL;
+    for (job *v = cq->idle; v; v = v->idle_next) {
+        if (v->sd != d) continue;
+        if (str_ieq(v->host, host) && job_reusable(v)) return v;
+        if (!other) other = v;
+    }
+    return other;
+}
+
+/* shape_gate - traffic shaping before e (the channel's earliest due message, in the heap) goes to a
+ * job: true when a destination of its due recipients lets a message start now (a new connection,
+ * or a parked one to the same host; a parked connection to another host of a full destination is
+ * closed for it). Otherwise e leaves the heap for the wait list of the first destination that
+ * holds it back, its recipients untouched, and false. */
+static bool shape_gate(chanq *cq, qent *e, int64_t now)
+{
+    sched *s = cq->s;
+    int64_t ms = sched_now_ms();
+    sdest *first = NULL;
+    const char *last = NULL;
+    for (size_t i = 0; i < e->msg->n_rcpts; i++) {
+        const char *host = NULL;
+        if (!item_take(e, &e->msg->rcpts[i], now, &host, false)) continue;
+        if (last && str_ieq(last, host)) continue;
+        last = host;
+        sdest *d = sched_shape_dest(s, host);
+        int v = sched_shape_check(d, true, ms);
+        if (v == SHAPE_WAIT_CONN) {
+            job *p = shape_parked(cq, d, host);
+            if (p && str_ieq(p->host, host) && job_reusable(p)) return true; /* idle_take gives it to p */
+            if (p) { /* a parked connection to another domain of the destination makes room */
+                job_unpark(p);
+                job_end(p);
+                v = sched_shape_check(d, true, ms);
+            }
+        }
+        if (v == SHAPE_GO) return true;
+        if (!first) first = d;
+    }
+    if (!first) return true; /* nothing due after all: the usual path copes */
+    sched_heap_remove(e);
+    sched_shape_wait(first, e, ms);
+    return false;
+}
+
 /* kick_spread - e is being delivered to one host: its recipients at other destination hosts go
  * out at the same time, in further jobs while the channel and the pool have room (parked jobs are
  * not ended for them). The caller holds e. */
@@ -651,7 +763,9 @@ static void kick_spread(chanq *cq, qent *e, int64_t now)
 {
     if (e->msg->n_rcpts < 2 || !qent_more_due(e, now)) return; /* the common case, at no cost */
     const sl_channel *ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
+    bool shaped = sched_shape_on(cq);
     while (ch && ch->type != CHAN_HOLD && qent_more_due(e, now)) {
+        if (shaped && !shape_pick(e, now)) return; /* the other destinations hold back */
         unsigned plimit;
         poolq *p = pool_of(cq->s, ch, &plimit);
         int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
@@ -670,8 +784,10 @@ static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
     int limit = ch->maxjobs ? (int)ch->maxjobs : 1;
     if ((int)plimit < limit) limit = (int)plimit;
     qent *e;
+    bool shaped = !hold && sched_shape_on(cq);
     while ((e = kick_due(cq, hold, now))) {
         uint64_t t0 = now_mono_ns();
+        if (shaped && !e->return_now && !shape_gate(cq, e, now)) continue; /* held back: on a wait list */
         job *ij = cq->idle ? idle_take(cq, e, now) : NULL;
         if (ij) { /* a parked connection to the same host takes it */
             e->pins++;
@@ -686,9 +802,11 @@ static void kick_run(chanq *cq, const sl_channel *ch, bool hold, int64_t now)
         if (room == ROOM_FREED) continue;
         sched_heap_remove(e);
         e->pins++; /* pinned across the starts, so no failed start lets it go */
-        if (job_start(cq, ch, p, e, now, t0)) kick_spread(cq, e, now);
+        bool started = job_start(cq, ch, p, e, now, t0);
+        if (started) kick_spread(cq, e, now);
         e->pins--;
         qent_release(e);
+        if (!started && shaped) break; /* the gate and the start disagreed: the next kick tries again */
         ch = conf_channel_by_name(cq->s->ctx->conf, cq->name);
         if (!ch) break;
     }
@@ -805,6 +923,13 @@ void sched_stop(sched *s)
     }
 }
 
+void sched_reconf(sched *s)
+{
+    sched_shape_reconf(s);
+    if (!s->running) return;
+    for (size_t i = 0; i < s->n_chans; i++) sched_kick(s->chans[i]);
+}
+
 int sched_idle(const sched *s)
 {
     return s->busy == 0;
@@ -871,6 +996,13 @@ void sched_free(sched *s)
 {
     if (!s) return;
     metric_gauge_unregister(s);
+    for (qent *e = s->all, *next; e; e = next) { /* held back by traffic shaping: in no heap */
+        next = e->next;
+        if (!e->wait) continue;
+        sched_shape_unwait(e);
+        sched_qent_free(e);
+    }
+    sched_shape_free(s);
     for (size_t i = 0; i < s->n_chans; i++) chanq_free(s->chans[i]);
     free(s->chans);
     for (size_t i = 0; i < s->n_pools; i++) {

@@ -61,6 +61,9 @@ const char *sched_reply_of(const sched *s, const char *channel, const char *id, 
  * delivery; node is "domain" (recipients in that domain), "@domain" (also its subdomains) or
  * "#channel" (every message of the channel). Returns the messages started, -1 when stopped. */
 int sched_etrn(sched *s, const char *node);
+/* sched_reconf - the daemon's configuration was replaced (SIGHUP): traffic shaping takes the new
+ * table and every channel is kicked. */
+void sched_reconf(sched *s);
 /* sched_count - messages held. */
 size_t sched_count(const sched *s);
 
@@ -99,6 +102,26 @@ typedef struct {
 
 /* sched_stats - the current figures into out. */
 void sched_stats(const sched *s, sched_counters *out);
+
+/* One destination of traffic shaping as `sluice queue shaping` shows it (valid during the callback only). */
+typedef struct {
+    const char *dest;         /* a domain, or "mx:SUFFIX" for an MX provider */
+    const char *entry;        /* the table's entry that applies ("*", ".example.net", ...), or NULL: none */
+    const char *state;        /* "active", "halved" or "suspended" */
+    int64_t until;            /* suspended: until then (unix seconds), else 0 */
+    unsigned rate;            /* messages per hour now (0: no limit) */
+    unsigned per_hour;        /* messages per hour configured (0: no limit) */
+    unsigned halvings;        /* halvings in force */
+    int connections;          /* connections in use */
+    unsigned max_connections; /* configured (0: no limit) */
+    unsigned per_connection;  /* configured (0: no limit) */
+    unsigned last_hour;       /* messages started in the last hour */
+    size_t waiting;           /* messages held back for it now */
+} sched_shaping;
+/* sched_shaping_cb - one destination of a shaping listing. */
+typedef void (*sched_shaping_cb)(void *arg, const sched_shaping *d);
+/* sched_shaping_list - every destination traffic shaping remembers (doc/delivery.md "Traffic shaping"). */
+void sched_shaping_list(sched *s, sched_shaping_cb cb, void *arg);
 
 typedef enum {
     SCHED_ACT_DONE,   /* done (for file operations: the file is moved or removed) */

@@ -165,6 +165,7 @@ static void admin_done(admin_req *r, const char *id, const char *channel)
 /* admin_take - take a waiting qent out of its heap; false (reported busy) when a job has it. */
 static bool admin_take(admin_req *r, qent *e)
 {
+    sched_qent_unshape(e);
     if (!e->hn.queued) {
         admin_report(r, e->msg->id, e->msg->channel, SCHED_ACT_BUSY, sched_qent_state(e), 0);
         return false;
@@ -296,6 +297,7 @@ static void admin_retry_now(sched *s, qent *e)
 {
     for (size_t i = 0; i < e->msg->n_rcpts; i++)
         if (e->msg->rcpts[i].status == QR_PENDING) e->msg->rcpts[i].next_attempt = 0;
+    sched_qent_unshape(e);
     if (!e->hn.queued) return; /* a job has it: its outcome writes the states */
     sched_heap_remove(e);
     e->hn.due = 0;
@@ -327,6 +329,7 @@ static bool etrn_qent(sched *s, qent *e, const char *node)
         r->next_attempt = 0;
         any = true;
     }
+    if (any) sched_qent_unshape(e);
     if (!any || !e->hn.queued) return any; /* a job has it: it is being delivered now */
     sched_heap_remove(e);
     e->hn.due = 0;
@@ -488,6 +491,7 @@ static void return_load_one(sched *s, const char *rdir, const char *name, const 
     qmsg *m = return_read(from, err, sizeof err);
     if (m && rename(from, to) == 0) {
         qent *e = sched_qent_add(s, m, xstrdup(to));
+        sched_qent_unshape(e);
         if (e->hn.queued) sched_heap_remove(e);
         admin_return_now(e);
         log_info(m->id, "admin", "action=return channel=%s when=start-up", chan);

@@ -18,6 +18,7 @@
 #include "jobs/sched.h"
 
 typedef struct chanq chanq;
+typedef struct sdest sdest;
 
 typedef struct qent {
     dueheap_node hn; /* due time and heap position (hn.queued: waiting in cq's heap) */
@@ -35,6 +36,8 @@ typedef struct qent {
     char *last_reply; /* the diagnostic of the last attempt that did not deliver every recipient, or NULL */
     int64_t reply_at; /* when it came */
     struct qent *prev, *next; /* every qent of the scheduler */
+    sdest *wait;      /* traffic shaping holds it back: on this destination's wait list (out of the heap) */
+    struct qent *wait_prev, *wait_next;
 } qent;
 
 /* The jobs running in the channels of one pool. */
@@ -52,6 +55,8 @@ struct chanq {
     int active;
     struct event *timer;
     sched *s;
+    unsigned shape_gen; /* the shaping view shape_ok was computed for (sched_shape.c) */
+    bool shape_ok;      /* its deliveries are shaped */
     size_t m_count;   /* scratch of the queue gauges (sched_admin.c) */
     int64_t m_oldest;
 };
@@ -88,6 +93,7 @@ struct sched {
     bool recovering;               /* the start-up scan is still running */
     size_t recovered;
     double recover_secs;
+    struct sched_shape *shape;     /* traffic shaping's destinations (sched_shape.c), NULL until first used */
 };
 
 /* sched_qent_add - sched_add, returning the new qent. */
@@ -96,6 +102,8 @@ qent *sched_qent_add(sched *s, qmsg *msg, char *path);
 void sched_qent_free(qent *e);
 /* sched_qent_state - "queued", "removing" or "delivering". */
 const char *sched_qent_state(const qent *e);
+/* sched_qent_unshape - a message traffic shaping holds back goes back into its heap (administration). */
+void sched_qent_unshape(qent *e);
 /* sched_heap_push - put e into its channel's heap at e->hn.due (timed for the statistics). */
 void sched_heap_push(qent *e);
 /* sched_heap_remove - take a waiting e out of its channel's heap (timed for the statistics). */
@@ -104,5 +112,41 @@ void sched_heap_remove(qent *e);
 void sched_metrics_register(sched *s);
 /* sched_kick - start the due messages of e's channel that its limits allow. */
 void sched_kick(chanq *cq);
+
+/* ---- traffic shaping (sched_shape.c; doc/delivery.md "Traffic shaping") ----
+ * A destination (sdest) is a recipient domain, or an MX provider; it lives while a job, a
+ * waiting message, a suspension, a halving or the last hour's messages need it. */
+
+/* sched_shape_on - whether cq's deliveries are shaped: a shaping table is configured and the channel
+ * delivers by MX over SMTP. Refreshes the scheduler's view of the table after a reload. */
+bool sched_shape_on(chanq *cq);
+/* sched_shape_dest - the destination of routing host host (created on first use). */
+sdest *sched_shape_dest(sched *s, const char *host);
+/* sched_shape_check - whether a message for d may start at now_ms on a new connection or an open one. */
+int sched_shape_check(sdest *d, bool new_conn, int64_t now_ms);
+/* sched_shape_job_ok - whether an open connection to d that carried sent messages may carry another
+ * (not suspended, per_connection not reached), whatever the rate says. */
+bool sched_shape_job_ok(sdest *d, unsigned sent, int64_t now_ms);
+/* sched_shape_conn - a connection to d opens (+1) or closes (-1); a close lets waiting messages go. */
+void sched_shape_conn(sdest *d, int delta);
+/* sched_shape_idle - a connection to d is parked: the first message d holds back may take it (or,
+ * for another domain of a provider, have it closed to make room), unless the rate or a suspension says no. */
+void sched_shape_idle(sdest *d);
+/* sched_shape_sent - a message for d starts now. */
+void sched_shape_sent(sdest *d, int64_t now_ms);
+/* sched_shape_wait - e (out of the heap) waits until d lets it go (back into its heap, kicked). */
+void sched_shape_wait(sdest *d, qent *e, int64_t now_ms);
+/* sched_shape_unwait - take e off its wait list (administration, freeing); it is in no heap then. */
+void sched_shape_unwait(qent *e);
+/* sched_shape_result - an item to d is done: reaction rules on its replies, the ramp on its successes. */
+void sched_shape_result(sched *s, sdest *d, const deliv_item *item);
+/* sched_shape_reconf - after a reload: the view follows the new table (new limits apply, waiting messages retry). */
+void sched_shape_reconf(sched *s);
+/* sched_shape_free - free every destination (waiting qents are freed by the caller first). */
+void sched_shape_free(sched *s);
+/* sched_shape_metrics_register - shaping's gauges. */
+void sched_shape_metrics_register(sched *s);
+/* sched_now_ms - the shaping clock (monotonic milliseconds). */
+int64_t sched_now_ms(void);
 
 #endif

@@ -526,6 +526,9 @@ static int offline_run(const sl_conf *conf, const qadmin_req *req, const qadmin_
     } else if (!strcmp(req->cmd, "stats")) {
         sb_printf(out, "stats: the daemon is not running (scheduler statistics come from the live daemon)\n");
         return 1;
+    } else if (!strcmp(req->cmd, "shaping")) {
+        sb_printf(out, "shaping: the daemon is not running (traffic shaping's state lives in the daemon)\n");
+        return 1;
     } else {
         return offline_actions(conf, req, f, now, out);
     }

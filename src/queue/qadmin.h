@@ -32,7 +32,7 @@ typedef struct {
 
 /* A parsed request. */
 typedef struct {
-    const char *cmd; /* list, show, hold, release, delete, return, retry, summary, stats */
+    const char *cmd; /* list, show, hold, release, delete, return, retry, summary, stats, shaping */
     const char *arg; /* the ID (list: CHANNEL; retry: ID or CHANNEL), or NULL */
     qadmin_sel sel;
     bool json;       /* --json */

@@ -22,6 +22,7 @@ static const struct {
     {"list", 0, 1, true, false},   {"show", 1, 1, false, false},   {"summary", 0, 0, true, false},
     {"stats", 0, 0, false, false}, {"hold", 0, 1, true, true},     {"release", 0, 1, true, true},
     {"delete", 0, 1, true, true},  {"return", 0, 1, true, true},   {"retry", 0, 1, true, true},
+    {"shaping", 0, 0, false, false},
 };
 
 const char *qadmin_usage(void)
@@ -32,6 +33,7 @@ const char *qadmin_usage(void)
            "       sluice queue hold|release|delete|return ID|SELECTION [--json]\n"
            "       sluice queue retry ID|CHANNEL|SELECTION [--json]\n"
            "       sluice queue stats\n"
+           "       sluice queue shaping [--json]\n"
            "SELECTION: --all | --from TEXT --to TEXT --domain DOMAIN --channel CHANNEL --older-than DURATION\n"
            "           --reply TEXT (every criterion given must hold)\n";
 }

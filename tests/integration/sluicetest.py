@@ -710,7 +710,8 @@ class Peer:
 class Sink(Peer):
     """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
 
-    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=(), tls=None):
+    def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=(), tls=None,
+                 throttle_after=None, throttle_count=1, delay=0.0):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
@@ -722,6 +723,10 @@ class Sink(Peer):
             argv.append("--no-dsn")
         if tls:  # (certificate, key): offer STARTTLS
             argv += ["--tlscert", tls[0], "--tlskey", tls[1]]
+        if throttle_after is not None:  # 421 4.7.28 to the next throttle_count MAILs after that many messages
+            argv += ["--throttle-after", str(throttle_after), "--throttle-count", str(throttle_count)]
+        if delay:  # seconds before the reply to the end of each message
+            argv += ["--delay", str(delay)]
         super().__init__(argv, workdir, name)
         self.wait_file(os.path.join(self.dir, "ready"))
 
@@ -745,6 +750,11 @@ class Sink(Peer):
                 return f.read().split()
         except FileNotFoundError:
             return []
+
+    def sessions(self):
+        """sessions - {"open": now, "max_open": most at once, "per_session": [messages of each closed session]}."""
+        with open(os.path.join(self.dir, "sessions.state")) as f:
+            return json.load(f)
 
     def refused(self):
         """refused - [(code, address)] of the RCPTs refused so far (--reject, --tempfail), in order."""

@@ -7,7 +7,10 @@
  * one message's recipients at several hosts are delivered by one job per host at once (within
  * the same limits),
  * and the enqueue sink: committed files join the scheduler after the current call, so a bounce
- * queued while a result is being handled does not re-enter the scheduler.
+ * queued while a result is being handled does not re-enter the scheduler. Traffic shaping
+ * (jobs/sched_shape.c): a destination's connection limit holds messages back without an attempt
+ * and lets the next go when a connection closes; a 421 4.7.28 matching a rule suspends the
+ * destination; removing the table (a reload) lets everything go.
  * Real queue files (enqueue + store in a temporary directory), real event loop.
  */
 #include <setjmp.h>
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/shaping.h"
 #include "core/log.h"
 #include "core/workq.h"
 #include "jobs/dueheap.h"
@@ -551,6 +555,148 @@ static void test_bounce_does_not_reenter_the_scheduler(void **state)
     complete_all(f);
 }
 
+/* ---- traffic shaping ---- */
+
+/* shaping_set - give the test configuration a shaping table (NULL: none), as a reload would. */
+static void shaping_set(fx *f, const char *text)
+{
+    shaping_free(f->ctx.conf->shaping);
+    f->ctx.conf->shaping = text ? shaping_parse(text, NULL, NULL) : NULL;
+    sched_reconf(f->s);
+}
+
+/* One destination as sched_shaping_list shows it. */
+typedef struct {
+    char dest[64], state[16];
+    int connections;
+    size_t waiting;
+    unsigned last_hour;
+    bool found;
+} shaped;
+
+/* shaped_of - the listing's entry for the destination named in arg. */
+static void shaped_of(void *arg, const sched_shaping *d)
+{
+    shaped *v = arg;
+    if (strcmp(d->dest, v->dest) != 0) return;
+    snprintf(v->state, sizeof v->state, "%s", d->state);
+    v->connections = d->connections;
+    v->waiting = d->waiting;
+    v->last_hour = d->last_hour;
+    v->found = true;
+}
+
+/* shaping_of - the scheduler's view of dest. */
+static shaped shaping_of(fx *f, const char *dest)
+{
+    shaped v = {0};
+    snprintf(v.dest, sizeof v.dest, "%s", dest);
+    sched_shaping_list(f->s, shaped_of, &v);
+    return v;
+}
+
+/* Count the listed messages and those that were ever attempted. */
+typedef struct {
+    int queued, attempted;
+} tally;
+
+/* tally_one - one message of a listing. */
+static void tally_one(void *arg, const sched_entry *e)
+{
+    tally *t = arg;
+    if (!strcmp(e->state, "queued")) t->queued++;
+    for (size_t i = 0; i < e->msg->n_rcpts; i++)
+        if (e->msg->rcpts[i].attempts) t->attempted++;
+}
+
+/* connections=1: one job for the destination; the other messages wait, listed as queued and never
+ * attempted, and each closed connection lets the next one go. Other destinations are not held. */
+static void test_shaping_connection_limit_holds_back(void **state)
+{
+    fx *f = *state;
+    shaping_set(f, "s.test connections=1\n");
+    want_count = 4;
+    for (int i = 0; i < 3; i++) submit(f, "tcp_d", "s.test");
+    submit(f, "tcp_d", "other.test");
+    loop_until(f, count_reached, "the messages to be scheduled");
+    sched_start(f->s);
+    loop_turns(f, 3);
+    assert_int_equal(f->n_runs, 2); /* one for s.test, one for other.test (pool R: 2) */
+    shaped v = shaping_of(f, "s.test");
+    assert_true(v.found);
+    assert_int_equal(v.connections, 1);
+    assert_int_equal(v.waiting, 2);
+    tally t = {0};
+    sched_list(f->s, NULL, tally_one, &t);
+    assert_int_equal(t.queued, 2);
+    assert_int_equal(t.attempted, 0);
+    for (int k = 0; k < 3; k++) {
+        long r = -1;
+        for (size_t i = 0; i < f->n_runs; i++)
+            if (!f->runs[i].completed && !strcmp(f->runs[i].item->host, "s.test")) r = (long)i;
+        assert_true(r >= 0);
+        int on_s = 0;
+        for (size_t i = 0; i < f->n_runs; i++) on_s += !f->runs[i].completed && !strcmp(f->runs[i].item->host, "s.test");
+        assert_int_equal(on_s, 1); /* never two connections to s.test */
+        complete(f, (size_t)r, SL_OK, "2.0.0");
+        loop_turns(f, 3);
+    }
+    assert_int_equal(shaping_of(f, "s.test").last_hour, 3);
+    assert_int_equal(shaping_of(f, "s.test").waiting, 0);
+    complete_all(f);
+}
+
+/* ignore_act - an administration report nobody reads. */
+static void ignore_act(void *arg, const sched_act *a)
+{
+    (void)arg;
+    (void)a;
+}
+
+/* complete_reply - run k ends with a temporary failure whose diagnostic is diag. */
+static void complete_reply(fx *f, size_t k, const char *status, const char *diag)
+{
+    fake_run *r = &f->runs[k];
+    r->completed = true;
+    for (size_t i = 0; i < r->item->n; i++) deliv_result_set(&r->item->results[i], SL_TEMP, status, diag, NULL);
+    r->done(r->arg, r->item);
+}
+
+/* A 421 4.7.28 matching a suspend rule suspends the destination: nothing more starts for it (the
+ * due message waits), other destinations go on; removing the table lets it go. */
+static void test_shaping_reply_suspends(void **state)
+{
+    fx *f = *state;
+    shaping_set(f, "on 421 4.7.28 action=suspend period=1h\n");
+    want_count = 2;
+    submit(f, "tcp_c", "s.test");
+    submit(f, "tcp_c", "s.test");
+    loop_until(f, count_reached, "the messages to be scheduled");
+    sched_start(f->s);
+    loop_turns(f, 3);
+    assert_int_equal(f->n_runs, 2); /* no limits: both at once */
+    complete_reply(f, 0, "4.7.28", "smtp; 421 4.7.28 too much mail, slow down");
+    loop_turns(f, 3);
+    assert_string_equal(shaping_of(f, "s.test").state, "suspended");
+    complete(f, 1, SL_OK, "2.0.0"); /* a job does not go on while suspended */
+    loop_turns(f, 3);
+    want_count = 3;
+    submit(f, "tcp_c", "s.test");
+    submit(f, "tcp_c", "x.test");
+    loop_until(f, count_reached, "the messages to be scheduled");
+    loop_turns(f, 5);
+    assert_int_equal(f->n_runs, 3); /* only x.test's */
+    assert_string_equal(f->runs[2].item->host, "x.test");
+    assert_int_equal(shaping_of(f, "s.test").waiting, 1);
+    complete(f, 2, SL_OK, "2.0.0");
+    shaping_set(f, NULL); /* configured away: the held message goes */
+    loop_turns(f, 3);
+    assert_int_equal(f->n_runs, 4);
+    assert_string_equal(f->runs[3].item->host, "s.test");
+    sched_retry(f->s, "tcp_c", ignore_act, NULL); /* the deferred one, now */
+    complete_all(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +709,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parallel_hosts_within_the_pool_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_adds_after_the_current_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce_does_not_reenter_the_scheduler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shaping_connection_limit_holds_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shaping_reply_suspends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
 """sink.py - an aiosmtpd SMTP sink for Sluice's integration tests.
 
 Usage: sink.py --listen HOST:PORT --dir DIR [--reject ADDR]... [--tempfail ADDR]... [--no-dsn]
-               [--tlscert PEM --tlskey PEM]
+               [--tlscert PEM --tlskey PEM] [--throttle-after N [--throttle-count K]]
 
 Each accepted message is stored as DIR/NNNNNN.eml (the content exactly as received after
 removing dot-stuffing, CRLF line ends kept) and DIR/NNNNNN.json (the envelope: mail_from,
@@ -16,6 +16,14 @@ The sink offers DSN (RFC 3461) in its EHLO reply and accepts RET, ENVID, NOTIFY 
 With --tlscert the sink offers STARTTLS with that certificate; each envelope then records "tls"
 (whether the message came over TLS) and every TLS handshake appends the server name the client
 sent (SNI, "-" for none) as a line to DIR/sni.
+With --throttle-after N, once N messages were accepted the next K (--throttle-count, default 1)
+MAIL commands are answered "421 4.7.28 ..." (a provider's rate limit) and the connection closed;
+each is appended to DIR/refused as "421 <sender>". --delay SECS waits that long before answering
+the end of each message (a slow server, so that deliveries overlap). The sink counts its
+sessions: DIR/sessions.state (JSON) holds the sessions open now ("open": connected, no QUIT yet), the most open at once ("max_open"),
+the most open when a MAIL command came ("max_at_mail": connections carrying mail at the same
+time, immune to the moment between a client's QUIT and its next connection) and, per closed
+session, how many messages it carried ("per_session").
 DIR/ready appears once the sink listens. SIGTERM stops it.
 """
 import argparse
@@ -52,6 +60,26 @@ class SinkSMTP(SMTP):
     """aiosmtpd's SMTP with the raw MAIL/RCPT arguments kept and DSN parameters allowed."""
 
     dsn = True
+    stats = None  # the Handler, which counts sessions
+
+    def connection_made(self, transport):
+        self.sink_msgs = 0
+        self.sink_ended = False
+        self.stats.session_open()
+        super().connection_made(transport)
+
+    def sink_end(self):
+        if not self.sink_ended:
+            self.sink_ended = True
+            self.stats.session_closed(self.sink_msgs)
+
+    async def smtp_QUIT(self, arg):
+        self.sink_end()  # the session is over for the client: it may open the next one now
+        await super().smtp_QUIT(arg)
+
+    def connection_lost(self, exc):
+        self.sink_end()
+        super().connection_lost(exc)
 
     async def smtp_MAIL(self, arg):
         self.raw_arg = arg
@@ -63,12 +91,36 @@ class SinkSMTP(SMTP):
 
 
 class Handler:
-    def __init__(self, directory, reject, tempfail, dsn):
+    def __init__(self, directory, reject, tempfail, dsn, throttle_after=None, throttle_count=1, delay=0.0):
         self.dir = directory
+        self.delay = delay
         self.reject = {r.lower() for r in reject}
         self.tempfail = {r.lower() for r in tempfail}
         self.dsn = dsn
         self.count = 0
+        self.throttle_after = throttle_after
+        self.throttle_left = throttle_count
+        self.open = 0
+        self.max_open = 0
+        self.max_at_mail = 0
+        self.per_session = []
+
+    def session_open(self):
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        self.write_sessions()
+
+    def session_closed(self, msgs):
+        self.open -= 1
+        self.per_session.append(msgs)
+        self.write_sessions()
+
+    def write_sessions(self):
+        path = os.path.join(self.dir, "sessions.state")
+        with open(path + ".tmp", "w") as f:
+            json.dump({"open": self.open, "max_open": self.max_open, "max_at_mail": self.max_at_mail,
+                       "per_session": self.per_session}, f)
+        os.rename(path + ".tmp", path)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -77,6 +129,14 @@ class Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.throttle_after is not None and self.count >= self.throttle_after and self.throttle_left > 0:
+            self.throttle_left -= 1
+            self.refused(421, address)
+            asyncio.get_event_loop().call_soon(server.transport.close)  # 421: the server closes
+            return "421 4.7.28 sink.test rate limited: too much mail from your IP, try again later"
+        if self.open > self.max_at_mail:
+            self.max_at_mail = self.open
+            self.write_sessions()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.raw_mail = server.raw_arg
@@ -100,7 +160,10 @@ class Handler:
             f.write("%d %s\n" % (code, address))
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.count += 1
+        server.sink_msgs += 1
         base = os.path.join(self.dir, "%06d" % self.count)
         with open(base + ".eml.tmp", "wb") as f:
             f.write(envelope.original_content)
@@ -131,11 +194,16 @@ def main():
     ap.add_argument("--no-dsn", action="store_true")
     ap.add_argument("--tlscert")
     ap.add_argument("--tlskey")
+    ap.add_argument("--throttle-after", type=int)
+    ap.add_argument("--throttle-count", type=int, default=1)
+    ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     os.makedirs(a.dir, exist_ok=True)
-    handler = Handler(a.dir, a.reject, a.tempfail, not a.no_dsn)
+    handler = Handler(a.dir, a.reject, a.tempfail, not a.no_dsn, a.throttle_after, a.throttle_count, a.delay)
     SinkSMTP.dsn = not a.no_dsn
+    SinkSMTP.stats = handler
+    handler.write_sessions()
 
     tls = None
     if a.tlscert:
