@@ -541,7 +541,7 @@ static void tls_log_clear(smtp_out *s)
     const char *why = s->tls_level == TLS_LEVEL_NONE ? "policy" : !s->tls_ctx ? "no client context"
                       : s->tls_refused                ? "refused" : "not offered";
     char sts[160] = "";
-    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, sts, sizeof sts);
+    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, sts, sizeof sts);
     log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"%s", s->peer, tls_level_name(s->tls_level),
              why, sts);
 }
@@ -552,7 +552,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
     tls_describe(ssl, s->tls_info, sizeof s->tls_info);
     if (conn_level(s) == TLS_LEVEL_DANE) return tls_check_dane(s, ssl);
     char sts[400] = "";
-    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, sts, sizeof sts);
+    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, s->peer_ip, s->bev, sts, sizeof sts);
     if (s->tls_level != TLS_LEVEL_VERIFY && s->tls_level != TLS_LEVEL_STS) {
         log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"%s", s->peer,
                  tls_level_name(s->tls_level), s->tls_info, sts);
@@ -706,7 +706,7 @@ static void on_failed(smtp_out *s)
     dane_note_failed(s, f->status);
     if (!strcmp(f->status, "4.7.4")) { /* TLS required, STARTTLS not offered */
         if (s->sts && conn_level(s) != TLS_LEVEL_DANE)
-            sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_STARTTLS, f->diag);
+            sts_out_failed(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, STS_FAIL_STARTTLS, f->diag);
         else if (!dane_wanted(s))
             tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     }
@@ -779,7 +779,7 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
                  tls_level_name(s->tls_level), err);
         tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
-        if (s->sts) sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_HANDSHAKE, err);
+        if (s->sts) sts_out_failed(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, STS_FAIL_HANDSHAKE, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);

@@ -131,11 +131,12 @@ static enum tlsrpt_rtype rpt_type(enum sts_result_type t)
     }
 }
 
-/* record - one failure of the policy at mx. */
-static void record(const sts_out *o, const char *msg_id, const char *mx, enum sts_result_type t, const char *detail)
+/* record - one failure of the policy at mx (ip, bev: the connection to it, NULL before one). */
+static void record(const sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                   enum sts_result_type t, const char *detail)
 {
     sts_result_record(msg_id, o->domain, mx, o->policy.mode, t, detail);
-    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, NULL, NULL, rpt_type(t), detail);
+    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, rpt_type(t), detail);
 }
 
 bool sts_out_dane_wins(const sts_out *o, const char *mx)
@@ -157,7 +158,7 @@ bool sts_out_mx_allowed(sts_out *o, const char *msg_id, const char *mx)
     sts_fail_facts f = {.stage = STS_FAIL_MX};
     char *mxs = sv_join(&o->policy.mx, ",");
     char *detail = xasprintf("MX host %s is not among the policy's mx patterns (%s)", mx, mxs);
-    record(o, msg_id, mx, sts_result_type_of(&f), detail);
+    record(o, msg_id, mx, NULL, NULL, sts_result_type_of(&f), detail);
     bool enforce = o->policy.mode == STS_MODE_ENFORCE;
     if (enforce) log_info(msg_id, "sts_mx_skipped", "domain=%s mx=%s mx_patterns=\"%s\"", o->domain, mx, mxs);
     free(detail);
@@ -177,7 +178,8 @@ static sts_fail_facts cert_facts(SSL *ssl, const char *mx)
     return f;
 }
 
-void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, char *note, size_t len)
+void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, const char *ip,
+                      struct bufferevent *bev, char *note, size_t len)
 {
     note[0] = '\0';
     if (!o->have || sts_out_dane_wins(o, mx)) return;
@@ -190,7 +192,7 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     }
     sts_fail_facts f = cert_facts(ssl, mx);
     enum sts_result_type t = sts_result_type_of(&f);
-    record(o, msg_id, mx, t, why);
+    record(o, msg_id, mx, ip, bev, t, why);
     char *w = clean(why);
     if (enforce)
         snprintf(note, len, " sts=enforce result_type=%s", sts_result_type_name(t));
@@ -199,19 +201,21 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     free(w);
 }
 
-void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, char *note, size_t len)
+void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                        char *note, size_t len)
 {
     note[0] = '\0';
     if (!o->have || sts_out_dane_wins(o, mx)) return;
     sts_fail_facts f = {.stage = STS_FAIL_STARTTLS};
     enum sts_result_type t = sts_result_type_of(&f);
-    record(o, msg_id, mx, t, "the session went on without TLS");
+    record(o, msg_id, mx, ip, bev, t, "the session went on without TLS");
     snprintf(note, len, " sts=%s-failure result_type=%s", sts_mode_name(o->policy.mode), sts_result_type_name(t));
 }
 
-void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, enum sts_fail_stage stage, const char *detail)
+void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                    enum sts_fail_stage stage, const char *detail)
 {
     if (!o->have || sts_out_dane_wins(o, mx)) return;
     sts_fail_facts f = {.stage = stage};
-    record(o, msg_id, mx, sts_result_type_of(&f), detail);
+    record(o, msg_id, mx, ip, bev, sts_result_type_of(&f), detail);
 }
