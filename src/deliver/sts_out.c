@@ -146,6 +146,11 @@ bool sts_out_dane_wins(const sts_out *o, const char *mx)
     return o->dane_mx && mx && !strcasecmp(o->dane_mx, mx);
 }
 
+bool sts_out_reports(const sts_out *o, const char *mx)
+{
+    return o && o->have && !sts_out_dane_wins(o, mx);
+}
+
 void sts_out_set_dane(sts_out *o, const char *mx)
 {
     free(o->dane_mx);
@@ -188,6 +193,7 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     char why[256];
     if (tls_client_verify(ssl, names, 1, why, sizeof why)) {
         snprintf(note, len, " sts=%s", sts_mode_name(o->policy.mode));
+        tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, TLSRPT_SUCCESS, NULL);
         return;
     }
     sts_fail_facts f = cert_facts(ssl, mx);

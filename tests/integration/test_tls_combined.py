@@ -27,7 +27,9 @@ import email.policy
 import gzip
 import json
 import os
+import socket
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -38,11 +40,66 @@ from test_dane import Knot, Unbound, spki_sha256, zone
 from test_mta_sts import PolicyServer, make_ca, make_leaf
 from test_tls_policy import make_leaf as make_self_signed
 
-HOSTS = {"dane": 2, "ca": 3, "badtlsa": 4, "wrong": 5, "rua": 6, "web": 7}
-DOMAINS = ("dane", "ca", "badtlsa", "wrong", "mixed")
+HOSTS = {"dane": 2, "ca": 3, "badtlsa": 4, "wrong": 5, "rua": 6, "web": 7, "hs": 8}
+DOMAINS = ("dane", "ca", "badtlsa", "wrong", "mixed", "hsdane", "hssts", "testok", "testbad")
 MX = {"dane": ["mx-dane"], "ca": ["mx-ca"], "badtlsa": ["mx-badtlsa"], "wrong": ["mx-wrong"],
-      "mixed": ["mx-badtlsa", "mx-wrong", "mx-ca"]}
-POLICY = "version: STSv1\r\nmode: enforce\r\nmx: *.combo.test\r\nmax_age: 86400\r\n"
+      "mixed": ["mx-badtlsa", "mx-wrong", "mx-ca"], "hsdane": ["mx-hsdane"], "hssts": ["mx-hssts"],
+      "testok": ["mx-ca"], "testbad": ["mx-wrong"]}
+TESTING = ("testok", "testbad")
+
+
+def policy(d):
+    return "version: STSv1\r\nmode: %s\r\nmx: *.combo.test\r\nmax_age: 86400\r\n" % (
+        "testing" if d in TESTING else "enforce")
+
+
+class HandshakeBreaker:
+    """An SMTP server (a thread) on addr:port that offers STARTTLS, answers it 220, then sends a TLS
+    alert instead of a ServerHello and closes: the client's handshake fails. Counts its connections."""
+
+    def __init__(self, addr, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with c:
+                c.settimeout(5)
+                try:
+                    f = c.makefile("rb")
+                    c.sendall(b"220 breaker.test ESMTP\r\n")
+                    for _ in range(10):
+                        line = f.readline().upper()
+                        if not line:
+                            break
+                        if line.startswith(b"EHLO"):
+                            c.sendall(b"250-breaker.test\r\n250 STARTTLS\r\n")
+                        elif line.startswith(b"STARTTLS"):
+                            c.sendall(b"220 2.0.0 go ahead\r\n")
+                            c.recv(4096)  # the ClientHello
+                            c.sendall(b"\x15\x03\x03\x00\x02\x02\x28")  # alert: fatal handshake_failure
+                            break
+                        else:
+                            c.sendall(b"502 5.5.1 no\r\n")
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.running = False
+        self.thread.join(10)
+        self.sock.close()
 
 
 def uid():
@@ -54,7 +111,7 @@ def dom(name):
 
 
 @pytest.fixture(scope="module")
-def lab(module_harness):
+def lab(module_harness, request):
     h = module_harness
     pki = h.subdir("pki")
     ca = make_ca(pki)
@@ -71,10 +128,13 @@ def lab(module_harness):
         f"mx-ca      A {a['ca']}",
         f"mx-badtlsa A {a['badtlsa']}",
         f"mx-wrong   A {a['wrong']}",
+        f"mx-hsdane  A {a['hs']}",
+        f"mx-hssts   A {a['hs']}",
         f"mx-rua     A {a['rua']}",
         "rua        MX 10 mx-rua",
         f"{t}.mx-dane    TLSA 3 1 1 {spki_sha256(dane_cert[0])}",
         f"{t}.mx-badtlsa TLSA 3 1 1 {wrong_hash}",
+        f"{t}.mx-hsdane  TLSA 3 1 1 {wrong_hash}",
     ]
     for d in DOMAINS:
         body += ["%s MX %d %s" % (d, 10 * (i + 1), m) for i, m in enumerate(MX[d])]
@@ -90,7 +150,7 @@ def lab(module_harness):
                            make_leaf(pki, ["mta-sts." + dom(d) for d in DOMAINS], ca))
     h.peers.append(lab.web)
     for d in DOMAINS:
-        lab.web.set(dom(d), POLICY)
+        lab.web.set(dom(d), policy(d))
 
     lab.sinks = {
         "dane": lab.start_sink(HOSTS["dane"], name="sink-dane", tls=dane_cert),
@@ -100,6 +160,8 @@ def lab(module_harness):
         "wrong": lab.start_sink(HOSTS["wrong"], name="sink-wrong", tls=make_leaf(pki, ["mx.other.example.net"], ca)),
     }
     lab.rua = lab.start_sink(HOSTS["rua"], name="sink-rua")
+    lab.breaker = HandshakeBreaker(a["hs"], lab.port)
+    request.addfinalizer(lab.breaker.stop)
 
     lab.mta = h.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
                        options={"dns_servers": "127.0.0.1:%d" % lab.unbound.port, "tls_ca_file": ca[0],
@@ -218,6 +280,44 @@ def test_mixed_hosts_fail_by_their_own_rules_then_deliver(lab):
     assert delivery(lab, qid).kv.get("result") == "sent"
 
 
+def test_handshake_failure_at_a_dane_host_is_a_tlsa_failure(lab):
+    qid, mid = send(lab, "gina@hsdane.combo.test")
+    d = delivery(lab, qid)
+    assert d.kv.get("result") == "deferred" and d.kv.get("status") == "4.7.5", d.raw
+    assert lab.breaker.connections >= 1
+    f = lines(lab, qid, "tls_failed")
+    assert len(f) == 1 and f[0].kv.get("result_type") == "validation-failure" and f[0].kv.get("policy") == "sts", \
+        lab.mta.log_excerpt(qid)
+    assert "handshake failure" in f[0].kv.get("reason", ""), f[0].raw  # OpenSSL's reason: the alert
+    assert not lines(lab, qid, "sts_failure"), "a DANE host's failure recorded as an MTA-STS one"
+    assert nowhere(lab, mid)
+
+
+def test_handshake_failure_under_sts_is_an_sts_failure(lab):
+    qid, mid = send(lab, "hank@hssts.combo.test")
+    d = delivery(lab, qid)
+    assert d.kv.get("result") == "deferred" and d.kv.get("status") == "4.7.5", d.raw
+    s = lines(lab, qid, "sts_failure")
+    assert len(s) == 1 and s[0].kv.get("result_type") == "validation-failure", lab.mta.log_excerpt(qid)
+    assert nowhere(lab, mid)
+
+
+@pytest.mark.parametrize("name,sink,note", [("testok", "ca", None), ("testbad", "wrong", "certificate-host-mismatch")])
+def test_testing_policy_delivers_and_notes(lab, name, sink, note):
+    qid, mid = send(lab, "ivan@%s.combo.test" % name)
+    got = lab.sinks[sink].wait(mid.encode(), timeout=30)
+    assert got and got[0][0]["tls"] is True, lab.mta.log_excerpt(qid)
+    p = lines(lab, qid, "sts_policy")
+    assert p and p[0].kv.get("mode") == "testing", lab.mta.log_excerpt(qid)
+    t = lines(lab, qid, "tls")
+    assert t and t[0].kv.get("tls") == "encrypted" and t[0].kv.get("policy") == "may", lab.mta.log_excerpt(qid)
+    if note:
+        assert t[0].kv.get("sts") == "testing-failure" and t[0].kv.get("result_type") == note, t[0].raw
+    else:
+        assert t[0].kv.get("sts") == "testing", t[0].raw
+    assert not lines(lab, qid, "dane"), "a testing policy made DANE lookups"
+
+
 def report_of(raw):
     """report_of - (message, JSON report) of a report message as the rua sink got it."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -256,7 +356,12 @@ def test_5_tlsrpt_report_has_tlsa_and_sts_policies(lab):
         "badtlsa": {"tlsa": (0, 1, {"validation-failure": 1})},
         "wrong": {"sts": (0, 1, {"certificate-host-mismatch": 1})},
         "mixed": {"tlsa": (0, 1, {"validation-failure": 1}), "sts": (1, 1, {"certificate-host-mismatch": 1})},
+        "hsdane": {"tlsa": (0, 1, {"validation-failure": 1})},
+        "hssts": {"sts": (0, 1, {"validation-failure": 1})},
+        "testok": {"sts": (1, 0, {})},
+        "testbad": {"sts": (0, 1, {"certificate-host-mismatch": 1})},
     }
+    ip_of = {"mx-badtlsa": "badtlsa", "mx-wrong": "wrong", "mx-hsdane": "hs", "mx-hssts": "hs"}
     for d in DOMAINS:
         got = lab.rua.wait(b"TLS-Report-Domain: %s\r\n" % dom(d).encode(), timeout=30)
         assert got, "no report for %s: %s" % (dom(d), lab.mta.log_excerpt("tlsrpt"))
@@ -270,7 +375,7 @@ def test_5_tlsrpt_report_has_tlsa_and_sts_policies(lab):
         for typ, (_, _, _, fd) in pol.items():
             for f in fd:
                 host = f.get("receiving-mx-hostname")
-                assert host in ("mx-badtlsa.combo.test", "mx-wrong.combo.test"), (d, f)
-                assert f.get("receiving-ip") == lab.host(HOSTS[host.split(".")[0][3:]]), (d, f)
+                assert host.endswith(".combo.test") and host.split(".")[0] in ip_of, (d, f)
+                assert f.get("receiving-ip") == lab.host(HOSTS[ip_of[host.split(".")[0]]]), (d, f)
                 assert f.get("sending-mta-ip", "").startswith("127."), (d, f)
     assert lab.mta.events("tlsrpt_sent", domain=dom("mixed")), lab.mta.log_excerpt("tlsrpt")
