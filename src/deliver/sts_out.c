@@ -103,6 +103,7 @@ void sts_out_begin(sts_out *o, const char *msg_id, sts_out_cb cb, void *arg)
 {
     sts_wait_cancel(o->wait);
     forget(o);
+    sts_out_set_dane(o, NULL); /* a DANE verdict belongs to one attempt: a testing policy makes none */
     free(o->msg_id);
     o->msg_id = xstrdup(msg_id);
     o->cb = cb;
