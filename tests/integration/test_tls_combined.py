@@ -14,12 +14,18 @@ enforce`, `mx: *.combo.test`) and `_smtp._tls` (rua mailto:tls-reports@rua.combo
 | badtlsa.combo.test    | mx-badtlsa: test CA, names mx-badtlsa (MTA-STS would pass), TLSA matching nothing | deferred 4.7.5, delivered nowhere |
 | wrong.combo.test      | mx-wrong: test CA, names another host, no TLSA | deferred 4.7.5 (certificate-host-mismatch) |
 | mixed.combo.test      | mx-badtlsa (10), mx-wrong (20), mx-ca (30)   | the first two fail, mx-ca delivers          |
+| hsdane.combo.test     | mx-hsdane: TLSA; the server breaks the handshake (HandshakeBreaker) | deferred 4.7.5, a tlsa failure |
+| hssts.combo.test      | mx-hssts: no TLSA; the same server           | deferred 4.7.5, an sts failure              |
+| testok / testbad      | policy `mode: testing`; mx-ca / mx-wrong     | delivered (maytls), sts=testing / testing-failure |
 
 Then `sluice tlsrpt send --day TODAY`: the rua mailbox (a plain sink) gets one report per domain;
 each report's policies are checked: `tlsa` for the DANE hosts (1 success at dane, 1
-validation-failure at badtlsa), `sts` for the others (1 success at ca, 1 certificate-host-mismatch
-at wrong), and mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No
-session is counted twice or under `no-policy-found`.
+validation-failure at badtlsa and hsdane), `sts` for the others (1 success at ca and testok, 1
+certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts), and
+mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No session is counted
+twice or under `no-policy-found`; every failure-details row names the MX host, its address and ours.
+The daemon runs with MAX_MESSAGES_PER_CONNECTION=1; the harness stops it with SIGTERM and fails on
+an unclean exit or a sanitizer report.
 """
 import datetime
 import email
