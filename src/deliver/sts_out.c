@@ -24,6 +24,7 @@ struct sts_out {
     sts_policy policy;
     char id[STS_ID_MAX + 1];
     char *dane_mx;         /* the MX host DANE authenticates instead (sts_out_set_dane), or NULL */
+    char *counted_mx;      /* testing: the unlisted MX host whose session counts as failed already, or NULL */
 };
 
 /* applies - whether the destination is checked for MTA-STS at all (see sts_out.h). */
@@ -68,6 +69,7 @@ void sts_out_free(sts_out *o)
     free(o->domain);
     free(o->msg_id);
     free(o->dane_mx);
+    free(o->counted_mx);
     free(o);
 }
 
@@ -104,6 +106,8 @@ void sts_out_begin(sts_out *o, const char *msg_id, sts_out_cb cb, void *arg)
     sts_wait_cancel(o->wait);
     forget(o);
     sts_out_set_dane(o, NULL); /* a DANE verdict belongs to one attempt: a testing policy makes none */
+    free(o->counted_mx);
+    o->counted_mx = NULL;
     free(o->msg_id);
     o->msg_id = xstrdup(msg_id);
     o->cb = cb;
@@ -132,12 +136,21 @@ static enum tlsrpt_rtype rpt_type(enum sts_result_type t)
     }
 }
 
+/* count - one session with mx for TLS-RPT under the sts policy (type: TLSRPT_SUCCESS or a failure),
+ * unless it was counted as failed already when mx was found unlisted (testing). */
+static void count(const sts_out *o, const char *mx, const char *ip, struct bufferevent *bev, enum tlsrpt_rtype type,
+                  const char *detail)
+{
+    if (o->counted_mx && mx && !strcasecmp(o->counted_mx, mx)) return;
+    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, type, detail);
+}
+
 /* record - one failure of the policy at mx (ip, bev: the connection to it, NULL before one). */
 static void record(const sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
                    enum sts_result_type t, const char *detail)
 {
     sts_result_record(msg_id, o->domain, mx, o->policy.mode, t, detail);
-    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, rpt_type(t), detail);
+    count(o, mx, ip, bev, rpt_type(t), detail);
 }
 
 bool sts_out_dane_wins(const sts_out *o, const char *mx)
@@ -167,6 +180,10 @@ bool sts_out_mx_allowed(sts_out *o, const char *msg_id, const char *mx)
     record(o, msg_id, mx, NULL, NULL, sts_result_type_of(&f), detail);
     bool enforce = o->policy.mode == STS_MODE_ENFORCE;
     if (enforce) log_info(msg_id, "sts_mx_skipped", "domain=%s mx=%s mx_patterns=\"%s\"", o->domain, mx, mxs);
+    if (!enforce) { /* the session with it goes on: counted as failed, once */
+        free(o->counted_mx);
+        o->counted_mx = xstrdup(mx);
+    }
     free(detail);
     free(mxs);
     return !enforce;
@@ -194,7 +211,7 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     char why[256];
     if (tls_client_verify(ssl, names, 1, why, sizeof why)) {
         snprintf(note, len, " sts=%s", sts_mode_name(o->policy.mode));
-        tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, TLSRPT_SUCCESS, NULL);
+        count(o, mx, ip, bev, TLSRPT_SUCCESS, NULL);
         return;
     }
     sts_fail_facts f = cert_facts(ssl, mx);

@@ -40,13 +40,15 @@ void sts_out_begin(sts_out *o, const char *msg_id, sts_out_cb cb, void *arg);
  * else fallback (what the destination gets without MTA-STS). */
 enum tls_level sts_out_level(const sts_out *o, enum tls_level fallback);
 /* sts_out_mx_allowed - whether MX host mx may be used: false (logged, recorded) when an enforced
- * policy does not list it; under testing a mismatch is logged and recorded but allowed. */
+ * policy does not list it; under testing a mismatch is logged and recorded but allowed, and the
+ * session with mx that follows is not counted again for TLS-RPT (it failed already). */
 bool sts_out_mx_allowed(sts_out *o, const char *msg_id, const char *mx);
 /* In the three calls below the session is with MX host mx at address ip over bev (the connection,
  * for the sending address): a failure's TLS-RPT detail row names both ends (RFC 8460 4.3). */
-/* sts_out_tls_note - after the handshake with mx: check the certificate as the policy asks, record
- * the session for TLS-RPT (a success or its failure), and put the note for the "tls" line into note (" sts=enforce", " sts=testing",
- * " sts=testing-failure reason=..." ...; "" when no policy applies). */
+/* sts_out_tls_note - after the handshake with mx: check the certificate as the policy asks, count
+ * the session for TLS-RPT (a success or its failure), and put the note for the "tls" line into
+ * note (" sts=enforce", " sts=testing", " sts=testing-failure reason=..." ...; "" when no policy
+ * applies). */
 void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, const char *ip,
                       struct bufferevent *bev, char *note, size_t len);
 /* sts_out_clear_note - the session with mx goes on without TLS: under testing that is a failure

@@ -17,11 +17,12 @@ enforce`, `mx: *.combo.test`) and `_smtp._tls` (rua mailto:tls-reports@rua.combo
 | hsdane.combo.test     | mx-hsdane: TLSA; the server breaks the handshake (HandshakeBreaker) | deferred 4.7.5, a tlsa failure |
 | hssts.combo.test      | mx-hssts: no TLSA; the same server           | deferred 4.7.5, an sts failure              |
 | testok / testbad      | policy `mode: testing`; mx-ca / mx-wrong     | delivered (maytls), sts=testing / testing-failure |
+| testmx                | policy `mode: testing` not listing mx-ca     | delivered, one sts validation-failure       |
 
 Then `sluice tlsrpt send --day TODAY`: the rua mailbox (a plain sink) gets one report per domain;
 each report's policies are checked: `tlsa` for the DANE hosts (1 success at dane, 1
 validation-failure at badtlsa and hsdane), `sts` for the others (1 success at ca and testok, 1
-certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts), and
+certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts and testmx), and
 mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No session is counted
 twice or under `no-policy-found`; every failure-details row names the MX host, its address and ours.
 The daemon runs with MAX_MESSAGES_PER_CONNECTION=1; the harness stops it with SIGTERM and fails on
@@ -47,16 +48,16 @@ from test_mta_sts import PolicyServer, make_ca, make_leaf
 from test_tls_policy import make_leaf as make_self_signed
 
 HOSTS = {"dane": 2, "ca": 3, "badtlsa": 4, "wrong": 5, "rua": 6, "web": 7, "hs": 8}
-DOMAINS = ("dane", "ca", "badtlsa", "wrong", "mixed", "hsdane", "hssts", "testok", "testbad")
+DOMAINS = ("dane", "ca", "badtlsa", "wrong", "mixed", "hsdane", "hssts", "testok", "testbad", "testmx")
 MX = {"dane": ["mx-dane"], "ca": ["mx-ca"], "badtlsa": ["mx-badtlsa"], "wrong": ["mx-wrong"],
       "mixed": ["mx-badtlsa", "mx-wrong", "mx-ca"], "hsdane": ["mx-hsdane"], "hssts": ["mx-hssts"],
-      "testok": ["mx-ca"], "testbad": ["mx-wrong"]}
-TESTING = ("testok", "testbad")
+      "testok": ["mx-ca"], "testbad": ["mx-wrong"], "testmx": ["mx-ca"]}
+TESTING = ("testok", "testbad", "testmx")
 
 
 def policy(d):
-    return "version: STSv1\r\nmode: %s\r\nmx: *.combo.test\r\nmax_age: 86400\r\n" % (
-        "testing" if d in TESTING else "enforce")
+    return "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 86400\r\n" % (
+        "testing" if d in TESTING else "enforce", "mx-nowhere.combo.test" if d == "testmx" else "*.combo.test")
 
 
 class HandshakeBreaker:
@@ -324,6 +325,15 @@ def test_testing_policy_delivers_and_notes(lab, name, sink, note):
     assert not lines(lab, qid, "dane"), "a testing policy made DANE lookups"
 
 
+def test_testing_policy_unlisted_mx_used_and_recorded(lab):
+    qid, mid = send(lab, "judy@testmx.combo.test")
+    assert lab.sinks["ca"].wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)
+    s = lines(lab, qid, "sts_failure")
+    assert len(s) == 1 and s[0].kv.get("result_type") == "validation-failure" and s[0].kv.get("mode") == "testing", \
+        lab.mta.log_excerpt(qid)
+    assert not lines(lab, qid, "sts_mx_skipped")
+
+
 def report_of(raw):
     """report_of - (message, JSON report) of a report message as the rua sink got it."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -366,6 +376,7 @@ def test_5_tlsrpt_report_has_tlsa_and_sts_policies(lab):
         "hssts": {"sts": (0, 1, {"validation-failure": 1})},
         "testok": {"sts": (1, 0, {})},
         "testbad": {"sts": (0, 1, {"certificate-host-mismatch": 1})},
+        "testmx": {"sts": (0, 1, {"validation-failure": 1})},  # one session: the unlisted MX, not also a success
     }
     ip_of = {"mx-badtlsa": "badtlsa", "mx-wrong": "wrong", "mx-hsdane": "hs", "mx-hssts": "hs"}
     for d in DOMAINS:
@@ -381,6 +392,9 @@ def test_5_tlsrpt_report_has_tlsa_and_sts_policies(lab):
         for typ, (_, _, _, fd) in pol.items():
             for f in fd:
                 host = f.get("receiving-mx-hostname")
+                if d == "testmx":  # found unlisted before any connection: no addresses
+                    assert host == "mx-ca.combo.test" and "receiving-ip" not in f, f
+                    continue
                 assert host.endswith(".combo.test") and host.split(".")[0] in ip_of, (d, f)
                 assert f.get("receiving-ip") == lab.host(HOSTS[ip_of[host.split(".")[0]]]), (d, f)
                 assert f.get("sending-mta-ip", "").startswith("127."), (d, f)
