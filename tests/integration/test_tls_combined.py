@@ -5,26 +5,28 @@ the AD bit counts), an HTTPS MTA-STS policy server (peers/sts_https.py, certific
 in tls_ca_file) and aiosmtpd sinks offering STARTTLS.
 
 Every recipient domain below is `sts` in tls_policy_file, publishes `_mta-sts` (policy `mode:
-enforce`, `mx: *.combo.test`) and `_smtp._tls` (rua mailto:tls-reports@rua.combo.test):
+enforce`, `mx: *.combo.test` unless said otherwise) and `_smtp._tls` (rua mailto:tls-reports@rua.combo.test):
 
-| domain                | MX host(s)                                   | what happens                                |
-|-----------------------|----------------------------------------------|---------------------------------------------|
-| dane.combo.test       | mx-dane: self-signed for another name, TLSA 3 1 1 of it | delivered, tls=dane-verified policy=sts (DANE wins) |
-| ca.combo.test         | mx-ca: test CA, names mx-ca, no TLSA         | delivered, tls=verified policy=sts          |
-| badtlsa.combo.test    | mx-badtlsa: test CA, names mx-badtlsa (MTA-STS would pass), TLSA matching nothing | deferred 4.7.5, delivered nowhere |
-| wrong.combo.test      | mx-wrong: test CA, names another host, no TLSA | deferred 4.7.5 (certificate-host-mismatch) |
-| mixed.combo.test      | mx-badtlsa (10), mx-wrong (20), mx-ca (30)   | the first two fail, mx-ca delivers          |
-| hsdane.combo.test     | mx-hsdane: TLSA; the server breaks the handshake (HandshakeBreaker) | deferred 4.7.5, a tlsa failure |
-| hssts.combo.test      | mx-hssts: no TLSA; the same server           | deferred 4.7.5, an sts failure              |
-| testok / testbad      | policy `mode: testing`; mx-ca / mx-wrong     | delivered (maytls), sts=testing / testing-failure |
-| testmx                | policy `mode: testing` not listing mx-ca     | delivered, one sts validation-failure       |
+- dane.combo.test -> mx-dane (self-signed for another name; TLSA 3 1 1 of its key): delivered,
+  tls=dane-verified policy=sts (DANE wins over the MTA-STS name check).
+- ca.combo.test -> mx-ca (test CA, names mx-ca; no TLSA): delivered, tls=verified policy=sts.
+- badtlsa.combo.test -> mx-badtlsa (test CA, names mx-badtlsa, so MTA-STS would pass; a TLSA record
+  matching nothing): deferred 4.7.5, delivered nowhere.
+- wrong.combo.test -> mx-wrong (test CA, another name; no TLSA): deferred 4.7.5.
+- mixed.combo.test -> mx-badtlsa (10), mx-wrong (20), mx-ca (30): the first two fail by their own
+  rules, mx-ca delivers.
+- hsdane.combo.test -> mx-hsdane (TLSA) and hssts.combo.test -> mx-hssts (no TLSA), both on a
+  server that breaks the handshake (HandshakeBreaker): deferred 4.7.5, a tlsa / an sts failure.
+- testok / testbad / testmx.combo.test: policy `mode: testing` with mx-ca / mx-wrong / mx-ca not
+  listed (`mx: mx-nowhere.combo.test`): delivered (maytls), sts=testing / sts=testing-failure /
+  an sts_failure for the unlisted host.
 
 Then `sluice tlsrpt send --day TODAY`: the rua mailbox (a plain sink) gets one report per domain;
 each report's policies are checked: `tlsa` for the DANE hosts (1 success at dane, 1
 validation-failure at badtlsa and hsdane), `sts` for the others (1 success at ca and testok, 1
 certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts and testmx), and
 mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No session is counted
-twice or under `no-policy-found`; every failure-details row names the MX host, its address and ours.
+twice or under `no-policy-found`; a failure-details row of a session names the MX host, its address and ours.
 The daemon runs with MAX_MESSAGES_PER_CONNECTION=1; the harness stops it with SIGTERM and fails on
 an unclean exit or a sanitizer report.
 """
@@ -33,7 +35,6 @@ import email
 import email.policy
 import gzip
 import json
-import os
 import socket
 import subprocess
 import threading
