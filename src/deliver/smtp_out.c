@@ -45,6 +45,7 @@
 #include "deliver/sts_out.h"
 
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include "smtp/client_sess.h"
 #include "smtp/parse.h"
@@ -542,7 +543,7 @@ static void tls_log_clear(smtp_out *s)
     const char *why = s->tls_level == TLS_LEVEL_NONE ? "policy" : !s->tls_ctx ? "no client context"
                       : s->tls_refused                ? "refused" : "not offered";
     char sts[160] = "";
-    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, sts, sizeof sts);
+    if (s->sts) sts_out_clear_note(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, sts, sizeof sts);
     log_info(out_msg_id(s), "tls", "peer=%s tls=none policy=%s reason=\"%s\"%s", s->peer, tls_level_name(s->tls_level),
              why, sts);
 }
@@ -553,11 +554,13 @@ static bool tls_check(smtp_out *s, SSL *ssl)
     tls_describe(ssl, s->tls_info, sizeof s->tls_info);
     if (conn_level(s) == TLS_LEVEL_DANE) return tls_check_dane(s, ssl);
     char sts[400] = "";
-    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, sts, sizeof sts);
+    /* where an MTA-STS policy applies (enforce or testing) sts_out counts the session under it, once */
+    bool by_sts = s->sts && sts_out_reports(s->sts, s->peer_name);
+    if (s->sts) sts_out_tls_note(s->sts, out_msg_id(s), ssl, s->peer_name, s->peer_ip, s->bev, sts, sizeof sts);
     if (s->tls_level != TLS_LEVEL_VERIFY && s->tls_level != TLS_LEVEL_STS) {
         log_info(out_msg_id(s), "tls", "peer=%s tls=encrypted policy=%s cipher=\"%s\"%s", s->peer,
                  tls_level_name(s->tls_level), s->tls_info, sts);
-        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
+        if (!by_sts) tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, NULL, NULL);
         return true;
     }
     /* verify: the match= names, else the MX host; sts (RFC 8461 §4.2): always the MX host */
@@ -572,10 +575,7 @@ static bool tls_check(smtp_out *s, SSL *ssl)
                  sts);
     else
         log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s reason=\"%s\"%s", s->peer, level, why, sts);
-    if (s->tls_level != TLS_LEVEL_STS) /* MTA-STS failures are recorded by sts_out under their policy */
-        tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
-    else if (ok)
-        tlsrpt_out_policy(TLSRPT_POLICY_STS, s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_SUCCESS, NULL);
+    if (!by_sts) tlsrpt_out_session(s->host, s->peer_name, s->peer_ip, s->bev, ok ? NULL : ssl, why);
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;
 }
@@ -706,8 +706,8 @@ static void on_failed(smtp_out *s)
     free(reply);
     dane_note_failed(s, f->status);
     if (!strcmp(f->status, "4.7.4")) { /* TLS required, STARTTLS not offered */
-        if (s->sts && conn_level(s) != TLS_LEVEL_DANE)
-            sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_STARTTLS, f->diag);
+        if (s->sts && sts_out_reports(s->sts, s->peer_name))
+            sts_out_failed(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, STS_FAIL_STARTTLS, f->diag);
         else if (!dane_wanted(s))
             tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     }
@@ -768,6 +768,35 @@ static void conn_on_write(struct bufferevent *bev, void *arg)
     conn_timeouts(s, cmd_timeout(s));
 }
 
+/* tls_bev_error - OpenSSL's reason for the failure on bev (the filter keeps its errors itself). */
+static void tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
+{
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if (!e) {
+        tls_last_error(buf, len);
+        return;
+    }
+    ERR_error_string_n(e, buf, len);
+    while (bufferevent_get_openssl_error(bev)) continue; /* the rest say the same, less precisely */
+}
+
+/* tls_handshake_failed - the handshake failed: logged and counted once, under the policy the
+ * connection applied (tlsa for a host DANE authenticates, sts where an MTA-STS policy applies,
+ * else no-policy-found; RFC 8460 4.3 validation-failure). */
+static void tls_handshake_failed(smtp_out *s, const char *err)
+{
+    if (conn_level(s) == TLS_LEVEL_DANE) {
+        dane_failed(s, "failed", DANE_RT_VALIDATION_FAILURE, err);
+        return;
+    }
+    log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
+             tls_level_name(s->tls_level), err);
+    if (s->sts && sts_out_reports(s->sts, s->peer_name))
+        sts_out_failed(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, STS_FAIL_HANDSHAKE, err);
+    else
+        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
+}
+
 /* conn_on_handshake - the TLS handshake finished or failed. */
 static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
 {
@@ -776,11 +805,8 @@ static void conn_on_handshake(smtp_out *s, struct bufferevent *bev, short what)
         if (tls_check(s, bufferevent_openssl_get_ssl(bev))) smtp_client_tls_started(s->cs);
     } else {
         char err[256];
-        tls_last_error(err, sizeof err);
-        log_info(out_msg_id(s), "tls_failed", "peer=%s tls=failed policy=%s error=\"%s\"", s->peer,
-                 tls_level_name(s->tls_level), err);
-        tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_VALIDATION_FAILURE, err);
-        if (s->sts) sts_out_failed(s->sts, out_msg_id(s), s->peer_name, STS_FAIL_HANDSHAKE, err);
+        tls_bev_error(bev, err, sizeof err);
+        tls_handshake_failed(s, err);
         smtp_client_tls_failed(s->cs, err);
     }
     cs_pump(s);

@@ -24,6 +24,7 @@ struct sts_out {
     sts_policy policy;
     char id[STS_ID_MAX + 1];
     char *dane_mx;         /* the MX host DANE authenticates instead (sts_out_set_dane), or NULL */
+    char *counted_mx;      /* testing: the unlisted MX host whose session counts as failed already, or NULL */
 };
 
 /* applies - whether the destination is checked for MTA-STS at all (see sts_out.h). */
@@ -68,6 +69,7 @@ void sts_out_free(sts_out *o)
     free(o->domain);
     free(o->msg_id);
     free(o->dane_mx);
+    free(o->counted_mx);
     free(o);
 }
 
@@ -103,6 +105,9 @@ void sts_out_begin(sts_out *o, const char *msg_id, sts_out_cb cb, void *arg)
 {
     sts_wait_cancel(o->wait);
     forget(o);
+    sts_out_set_dane(o, NULL); /* a DANE verdict belongs to one attempt: a testing policy makes none */
+    free(o->counted_mx);
+    o->counted_mx = NULL;
     free(o->msg_id);
     o->msg_id = xstrdup(msg_id);
     o->cb = cb;
@@ -131,11 +136,21 @@ static enum tlsrpt_rtype rpt_type(enum sts_result_type t)
     }
 }
 
-/* record - one failure of the policy at mx. */
-static void record(const sts_out *o, const char *msg_id, const char *mx, enum sts_result_type t, const char *detail)
+/* count - one session with mx for TLS-RPT under the sts policy (type: TLSRPT_SUCCESS or a failure),
+ * unless it was counted as failed already when mx was found unlisted (testing). */
+static void count(const sts_out *o, const char *mx, const char *ip, struct bufferevent *bev, enum tlsrpt_rtype type,
+                  const char *detail)
+{
+    if (o->counted_mx && mx && !strcasecmp(o->counted_mx, mx)) return;
+    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, type, detail);
+}
+
+/* record - one failure of the policy at mx (ip, bev: the connection to it, NULL before one). */
+static void record(const sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                   enum sts_result_type t, const char *detail)
 {
     sts_result_record(msg_id, o->domain, mx, o->policy.mode, t, detail);
-    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, NULL, NULL, rpt_type(t), detail);
+    count(o, mx, ip, bev, rpt_type(t), detail);
 }
 
 bool sts_out_dane_wins(const sts_out *o, const char *mx)
@@ -143,6 +158,11 @@ bool sts_out_dane_wins(const sts_out *o, const char *mx)
     /* RFC 8461 2: where the MX host has secure, usable TLSA records, DANE applies to it and
        MTA-STS does not (the client said so with sts_out_set_dane) */
     return o->dane_mx && mx && !strcasecmp(o->dane_mx, mx);
+}
+
+bool sts_out_reports(const sts_out *o, const char *mx)
+{
+    return o && o->have && !sts_out_dane_wins(o, mx);
 }
 
 void sts_out_set_dane(sts_out *o, const char *mx)
@@ -157,9 +177,13 @@ bool sts_out_mx_allowed(sts_out *o, const char *msg_id, const char *mx)
     sts_fail_facts f = {.stage = STS_FAIL_MX};
     char *mxs = sv_join(&o->policy.mx, ",");
     char *detail = xasprintf("MX host %s is not among the policy's mx patterns (%s)", mx, mxs);
-    record(o, msg_id, mx, sts_result_type_of(&f), detail);
+    record(o, msg_id, mx, NULL, NULL, sts_result_type_of(&f), detail);
     bool enforce = o->policy.mode == STS_MODE_ENFORCE;
     if (enforce) log_info(msg_id, "sts_mx_skipped", "domain=%s mx=%s mx_patterns=\"%s\"", o->domain, mx, mxs);
+    if (!enforce) { /* the session with it goes on: counted as failed, once */
+        free(o->counted_mx);
+        o->counted_mx = xstrdup(mx);
+    }
     free(detail);
     free(mxs);
     return !enforce;
@@ -177,7 +201,8 @@ static sts_fail_facts cert_facts(SSL *ssl, const char *mx)
     return f;
 }
 
-void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, char *note, size_t len)
+void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, const char *ip,
+                      struct bufferevent *bev, char *note, size_t len)
 {
     note[0] = '\0';
     if (!o->have || sts_out_dane_wins(o, mx)) return;
@@ -186,11 +211,12 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     char why[256];
     if (tls_client_verify(ssl, names, 1, why, sizeof why)) {
         snprintf(note, len, " sts=%s", sts_mode_name(o->policy.mode));
+        count(o, mx, ip, bev, TLSRPT_SUCCESS, NULL);
         return;
     }
     sts_fail_facts f = cert_facts(ssl, mx);
     enum sts_result_type t = sts_result_type_of(&f);
-    record(o, msg_id, mx, t, why);
+    record(o, msg_id, mx, ip, bev, t, why);
     char *w = clean(why);
     if (enforce)
         snprintf(note, len, " sts=enforce result_type=%s", sts_result_type_name(t));
@@ -199,19 +225,21 @@ void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, 
     free(w);
 }
 
-void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, char *note, size_t len)
+void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                        char *note, size_t len)
 {
     note[0] = '\0';
     if (!o->have || sts_out_dane_wins(o, mx)) return;
     sts_fail_facts f = {.stage = STS_FAIL_STARTTLS};
     enum sts_result_type t = sts_result_type_of(&f);
-    record(o, msg_id, mx, t, "the session went on without TLS");
+    record(o, msg_id, mx, ip, bev, t, "the session went on without TLS");
     snprintf(note, len, " sts=%s-failure result_type=%s", sts_mode_name(o->policy.mode), sts_result_type_name(t));
 }
 
-void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, enum sts_fail_stage stage, const char *detail)
+void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                    enum sts_fail_stage stage, const char *detail)
 {
     if (!o->have || sts_out_dane_wins(o, mx)) return;
     sts_fail_facts f = {.stage = stage};
-    record(o, msg_id, mx, sts_result_type_of(&f), detail);
+    record(o, msg_id, mx, ip, bev, sts_result_type_of(&f), detail);
 }

@@ -21,6 +21,7 @@
 #include "sts/sts.h"
 
 typedef struct ssl_st SSL;
+struct bufferevent;
 typedef struct sts_out sts_out;
 
 /* sts_out_cb - the policy is known (or is known to be absent). */
@@ -39,18 +40,29 @@ void sts_out_begin(sts_out *o, const char *msg_id, sts_out_cb cb, void *arg);
  * else fallback (what the destination gets without MTA-STS). */
 enum tls_level sts_out_level(const sts_out *o, enum tls_level fallback);
 /* sts_out_mx_allowed - whether MX host mx may be used: false (logged, recorded) when an enforced
- * policy does not list it; under testing a mismatch is logged and recorded but allowed. */
+ * policy does not list it; under testing a mismatch is logged and recorded but allowed, and the
+ * session with mx that follows is not counted again for TLS-RPT (it failed already). */
 bool sts_out_mx_allowed(sts_out *o, const char *msg_id, const char *mx);
-/* sts_out_tls_note - after the handshake with mx: check the certificate as the policy asks, record
- * a failure, and put the note for the "tls" line into note (" sts=enforce", " sts=testing",
- * " sts=testing-failure reason=..." ...; "" when no policy applies). */
-void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, char *note, size_t len);
+/* In the three calls below the session is with MX host mx at address ip over bev (the connection,
+ * for the sending address): a failure's TLS-RPT detail row names both ends (RFC 8460 4.3). */
+/* sts_out_tls_note - after the handshake with mx: check the certificate as the policy asks, count
+ * the session for TLS-RPT (a success or its failure), and put the note for the "tls" line into
+ * note (" sts=enforce", " sts=testing", " sts=testing-failure reason=..." ...; "" when no policy
+ * applies). */
+void sts_out_tls_note(sts_out *o, const char *msg_id, SSL *ssl, const char *mx, const char *ip,
+                      struct bufferevent *bev, char *note, size_t len);
 /* sts_out_clear_note - the session with mx goes on without TLS: under testing that is a failure
  * (recorded); the note for the "tls" line into note. */
-void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, char *note, size_t len);
+void sts_out_clear_note(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                        char *note, size_t len);
 /* sts_out_failed - the session with mx failed at stage (STS_FAIL_STARTTLS: required but not
  * offered; STS_FAIL_HANDSHAKE): recorded when a policy applies. */
-void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, enum sts_fail_stage stage, const char *detail);
+void sts_out_failed(sts_out *o, const char *msg_id, const char *mx, const char *ip, struct bufferevent *bev,
+                    enum sts_fail_stage stage, const char *detail);
+/* sts_out_reports - whether the outcomes of sessions with mx belong to the sts policy in TLS-RPT:
+ * a policy applies (enforce or testing) and DANE does not authenticate mx. The calls above then
+ * count them (successes too), and the client counts them under no other policy. */
+bool sts_out_reports(const sts_out *o, const char *mx);
 /* sts_out_dane_wins - whether DANE applies to MX host mx instead of MTA-STS (RFC 8461 §2). */
 bool sts_out_dane_wins(const sts_out *o, const char *mx);
 /* sts_out_set_dane - MX host mx (NULL: none) has secure usable TLSA records: DANE authenticates it
