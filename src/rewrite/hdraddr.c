@@ -466,11 +466,33 @@ bool hdraddr_needed(const char *msg, size_t len, bool inner)
     return false;
 }
 
+/* keep_short_lines - drop the insertions (sorted offsets into msg) of every physical line that they
+ * would make longer than RFC 5322's 998 octets (2.1.1): such an address is left as it came rather
+ * than the line broken. Returns how many are kept (compacted in place). */
+static size_t keep_short_lines(const char *msg, size_t len, size_t *v, size_t n, size_t add)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < n;) {
+        size_t start = v[k];
+        while (start > 0 && msg[start - 1] != '\n') start--;
+        size_t end = v[k];
+        while (end < len && msg[end] != '\n') end++;
+        size_t line = end - start - (end > start && msg[end - 1] == '\r' ? 1 : 0);
+        size_t j = k;
+        while (j < n && v[j] <= end) j++; /* the insertions on this line: v[k..j) */
+        if (line + (j - k) * add <= 998)
+            for (size_t i = k; i < j; i++) v[kept++] = v[i];
+        k = j;
+    }
+    return kept;
+}
+
 size_t hdraddr_complete(const char *msg, size_t len, const char *domain, bool inner, strbuf *out)
 {
     posvec pos = {0};
     walk w = {msg, inner, &pos};
     entity(&w, 0, len, 0, true, false);
+    pos.n = keep_short_lines(msg, len, pos.v, pos.n, 1 + strlen(domain));
     size_t n = pos.n, from = 0;
     for (size_t k = 0; k < n; k++) {
         sb_append(out, msg + from, pos.v[k] - from);

@@ -225,11 +225,40 @@ static void test_depth(void **state)
     sb_free(&b);
 }
 
+/* test_line_limit - an insertion that would make its line longer than 998 octets (RFC 5322
+ * 2.1.1) is not made: the addresses of that line stay as they came; other lines are completed. */
+static void test_line_limit(void **state)
+{
+    (void)state;
+    strbuf b;
+    sb_init(&b);
+    sb_puts(&b, "From: alice\r\nTo: ");
+    for (int i = 0; i < 980; i++) sb_putc(&b, 'x');
+    sb_puts(&b, "@x.example, bob\r\nCc: carol\r\n\r\nbody\r\n");
+    size_t n;
+    char *out = complete(b.data, false, &n);
+    assert_int_equal(n, 2); /* alice and carol; bob's line would pass 998 octets */
+    assert_non_null(strstr(out, "From: alice@d.example\r\n"));
+    assert_non_null(strstr(out, "@x.example, bob\r\nCc: carol@d.example\r\n"));
+    free(out);
+    /* "To: " + a display name of N octets + " <b>" + "@d.example": 998 octets is allowed, 999 not */
+    for (size_t name = 980; name <= 981; name++) {
+        sb_reset(&b);
+        sb_puts(&b, "To: ");
+        for (size_t i = 0; i < name; i++) sb_putc(&b, 'y');
+        sb_puts(&b, " <b>\r\n\r\n");
+        out = complete(b.data, false, &n);
+        assert_int_equal(n, name == 980 ? 1 : 0);
+        free(out);
+    }
+    sb_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields), cmocka_unit_test(test_needed), cmocka_unit_test(test_lf_and_folding),
-        cmocka_unit_test(test_inner),  cmocka_unit_test(test_inner_forms), cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_inner),  cmocka_unit_test(test_inner_forms), cmocka_unit_test(test_depth), cmocka_unit_test(test_line_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
