@@ -10,6 +10,7 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
   next MX that it lists gets the message;
 - enforce + a certificate for another name: deferred 4.7.5, nothing delivered;
 - enforce + an MX without STARTTLS: deferred 4.7.4 (never clear text), starttls-not-supported;
+  enforce + an MX answering STARTTLS with 454: deferred, never clear text, starttls-not-supported too;
 - testing + a certificate for another name: delivered, the tls line says sts=testing-failure;
   testing + an MX host the policy does not list: used, the failure recorded;
 - a policy that does not parse, one served as text/html, a redirect, one over 64 KiB, a policy
@@ -174,6 +175,7 @@ DOMAINS = {  # domain: (MX host number(s), policy file or None, TXT id)
     "testing.test": (6, policy("testing", "mx.testing.test"), "t1"),
     "testmx.test": (6, policy("testing", "mx.elsewhere.test"), "x1"),  # testing, the MX host not listed
     "notls.test": (7, policy("enforce", "mx.notls.test"), "n1"),     # no STARTTLS at all
+    "refuse.test": (8, policy("enforce", "mx.refuse.test"), "f1"),   # STARTTLS offered, answered 454
     "bad.test": (6, "version: STSv1\nmode: enforce\nmax_age: 600\n", "b1"),  # no mx: invalid
     "html.test": (6, policy("enforce", "mx.html.test"), "h1"),        # served as text/html
     "redir.test": (6, None, "r1"),                                    # 301 to another policy
@@ -215,6 +217,7 @@ def lab(module_harness):
     lab.skip2 = lab.start_sink(5, name="sink-skip2", tls=make_leaf(pki, ["mx2.skip.test"], ca))
     lab.other = lab.start_sink(6, name="sink-other", tls=make_leaf(pki, ["mx.other.example.net"], ca))
     lab.plain = lab.start_sink(7, name="sink-plain")
+    lab.refusing = lab.start_sink(8, name="sink-refusing", refuse_starttls=True)
     lab.mta = lab.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
                          options={"tls_ca_file": ca[0], "tls_policy_file": "tls_policy",
                                   "mta_sts_port": str(lab.https_port), "mta_sts_timeout": "10"})
@@ -271,6 +274,18 @@ def test_enforce_without_starttls_defers_never_clear_text(lab):
     assert not lab.plain.find(mid.encode())
     fl = lines(lab.mta, qid, "sts_failure")
     assert fl and fl[0].kv.get("result_type") == "starttls-not-supported", lab.mta.log_excerpt(qid)
+
+
+def test_enforce_starttls_refused_defers_starttls_not_supported(lab):
+    qid, mid = send(lab.mta, "fred@refuse.test")
+    d = delivery(lab.mta, qid)
+    assert d.kv.get("result") == "deferred" and d.kv.get("status", "").startswith("4."), d.raw
+    assert not lab.refusing.find(mid.encode()), "the message went in clear text after STARTTLS was refused"
+    r = lines(lab.mta, qid, "tls_refused")
+    assert r and r[0].kv.get("code") == "454", lab.mta.log_excerpt(qid)
+    fl = lines(lab.mta, qid, "sts_failure")
+    assert fl and fl[0].kv.get("result_type") == "starttls-not-supported" and \
+        fl[0].kv.get("mx") == "mx.refuse.test", lab.mta.log_excerpt(qid)
 
 
 def test_testing_wrong_name_delivered_and_logged(lab):
