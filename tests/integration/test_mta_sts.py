@@ -20,7 +20,9 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
 Own labs (mta_sts=1, no table): the cache survives a restart and is used while the policy server
 is down, also when the TXT id changes then (never a downgrade); a changed TXT id refetches, an
 unchanged one does not; a domain without a TXT record gets no policy; a policy server that
-accepts and never answers holds the delivery at most mta_sts_timeout, then no policy.
+accepts and never answers holds the delivery at most mta_sts_timeout, then no policy. A cache file
+of a policy expired more than a day ago is deleted at start-up or when a lookup finds it so
+(sts_cache_expired); one expired less long ago stays.
 """
 import os
 import subprocess
@@ -404,6 +406,42 @@ def test_cache_survives_restart_and_server_down_never_downgrades(harness):
     assert failed and failed[-1].kv.get("keeping") == "cached" and \
         failed[-1].kv.get("result_type") == "sts-policy-fetch-error", lab.mta.log_excerpt("sts_fetch")
     assert not lab.sink.received(), "delivered in spite of the enforced policy"
+
+
+def cache_file(mta, domain, fetched, max_age=86400):
+    """cache_file - write the MTA-STS cache file of domain (an enforce policy fetched at unix time fetched)."""
+    d = os.path.join(mta.queue_dir, "sts")
+    os.makedirs(d, exist_ok=True)
+    body = policy("enforce", "mx." + domain, max_age=max_age)
+    path = os.path.join(d, domain)
+    with open(path, "w", newline="") as f:
+        f.write("sluice-mta-sts 1\ndomain %s\nid c1\nfetched %d\nlength %d\n\n%s" % (domain, fetched, len(body), body))
+    return path
+
+
+def test_cache_files_expired_over_a_day_are_deleted(harness):
+    lab = own_lab(harness)
+    lab.mta.stop()
+    now = int(time.time())
+    old = cache_file(lab.mta, "old.test", now - 3 * 86400)            # expired two days ago: deleted at start
+    recent = cache_file(lab.mta, "recent.test", now - 86400 - 3600)   # expired an hour ago: kept
+    soon = cache_file(lab.mta, "plain.test", now - 2 * 86400 + 8)     # a day past its expiry 8 s from now
+    lab.mta.start()
+    assert not os.path.exists(old)
+    assert os.path.exists(recent) and os.path.exists(soon)
+    gone = lab.mta.events("sts_cache_expired")
+    assert [g.kv.get("domain") for g in gone] == ["old.test"], lab.mta.log_excerpt("sts_cache")
+    loaded = lab.mta.events("sts_cache_loaded")
+    assert loaded and loaded[-1].kv.get("policies") == "2", lab.mta.log_excerpt("sts_cache")
+    # found a day past its expiry by a lookup: the file goes (on a worker), the domain has no policy now
+    assert st.wait_until(lambda: time.time() > now + 9, 15)
+    qid, mid = send(lab.mta, "judy@plain.test")
+    d = delivery(lab.mta, qid)
+    assert d.kv.get("result") == "sent", lab.mta.log_excerpt(qid)
+    assert not os.path.exists(soon)
+    gone = lab.mta.events("sts_cache_expired")
+    assert [g.kv.get("domain") for g in gone] == ["old.test", "plain.test"], lab.mta.log_excerpt("sts_cache")
+    assert os.path.exists(recent)
 
 
 def test_id_change_refetches_same_id_does_not(harness):
