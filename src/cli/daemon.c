@@ -178,11 +178,18 @@ static void drop_privileges(const sl_conf *c)
     log_info(NULL, "privileges_dropped", "user=%s uid=%u", c->opt.run_as, (unsigned)pw->pw_uid);
 }
 
-/* reload_tls_failed - a reload whose certificate cannot be loaded keeps the old configuration. */
+/* reload_tls_failed - a reload whose certificate or CA file cannot be loaded keeps the old configuration;
+ * otherwise both contexts are replaced (sessions under way keep a reference to the old client context). */
 static bool reload_tls_failed(daemon_state *d, sl_conf *c)
 {
     char err[512];
-    if (tls_reload(&d->ctx, c, err, sizeof err)) return false;
+    SSL_CTX *client = tls_client_ctx(c->opt.tls_ca_file, err, sizeof err);
+    if (client && tls_reload(&d->ctx, c, err, sizeof err)) {
+        SSL_CTX_free(d->ctx.tls_client);
+        d->ctx.tls_client = client;
+        return false;
+    }
+    SSL_CTX_free(client);
     log_error(NULL, "reload_failed", "dir=%s error=\"%s\" keeping=old_configuration", d->dir, err);
     return true;
 }

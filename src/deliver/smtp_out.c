@@ -705,10 +705,13 @@ static void on_failed(smtp_out *s)
              f->status, reply);
     free(reply);
     dane_note_failed(s, f->status);
-    if (!strcmp(f->status, "4.7.4")) { /* TLS required, STARTTLS not offered */
+    bool not_offered = !strcmp(f->status, "4.7.4"); /* TLS required, STARTTLS not offered */
+    /* TLS required and STARTTLS answered with a refusal: the session ended there (RFC 8460 counts it alike) */
+    bool refused = s->tls_refused && conn_level(s) != TLS_LEVEL_MAY && conn_level(s) != TLS_LEVEL_NONE;
+    if (not_offered || refused) {
         if (s->sts && sts_out_reports(s->sts, s->peer_name))
             sts_out_failed(s->sts, out_msg_id(s), s->peer_name, s->peer_ip, s->bev, STS_FAIL_STARTTLS, f->diag);
-        else if (!dane_wanted(s))
+        else if (not_offered && !dane_wanted(s))
             tlsrpt_out_failure(s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
     }
     mem_failed(s);
@@ -1260,6 +1263,9 @@ bool smtp_out_reusable(const smtp_out *s)
 
 void smtp_out_set_tls(smtp_out *s, struct ssl_ctx_st *ctx)
 {
+    /* a reload may replace the daemon's context while this session waits: it keeps a reference */
+    if (ctx) SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(s->tls_ctx);
     s->tls_ctx = ctx;
 }
 
@@ -1304,5 +1310,6 @@ void smtp_out_free(smtp_out *s)
     free(s->self_addrs);
     dane_host_clear(&s->dane);
     sts_out_free(s->sts);
+    SSL_CTX_free(s->tls_ctx);
     free(s);
 }

@@ -292,11 +292,11 @@ static void on_starttls(smtp_client *c, const smtp_reply *r)
         event_push(c, SMTP_CEV_STARTTLS, 0, 0);
         return;
     }
+    event_push(c, SMTP_CEV_TLS_REFUSED, 0, r->code); /* also before a failure: the adapter records why */
     if (c->p.tls == SMTP_CLIENT_TLS_MUST || r->code == 421) {
         sess_fail_reply(c, r, true);
         return;
     }
-    event_push(c, SMTP_CEV_TLS_REFUSED, 0, r->code);
     c->st = CS_IDLE;
     event_push(c, SMTP_CEV_READY, 0, 0);
 }

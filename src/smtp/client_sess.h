@@ -55,7 +55,7 @@ typedef struct {
 
 typedef enum {
     SMTP_CEV_STARTTLS,    /* the server said 220 to STARTTLS: drop any unread input, do the handshake */
-    SMTP_CEV_TLS_REFUSED, /* the server refused STARTTLS (code): maytls goes on in clear text */
+    SMTP_CEV_TLS_REFUSED, /* the server refused STARTTLS (code): maytls goes on in clear text, musttls fails next */
     SMTP_CEV_READY,       /* the session is established (greeting, EHLO, TLS): a transaction may start */
     SMTP_CEV_SENT,        /* the message content was written out: now only its reply is awaited */
     SMTP_CEV_RCPT,        /* recipient index has its final result */

@@ -27,6 +27,7 @@
 #include "sts/sts_fetch.h"
 
 #define STS_BUCKETS 1024
+#define STS_CACHE_GRACE 86400 /* seconds past its expiry after which a policy's cache file is deleted */
 
 typedef struct sts_job sts_job;
 
@@ -56,6 +57,9 @@ struct sts_job {
     sts_fail_facts fail;           /* what failed (!ok) */
     char why[320];
     char write_err[256];           /* the cache file could not be written ("" when it was) */
+    /* worker, before the lookup proper: the cache file of a policy expired long ago goes */
+    char *stale_path;              /* in */
+    int stale_errno;               /* out: unlink's errno, 0 when the file went (or was gone) */
 };
 
 struct sts_wait {
@@ -84,6 +88,7 @@ struct sts_ctx {
     sts_entry *buckets[STS_BUCKETS];
     size_t n_cached;
     sts_wait *waiters;
+    bool stopping;                 /* sts_stop was called: no new lookups start */
 };
 
 const char *sts_source_name(enum sts_source s)
@@ -148,6 +153,21 @@ static void entry_prune(sts_ctx *c, sts_entry *e, int64_t now)
 static const sts_cached *entry_usable(const sts_entry *e, int64_t now)
 {
     return e->cached && now < sts_cached_expires(e->cached) ? e->cached : NULL;
+}
+
+/* cache_stale - whether cached expired more than STS_CACHE_GRACE seconds before now: its file goes. */
+static bool cache_stale(const sts_cached *cached, int64_t now)
+{
+    return now >= sts_cached_expires(cached) + STS_CACHE_GRACE;
+}
+
+/* entry_drop_cached - forget the entry's policy (its file is deleted apart). */
+static void entry_drop_cached(sts_ctx *c, sts_entry *e)
+{
+    sts_cached_free(e->cached);
+    free(e->cached);
+    e->cached = NULL;
+    c->n_cached--;
 }
 
 /* entry_set_cached - the entry's policy is now cached (owned). */
@@ -264,6 +284,7 @@ static void lookup_free(sts_job *lk)
     free(lk->ca_file);
     free(lk->dir);
     free(lk->addrs);
+    free(lk->stale_path);
     free(lk);
 }
 
@@ -453,6 +474,36 @@ static void on_txt(void *arg, sl_result res, char *const *strs, size_t n, const 
     free(host);
 }
 
+/* lookup_start - ask the domain's TXT record (the lookup proper). */
+static void lookup_start(sts_job *lk)
+{
+    char *name = xasprintf("_mta-sts.%s", lk->e->domain);
+    dns_lookup_txt(lk->ctx->dns, name, on_txt, lk);
+    free(name);
+}
+
+/* stale_work - on a worker: delete the cache file of a policy expired long ago. */
+static void stale_work(void *arg)
+{
+    sts_job *lk = arg;
+    lk->stale_errno = unlink(lk->stale_path) < 0 && errno != ENOENT ? errno : 0;
+}
+
+/* stale_done - on the loop: log the deletion, then the lookup proper (unless the daemon stops). */
+static void stale_done(void *arg)
+{
+    sts_job *lk = arg;
+    if (lk->stale_errno)
+        log_warn(NULL, "sts_cache_error", "file=\"%s\" error=\"unlink: %s\"", lk->stale_path, strerror(lk->stale_errno));
+    else
+        log_info(NULL, "sts_cache_expired", "domain=%s file=\"%s\"", lk->e->domain, lk->stale_path);
+    if (lk->ctx->stopping) {
+        finish(lk, STS_SRC_NONE, "the daemon stops");
+        return;
+    }
+    lookup_start(lk);
+}
+
 sts_wait *sts_lookup(sts_ctx *c, const char *domain, const sts_params *p, sts_cb cb, void *arg)
 {
     sts_entry *e = entry_get(c, domain);
@@ -469,17 +520,24 @@ sts_wait *sts_lookup(sts_ctx *c, const char *domain, const sts_params *p, sts_cb
     lk->ca_file = xstrdup(p->ca_file);
     e->busy = lk;
     w->lk = lk;
-    char *name = xasprintf("_mta-sts.%s", domain);
-    dns_lookup_txt(c->dns, name, on_txt, lk);
-    free(name);
+    if (e->cached && cache_stale(e->cached, now_unix())) {
+        /* deleted on a worker before the lookup proper: no fetch of this domain can write meanwhile */
+        entry_drop_cached(c, e);
+        lk->stale_path = xasprintf("%s/%s", c->dir, domain);
+        workq_submit(c->wq, stale_work, stale_done, lk);
+        return w;
+    }
+    lookup_start(lk);
     return w;
 }
 
 /* ---- the context --------------------------------------------------------------------- */
 
-/* cache_load - read every cache file of dir into the table (start-up: blocking is fine). */
+/* cache_load - read every cache file of dir into the table (start-up: blocking is fine); the files of
+ * policies expired more than STS_CACHE_GRACE ago are deleted. */
 static void cache_load(sts_ctx *c)
 {
+    int64_t now = now_unix();
     DIR *d = opendir(c->dir);
     if (!d) {
         if (errno != ENOENT) log_warn(NULL, "sts_cache_error", "dir=\"%s\" error=\"%s\"", c->dir, strerror(errno));
@@ -500,7 +558,12 @@ static void cache_load(sts_ctx *c)
         else if (!sts_cache_decode(text.data, text.len, got, why, sizeof why)) (void)0;
         else if (strcmp(got->domain, de->d_name) != 0) snprintf(why, sizeof why, "holds the policy of %s", got->domain);
         else ok = true;
-        if (ok) {
+        if (ok && cache_stale(got, now)) {
+            if (unlink(path) < 0) log_warn(NULL, "sts_cache_error", "file=\"%s\" error=\"unlink: %s\"", path, strerror(errno));
+            else log_info(NULL, "sts_cache_expired", "domain=%s file=\"%s\"", got->domain, path);
+            sts_cached_free(got);
+            free(got);
+        } else if (ok) {
             entry_set_cached(c, entry_get(c, got->domain), got);
         } else {
             log_warn(NULL, "sts_cache_error", "file=\"%s\" error=\"%s\"", path, why);
@@ -533,7 +596,7 @@ size_t sts_cached_count(const sts_ctx *c)
 
 void sts_stop(sts_ctx *c)
 {
-    (void)c;
+    c->stopping = true;
     sts_fetch_abort_all();
 }
 

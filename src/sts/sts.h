@@ -13,7 +13,8 @@
  * params: then the cached policy if any, else none.
  *
  * The cache directory holds one file per policy domain (sts_policy.h's format), read whole by
- * sts_new at start-up. Only the loop thread calls these functions; callbacks run on the loop,
+ * sts_new at start-up. The file of a policy expired more than a day ago is deleted: by sts_new, or
+ * on a worker when a lookup finds it (before the lookup proper, so no fetch races the deletion). Only the loop thread calls these functions; callbacks run on the loop,
  * never inside sts_lookup. sts_free goes after workq_free and dns_free (their completions and
  * cancellations still reach the context).
  */

@@ -711,7 +711,7 @@ class Sink(Peer):
     """peers/sink.py: an aiosmtpd sink recording each message as N.json (envelope) + N.eml (content)."""
 
     def __init__(self, workdir, host, port, name="sink", reject=(), dsn=True, tempfail=(), tls=None,
-                 throttle_after=None, throttle_count=1, delay=0.0):
+                 throttle_after=None, throttle_count=1, delay=0.0, refuse_starttls=False):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, os.path.join(PEERS, "sink.py"), "--listen", "%s:%d" % (host, port), "--dir", self.dir]
@@ -727,6 +727,8 @@ class Sink(Peer):
             argv += ["--throttle-after", str(throttle_after), "--throttle-count", str(throttle_count)]
         if delay:  # seconds before the reply to the end of each message
             argv += ["--delay", str(delay)]
+        if refuse_starttls:  # offer STARTTLS, answer it 454
+            argv.append("--refuse-starttls")
         super().__init__(argv, workdir, name)
         self.wait_file(os.path.join(self.dir, "ready"))
 

@@ -10,6 +10,7 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
   next MX that it lists gets the message;
 - enforce + a certificate for another name: deferred 4.7.5, nothing delivered;
 - enforce + an MX without STARTTLS: deferred 4.7.4 (never clear text), starttls-not-supported;
+  enforce + an MX answering STARTTLS with 454: deferred, never clear text, starttls-not-supported too;
 - testing + a certificate for another name: delivered, the tls line says sts=testing-failure;
   testing + an MX host the policy does not list: used, the failure recorded;
 - a policy that does not parse, one served as text/html, a redirect, one over 64 KiB, a policy
@@ -19,7 +20,9 @@ Module lab (level `sts` in tls_policy_file, mta_sts=0):
 Own labs (mta_sts=1, no table): the cache survives a restart and is used while the policy server
 is down, also when the TXT id changes then (never a downgrade); a changed TXT id refetches, an
 unchanged one does not; a domain without a TXT record gets no policy; a policy server that
-accepts and never answers holds the delivery at most mta_sts_timeout, then no policy.
+accepts and never answers holds the delivery at most mta_sts_timeout, then no policy. A cache file
+of a policy expired more than a day ago is deleted at start-up or when a lookup finds it so
+(sts_cache_expired); one expired less long ago stays.
 """
 import os
 import subprocess
@@ -174,6 +177,7 @@ DOMAINS = {  # domain: (MX host number(s), policy file or None, TXT id)
     "testing.test": (6, policy("testing", "mx.testing.test"), "t1"),
     "testmx.test": (6, policy("testing", "mx.elsewhere.test"), "x1"),  # testing, the MX host not listed
     "notls.test": (7, policy("enforce", "mx.notls.test"), "n1"),     # no STARTTLS at all
+    "refuse.test": (8, policy("enforce", "mx.refuse.test"), "f1"),   # STARTTLS offered, answered 454
     "bad.test": (6, "version: STSv1\nmode: enforce\nmax_age: 600\n", "b1"),  # no mx: invalid
     "html.test": (6, policy("enforce", "mx.html.test"), "h1"),        # served as text/html
     "redir.test": (6, None, "r1"),                                    # 301 to another policy
@@ -215,6 +219,7 @@ def lab(module_harness):
     lab.skip2 = lab.start_sink(5, name="sink-skip2", tls=make_leaf(pki, ["mx2.skip.test"], ca))
     lab.other = lab.start_sink(6, name="sink-other", tls=make_leaf(pki, ["mx.other.example.net"], ca))
     lab.plain = lab.start_sink(7, name="sink-plain")
+    lab.refusing = lab.start_sink(8, name="sink-refusing", refuse_starttls=True)
     lab.mta = lab.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
                          options={"tls_ca_file": ca[0], "tls_policy_file": "tls_policy",
                                   "mta_sts_port": str(lab.https_port), "mta_sts_timeout": "10"})
@@ -271,6 +276,18 @@ def test_enforce_without_starttls_defers_never_clear_text(lab):
     assert not lab.plain.find(mid.encode())
     fl = lines(lab.mta, qid, "sts_failure")
     assert fl and fl[0].kv.get("result_type") == "starttls-not-supported", lab.mta.log_excerpt(qid)
+
+
+def test_enforce_starttls_refused_defers_starttls_not_supported(lab):
+    qid, mid = send(lab.mta, "fred@refuse.test")
+    d = delivery(lab.mta, qid)
+    assert d.kv.get("result") == "deferred" and d.kv.get("status", "").startswith("4."), d.raw
+    assert not lab.refusing.find(mid.encode()), "the message went in clear text after STARTTLS was refused"
+    r = lines(lab.mta, qid, "tls_refused")
+    assert r and r[0].kv.get("code") == "454", lab.mta.log_excerpt(qid)
+    fl = lines(lab.mta, qid, "sts_failure")
+    assert fl and fl[0].kv.get("result_type") == "starttls-not-supported" and \
+        fl[0].kv.get("mx") == "mx.refuse.test", lab.mta.log_excerpt(qid)
 
 
 def test_testing_wrong_name_delivered_and_logged(lab):
@@ -389,6 +406,42 @@ def test_cache_survives_restart_and_server_down_never_downgrades(harness):
     assert failed and failed[-1].kv.get("keeping") == "cached" and \
         failed[-1].kv.get("result_type") == "sts-policy-fetch-error", lab.mta.log_excerpt("sts_fetch")
     assert not lab.sink.received(), "delivered in spite of the enforced policy"
+
+
+def cache_file(mta, domain, fetched, max_age=86400):
+    """cache_file - write the MTA-STS cache file of domain (an enforce policy fetched at unix time fetched)."""
+    d = os.path.join(mta.queue_dir, "sts")
+    os.makedirs(d, exist_ok=True)
+    body = policy("enforce", "mx." + domain, max_age=max_age)
+    path = os.path.join(d, domain)
+    with open(path, "w", newline="") as f:
+        f.write("sluice-mta-sts 1\ndomain %s\nid c1\nfetched %d\nlength %d\n\n%s" % (domain, fetched, len(body), body))
+    return path
+
+
+def test_cache_files_expired_over_a_day_are_deleted(harness):
+    lab = own_lab(harness)
+    lab.mta.stop()
+    now = int(time.time())
+    old = cache_file(lab.mta, "old.test", now - 3 * 86400)            # expired two days ago: deleted at start
+    recent = cache_file(lab.mta, "recent.test", now - 86400 - 3600)   # expired an hour ago: kept
+    soon = cache_file(lab.mta, "plain.test", now - 2 * 86400 + 8)     # a day past its expiry 8 s from now
+    lab.mta.start()
+    assert not os.path.exists(old)
+    assert os.path.exists(recent) and os.path.exists(soon)
+    gone = lab.mta.events("sts_cache_expired")
+    assert [g.kv.get("domain") for g in gone] == ["old.test"], lab.mta.log_excerpt("sts_cache")
+    loaded = lab.mta.events("sts_cache_loaded")
+    assert loaded and loaded[-1].kv.get("policies") == "2", lab.mta.log_excerpt("sts_cache")
+    # found a day past its expiry by a lookup: the file goes (on a worker), the domain has no policy now
+    assert st.wait_until(lambda: time.time() > now + 9, 15)
+    qid, mid = send(lab.mta, "judy@plain.test")
+    d = delivery(lab.mta, qid)
+    assert d.kv.get("result") == "sent", lab.mta.log_excerpt(qid)
+    assert not os.path.exists(soon)
+    gone = lab.mta.events("sts_cache_expired")
+    assert [g.kv.get("domain") for g in gone] == ["old.test", "plain.test"], lab.mta.log_excerpt("sts_cache")
+    assert os.path.exists(recent)
 
 
 def test_id_change_refetches_same_id_does_not(harness):

@@ -9,10 +9,14 @@ aiosmtpd sinks offering STARTTLS with certificates from a test CA that the test 
 - encrypt: an untrusted certificate is fine (tls=encrypted); a sink without STARTTLS defers 4.7.4.
 - none: no STARTTLS even when offered; the channel's maytls without an entry logs tls=none when
   the peer offers no STARTTLS.
+- a reload re-reads tls_ca_file: a verify destination whose CA was not trusted is deferred, then
+  delivered verified once the CA is in the file, SIGHUP and `sluice queue retry`; a file that does not
+  load at a reload is refused (reload_failed) and the old trust kept.
 - sluice check reports a malformed table as file:line (the levels dane, dane-only and sts are
   test_dane.py's and test_mta_sts.py's).
 """
 import os
+import signal
 import subprocess
 import uuid
 
@@ -173,6 +177,50 @@ def test_may_default_logs_clear_text_and_none_skips_offered_tls(lab):
     assert got and got[0][0]["tls"] is False, lab.mta.log_excerpt(qid)
     t = tls_lines(lab, qid)
     assert t and t[0].kv.get("tls") == "none" and t[0].kv.get("policy") == "none", lab.mta.log_excerpt(qid)
+
+
+def test_reload_rereads_tls_ca_file(harness):
+    d = harness.subdir("pki")
+    for sub in ("old", "new"):
+        os.makedirs(os.path.join(d, sub))
+    old_ca, new_ca = make_ca(os.path.join(d, "old")), make_ca(os.path.join(d, "new"))
+    lab = st.Lab(harness, mx={"later.test": 2})
+    lab.sink = lab.start_sink(2, name="sink-later", tls=make_leaf(d, "mx.later.test", new_ca))
+    ca_file = os.path.join(d, "trusted.pem")
+    with open(ca_file, "w") as f:
+        f.write(open(old_ca[0]).read())
+    lab.mta = lab.sluice(tcp_local='smtp mx port %d backoff "PT1H"' % lab.port, start=False,
+                         options={"tls_ca_file": ca_file, "tls_policy_file": "tls_policy"})
+    lab.mta.write("tls_policy", "later.test verify\n")
+    lab.mta.write("tcp_local_option", "MAX_MESSAGES_PER_CONNECTION=1\n")
+    lab.mta.start()
+    qid, mid = send(lab, "bob@later.test")
+    d1 = delivery(lab, qid)
+    assert d1.kv.get("result") == "deferred" and d1.kv.get("status") == "4.7.5", d1.raw
+    assert not lab.sink.find(mid.encode())
+
+    def reload(event, n):
+        os.kill(lab.mta.proc.pid, signal.SIGHUP)
+        assert st.wait_until(lambda: len(lab.mta.events(event)) >= n, 10), lab.mta.log_text()[-2000:]
+
+    with open(ca_file, "a") as f:
+        f.write(open(new_ca[0]).read())
+    reload("reloaded", 1)
+    r = lab.mta.queue("retry", qid)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.sink.wait(mid.encode(), timeout=30), lab.mta.log_excerpt(qid)
+    t = tls_lines(lab, qid)
+    assert t and t[-1].kv.get("tls") == "verified", lab.mta.log_excerpt(qid)
+
+    with open(ca_file, "w") as f:
+        f.write("not a certificate\n")
+    reload("reload_failed", 1)
+    bad = lab.mta.events("reload_failed")[0]
+    assert "tls_ca_file" in bad.kv.get("error", ""), bad.raw
+    assert lab.mta.running()
+    qid2, mid2 = send(lab, "carol@later.test")  # the old trust (both CAs) is kept
+    assert lab.sink.wait(mid2.encode(), timeout=30), lab.mta.log_excerpt(qid2)
+    assert tls_lines(lab, qid2)[0].kv.get("tls") == "verified", lab.mta.log_excerpt(qid2)
 
 
 @pytest.mark.parametrize("text,want", [

@@ -288,7 +288,7 @@ static const script smtp_scripts[] = {
         {"250 mx.test\r\n", "QUIT\r\n", "failed 0 4.7.4;"}}},
     {"STARTTLS required and refused", .tls = SMTP_CLIENT_TLS_MUST, .rcpts = {"a@x.test"}, .steps = {OPEN,
         {"250-mx.test\r\n250 STARTTLS\r\n", "STARTTLS\r\n", ""},
-        {"454 4.7.0 TLS not available\r\n", "QUIT\r\n", "failed 454 4.7.0;"}}},
+        {"454 4.7.0 TLS not available\r\n", "QUIT\r\n", "tls-refused 454;failed 454 4.7.0;"}}},
     {"STARTTLS refused under maytls: clear text", .tls = SMTP_CLIENT_TLS_MAY, .rcpts = {"a@x.test"}, .steps = {OPEN,
         {"250-mx.test\r\n250 STARTTLS\r\n", "STARTTLS\r\n", ""},
         {"454 4.7.0 TLS not available\r\n", "", "tls-refused 454;ready;"},

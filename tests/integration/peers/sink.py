@@ -19,7 +19,8 @@ sent (SNI, "-" for none) as a line to DIR/sni.
 With --throttle-after N, once N messages were accepted the next K (--throttle-count, default 1)
 MAIL commands are answered "421 4.7.28 ..." (a provider's rate limit) and the connection closed;
 each is appended to DIR/refused as "421 <sender>". --delay SECS waits that long before answering
-the end of each message (a slow server, so that deliveries overlap). The sink counts its
+the end of each message (a slow server, so that deliveries overlap). With --refuse-starttls (and no
+--tlscert) the sink offers STARTTLS and answers it "454 4.7.0 TLS not available". The sink counts its
 sessions: DIR/sessions.state (JSON) holds the sessions open now ("open": connected, no QUIT yet), the most open at once ("max_open"),
 the most open when a MAIL command came ("max_at_mail": connections carrying mail at the same
 time, immune to the moment between a client's QUIT and its next connection) and, per closed
@@ -60,6 +61,7 @@ class SinkSMTP(SMTP):
     """aiosmtpd's SMTP with the raw MAIL/RCPT arguments kept and DSN parameters allowed."""
 
     dsn = True
+    refuse_starttls = False  # offer STARTTLS, answer it 454
     stats = None  # the Handler, which counts sessions
 
     def connection_made(self, transport):
@@ -80,6 +82,11 @@ class SinkSMTP(SMTP):
     def connection_lost(self, exc):
         self.sink_end()
         super().connection_lost(exc)
+
+    async def smtp_STARTTLS(self, arg):
+        if not self.refuse_starttls:
+            return await super().smtp_STARTTLS(arg)
+        await self.push("454 4.7.0 TLS not available")
 
     async def smtp_MAIL(self, arg):
         self.raw_arg = arg
@@ -126,6 +133,8 @@ class Handler:
         session.host_name = hostname
         if self.dsn:
             responses.insert(len(responses) - 1, "250-DSN")
+        if SinkSMTP.refuse_starttls:
+            responses.insert(len(responses) - 1, "250-STARTTLS")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -197,12 +206,14 @@ def main():
     ap.add_argument("--throttle-after", type=int)
     ap.add_argument("--throttle-count", type=int, default=1)
     ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--refuse-starttls", action="store_true")
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     os.makedirs(a.dir, exist_ok=True)
     handler = Handler(a.dir, a.reject, a.tempfail, not a.no_dsn, a.throttle_after, a.throttle_count, a.delay)
     SinkSMTP.dsn = not a.no_dsn
     SinkSMTP.stats = handler
+    SinkSMTP.refuse_starttls = a.refuse_starttls and not a.tlscert
     handler.write_sessions()
 
     tls = None
