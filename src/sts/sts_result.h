@@ -48,8 +48,20 @@ enum sts_result_type sts_result_type_of(const sts_fail_facts *f);
 /* sts_result_type_name - "certificate-host-mismatch", ...; "none" for STS_RT_NONE. */
 const char *sts_result_type_name(enum sts_result_type t);
 /* sts_result_record - one MTA-STS failure for policy domain (mx: the MX host, NULL for fetch
- * failures) under mode, with detail for people: logged as "sts_failure". TLS-RPT hooks in here. */
+ * failures) under mode, with detail for people: logged as "sts_failure". */
 void sts_result_record(const char *msg_id, const char *domain, const char *mx, enum sts_mode mode,
                        enum sts_result_type type, const char *detail);
+
+/* sts_fetch_hook_fn - told of each failed policy fetch of domain (type: sts-policy-fetch-error,
+ * sts-policy-invalid or sts-webpki-invalid); kept: the cached policy still used, or NULL. */
+typedef void (*sts_fetch_hook_fn)(const char *domain, const sts_policy *kept, enum sts_result_type type,
+                                  const char *detail);
+/* sts_result_set_fetch_hook - who hears of failed policy fetches (TLS-RPT: set at start by the
+ * daemon, so that this layer need not know the reporter); NULL: nobody. Loop thread. */
+void sts_result_set_fetch_hook(sts_fetch_hook_fn fn);
+/* sts_result_fetch_failed - a policy fetch of domain failed as type: logged by sts_result_record
+ * (mode: kept's, or none) and told to the fetch hook. Loop thread. */
+void sts_result_fetch_failed(const char *domain, const sts_policy *kept, enum sts_result_type type,
+                             const char *detail);
 
 #endif
