@@ -1,9 +1,11 @@
 /*
  * sts_result.h - what went wrong with MTA-STS, in the words of TLS reporting (RFC 8460 §4.3): the
  * one place where a failure's result type is decided (sts_result_type_of) and the one place
- * every failure is recorded (sts_result_record: a log line today; TLS-RPT's aggregate reports
- * will count them here). Pure decisions plus a log line; the loop thread calls
- * sts_result_record, any thread may call the rest.
+ * every failure is logged (sts_result_record). Failed policy fetches also go to a hook
+ * (sts_result_set_fetch_hook) that TLS-RPT's reports count them through, set by the daemon so
+ * that this layer does not know the reporter; the sessions' failures are counted by
+ * deliver/sts_out.c. Pure decisions plus a log line; the loop thread calls sts_result_record,
+ * the fetch functions and the hook setter, any thread may call the rest.
  */
 #ifndef SLUICE_STS_RESULT_H
 #define SLUICE_STS_RESULT_H

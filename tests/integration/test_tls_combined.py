@@ -20,6 +20,8 @@ enforce`, `mx: *.combo.test` unless said otherwise) and `_smtp._tls` (rua mailto
 - testok / testbad / testmx.combo.test: policy `mode: testing` with mx-ca / mx-wrong / mx-ca not
   listed (`mx: mx-nowhere.combo.test`): delivered (maytls), sts=testing / sts=testing-failure /
   an sts_failure for the unlisted host.
+- nopol / htmlpol.combo.test -> mx-ca, their policy fetch fails (404 / served as text/html):
+  sts_fetch result=failed with sts-policy-fetch-error / sts-policy-invalid.
 
 Then `sluice tlsrpt send --day TODAY`: the rua mailbox (a plain sink) gets one report per domain;
 each report's policies are checked: `tlsa` for the DANE hosts (1 success at dane, 1
@@ -27,6 +29,9 @@ validation-failure at badtlsa and hsdane), `sts` for the others (1 success at ca
 certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts and testmx), and
 mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No session is counted
 twice or under `no-policy-found`; a failure-details row of a session names the MX host, its address and ours.
+Each `sts` policy carries the policy's lines as `policy-string` and its mx patterns as `mx-host`;
+each `tlsa` policy the host's TLSA record ("3 1 1 HEX"). The reports of nopol and htmlpol count
+the fetch failure once under `sts` (0/1, no policy-string: nothing was cached).
 The daemon runs with MAX_MESSAGES_PER_CONNECTION=1; the harness stops it with SIGTERM and fails on
 an unclean exit or a sanitizer report.
 """
