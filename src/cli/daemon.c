@@ -17,6 +17,7 @@
 #include "cli/load.h"
 #include "deliver/hostmem.h"
 #include "deliver/program.h"
+#include "deliver/sts_out.h"
 #include "dir/dir.h"
 #include "dns/dns.h"
 #include "jobs/sched.h"
@@ -388,6 +389,7 @@ int daemon_serve(const char *dir)
     store_recover_start(d.ctx.store, recovered, recovery_done, d.sched);
     d.ctl = control_open(&d.ctx, d.sched);
     if (conf->opt.tlsrpt) d.tlsrpt = tlsrpt_new(&d.ctx);
+    sts_result_set_fetch_hook(d.tlsrpt ? sts_out_fetch_failed : NULL); /* MTA-STS fetch failures in the reports */
     control_set_tlsrpt(d.ctl, d.tlsrpt);
     if (local) d.pick = pickup_new(&d.ctx, d.lst);
     size_t ndom, nusers;

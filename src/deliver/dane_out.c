@@ -87,6 +87,24 @@ void dane_host_set(dane_host *h, const char *host, enum tls_level level, bool mx
     h->v = dane_decide(level, mx_secure, tlsa_res, tlsa_secure, tlsa_res == SL_OK ? n : 0, h->n);
 }
 
+void dane_host_strings(const dane_host *h, strvec *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < h->n; i++) {
+        const dane_rec *r = &h->recs[i];
+        char head[16];
+        int hl = snprintf(head, sizeof head, "%u %u %u ", r->usage, r->selector, r->mtype);
+        char *s = xmalloc((size_t)hl + 2 * r->len + 1);
+        memcpy(s, head, (size_t)hl);
+        for (size_t k = 0; k < r->len; k++) {
+            s[hl + 2 * k] = hex[r->data[k] >> 4];
+            s[hl + 2 * k + 1] = hex[r->data[k] & 15];
+        }
+        s[(size_t)hl + 2 * r->len] = '\0';
+        sv_push_owned(out, s);
+    }
+}
+
 bool dane_host_authenticates(const dane_host *h)
 {
     return h && h->host && h->v.mode == DANE_HOST_VERIFY;

@@ -81,6 +81,9 @@ typedef struct {
  * records of rr[0..n) (copied). Replaces what h held. */
 void dane_host_set(dane_host *h, const char *host, enum tls_level level, bool mx_secure, sl_result tlsa_res,
                    bool tlsa_secure, const dns_rdata *rr, size_t n);
+/* dane_host_strings - h's usable TLSA records in presentation form ("3 1 1 0A1B..."), appended to
+ * out (TLS-RPT's policy-string, RFC 8460 4.4). */
+void dane_host_strings(const dane_host *h, strvec *out);
 /* dane_host_clear - forget h's host (mode NONE). */
 void dane_host_clear(dane_host *h);
 /* dane_host_authenticates - whether h's host has secure, usable TLSA records (DANE_HOST_VERIFY):

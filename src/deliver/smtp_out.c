@@ -391,6 +391,18 @@ static enum tlsrpt_rtype dane_rpt_type(dane_result_type rt)
     }
 }
 
+/* dane_report - one DANE outcome for TLS-RPT under the tlsa policy of the destination, its
+ * policy-string the host's usable TLSA records. */
+static void dane_report(smtp_out *s, enum tlsrpt_rtype type, const char *why)
+{
+    strvec recs = {0};
+    dane_host_strings(&s->dane, &recs);
+    tlsrpt_policy pol = {.domain = s->host, .type = TLSRPT_POLICY_TLSA, .strings = (const char *const *)recs.v,
+                         .n_strings = recs.n};
+    tlsrpt_out_policy(&pol, s->peer_name, s->peer_ip, s->bev, type, why);
+    sv_free(&recs);
+}
+
 /* dane_failed - THE place every DANE failure passes (for a TLS-RPT reporter, RFC 8460): one
  * tls_failed line with its RFC 8460 result type and one count. state: "failed" (a handshake or
  * its certificate), "skipped" (the host was not connected to), "none" (no STARTTLS). */
@@ -400,7 +412,7 @@ static void dane_failed(smtp_out *s, const char *state, dane_result_type rt, con
              s->peer && strcmp(state, "skipped") != 0 ? s->peer : s->peer_name, state, tls_level_name(s->tls_level),
              dane_result_type_name(rt), why);
     dane_count(strcmp(state, "skipped") == 0 ? "skipped" : "failed");
-    tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, dane_rpt_type(rt), why);
+    dane_report(s, dane_rpt_type(rt), why);
 }
 
 /* dane_wanted - the destination's level is dane or dane-only, or an enforced MTA-STS policy looks for DANE first. */
@@ -523,7 +535,7 @@ static bool tls_check_dane(smtp_out *s, SSL *ssl)
         dane_failed(s, "failed", rt, why);
     if (ok) {
         dane_count("verified");
-        tlsrpt_out_policy(TLSRPT_POLICY_TLSA, s->host, s->peer_name, s->peer_ip, s->bev, TLSRPT_SUCCESS, NULL);
+        dane_report(s, TLSRPT_SUCCESS, NULL);
     }
     if (!ok) smtp_client_tls_failed(s->cs, why);
     return ok;

@@ -136,13 +136,33 @@ static enum tlsrpt_rtype rpt_type(enum sts_result_type t)
     }
 }
 
+/* report - one outcome for TLS-RPT under the sts policy of domain: policy-string the lines of p
+ * as served, mx-host its mx patterns (p NULL: neither, as for a fetch failure with nothing cached). */
+static void report(const char *domain, const sts_policy *p, const char *mx, const char *ip, struct bufferevent *bev,
+                   enum tlsrpt_rtype type, const char *detail)
+{
+    tlsrpt_policy pol = {.domain = domain, .type = TLSRPT_POLICY_STS};
+    if (p) {
+        pol.strings = (const char *const *)p->lines.v;
+        pol.n_strings = p->lines.n;
+        pol.mx_hosts = (const char *const *)p->mx.v;
+        pol.n_mx = p->mx.n;
+    }
+    tlsrpt_out_policy(&pol, mx, ip, bev, type, detail);
+}
+
 /* count - one session with mx for TLS-RPT under the sts policy (type: TLSRPT_SUCCESS or a failure),
  * unless it was counted as failed already when mx was found unlisted (testing). */
 static void count(const sts_out *o, const char *mx, const char *ip, struct bufferevent *bev, enum tlsrpt_rtype type,
                   const char *detail)
 {
     if (o->counted_mx && mx && !strcasecmp(o->counted_mx, mx)) return;
-    tlsrpt_out_policy(TLSRPT_POLICY_STS, o->domain, mx, ip, bev, type, detail);
+    report(o->domain, &o->policy, mx, ip, bev, type, detail);
+}
+
+void sts_out_fetch_failed(const char *domain, const sts_policy *kept, enum sts_result_type type, const char *detail)
+{
+    report(domain, kept, NULL, NULL, NULL, rpt_type(type), detail);
 }
 
 /* record - one failure of the policy at mx (ip, bev: the connection to it, NULL before one). */

@@ -68,5 +68,9 @@ bool sts_out_dane_wins(const sts_out *o, const char *mx);
 /* sts_out_set_dane - MX host mx (NULL: none) has secure usable TLSA records: DANE authenticates it
  * instead of the policy (the SMTP client's DANE verdict for the host it is about to connect to). */
 void sts_out_set_dane(sts_out *o, const char *mx);
+/* sts_out_fetch_failed - a failed policy fetch of domain counted for TLS-RPT under its sts policy
+ * (kept: the cached policy still used, or NULL); the daemon installs it as sts_result's fetch
+ * hook (sts_result_set_fetch_hook) when TLS-RPT is on. Loop thread. */
+void sts_out_fetch_failed(const char *domain, const sts_policy *kept, enum sts_result_type type, const char *detail);
 
 #endif

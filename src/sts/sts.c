@@ -333,7 +333,7 @@ static void fetch_result(sts_job *lk)
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '\'';
     log_info(NULL, "sts_fetch", "domain=%s id=%s result=failed result_type=%s error=\"%s\" keeping=%s", e->domain,
              lk->id, sts_result_type_name(t), lk->why, usable ? "cached" : "none");
-    sts_result_record(NULL, e->domain, NULL, usable ? e->cached->policy.mode : STS_MODE_NONE, t, lk->why);
+    sts_result_fetch_failed(e->domain, usable ? &e->cached->policy : NULL, t, lk->why);
     snprintf(e->fail_id, sizeof e->fail_id, "%s", lk->id);
     e->fail_until = now_unix() + STS_RETRY_FAILED;
     char *note = xasprintf("%s: %s", sts_result_type_name(t), lk->why);

@@ -263,6 +263,7 @@ bool sts_policy_parse(const char *body, size_t len, sts_policy *p, char *why, si
         if (memchr(ln, '\r', n)) return say(why, whylen, "line %d: bare CR", line);
         if (n == 0) return say(why, whylen, "line %d: empty line", line);
         if (!policy_line(p, &seen, ln, n, line, why, whylen)) return false;
+        sv_push_owned(&p->lines, xstrndup(ln, n));
     }
     if (!seen.version) return say(why, whylen, "no version field");
     if (!seen.mode) return say(why, whylen, "no mode field");
@@ -275,6 +276,7 @@ bool sts_policy_parse(const char *body, size_t len, sts_policy *p, char *why, si
 void sts_policy_free(sts_policy *p)
 {
     sv_free(&p->mx);
+    sv_free(&p->lines);
     memset(p, 0, sizeof *p);
 }
 
@@ -284,6 +286,7 @@ void sts_policy_copy(sts_policy *dst, const sts_policy *src)
     dst->mode = src->mode;
     dst->max_age = src->max_age;
     for (size_t i = 0; i < src->mx.n; i++) sv_push(&dst->mx, src->mx.v[i]);
+    for (size_t i = 0; i < src->lines.n; i++) sv_push(&dst->lines, src->lines.v[i]);
 }
 
 const char *sts_mode_name(enum sts_mode m)

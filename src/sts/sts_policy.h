@@ -30,6 +30,7 @@ typedef struct {
     enum sts_mode mode;
     unsigned max_age;  /* seconds, 0..STS_MAX_AGE_MAX */
     strvec mx;         /* mx patterns in lower case: "mail.example.com" or "*.example.net" */
+    strvec lines;      /* the policy's lines as served, without line ends (TLS-RPT's policy-string) */
 } sts_policy;
 
 /* sts_txt_parse - one TXT record ("v=STSv1; id=...;", its strings already joined): the id into

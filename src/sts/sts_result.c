@@ -48,9 +48,22 @@ static char *clean(const char *s)
 void sts_result_record(const char *msg_id, const char *domain, const char *mx, enum sts_mode mode,
                        enum sts_result_type type, const char *detail)
 {
-    /* TLS-RPT (RFC 8460): count (domain, policy, mx, type) for the daily aggregate report here. */
     char *d = clean(detail);
     log_info(msg_id, "sts_failure", "domain=%s mx=%s mode=%s result_type=%s detail=\"%s\"", domain, mx ? mx : "-",
              sts_mode_name(mode), sts_result_type_name(type), d);
     free(d);
+}
+
+static sts_fetch_hook_fn fetch_hook; /* set once at start, loop thread */
+
+void sts_result_set_fetch_hook(sts_fetch_hook_fn fn)
+{
+    fetch_hook = fn;
+}
+
+void sts_result_fetch_failed(const char *domain, const sts_policy *kept, enum sts_result_type type,
+                             const char *detail)
+{
+    sts_result_record(NULL, domain, NULL, kept ? kept->mode : STS_MODE_NONE, type, detail);
+    if (fetch_hook) fetch_hook(domain, kept, type, detail);
 }

@@ -41,23 +41,23 @@ static void local_ip(struct bufferevent *bev, char *buf, size_t len)
     else if (sa.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, buf, (socklen_t)len);
 }
 
-/* record_as - hand one outcome to the recorder under policy type pt of domain. */
-static void record_as(enum tlsrpt_ptype pt, const char *domain, const char *mx, const char *ip, struct bufferevent *bev, enum tlsrpt_rtype type,
-                   const char *reason)
+/* record_as - hand one outcome to the recorder under policy p. */
+static void record_as(const tlsrpt_policy *p, const char *mx, const char *ip, struct bufferevent *bev,
+                      enum tlsrpt_rtype type, const char *reason)
 {
-    char sip[INET6_ADDRSTRLEN];
+    char sip[INET6_ADDRSTRLEN] = "";
     if (type != TLSRPT_SUCCESS) local_ip(bev, sip, sizeof sip);
-    tlsrpt_policy p = {.domain = domain, .type = pt};
     tlsrpt_result r = {.type = type, .receiving_mx = mx, .receiving_ip = ip, .reason = reason};
     if (type != TLSRPT_SUCCESS && sip[0]) r.sending_ip = sip;
-    tlsrpt_record(&p, &r);
+    tlsrpt_record(p, &r);
 }
 
 /* record - one outcome under the no-policy-found policy of domain. */
 static void record(const char *domain, const char *mx, const char *ip, struct bufferevent *bev, enum tlsrpt_rtype type,
                    const char *reason)
 {
-    record_as(TLSRPT_POLICY_NONE, domain, mx, ip, bev, type, reason);
+    tlsrpt_policy p = {.domain = domain, .type = TLSRPT_POLICY_NONE};
+    record_as(&p, mx, ip, bev, type, reason);
 }
 
 void tlsrpt_out_session(const char *domain, const char *mx, const char *ip, struct bufferevent *bev,
@@ -79,9 +79,9 @@ void tlsrpt_out_failure(const char *domain, const char *mx, const char *ip, stru
     record(domain, mx, ip, bev, type, reason);
 }
 
-void tlsrpt_out_policy(enum tlsrpt_ptype pt, const char *domain, const char *mx, const char *ip,
-                       struct bufferevent *bev, enum tlsrpt_rtype type, const char *reason)
+void tlsrpt_out_policy(const tlsrpt_policy *pol, const char *mx, const char *ip, struct bufferevent *bev,
+                       enum tlsrpt_rtype type, const char *reason)
 {
     if (!tlsrpt_active()) return;
-    record_as(pt, domain, mx, ip, bev, type, reason);
+    record_as(pol, mx, ip, bev, type, reason);
 }

@@ -22,9 +22,11 @@ void tlsrpt_out_session(const char *domain, const char *mx, const char *ip, stru
 void tlsrpt_out_failure(const char *domain, const char *mx, const char *ip, struct bufferevent *bev,
                         enum tlsrpt_rtype type, const char *reason);
 /* tlsrpt_out_policy - an outcome (TLSRPT_SUCCESS or a failure type) under a policy of its own
- * (TLSRPT_POLICY_TLSA for DANE, TLSRPT_POLICY_STS for MTA-STS) instead of no-policy-found. */
-void tlsrpt_out_policy(enum tlsrpt_ptype pt, const char *domain, const char *mx, const char *ip,
-                       struct bufferevent *bev, enum tlsrpt_rtype type, const char *reason);
+ * (pol: TLSRPT_POLICY_TLSA for DANE with its TLSA records as policy-string, TLSRPT_POLICY_STS for
+ * MTA-STS with the policy's lines and mx patterns) instead of no-policy-found. mx, ip, bev: NULL
+ * allowed (a policy fetch failure has no MX host). */
+void tlsrpt_out_policy(const tlsrpt_policy *pol, const char *mx, const char *ip, struct bufferevent *bev,
+                       enum tlsrpt_rtype type, const char *reason);
 /* tlsrpt_out_cert_type - the result-type of a certificate the check refused (verify result vr, OpenSSL's X509_V_*). */
 enum tlsrpt_rtype tlsrpt_out_cert_type(long vr, bool has_cert);
 

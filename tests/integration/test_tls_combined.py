@@ -20,6 +20,8 @@ enforce`, `mx: *.combo.test` unless said otherwise) and `_smtp._tls` (rua mailto
 - testok / testbad / testmx.combo.test: policy `mode: testing` with mx-ca / mx-wrong / mx-ca not
   listed (`mx: mx-nowhere.combo.test`): delivered (maytls), sts=testing / sts=testing-failure /
   an sts_failure for the unlisted host.
+- nopol / htmlpol.combo.test -> mx-ca, their policy fetch fails (404 / served as text/html):
+  sts_fetch result=failed with sts-policy-fetch-error / sts-policy-invalid.
 
 Then `sluice tlsrpt send --day TODAY`: the rua mailbox (a plain sink) gets one report per domain;
 each report's policies are checked: `tlsa` for the DANE hosts (1 success at dane, 1
@@ -27,6 +29,9 @@ validation-failure at badtlsa and hsdane), `sts` for the others (1 success at ca
 certificate-host-mismatch at wrong and testbad, 1 validation-failure at hssts and testmx), and
 mixed.combo.test carries both policies in one report (tlsa 0/1, sts 1/1). No session is counted
 twice or under `no-policy-found`; a failure-details row of a session names the MX host, its address and ours.
+Each `sts` policy carries the policy's lines as `policy-string` and its mx patterns as `mx-host`;
+each `tlsa` policy the host's TLSA record ("3 1 1 HEX"). The reports of nopol and htmlpol count
+the fetch failure once under `sts` (0/1, no policy-string: nothing was cached).
 The daemon runs with MAX_MESSAGES_PER_CONNECTION=1; the harness stops it with SIGTERM and fails on
 an unclean exit or a sanitizer report.
 """
@@ -54,6 +59,8 @@ MX = {"dane": ["mx-dane"], "ca": ["mx-ca"], "badtlsa": ["mx-badtlsa"], "wrong": 
       "mixed": ["mx-badtlsa", "mx-wrong", "mx-ca"], "hsdane": ["mx-hsdane"], "hssts": ["mx-hssts"],
       "testok": ["mx-ca"], "testbad": ["mx-wrong"], "testmx": ["mx-ca"]}
 TESTING = ("testok", "testbad", "testmx")
+# policy fetch failures (MX mx-ca, `sts` in tls_policy_file): no policy file (404), a policy served as text/html
+FETCHFAIL = {"nopol": "sts-policy-fetch-error", "htmlpol": "sts-policy-invalid"}
 
 
 def policy(d):
@@ -144,8 +151,9 @@ def lab(module_harness, request):
         f"{t}.mx-badtlsa TLSA 3 1 1 {wrong_hash}",
         f"{t}.mx-hsdane  TLSA 3 1 1 {wrong_hash}",
     ]
-    for d in DOMAINS:
-        body += ["%s MX %d %s" % (d, 10 * (i + 1), m) for i, m in enumerate(MX[d])]
+    lab.tlsa = {"dane": spki_sha256(dane_cert[0]), "badtlsa": wrong_hash, "hsdane": wrong_hash}
+    for d in DOMAINS + tuple(FETCHFAIL):
+        body += ["%s MX %d %s" % (d, 10 * (i + 1), m) for i, m in enumerate(MX.get(d, ["mx-ca"]))]
         body += [f'_mta-sts.{d} TXT "v=STSv1; id=c{d};"', f"mta-sts.{d} A {a['web']}",
                  f'_smtp._tls.{d} TXT "v=TLSRPTv1; rua=mailto:tls-reports@rua.combo.test"']
     zones = {"combo.test": ("signed", zone("combo.test", "\n".join(body) + "\n"))}
@@ -155,10 +163,11 @@ def lab(module_harness, request):
     h.peers.append(lab.unbound)
 
     lab.web = PolicyServer(h.subdir("web"), a["web"], lab.https_port,
-                           make_leaf(pki, ["mta-sts." + dom(d) for d in DOMAINS], ca))
+                           make_leaf(pki, ["mta-sts." + dom(d) for d in DOMAINS + tuple(FETCHFAIL)], ca))
     h.peers.append(lab.web)
     for d in DOMAINS:
         lab.web.set(dom(d), policy(d))
+    lab.web.set(dom("htmlpol"), policy("htmlpol"), ctype="text/html")
 
     lab.sinks = {
         "dane": lab.start_sink(HOSTS["dane"], name="sink-dane", tls=dane_cert),
@@ -175,7 +184,7 @@ def lab(module_harness, request):
                        options={"dns_servers": "127.0.0.1:%d" % lab.unbound.port, "tls_ca_file": ca[0],
                                 "tls_policy_file": "tls_policy", "mta_sts_port": str(lab.https_port),
                                 "mta_sts_timeout": "10", "tlsrpt": "1"})
-    lab.mta.write("tls_policy", "".join("%s sts\n" % dom(d) for d in DOMAINS))
+    lab.mta.write("tls_policy", "".join("%s sts\n" % dom(d) for d in DOMAINS + tuple(FETCHFAIL)))
     # One message per connection: no outbound TLS connection is left idle when the daemon stops.
     lab.mta.write("tcp_local_option", "MAX_MESSAGES_PER_CONNECTION=1\n")
     lab.mta.start()
@@ -335,6 +344,16 @@ def test_testing_policy_unlisted_mx_used_and_recorded(lab):
     assert not lines(lab, qid, "sts_mx_skipped")
 
 
+@pytest.mark.parametrize("name", sorted(FETCHFAIL))
+def test_policy_fetch_failure_is_recorded(lab, name):
+    qid, mid = send(lab, "bob@" + dom(name))
+    f = lab.mta.wait_event(lambda l: l.event == "sts_fetch" and l.kv.get("domain") == dom(name), timeout=30)
+    assert f and f.kv.get("result") == "failed" and f.kv.get("result_type") == FETCHFAIL[name], \
+        lab.mta.log_excerpt(qid)
+    lab.fetch_outcome = getattr(lab, "fetch_outcome", {})
+    lab.fetch_outcome[name] = delivery(lab, qid)
+
+
 def report_of(raw):
     """report_of - (message, JSON report) of a report message as the rua sink got it."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -399,4 +418,31 @@ def test_5_tlsrpt_report_has_tlsa_and_sts_policies(lab):
                 assert host.endswith(".combo.test") and host.split(".")[0] in ip_of, (d, f)
                 assert f.get("receiving-ip") == lab.host(HOSTS[ip_of[host.split(".")[0]]]), (d, f)
                 assert f.get("sending-mta-ip", "").startswith("127."), (d, f)
+        for typ, entry in ((p["policy"]["policy-type"], p["policy"]) for p in rep["policies"]):
+            if typ == "sts":  # the policy's lines as served, its mx patterns
+                assert entry.get("policy-string") == policy(d).split("\r\n")[:-1], (d, entry)
+                assert entry.get("mx-host") == ["mx-nowhere.combo.test" if d == "testmx" else "*.combo.test"], entry
+            else:  # the host's TLSA records in presentation form
+                host = MX[d][0] if d != "mixed" else "mx-badtlsa"
+                want_rec = "3 1 1 " + lab.tlsa[host.split("-", 1)[1]].upper()
+                assert entry.get("policy-string") == [want_rec] and "mx-host" not in entry, (d, entry)
     assert lab.mta.events("tlsrpt_sent", domain=dom("mixed")), lab.mta.log_excerpt("tlsrpt")
+    for d in FETCHFAIL:
+        assert "sent %s" % dom(d) in r.stdout, r.stdout
+
+
+def test_6_tlsrpt_report_counts_policy_fetch_failures(lab):
+    """after test_5 sent the day's reports: each fetch failure counted once under the domain's sts
+    policy, which has no policy-string (nothing was fetched or cached)."""
+    if datetime.datetime.now(datetime.timezone.utc).date() != lab.today:
+        pytest.skip("the UTC day changed during the deliveries")
+    for d, rtype in FETCHFAIL.items():
+        got = lab.rua.wait(b"TLS-Report-Domain: %s\r\n" % dom(d).encode(), timeout=30)
+        assert got, "no report for %s: %s" % (dom(d), lab.mta.log_excerpt("tlsrpt"))
+        _, rep = report_of(got[0][1])
+        pol = policies(rep)
+        assert pol["sts"][:3] == (0, 1, {rtype: 1}), (d, rep)
+        fd = pol["sts"][3][0]
+        assert "receiving-mx-hostname" not in fd and fd.get("failure-reason-code"), fd
+        sts = [p["policy"] for p in rep["policies"] if p["policy"]["policy-type"] == "sts"][0]
+        assert "policy-string" not in sts and "mx-host" not in sts, sts

@@ -89,11 +89,21 @@ static void test_host_set_keeps_usable_records(void **state)
     assert_int_equal(h.recs[1].usage, 2);
     assert_int_equal(h.recs[1].mtype, 2);
     assert_int_equal(h.recs[1].len, 64);
+    /* the usable records in presentation form: TLS-RPT's policy-string */
+    strvec strs = {0};
+    dane_host_strings(&h, &strs);
+    assert_int_equal(strs.n, 2);
+    assert_string_equal(strs.v[0], "3 1 1 1111111111111111111111111111111111111111111111111111111111111111");
+    assert_int_equal(strlen(strs.v[1]), 6 + 128);
+    assert_memory_equal(strs.v[1], "2 0 2 2222", 10);
+    sv_free(&strs);
     /* only unusable ones: encrypt, and not an authenticating host (MTA-STS does not yield) */
     dane_host_set(&h, "mx2.example.test", TLS_LEVEL_DANE, true, SL_OK, true, rr, 1);
     assert_int_equal(h.v.mode, DANE_HOST_ENCRYPT);
     assert_false(dane_host_authenticates(&h));
     assert_int_equal(h.n, 0);
+    dane_host_strings(&h, &strs);
+    assert_int_equal(strs.n, 0);
     /* a failed lookup with dane-only */
     dane_host_set(&h, "mx3.example.test", TLS_LEVEL_DANE_ONLY, true, SL_TEMP, false, NULL, 0);
     assert_int_equal(h.v.mode, DANE_HOST_SKIP);

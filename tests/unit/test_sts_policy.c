@@ -190,10 +190,17 @@ static void test_policy_mx_lower_and_copy(void **state)
     assert_true(sts_policy_parse(b, strlen(b), &p, why, sizeof why));
     assert_string_equal(p.mx.v[0], "mx1.example.com");
     assert_string_equal(p.mx.v[1], "*.backup.example.net");
+    /* the lines as served (case kept, line ends dropped): TLS-RPT's policy-string */
+    assert_int_equal(p.lines.n, 5);
+    assert_string_equal(p.lines.v[0], "version: STSv1");
+    assert_string_equal(p.lines.v[2], "mx: MX1.Example.COM");
+    assert_string_equal(p.lines.v[4], "max_age: 60");
     sts_policy_copy(&q, &p);
     sts_policy_free(&p);
     assert_int_equal(q.mx.n, 2);
     assert_string_equal(q.mx.v[1], "*.backup.example.net");
+    assert_int_equal(q.lines.n, 5);
+    assert_string_equal(q.lines.v[3], "mx: *.Backup.example.net");
     assert_string_equal(sts_mode_name(q.mode), "enforce");
     sts_policy_free(&q);
 }

@@ -297,6 +297,61 @@ static void test_json(void **state)
     tlsrpt_book_free(b);
 }
 
+/* test_json_policy_strings - the same domain under two MTA-STS policy texts and a TLSA record set:
+ * three policies, each with its policy-string (escaped) and, for sts, its mx-host. */
+static void test_json_policy_strings(void **state)
+{
+    (void)state;
+    tlsrpt_book *b = tlsrpt_book_new(10, 10);
+    tlsrpt_result ok = {.type = TLSRPT_SUCCESS};
+    tlsrpt_result fe = {.type = TLSRPT_STS_POLICY_FETCH_ERROR, .reason = "HTTP 404"};
+    const char *s1[] = {"version: STSv1", "mode: testing", "mx: mx.s.test", "max_age: 86400"}, *m1[] = {"mx.s.test"};
+    const char *s2[] = {"version: STSv1", "mode: enforce", "mx: *.s.test", "x: \"q\"", "max_age: 60"},
+               *m2[] = {"*.s.test"};
+    const char *t1[] = {"3 1 1 0A0B"};
+    tlsrpt_policy p1 = {.domain = "s.test", .type = TLSRPT_POLICY_STS, .strings = s1, .n_strings = 4, .mx_hosts = m1, .n_mx = 1};
+    tlsrpt_policy p2 = {.domain = "s.test", .type = TLSRPT_POLICY_STS, .strings = s2, .n_strings = 5, .mx_hosts = m2, .n_mx = 1};
+    tlsrpt_policy p3 = {.domain = "s.test", .type = TLSRPT_POLICY_TLSA, .strings = t1, .n_strings = 1};
+    tlsrpt_book_add(b, DAY, &p1, &ok);
+    tlsrpt_book_add(b, DAY, &p2, &ok);
+    tlsrpt_book_add(b, DAY, &p1, &fe);
+    tlsrpt_book_add(b, DAY, &p3, &ok);
+    tlsrpt_book_add(b, DAY, &p2, &ok);
+    tlsrpt_totals t;
+    assert_true(tlsrpt_book_totals(b, DAY, "s.test", &t));
+    assert_int_equal(t.policies, 3);
+    assert_int_equal(t.success, 4);
+    assert_int_equal(t.failure, 1);
+    strbuf json = {0};
+    tlsrpt_meta m = {.org = "O", .contact = "c@o.test", .report_id = "r"};
+    assert_true(tlsrpt_report_json(b, DAY, "s.test", &m, &json));
+    assert_non_null(strstr(json.data, "{\"policy\":{\"policy-type\":\"sts\",\"policy-string\":[\"version: STSv1\","
+                                      "\"mode: testing\",\"mx: mx.s.test\",\"max_age: 86400\"],\"policy-domain\":"
+                                      "\"s.test\",\"mx-host\":[\"mx.s.test\"]},\"summary\":{\"total-successful-"
+                                      "session-count\":1,\"total-failure-session-count\":1},\"failure-details\":[{"
+                                      "\"result-type\":\"sts-policy-fetch-error\",\"failure-reason-code\":\"HTTP 404\","
+                                      "\"failed-session-count\":1}]}"));
+    assert_non_null(strstr(json.data, "\"policy-string\":[\"version: STSv1\",\"mode: enforce\",\"mx: *.s.test\","
+                                      "\"x: \\\"q\\\"\",\"max_age: 60\"],\"policy-domain\":\"s.test\","
+                                      "\"mx-host\":[\"*.s.test\"]},\"summary\":{\"total-successful-session-count\":2,"));
+    assert_non_null(strstr(json.data, "{\"policy\":{\"policy-type\":\"tlsa\",\"policy-string\":[\"3 1 1 0A0B\"],"
+                                      "\"policy-domain\":\"s.test\"},\"summary\":{\"total-successful-session-count\":1,"));
+    /* the strings survive the day file */
+    strbuf dump = {0};
+    tlsrpt_book_dump(b, DAY, &dump);
+    tlsrpt_book *c = tlsrpt_book_new(10, 10);
+    char err[128];
+    assert_int_equal(tlsrpt_book_load(c, dump.data, dump.len, err, sizeof err), 0);
+    strbuf json2 = {0};
+    assert_true(tlsrpt_report_json(c, DAY, "s.test", &m, &json2));
+    assert_string_equal(json.data, json2.data);
+    sb_free(&json);
+    sb_free(&json2);
+    sb_free(&dump);
+    tlsrpt_book_free(b);
+    tlsrpt_book_free(c);
+}
+
 /* test_gzip - the output is gzip (magic bytes) and inflates back to the input. */
 static void test_gzip(void **state)
 {
@@ -413,7 +468,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_txt_table), cmocka_unit_test(test_txt_select), cmocka_unit_test(test_counts),
         cmocka_unit_test(test_bounds),    cmocka_unit_test(test_mark_sent),  cmocka_unit_test(test_dump_load),
-        cmocka_unit_test(test_json),      cmocka_unit_test(test_gzip),       cmocka_unit_test(test_mail),
+        cmocka_unit_test(test_json),      cmocka_unit_test(test_json_policy_strings),      cmocka_unit_test(test_gzip),       cmocka_unit_test(test_mail),
         cmocka_unit_test(test_cert_type), cmocka_unit_test(test_days),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
