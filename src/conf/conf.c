@@ -34,6 +34,12 @@ void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, 
     va_end(ap);
 }
 
+void conf_file_line_error(void *arg, int line, const char *msg)
+{
+    conf_file_errs *fe = arg;
+    conf_error(fe->errs, fe->path, line, "%s", msg);
+}
+
 char *conf_next_line(char **cursor)
 {
     char *line = *cursor;

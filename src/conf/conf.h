@@ -280,6 +280,16 @@ typedef struct {
 void conf_error(conf_errors *errs, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The file a table parser reads (tls_policy_file, tls_sni_file, shaping_file): conf_file_line_error
+ * is the parsers' error callback with a conf_file_errs as its argument. */
+typedef struct {
+    conf_errors *errs;
+    const char *path;
+} conf_file_errs;
+
+/* conf_file_line_error - a malformed line of the file becomes a "file:line: message" error. */
+void conf_file_line_error(void *arg, int line, const char *msg);
+
 /* conf_verror - conf_error with a va_list, for parsers that wrap it. */
 void conf_verror(conf_errors *errs, const char *file, int line, const char *fmt, va_list ap);
 

@@ -7,25 +7,13 @@
 
 #include <stdlib.h>
 
-struct load_ctx {
-    conf_errors *errs;
-    const char *path;
-};
-
-/* on_error - a malformed line of the file becomes a "file:line: message" error. */
-static void on_error(void *arg, int line, const char *msg)
-{
-    struct load_ctx *lc = arg;
-    conf_error(lc->errs, lc->path, line, "%s", msg);
-}
-
 void conf_load_shaping(sl_conf *c, conf_errors *errs)
 {
     if (!c->opt.shaping_file) return;
     char *text = conf_file_read(c->opt.shaping_file, true, errs);
     if (!text) return;
-    struct load_ctx lc = {errs, c->opt.shaping_file};
-    c->shaping = shaping_parse(text, on_error, &lc);
+    conf_file_errs lc = {errs, c->opt.shaping_file};
+    c->shaping = shaping_parse(text, conf_file_line_error, &lc);
     free(text);
 }
 

@@ -9,18 +9,6 @@
 
 #include <stdlib.h>
 
-struct load_ctx {
-    conf_errors *errs;
-    const char *path;
-};
-
-/* on_error - a malformed line of the file becomes a "file:line: message" error. */
-static void on_error(void *arg, int line, const char *msg)
-{
-    struct load_ctx *lc = arg;
-    conf_error(lc->errs, lc->path, line, "%s", msg);
-}
-
 void conf_load_tls_sni(sl_conf *c, conf_errors *errs)
 {
     if (!c->opt.tls_sni_file) return;
@@ -29,8 +17,8 @@ void conf_load_tls_sni(sl_conf *c, conf_errors *errs)
                                                   "that send no name or one without an entry)");
     char *text = conf_file_read(c->opt.tls_sni_file, true, errs);
     if (!text) return;
-    struct load_ctx lc = {errs, c->opt.tls_sni_file};
-    c->tls_sni = tls_sni_parse(text, c->dir, on_error, &lc);
+    conf_file_errs lc = {errs, c->opt.tls_sni_file};
+    c->tls_sni = tls_sni_parse(text, c->dir, conf_file_line_error, &lc);
     free(text);
 }
 
